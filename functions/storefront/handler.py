@@ -1,0 +1,114 @@
+"""Storefront: the buyer API and the hosted pages."""
+
+from datetime import timedelta
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.storefront.checkout import CheckoutRequest, checkout, token_matches
+from functions.storefront.pages import order_page, product_page
+from shared import adapters
+from shared.errors import NotFound
+from shared.http import install_error_handlers, json_response, parse_json, validate
+from shared.orders import Status, utcnow
+from shared.products import Product
+from shared.settings import settings
+from shared.store.shop import is_id
+
+logger = Logger(service="storefront")
+app = APIGatewayHttpResolver()
+install_error_handlers(app, logger)
+
+
+def _product(product_id: str) -> Product:
+    product = adapters.shop().product(product_id) if is_id(product_id, "prd") else None
+    if product is None or not product.active:
+        raise NotFound("no such product", code="product_not_found")
+    return product
+
+
+@app.get("/api/products/<product_id>")
+def get_product(product_id: str) -> Response[str]:
+    product = _product(product_id)
+    return json_response(
+        200,
+        {
+            "id": product.product_id,
+            "name": product.name,
+            "description": product.description,
+            "price": product.price.model_dump(),
+            "available": adapters.stock().available(product.product_id, product.shards),
+            "delivery": {"mode": "instant", "eta_seconds": 1},
+        },
+    )
+
+
+@app.post("/api/orders")
+def create_order() -> Response[str]:
+    request = validate(CheckoutRequest, parse_json(app.current_event.body))
+    config = settings()
+    result = checkout(
+        request,
+        adapters.shop(),
+        adapters.stock(),
+        adapters.orders(),
+        now=utcnow(),
+        reservation=timedelta(minutes=config.reservation_minutes),
+        sandbox_pay_url=config.sandbox_pay_url,
+        public_base_url=config.public_base_url,
+    )
+    order = result.order
+    logger.info("order created", extra={"order_id": order.order_id, "product_id": order.product_id})
+    return json_response(
+        201,
+        {
+            "order_id": order.order_id,
+            "access_token": result.access_token,
+            "status": order.status.value,
+            "total": order.total.model_dump(),
+            "expires_at": order.expires_at.isoformat(),
+            "payment": {"provider": order.provider, "url": result.pay_url},
+        },
+    )
+
+
+@app.get("/api/orders/<order_id>")
+def get_order(order_id: str) -> Response[str]:
+    header = app.current_event.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else None
+    order = adapters.orders().get(order_id) if is_id(order_id, "ord") else None
+    if order is None or not token_matches(order, token):
+        raise NotFound("no such order", code="order_not_found")
+    body = {
+        "order_id": order.order_id,
+        "status": order.status.value,
+        "quantity": order.quantity,
+        "total": order.total.model_dump(),
+        "events": [{"type": e.type, "at": e.at.isoformat()} for e in order.history],
+        "eta_seconds": 0 if order.status == Status.DELIVERED else 1,
+    }
+    if order.status == Status.DELIVERED:
+        cipher = adapters.shop().cipher(order.merchant_id)
+        codes = adapters.stock().read_codes(order.product_id, order.slots, order.order_id, cipher)
+        body["items"] = [{"code": code} for code in codes]
+    return json_response(200, body)
+
+
+@app.get("/p/<product_id>")
+def product_html(product_id: str) -> Response[str]:
+    product = _product(product_id)
+    available = adapters.stock().available(product.product_id, product.shards)
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=product_page(product, available))
+
+
+@app.get("/o/<order_id>")
+def order_html(order_id: str) -> Response[str]:
+    if not is_id(order_id, "ord"):
+        raise NotFound("no such order", code="order_not_found")
+    return Response(status_code=200, content_type="text/html; charset=utf-8", body=order_page(order_id))
+
+
+@logger.inject_lambda_context(log_event=False)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

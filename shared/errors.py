@@ -1,0 +1,66 @@
+"""Domain errors. One place (shared/http.py) maps them to HTTP responses."""
+
+
+class DomainError(Exception):
+    """Base of every error a client can be told about."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class BadInput(DomainError):
+    status, code = 400, "bad_request"
+
+
+class MalformedJson(DomainError):
+    status, code = 400, "malformed_json"
+
+
+class InvalidSignature(DomainError):
+    status, code = 400, "invalid_signature"
+
+
+class PaymentMismatch(DomainError):
+    """A verified payment that does not match its order (amount, currency or order)."""
+
+    status, code = 400, "payment_mismatch"
+
+
+class Unauthorized(DomainError):
+    status, code = 401, "unauthorized"
+
+
+class NotFound(DomainError):
+    status, code = 404, "not_found"
+
+
+class StateConflict(DomainError):
+    status, code = 409, "state_conflict"
+
+
+class OutOfStock(DomainError):
+    status, code = 409, "out_of_stock"
+
+
+class ImportInProgress(DomainError):
+    status, code = 409, "import_in_progress"
+
+
+class Invalid(DomainError):
+    """Well-formed input that breaks a rule (422)."""
+
+    status, code = 422, "validation_error"
+
+
+class AlreadyApplied(Exception):
+    """A conditional write found its effect already in place (idempotent retry)."""
+
+
+class IntegrityViolation(Exception):
+    """An invariant would break (e.g. a slot bound to another order). Never retried into success."""

@@ -1,0 +1,13 @@
+"""Money: integer minor units with an ISO 4217 currency. Never floats."""
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Money(BaseModel):
+    model_config = ConfigDict(frozen=True, strict=True)
+
+    amount: int = Field(ge=0, le=10**12)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+    def times(self, quantity: int) -> "Money":
+        return Money(amount=self.amount * quantity, currency=self.currency)

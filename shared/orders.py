@@ -1,0 +1,142 @@
+"""Orders: the state machine (one table), the hash-chained history, and the order model."""
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.errors import StateConflict
+from shared.money import Money
+
+
+class Status(StrEnum):
+    PENDING_PAYMENT = "PENDING_PAYMENT"
+    PAID = "PAID"
+    IN_REVIEW = "IN_REVIEW"
+    DELIVERED = "DELIVERED"
+    EXPIRED = "EXPIRED"
+    REFUNDING = "REFUNDING"
+    REFUNDED = "REFUNDED"
+    CLAIMED = "CLAIMED"
+    REPLACED = "REPLACED"
+
+
+FINAL = frozenset({Status.DELIVERED, Status.REFUNDED, Status.REPLACED})
+
+# (state left, event) -> state entered. Every order write is conditional on the state it leaves.
+TRANSITIONS: dict[tuple[Status, str], Status] = {
+    (Status.PENDING_PAYMENT, "payment.succeeded"): Status.PAID,
+    (Status.PENDING_PAYMENT, "reservation.expired"): Status.EXPIRED,
+    (Status.EXPIRED, "payment.succeeded"): Status.PAID,  # late payment, stock re-reserved
+    (Status.EXPIRED, "refund.requested"): Status.REFUNDING,  # late payment, no stock left
+    (Status.PAID, "order.delivered"): Status.DELIVERED,
+    (Status.PAID, "review.held"): Status.IN_REVIEW,
+    (Status.IN_REVIEW, "review.released"): Status.PAID,
+    (Status.IN_REVIEW, "refund.requested"): Status.REFUNDING,
+    (Status.PAID, "refund.requested"): Status.REFUNDING,
+    (Status.REFUNDING, "refund.confirmed"): Status.REFUNDED,
+    (Status.DELIVERED, "claim.opened"): Status.CLAIMED,
+    (Status.CLAIMED, "claim.replaced"): Status.REPLACED,
+    (Status.CLAIMED, "refund.confirmed"): Status.REFUNDED,
+}
+
+
+def next_status(current: Status, event_type: str) -> Status:
+    """The state an event moves an order to, or StateConflict if the table has no such move."""
+    try:
+        return TRANSITIONS[(current, event_type)]
+    except KeyError:
+        raise StateConflict(f"an order in {current} cannot take '{event_type}'") from None
+
+
+class Event(BaseModel):
+    """One entry of an order's history; `hash` chains it to the entry before."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    at: datetime
+    data: dict[str, Any] = {}
+    hash: str
+
+
+def _genesis(order_id: str) -> str:
+    return hashlib.sha256(f"miaofa-order:{order_id}".encode()).hexdigest()
+
+
+def _link(previous_hash: str, type_: str, at: datetime, data: dict[str, Any]) -> str:
+    body = json.dumps({"type": type_, "at": at.isoformat(), "data": data}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{previous_hash}|{body}".encode()).hexdigest()
+
+
+def chain_event(
+    order_id: str, history: list[Event], type_: str, at: datetime, data: dict[str, Any] | None = None
+) -> Event:
+    """The next history entry, hash-linked to the last one (or to the order id for the first)."""
+    previous = history[-1].hash if history else _genesis(order_id)
+    data = data or {}
+    return Event(type=type_, at=at, data=data, hash=_link(previous, type_, at, data))
+
+
+def verify_history(order_id: str, history: list[Event]) -> bool:
+    """True if no entry was edited, removed or reordered since it was written."""
+    previous = _genesis(order_id)
+    for event in history:
+        expected = _link(previous, event.type, event.at, event.data)
+        if not hmac.compare_digest(expected, event.hash):
+            return False
+        previous = event.hash
+    return True
+
+
+class SlotRange(BaseModel):
+    """Consecutive stock slots reserved for an order in one shard."""
+
+    model_config = ConfigDict(frozen=True)
+
+    shard: int
+    start: int
+    count: int
+
+    def slots(self) -> range:
+        return range(self.start, self.start + self.count)
+
+
+class Payment(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    payment_id: str
+    event_id: str
+    amount: Money
+
+
+class Order(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    order_id: str
+    merchant_id: str
+    product_id: str
+    quantity: int
+    total: Money
+    email: str
+    provider: str
+    status: Status
+    access_token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    slots: list[SlotRange]
+    payment: Payment | None = None
+    history: list[Event]
+
+    @property
+    def head(self) -> str:
+        return self.history[-1].hash
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

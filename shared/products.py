@@ -1,0 +1,40 @@
+"""Products a merchant sells, and the rules a checkout must respect."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import Invalid
+from shared.money import Money
+
+DeliveryMode = Literal["stock"]
+
+
+class Product(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    product_id: str
+    merchant_id: str
+    name: str
+    description: str
+    price: Money
+    delivery: DeliveryMode
+    max_per_order: int = Field(ge=1)
+    shards: int = Field(ge=1)
+    active: bool
+    created_at: datetime
+
+    def check_quantity(self, quantity: int) -> None:
+        if quantity < 1 or quantity > self.max_per_order:
+            raise Invalid(f"quantity must be between 1 and {self.max_per_order} for this product")
+
+
+class StockLevels(BaseModel):
+    """I4: available + reserved + sold + returned = imported."""
+
+    available: int
+    reserved: int
+    sold: int
+    returned: int
+    imported: int

@@ -1,0 +1,39 @@
+"""One settings model, read from the environment once per process."""
+
+from functools import lru_cache
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Secrets that only local mode may use; anywhere else they are refused at start-up.
+DEVELOPMENT_SECRETS = {"", "dev", "test", "secret", "changeme", "local-sandbox-secret"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True)
+
+    orders_table: str = Field(alias="ORDERS_TABLE")
+    stock_table: str = Field(alias="STOCK_TABLE")
+    shop_table: str = Field(alias="SHOP_TABLE")
+    payment_events_table: str = Field(alias="PAYMENT_EVENTS_TABLE")
+    delivery_queue_url: str = Field(alias="DELIVERY_QUEUE_URL")
+    codes_key_id: str = Field(alias="CODES_KEY_ID")
+    public_base_url: str = Field(alias="PUBLIC_BASE_URL")
+    sandbox_secret: str = Field(default="", alias="SANDBOX_SECRET")
+    sandbox_pay_url: str = Field(default="", alias="SANDBOX_PAY_URL")
+    local_mode: bool = Field(default=False, alias="MIAOFA_LOCAL")
+    reservation_minutes: int = Field(default=15, ge=1, le=24 * 60, alias="RESERVATION_MINUTES")
+    redrive_after_seconds: int = Field(default=120, ge=10, alias="REDRIVE_AFTER_SECONDS")
+    signature_tolerance_seconds: int = Field(default=300, ge=1, alias="SIGNATURE_TOLERANCE_SECONDS")
+
+    @model_validator(mode="after")
+    def _no_development_secrets_in_the_cloud(self) -> "Settings":
+        if not self.local_mode and self.sandbox_pay_url and self.sandbox_secret in DEVELOPMENT_SECRETS:
+            raise ValueError("SANDBOX_SECRET is empty or a development default; refused outside local mode")
+        return self
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process's settings (Lambda: one read per cold start)."""
+    return Settings()  # type: ignore[call-arg]

@@ -1,0 +1,1 @@
+"""Data access: the only place PynamoDB models live. Callers get domain models back."""

@@ -1,0 +1,181 @@
+"""Orders table. Every state change is one conditional UpdateItem that also appends the history
+entry (I7), conditional on the state it leaves and on the history head it extends.
+
+A sparse index `due` holds only orders that still need something done by a deadline (payment
+before the reservation expires, delivery soon after payment), so reconciliation's cost follows
+the outstanding work, never the number of orders.
+"""
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from shared.errors import AlreadyApplied, StateConflict
+from shared.money import Money
+from shared.orders import Event, Order, Payment, SlotRange, Status, chain_event, next_status
+from shared.settings import settings
+from shared.store.errors import condition_failed
+
+
+class DueIndex(GlobalSecondaryIndex["OrderItem"]):
+    class Meta:
+        index_name = "due"
+        projection = KeysOnlyProjection()
+
+    due_status = UnicodeAttribute(hash_key=True)
+    due_at = NumberAttribute(range_key=True)
+
+
+class OrderItem(Model):
+    class Meta:
+        table_name: str | None = None
+
+    order_id = UnicodeAttribute(hash_key=True)
+    merchant_id = UnicodeAttribute()
+    product_id = UnicodeAttribute()
+    quantity = NumberAttribute()
+    total_amount = NumberAttribute()
+    currency = UnicodeAttribute()
+    email = UnicodeAttribute()
+    provider = UnicodeAttribute()
+    status = UnicodeAttribute()
+    access_token_hash = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    expires_at = UTCDateTimeAttribute()
+    slots = UnicodeAttribute()
+    payment = UnicodeAttribute(null=True)
+    history = ListAttribute(of=UnicodeAttribute)
+    head = UnicodeAttribute()
+    due_status = UnicodeAttribute(null=True)
+    due_at = NumberAttribute(null=True)
+    due_index = DueIndex()
+
+
+def _event_json(event: Event) -> str:
+    return event.model_dump_json()
+
+
+def _to_order(item: OrderItem) -> Order:
+    return Order(
+        order_id=item.order_id,
+        merchant_id=item.merchant_id,
+        product_id=item.product_id,
+        quantity=int(item.quantity),
+        total=Money(amount=int(item.total_amount), currency=item.currency),
+        email=item.email,
+        provider=item.provider,
+        status=Status(item.status),
+        access_token_hash=item.access_token_hash,
+        created_at=item.created_at,
+        expires_at=item.expires_at,
+        slots=[SlotRange.model_validate(s) for s in json.loads(item.slots)],
+        payment=Payment.model_validate_json(item.payment) if item.payment else None,
+        history=[Event.model_validate_json(e) for e in item.history],
+    )
+
+
+class OrderStore:
+    def __init__(self) -> None:
+        OrderItem.Meta.table_name = settings().orders_table
+
+    def create(self, order: Order) -> None:
+        item = OrderItem(
+            order_id=order.order_id,
+            merchant_id=order.merchant_id,
+            product_id=order.product_id,
+            quantity=order.quantity,
+            total_amount=order.total.amount,
+            currency=order.total.currency,
+            email=order.email,
+            provider=order.provider,
+            status=order.status.value,
+            access_token_hash=order.access_token_hash,
+            created_at=order.created_at,
+            expires_at=order.expires_at,
+            slots=json.dumps([s.model_dump() for s in order.slots]),
+            history=[_event_json(e) for e in order.history],
+            head=order.head,
+            due_status=order.status.value,
+            due_at=int(order.expires_at.timestamp()),
+        )
+        try:
+            item.save(condition=OrderItem.order_id.does_not_exist())
+        except PutError as error:
+            if condition_failed(error):
+                raise AlreadyApplied(order.order_id) from None
+            raise
+
+    def get(self, order_id: str) -> Order | None:
+        try:
+            return _to_order(OrderItem.get(order_id, consistent_read=True))
+        except OrderItem.DoesNotExist:
+            return None
+
+    def transition(
+        self,
+        order: Order,
+        event_type: str,
+        at: datetime,
+        data: dict[str, Any] | None = None,
+        payment: Payment | None = None,
+        due_in: timedelta | None = None,
+    ) -> Order:
+        """Move `order` along the state table and append the event, in one conditional write.
+
+        Raises StateConflict if the order changed since it was read (the caller re-reads and decides).
+        """
+        new_status = next_status(order.status, event_type)
+        event = chain_event(order.order_id, order.history, event_type, at, data)
+        actions = [
+            OrderItem.status.set(new_status.value),
+            OrderItem.history.set(OrderItem.history.append([_event_json(event)])),
+            OrderItem.head.set(event.hash),
+        ]
+        if payment is not None:
+            actions.append(OrderItem.payment.set(payment.model_dump_json()))
+        if due_in is not None:
+            actions += [
+                OrderItem.due_status.set(new_status.value),
+                OrderItem.due_at.set(int((at + due_in).timestamp())),
+            ]
+        else:
+            actions += [OrderItem.due_status.remove(), OrderItem.due_at.remove()]
+        try:
+            OrderItem(order_id=order.order_id).update(
+                actions=actions,
+                condition=(OrderItem.status == order.status.value) & (OrderItem.head == order.head),
+            )
+        except UpdateError as error:
+            if condition_failed(error):
+                raise StateConflict(f"order {order.order_id} changed while being updated") from None
+            raise
+        return order.model_copy(
+            update={
+                "status": new_status,
+                "history": [*order.history, event],
+                "payment": payment if payment is not None else order.payment,
+            }
+        )
+
+    def due(self, status: Status, before: datetime, limit: int = 100) -> list[str]:
+        """Ids of orders in `status` whose deadline has passed, oldest first."""
+        query = OrderItem.due_index.query(
+            status.value, OrderItem.due_at <= int(before.timestamp()), limit=limit, scan_index_forward=True
+        )
+        return [item.order_id for item in query]
+
+    def postpone(self, order_id: str, status: Status, until: datetime) -> None:
+        """Move an order's deadline (e.g. after re-driving its delivery), if it is still in `status`."""
+        try:
+            OrderItem(order_id=order_id).update(
+                actions=[OrderItem.due_at.set(int(until.timestamp()))],
+                condition=OrderItem.due_status == status.value,
+            )
+        except UpdateError as error:
+            if not condition_failed(error):
+                raise

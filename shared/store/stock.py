@@ -1,0 +1,272 @@
+"""Stock: codes in numbered slots, spread over S shards per product (docs/allocation.md).
+
+A shard item counts its slots: `filled` slots hold codes, `cursor` slots have been handed out,
+`remaining` = filled - cursor. A checkout takes q slots with one conditional UpdateItem
+(`remaining >= q`), so allocation costs O(1) requests whatever the stock size. Delivery binds
+each reserved slot to the order, conditional on it being unbound (I1).
+"""
+
+import random
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+
+from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import DeleteError, PutError, UpdateError
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+from pydantic import BaseModel
+
+from shared.codes import CodeCipher, slot_identity
+from shared.errors import ImportInProgress, IntegrityViolation, OutOfStock
+from shared.orders import SlotRange
+from shared.products import StockLevels
+from shared.settings import settings
+from shared.store.errors import condition_failed
+
+IMPORT_LEASE_SECONDS = 300
+
+
+class _StockModel(Model):
+    class Meta:
+        table_name: str | None = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+class ShardItem(_StockModel):
+    filled = NumberAttribute(default=0)
+    cursor = NumberAttribute(default=0)
+    remaining = NumberAttribute(default=0)
+
+
+class SoldIndex(GlobalSecondaryIndex["SlotItem"]):
+    """Sparse: only bound slots carry `sold_key`, so counting sold codes reads only those."""
+
+    class Meta:
+        index_name = "sold"
+        projection = KeysOnlyProjection()
+
+    sold_key = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+class SlotItem(_StockModel):
+    sealed_code = BinaryAttribute(legacy_encoding=False)
+    fingerprint = UnicodeAttribute()
+    order_id = UnicodeAttribute(null=True)
+    sold_key = UnicodeAttribute(null=True)
+    sold_index = SoldIndex()
+
+
+class FingerprintItem(_StockModel):
+    """Which slot holds a code with this keyed hash; makes duplicate imports detectable."""
+
+    shard = NumberAttribute()
+    slot = NumberAttribute()
+
+
+class ImportLeaseItem(_StockModel):
+    owner = UnicodeAttribute()
+    until = NumberAttribute()
+
+
+def _shard_key(shard: int) -> str:
+    return f"shard#{shard:04d}"
+
+
+def _slot_pk(product_id: str, shard: int) -> str:
+    return f"{product_id}#slots#{shard}"
+
+
+def _slot_sk(slot: int) -> str:
+    return f"{slot:012d}"
+
+
+def _fingerprint_pk(product_id: str) -> str:
+    return f"{product_id}#fingerprints"
+
+
+class NewCode(BaseModel):
+    """A code from an import, with the line it came from."""
+
+    line: int
+    code: str
+
+
+class StoreResult(BaseModel):
+    added: int
+    duplicate_lines: list[int]
+
+
+class StockStore:
+    def __init__(self) -> None:
+        _StockModel.Meta.table_name = settings().stock_table
+        for model in (ShardItem, SlotItem, FingerprintItem, ImportLeaseItem):
+            model.Meta.table_name = settings().stock_table
+
+    def create_shards(self, product_id: str, shards: int) -> None:
+        for shard in range(shards):
+            ShardItem(pk=product_id, sk=_shard_key(shard), filled=0, cursor=0, remaining=0).save(
+                condition=ShardItem.pk.does_not_exist()
+            )
+
+    def _shards(self, product_id: str, shards: int) -> list[ShardItem]:
+        keys = [(product_id, _shard_key(k)) for k in range(shards)]
+        found = {item.sk: item for item in ShardItem.batch_get(keys)}
+        return [found[_shard_key(k)] for k in range(shards) if _shard_key(k) in found]
+
+    def available(self, product_id: str, shards: int) -> int:
+        return sum(int(item.remaining) for item in self._shards(product_id, shards))
+
+    def levels(self, product_id: str, shards: int) -> StockLevels:
+        items = self._shards(product_id, shards)
+        sold = sum(SlotItem.sold_index.count(f"{product_id}#{k}") for k in range(shards))
+        handed_out = sum(int(item.cursor) for item in items)
+        return StockLevels(
+            available=sum(int(item.remaining) for item in items),
+            reserved=handed_out - sold,
+            sold=sold,
+            returned=0,
+            imported=sum(int(item.filled) for item in items),
+        )
+
+    def claim(self, product_id: str, shards: int, quantity: int) -> SlotRange:
+        """Reserve `quantity` consecutive slots in one shard, trying shards in random order."""
+        for shard in random.sample(range(shards), shards):
+            item = ShardItem(pk=product_id, sk=_shard_key(shard))
+            try:
+                item.update(
+                    actions=[ShardItem.cursor.add(quantity), ShardItem.remaining.add(-quantity)],
+                    condition=ShardItem.remaining >= quantity,
+                )
+            except UpdateError as error:
+                if condition_failed(error):
+                    continue
+                raise
+            return SlotRange(shard=shard, start=int(item.cursor) - quantity, count=quantity)
+        raise OutOfStock("not enough stock left for this quantity")
+
+    def bind(self, product_id: str, ranges: Sequence[SlotRange], order_id: str) -> None:
+        """Bind each reserved slot to the order; a slot already bound to it is left as is (retry)."""
+        for reserved in ranges:
+            for slot in reserved.slots():
+                item = SlotItem(pk=_slot_pk(product_id, reserved.shard), sk=_slot_sk(slot))
+                try:
+                    item.update(
+                        actions=[
+                            SlotItem.order_id.set(order_id),
+                            SlotItem.sold_key.set(f"{product_id}#{reserved.shard}"),
+                        ],
+                        condition=SlotItem.fingerprint.exists()
+                        & (SlotItem.order_id.does_not_exist() | (SlotItem.order_id == order_id)),
+                    )
+                except UpdateError as error:
+                    if condition_failed(error):
+                        raise IntegrityViolation(
+                            f"slot {reserved.shard}/{slot} of {product_id} is missing or bound elsewhere"
+                        ) from None
+                    raise
+
+    def read_codes(self, product_id: str, ranges: Sequence[SlotRange], order_id: str, cipher: CodeCipher) -> list[str]:
+        """Decrypt the codes bound to an order (only slots bound to exactly this order)."""
+        codes: list[str] = []
+        for reserved in ranges:
+            query = SlotItem.query(
+                _slot_pk(product_id, reserved.shard),
+                SlotItem.sk.between(_slot_sk(reserved.start), _slot_sk(reserved.start + reserved.count - 1)),
+                consistent_read=True,
+            )
+            for item in query:
+                if item.order_id != order_id:
+                    raise IntegrityViolation(f"slot {item.sk} read for an order it is not bound to")
+                slot = int(item.sk)
+                codes.append(cipher.decrypt(item.sealed_code, slot_identity(product_id, reserved.shard, slot)))
+        return codes
+
+    def add_codes(self, product_id: str, shards: int, codes: Sequence[NewCode], cipher: CodeCipher) -> StoreResult:
+        """Append codes under the product's import lease; codes already in stock are reported, not added.
+
+        Slots are written past each shard's `filled` mark and counted only by the final shard update,
+        so a crash part-way leaves uncounted slots that the next import overwrites.
+        """
+        owner = self._acquire_lease(product_id)
+        try:
+            items = self._shards(product_id, shards)
+            filled = {int(item.sk.split("#")[1]): int(item.filled) for item in items}
+            fingerprints = {c.line: cipher.fingerprint(c.code) for c in codes}
+            known = self._committed_fingerprints(product_id, set(fingerprints.values()), filled)
+            fresh = [c for c in codes if fingerprints[c.line] not in known]
+            duplicates = [c.line for c in codes if fingerprints[c.line] in known]
+            placed = self._place(product_id, fresh, fingerprints, filled, cipher)
+            self._commit(product_id, placed, filled)
+            return StoreResult(added=len(fresh), duplicate_lines=duplicates)
+        finally:
+            self._release_lease(product_id, owner)
+
+    def _committed_fingerprints(self, product_id: str, wanted: set[str], filled: dict[int, int]) -> set[str]:
+        """Fingerprints held by counted slots. A fingerprint left by a crashed import may point past
+        `filled`, or at a slot since reused by another code: both are stale, not duplicates."""
+        keys = [(_fingerprint_pk(product_id), fp) for fp in wanted]
+        candidates = [
+            item
+            for item in FingerprintItem.batch_get(keys, consistent_read=True)
+            if int(item.slot) < filled.get(int(item.shard), 0)
+        ]
+        slot_keys = [(_slot_pk(product_id, int(c.shard)), _slot_sk(int(c.slot))) for c in candidates]
+        held = {item.fingerprint for item in SlotItem.batch_get(slot_keys, consistent_read=True)}
+        return {c.sk for c in candidates if c.sk in held}
+
+    def _place(
+        self,
+        product_id: str,
+        fresh: Iterable[NewCode],
+        fingerprints: dict[int, str],
+        filled: dict[int, int],
+        cipher: CodeCipher,
+    ) -> dict[int, int]:
+        """Write slots and fingerprints round-robin over the shards; returns codes added per shard."""
+        added = dict.fromkeys(filled, 0)
+        order = sorted(filled, key=lambda k: filled[k])
+        with SlotItem.batch_write() as slots, FingerprintItem.batch_write() as prints:
+            for i, new in enumerate(fresh):
+                shard = order[i % len(order)]
+                slot = filled[shard] + added[shard]
+                added[shard] += 1
+                sealed = cipher.encrypt(new.code, slot_identity(product_id, shard, slot))
+                fingerprint = fingerprints[new.line]
+                slots.save(
+                    SlotItem(
+                        pk=_slot_pk(product_id, shard), sk=_slot_sk(slot), sealed_code=sealed, fingerprint=fingerprint
+                    )
+                )
+                prints.save(FingerprintItem(pk=_fingerprint_pk(product_id), sk=fingerprint, shard=shard, slot=slot))
+        return added
+
+    def _commit(self, product_id: str, added: dict[int, int], filled: dict[int, int]) -> None:
+        for shard, count in added.items():
+            if count:
+                ShardItem(pk=product_id, sk=_shard_key(shard)).update(
+                    actions=[ShardItem.filled.add(count), ShardItem.remaining.add(count)],
+                    condition=ShardItem.filled == filled[shard],
+                )
+
+    def _acquire_lease(self, product_id: str) -> str:
+        owner, now = uuid.uuid4().hex, int(time.time())
+        try:
+            ImportLeaseItem(pk=product_id, sk="import-lease", owner=owner, until=now + IMPORT_LEASE_SECONDS).save(
+                condition=ImportLeaseItem.pk.does_not_exist() | (ImportLeaseItem.until < now)
+            )
+        except PutError as error:
+            if condition_failed(error):
+                raise ImportInProgress("another stock import for this product is running; retry when it ends") from None
+            raise
+        return owner
+
+    def _release_lease(self, product_id: str, owner: str) -> None:
+        try:
+            ImportLeaseItem(pk=product_id, sk="import-lease").delete(condition=ImportLeaseItem.owner == owner)
+        except DeleteError as error:
+            if not condition_failed(error):
+                raise
