@@ -1,0 +1,18 @@
+"""The HTTP API's Lambda authorizer: a merchant API key (stored hashed) -> that merchant's id."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared import adapters
+
+logger = Logger(service="authorizer")
+
+
+@logger.inject_lambda_context(log_event=False)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    header = (event.get("headers") or {}).get("authorization", "")
+    api_key = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    merchant_id = adapters.shop().merchant_for_key(api_key) if api_key.startswith("mk_") else None
+    if merchant_id is None:
+        return {"isAuthorized": False}
+    return {"isAuthorized": True, "context": {"merchant_id": merchant_id}}

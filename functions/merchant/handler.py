@@ -1,0 +1,79 @@
+"""Merchant API: products and stock, behind the API-key authorizer (merchant id from its context)."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.merchant.catalog import ProductRequest, create_product, owned_product, parse_codes
+from shared import adapters
+from shared.errors import Unauthorized
+from shared.http import install_error_handlers, json_response, parse_json, validate
+from shared.orders import utcnow
+from shared.products import Product
+
+logger = Logger(service="merchant")
+app = APIGatewayHttpResolver()
+install_error_handlers(app, logger)
+
+
+def _merchant_id() -> str:
+    context = app.current_event.request_context.authorizer.get_lambda or {}
+    merchant_id = context.get("merchant_id")
+    if not merchant_id:
+        raise Unauthorized("a merchant API key is required")
+    return str(merchant_id)
+
+
+def _product_body(product: Product) -> dict:
+    body = product.model_dump(mode="json", exclude={"product_id", "merchant_id", "shards"})
+    return {"id": product.product_id, **body}
+
+
+@app.post("/merchant/products")
+def post_product() -> Response[str]:
+    request = validate(ProductRequest, parse_json(app.current_event.body))
+    product = create_product(_merchant_id(), request, adapters.shop(), adapters.stock(), now=utcnow())
+    logger.info("product created", extra={"product_id": product.product_id})
+    return json_response(201, _product_body(product))
+
+
+@app.get("/merchant/products/<product_id>")
+def get_product(product_id: str) -> Response[str]:
+    return json_response(200, _product_body(owned_product(_merchant_id(), product_id, adapters.shop())))
+
+
+@app.post("/merchant/products/<product_id>/stock")
+def post_stock(product_id: str) -> Response[str]:
+    merchant_id = _merchant_id()
+    product = owned_product(merchant_id, product_id, adapters.shop())
+    content_type = app.current_event.headers.get("content-type", "text/plain")
+    parsed = parse_codes(app.current_event.decoded_body or "", content_type)
+    stored = adapters.stock().add_codes(
+        product.product_id, product.shards, parsed.codes, adapters.shop().cipher(merchant_id)
+    )
+    duplicates = sorted(parsed.duplicate_lines + stored.duplicate_lines)
+    problems = [p.model_dump() for p in parsed.rejected] + [
+        {"line": line, "reason": "duplicate"} for line in duplicates
+    ]
+    logger.info("stock imported", extra={"product_id": product_id, "added": stored.added})
+    return json_response(
+        200,
+        {
+            "added": stored.added,
+            "duplicates": len(duplicates),
+            "rejected": len(parsed.rejected),
+            "problems": sorted(problems, key=lambda p: p["line"]),
+        },
+    )
+
+
+@app.get("/merchant/products/<product_id>/stock")
+def get_stock(product_id: str) -> Response[str]:
+    product = owned_product(_merchant_id(), product_id, adapters.shop())
+    levels = adapters.stock().levels(product.product_id, product.shards)
+    return json_response(200, levels.model_dump())
+
+
+@logger.inject_lambda_context(log_event=False)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

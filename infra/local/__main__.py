@@ -1,0 +1,48 @@
+"""`make run`: start the whole app locally and print where to buy the demo product."""
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from infra.local.runtime import LocalRuntime
+from infra.local.template import ROOT
+
+
+def main() -> None:
+    started = time.monotonic()
+    runtime = LocalRuntime(
+        port=int(os.environ.get("MIAOFA_PORT", "3000")),
+        merchant_key=os.environ.get("MIAOFA_MERCHANT_KEY") or None,
+        sandbox_secret=os.environ.get("MIAOFA_SANDBOX_SECRET") or None,
+    )
+    print("miaofa: starting the local runtime (embedded AWS, in-memory: stopping it forgets everything)…", flush=True)
+    info = runtime.start()
+    state = ROOT / ".miaofa"
+    state.mkdir(exist_ok=True)
+    (state / "local.json").write_text(runtime.as_json())
+    os.chmod(state / "local.json", 0o600)
+    print(
+        f"\nmiaofa is running locally (ready in {time.monotonic() - started:.1f}s)\n"
+        f"  demo product page: {info.url}/p/{info.demo_product_id}\n"
+        f"  merchant API key:  {info.merchant_key}\n"
+        f"  embedded AWS:      {info.aws_endpoint}\n"
+        f"  details:           {Path('.miaofa/local.json')}\n"
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    print("\nmiaofa: stopping…", flush=True)
+    runtime.stop()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

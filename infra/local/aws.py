@@ -1,0 +1,75 @@
+"""The embedded AWS: moto's server, and the template's tables, queues and keys created in it."""
+
+import json
+import logging
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from infra.local.template import Infrastructure
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+class EmbeddedAws:
+    def __init__(self) -> None:
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.endpoint = ""
+
+    def start(self) -> str:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        return self.endpoint
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+class Provisioned:
+    """What `Ref` and `Fn::GetAtt ... Arn` resolve to for each created resource."""
+
+    def __init__(self, parameters: dict[str, str]) -> None:
+        self.refs: dict[str, str] = dict(parameters)
+        self.arns: dict[str, str] = {}
+
+    def resolve(self, value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if "Ref" in value:
+            return self.refs[value["Ref"]]
+        if "Fn::GetAtt" in value and value["Fn::GetAtt"][1] == "Arn":
+            return self.arns[value["Fn::GetAtt"][0]]
+        raise ValueError(f"the local runtime cannot resolve {value!r}")
+
+
+def provision(infra: Infrastructure, parameters: dict[str, str]) -> Provisioned:
+    """Create every table, queue and key the template declares; names are their logical ids."""
+    done = Provisioned(parameters)
+    dynamodb, sqs, kms = (boto3.client(s, region_name=REGION) for s in ("dynamodb", "sqs", "kms"))
+    for name, props in infra.tables.items():
+        spec = {k: props[k] for k in ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes") if k in props}
+        dynamodb.create_table(TableName=name, BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"), **spec)
+        if props.get("TimeToLiveSpecification", {}).get("Enabled"):
+            dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])
+        done.refs[name] = name
+        done.arns[name] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+    # Dead-letter queues first, so redrive policies can name them.
+    for name, props in sorted(infra.queues.items(), key=lambda item: "RedrivePolicy" in item[1]):
+        attributes = {k: str(props[k]) for k in ("VisibilityTimeout", "MessageRetentionPeriod") if k in props}
+        if "RedrivePolicy" in props:
+            policy = props["RedrivePolicy"]
+            attributes["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": done.resolve(policy["deadLetterTargetArn"]),
+                 "maxReceiveCount": int(policy["maxReceiveCount"])}
+            )
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        done.refs[name] = url
+        done.arns[name] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for name in infra.keys:
+        key = kms.create_key(Description=f"local {name}")["KeyMetadata"]
+        done.refs[name], done.arns[name] = key["KeyId"], key["Arn"]
+    return done

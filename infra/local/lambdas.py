@@ -1,0 +1,78 @@
+"""Functions run in-process as Lambda runs them: one invocation per container at a time.
+
+Each container is its own copy of the handler module (its own resolver, processor and state),
+so concurrent requests never share a handler's per-invocation state; idle containers are reused.
+"""
+
+import importlib.util
+import queue
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from infra.local.aws import ACCOUNT, REGION
+from infra.local.template import ROOT
+
+
+@dataclass
+class Context:
+    """The parts of Lambda's context object that Powertools and handlers read."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    timeout_seconds: int
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
+
+
+class LocalFunction:
+    def __init__(self, name: str, handler: str, memory: int, timeout: int) -> None:
+        self.name, self.memory, self.timeout = name, memory, timeout
+        self._module_path, _, self._function = handler.rpartition(".")
+        self._idle: queue.SimpleQueue[ModuleType] = queue.SimpleQueue()
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def _container(self) -> ModuleType:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            self._count += 1
+            number = self._count
+        file = ROOT / (self._module_path.replace(".", "/") + ".py")
+        spec = importlib.util.spec_from_file_location(f"{self._module_path}__container{number}", file)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        module = self._container()
+        try:
+            context = Context(self.name, self.memory, self.timeout)
+            return getattr(module, self._function)(event, context)
+        finally:
+            self._idle.put(module)
