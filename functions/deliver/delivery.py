@@ -12,7 +12,7 @@ from shared.orders import Status
 from shared.store.orders import OrderStore
 from shared.store.stock import StockStore
 
-logger = Logger(child=True)
+logger = Logger(service="miaofa", child=True)
 
 
 def deliver(order_id: str, orders: OrderStore, stock: StockStore, now: datetime) -> Status:

@@ -11,7 +11,7 @@ from functions.deliver.delivery import deliver
 from shared import adapters
 from shared.orders import utcnow
 
-logger = Logger(service="deliver")
+logger = Logger(service="miaofa")
 processor = BatchProcessor(event_type=EventType.SQS)
 
 

@@ -10,7 +10,7 @@ from shared import adapters
 from shared.orders import utcnow
 from shared.settings import settings
 
-logger = Logger(service="reconcile")
+logger = Logger(service="miaofa")
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -72,7 +72,7 @@ def checkout(
         access_token_hash=token_hash(token),
         created_at=now,
         expires_at=now + reservation,
-        slots=[slots],
+        slots=slots,
         history=[created],
     )
     orders.create(order)

@@ -16,7 +16,7 @@ from shared.products import Product
 from shared.settings import settings
 from shared.store.shop import is_id
 
-logger = Logger(service="storefront")
+logger = Logger(service="miaofa")
 app = APIGatewayHttpResolver()
 install_error_handlers(app, logger)
 

@@ -16,7 +16,7 @@ from shared.queues import DeliveryQueue
 from shared.store.orders import OrderStore
 from shared.store.payment_events import PaymentEventStore
 
-logger = Logger(child=True)
+logger = Logger(service="miaofa", child=True)
 
 CONFLICT_RETRIES = 5
 

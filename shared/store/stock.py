@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 
+from aws_lambda_powertools import Logger
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
@@ -25,6 +26,7 @@ from shared.settings import settings
 from shared.store.errors import condition_failed
 
 IMPORT_LEASE_SECONDS = 300
+logger = Logger(service="miaofa", child=True)
 
 
 class _StockModel(Model):
@@ -132,21 +134,55 @@ class StockStore:
             imported=sum(int(item.filled) for item in items),
         )
 
-    def claim(self, product_id: str, shards: int, quantity: int) -> SlotRange:
-        """Reserve `quantity` consecutive slots in one shard, trying shards in random order."""
+    def claim(self, product_id: str, shards: int, quantity: int) -> list[SlotRange]:
+        """Reserve `quantity` slots: from one shard when one holds enough (the common, O(1) case),
+        else piecewise across shards, all or nothing."""
         for shard in random.sample(range(shards), shards):
-            item = ShardItem(pk=product_id, sk=_shard_key(shard))
-            try:
-                item.update(
-                    actions=[ShardItem.cursor.add(quantity), ShardItem.remaining.add(-quantity)],
-                    condition=ShardItem.remaining >= quantity,
-                )
-            except UpdateError as error:
-                if condition_failed(error):
-                    continue
-                raise
-            return SlotRange(shard=shard, start=int(item.cursor) - quantity, count=quantity)
+            taken = self._take(product_id, shard, quantity)
+            if taken:
+                return [taken]
+        items = sorted(self._shards(product_id, shards), key=lambda item: -int(item.remaining))
+        if sum(int(item.remaining) for item in items) < quantity:
+            raise OutOfStock("not enough stock left for this quantity")
+        pieces: list[SlotRange] = []
+        for item in items:
+            needed = quantity - sum(p.count for p in pieces)
+            taken = self._take(product_id, int(item.sk.split("#")[1]), min(needed, int(item.remaining)))
+            if taken:
+                pieces.append(taken)
+        if sum(p.count for p in pieces) == quantity:
+            return pieces
+        for piece in pieces:
+            self._untake(product_id, piece)
         raise OutOfStock("not enough stock left for this quantity")
+
+    def _take(self, product_id: str, shard: int, quantity: int) -> SlotRange | None:
+        if quantity <= 0:
+            return None
+        item = ShardItem(pk=product_id, sk=_shard_key(shard))
+        try:
+            item.update(
+                actions=[ShardItem.cursor.add(quantity), ShardItem.remaining.add(-quantity)],
+                condition=ShardItem.remaining >= quantity,
+            )
+        except UpdateError as error:
+            if condition_failed(error):
+                return None
+            raise
+        return SlotRange(shard=shard, start=int(item.cursor) - quantity, count=quantity)
+
+    def _untake(self, product_id: str, piece: SlotRange) -> None:
+        """Give back a claim while it is still the shard's last one; otherwise its slots stay burned
+        (claimed, never bound) until reconciliation returns them."""
+        try:
+            ShardItem(pk=product_id, sk=_shard_key(piece.shard)).update(
+                actions=[ShardItem.cursor.add(-piece.count), ShardItem.remaining.add(piece.count)],
+                condition=ShardItem.cursor == piece.start + piece.count,
+            )
+        except UpdateError as error:
+            if not condition_failed(error):
+                raise
+            logger.warning("claim left burned slots", extra={"product_id": product_id, "slots": piece.count})
 
     def bind(self, product_id: str, ranges: Sequence[SlotRange], order_id: str) -> None:
         """Bind each reserved slot to the order; a slot already bound to it is left as is (retry)."""

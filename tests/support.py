@@ -1,0 +1,135 @@
+"""Test helpers that speak to the local runtime exactly as outside clients do (HTTP, API.md)."""
+
+import copy
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+
+EVENTS = Path(__file__).parent / "events"
+
+
+def event(name: str, **overrides: Any) -> dict[str, Any]:
+    """A copy of tests/events/<name>.json with top-level keys replaced."""
+    loaded = json.loads((EVENTS / f"{name}.json").read_text())
+    loaded = copy.deepcopy(loaded)
+    loaded.update(overrides)
+    return loaded
+
+
+def poll(check, deadline: float = 10.0, every: float = 0.02):
+    """Call `check` until it returns something truthy, or fail after `deadline` seconds."""
+    end = time.monotonic() + deadline
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > end:
+            raise AssertionError(f"condition not met within {deadline}s (last: {result!r})")
+        time.sleep(every)
+
+
+def new_codes(n: int, prefix: str = "CODE") -> list[str]:
+    return [f"{prefix}-{secrets.token_hex(6).upper()}" for _ in range(n)]
+
+
+class Shop:
+    def __init__(self, runtime) -> None:
+        self.runtime = runtime
+        self.url = runtime.info.url
+        self.merchant_key = runtime.info.merchant_key
+        self.http = requests.Session()
+
+    # ---- merchant side
+    def merchant(self, method: str, path: str, key: str | None = None, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"Bearer {key or self.merchant_key}", **kwargs.pop("headers", {})}
+        return self.http.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
+
+    def new_product(self, codes: list[str], price: int = 1999, currency: str = "CNY", max_per_order: int = 5,
+                    shards: int = 4, key: str | None = None) -> str:
+        created = self.merchant("POST", "/merchant/products", key=key, json={
+            "name": "Test card", "price": {"amount": price, "currency": currency},
+            "max_per_order": max_per_order, "shards": shards})
+        assert created.status_code == 201, created.text
+        product_id = created.json()["id"]
+        if codes:
+            imported = self.merchant("POST", f"/merchant/products/{product_id}/stock", key=key,
+                                     data="\n".join(codes).encode(), headers={"Content-Type": "text/plain"})
+            assert imported.status_code == 200 and imported.json()["added"] == len(codes), imported.text
+        return product_id
+
+    def stock(self, product_id: str, key: str | None = None) -> dict:
+        response = self.merchant("GET", f"/merchant/products/{product_id}/stock", key=key)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    # ---- buyer side
+    def checkout(self, product_id: str, quantity: int = 1, email: str = "buyer@example.com", **extra) -> requests.Response:
+        body = {"product_id": product_id, "quantity": quantity, "email": email, **extra}
+        return self.http.post(f"{self.url}/api/orders", json=body, timeout=30)
+
+    def buy(self, product_id: str, quantity: int = 1) -> dict:
+        response = self.checkout(product_id, quantity)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def order(self, order_id: str, token: str) -> requests.Response:
+        return self.http.get(f"{self.url}/api/orders/{order_id}", headers={"Authorization": f"Bearer {token}"},
+                             timeout=30)
+
+    def wait_for(self, order: dict, status: str, deadline: float = 10.0) -> dict:
+        def reached():
+            body = self.order(order["order_id"], order["access_token"]).json()
+            return body if body.get("status") == status else None
+
+        return poll(reached, deadline)
+
+    # ---- the payment provider's side
+    def callback(self, body: dict, secret: str | None = None, timestamp: int | None = None,
+                 signature: str | None = None) -> requests.Response:
+        from shared.payments import sandbox_signature
+
+        raw = json.dumps(body).encode()
+        header = signature or sandbox_signature(secret if secret is not None else self.runtime.sandbox_secret, raw,
+                                                timestamp if timestamp is not None else int(time.time()))
+        return self.http.post(f"{self.url}/webhooks/sandbox", data=raw, timeout=30,
+                              headers={"Content-Type": "application/json", "Sandbox-Signature": header})
+
+    def payment_event(self, order: dict, **data) -> dict:
+        body = event("sandbox_payment_succeeded")
+        body["id"] = f"evt_{secrets.token_hex(8)}"
+        body["data"] = {"order_id": order["order_id"], "payment_id": f"pay_{secrets.token_hex(6)}",
+                        "amount": order["total"]["amount"], "currency": order["total"]["currency"], **data}
+        return body
+
+
+def scan_all_tables() -> list[dict]:
+    """Every item of every table in the embedded AWS, as raw DynamoDB JSON."""
+    client = boto3.client("dynamodb")
+    items = []
+    for table in client.list_tables()["TableNames"]:
+        for page in client.get_paginator("scan").paginate(TableName=table):
+            items.extend(page["Items"])
+    return items
+
+
+def stored_order(order_id: str):
+    from shared.adapters import orders
+
+    return orders().get(order_id)
+
+
+def count_items(table: str) -> int:
+    client = boto3.client("dynamodb")
+    return sum(page["Count"] for page in client.get_paginator("scan").paginate(TableName=table, Select="COUNT"))
+
+
+def queue_depth(runtime, queue: str) -> int:
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=runtime.queue_urls[queue],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
