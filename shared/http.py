@@ -36,7 +36,9 @@ def validate(model: type[Model], data: Any) -> Model:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise Invalid(f"{where}: {first['msg']}", code=f"invalid_{first['loc'][0]}" if first["loc"] else None) from None
+        raise Invalid(
+            f"{where}: {first['msg']}", code=f"invalid_{first['loc'][0]}" if first["loc"] else None
+        ) from None
 
 
 def install_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None:

@@ -69,7 +69,9 @@ def _genesis(order_id: str) -> str:
 
 
 def _link(previous_hash: str, type_: str, at: datetime, data: dict[str, Any]) -> str:
-    body = json.dumps({"type": type_, "at": at.isoformat(), "data": data}, sort_keys=True, separators=(",", ":"))
+    body = json.dumps(
+        {"type": type_, "at": at.isoformat(), "data": data}, sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(f"{previous_hash}|{body}".encode()).hexdigest()
 
 
@@ -82,8 +84,14 @@ def chain_event(
     return Event(type=type_, at=at, data=data, hash=_link(previous, type_, at, data))
 
 
-def verify_history(order_id: str, history: list[Event]) -> bool:
-    """True if no entry was edited, removed or reordered since it was written."""
+def verify_history(order_id: str, history: list[Event], head: str | None = None) -> bool:
+    """True if no entry was edited, removed or reordered since it was written.
+
+    `head` is the hash recorded apart from the history (the order item's `head`): without it a
+    history cut short at its end would still be a valid chain.
+    """
+    if head is not None and (not history or not hmac.compare_digest(history[-1].hash, head)):
+        return False
     previous = _genesis(order_id)
     for event in history:
         expected = _link(previous, event.type, event.at, event.data)

@@ -49,16 +49,36 @@ class Shop:
         headers = {"Authorization": f"Bearer {key or self.merchant_key}", **kwargs.pop("headers", {})}
         return self.http.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
 
-    def new_product(self, codes: list[str], price: int = 1999, currency: str = "CNY", max_per_order: int = 5,
-                    shards: int = 4, key: str | None = None) -> str:
-        created = self.merchant("POST", "/merchant/products", key=key, json={
-            "name": "Test card", "price": {"amount": price, "currency": currency},
-            "max_per_order": max_per_order, "shards": shards})
+    def new_product(
+        self,
+        codes: list[str],
+        price: int = 1999,
+        currency: str = "CNY",
+        max_per_order: int = 5,
+        shards: int = 4,
+        key: str | None = None,
+    ) -> str:
+        created = self.merchant(
+            "POST",
+            "/merchant/products",
+            key=key,
+            json={
+                "name": "Test card",
+                "price": {"amount": price, "currency": currency},
+                "max_per_order": max_per_order,
+                "shards": shards,
+            },
+        )
         assert created.status_code == 201, created.text
         product_id = created.json()["id"]
         if codes:
-            imported = self.merchant("POST", f"/merchant/products/{product_id}/stock", key=key,
-                                     data="\n".join(codes).encode(), headers={"Content-Type": "text/plain"})
+            imported = self.merchant(
+                "POST",
+                f"/merchant/products/{product_id}/stock",
+                key=key,
+                data="\n".join(codes).encode(),
+                headers={"Content-Type": "text/plain"},
+            )
             assert imported.status_code == 200 and imported.json()["added"] == len(codes), imported.text
         return product_id
 
@@ -68,7 +88,9 @@ class Shop:
         return response.json()
 
     # ---- buyer side
-    def checkout(self, product_id: str, quantity: int = 1, email: str = "buyer@example.com", **extra) -> requests.Response:
+    def checkout(
+        self, product_id: str, quantity: int = 1, email: str = "buyer@example.com", **extra
+    ) -> requests.Response:
         body = {"product_id": product_id, "quantity": quantity, "email": email, **extra}
         return self.http.post(f"{self.url}/api/orders", json=body, timeout=30)
 
@@ -78,8 +100,9 @@ class Shop:
         return response.json()
 
     def order(self, order_id: str, token: str) -> requests.Response:
-        return self.http.get(f"{self.url}/api/orders/{order_id}", headers={"Authorization": f"Bearer {token}"},
-                             timeout=30)
+        return self.http.get(
+            f"{self.url}/api/orders/{order_id}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
 
     def wait_for(self, order: dict, status: str, deadline: float = 10.0) -> dict:
         def reached():
@@ -89,21 +112,38 @@ class Shop:
         return poll(reached, deadline)
 
     # ---- the payment provider's side
-    def callback(self, body: dict, secret: str | None = None, timestamp: int | None = None,
-                 signature: str | None = None) -> requests.Response:
+    def callback(
+        self,
+        body: dict,
+        secret: str | None = None,
+        timestamp: int | None = None,
+        signature: str | None = None,
+    ) -> requests.Response:
         from shared.payments import sandbox_signature
 
         raw = json.dumps(body).encode()
-        header = signature or sandbox_signature(secret if secret is not None else self.runtime.sandbox_secret, raw,
-                                                timestamp if timestamp is not None else int(time.time()))
-        return self.http.post(f"{self.url}/webhooks/sandbox", data=raw, timeout=30,
-                              headers={"Content-Type": "application/json", "Sandbox-Signature": header})
+        header = signature or sandbox_signature(
+            secret if secret is not None else self.runtime.sandbox_secret,
+            raw,
+            timestamp if timestamp is not None else int(time.time()),
+        )
+        return self.http.post(
+            f"{self.url}/webhooks/sandbox",
+            data=raw,
+            timeout=30,
+            headers={"Content-Type": "application/json", "Sandbox-Signature": header},
+        )
 
     def payment_event(self, order: dict, **data) -> dict:
         body = event("sandbox_payment_succeeded")
         body["id"] = f"evt_{secrets.token_hex(8)}"
-        body["data"] = {"order_id": order["order_id"], "payment_id": f"pay_{secrets.token_hex(6)}",
-                        "amount": order["total"]["amount"], "currency": order["total"]["currency"], **data}
+        body["data"] = {
+            "order_id": order["order_id"],
+            "payment_id": f"pay_{secrets.token_hex(6)}",
+            "amount": order["total"]["amount"],
+            "currency": order["total"]["currency"],
+            **data,
+        }
         return body
 
 
@@ -125,11 +165,21 @@ def stored_order(order_id: str):
 
 def count_items(table: str) -> int:
     client = boto3.client("dynamodb")
-    return sum(page["Count"] for page in client.get_paginator("scan").paginate(TableName=table, Select="COUNT"))
+    return sum(
+        page["Count"] for page in client.get_paginator("scan").paginate(TableName=table, Select="COUNT")
+    )
 
 
 def queue_depth(runtime, queue: str) -> int:
     attributes = boto3.client("sqs").get_queue_attributes(
         QueueUrl=runtime.queue_urls[queue],
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def stored_text() -> str:
+    """Every table's content as one string; binary attributes are included byte for byte."""
+    return json.dumps(scan_all_tables(), default=lambda b: b.decode("latin-1"), ensure_ascii=False)

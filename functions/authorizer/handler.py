@@ -5,7 +5,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import adapters
 
-logger = Logger(service="miaofa")
+logger = Logger(service="authorizer")
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -3,16 +3,15 @@
 A redelivered message finds the slots already bound to this order and binds nothing new.
 """
 
+import logging
 from datetime import datetime
-
-from aws_lambda_powertools import Logger
 
 from shared.errors import IntegrityViolation, StateConflict
 from shared.orders import Status
 from shared.store.orders import OrderStore
 from shared.store.stock import StockStore
 
-logger = Logger(service="miaofa", child=True)
+logger = logging.getLogger(__name__)
 
 
 def deliver(order_id: str, orders: OrderStore, stock: StockStore, now: datetime) -> Status:

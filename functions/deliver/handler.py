@@ -4,6 +4,7 @@ import json
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -11,7 +12,7 @@ from functions.deliver.delivery import deliver
 from shared import adapters
 from shared.orders import utcnow
 
-logger = Logger(service="miaofa")
+logger = Logger(service="deliver")
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
@@ -21,5 +22,5 @@ def _record(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context(log_event=False)
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=_record, processor=processor, context=context)

@@ -28,8 +28,12 @@ class ProductRequest(BaseModel):
     active: bool = True
 
 
-def create_product(merchant_id: str, request: ProductRequest, shop: ShopStore, stock: StockStore, now: datetime) -> Product:
-    product = Product(product_id=new_id("prd"), merchant_id=merchant_id, created_at=now, **request.model_dump())
+def create_product(
+    merchant_id: str, request: ProductRequest, shop: ShopStore, stock: StockStore, now: datetime
+) -> Product:
+    product = Product(
+        product_id=new_id("prd"), merchant_id=merchant_id, created_at=now, **request.model_dump()
+    )
     stock.create_shards(product.product_id, product.shards)
     shop.put_product(product)  # last: the product is visible only once its shards exist
     return product
@@ -66,7 +70,9 @@ def parse_codes(body: str, content_type: str) -> ParsedCodes:
     else:
         lines = body.splitlines()
     if len(lines) > MAX_CODES_PER_REQUEST:
-        raise Invalid(f"at most {MAX_CODES_PER_REQUEST} codes per request; split the file", code="too_many_codes")
+        raise Invalid(
+            f"at most {MAX_CODES_PER_REQUEST} codes per request; split the file", code="too_many_codes"
+        )
     seen: set[str] = set()
     parsed = ParsedCodes(codes=[], duplicate_lines=[], rejected=[])
     for number, raw in enumerate(lines, start=1):

@@ -11,7 +11,7 @@ from shared.http import install_error_handlers, json_response, parse_json, valid
 from shared.orders import utcnow
 from shared.products import Product
 
-logger = Logger(service="miaofa")
+logger = Logger(service="merchant")
 app = APIGatewayHttpResolver()
 install_error_handlers(app, logger)
 

@@ -10,13 +10,15 @@ from shared import adapters
 from shared.orders import utcnow
 from shared.settings import settings
 
-logger = Logger(service="miaofa")
+logger = Logger(service="reconcile")
 
 
 @logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     retry_after = timedelta(seconds=settings().redrive_after_seconds)
-    redriven = redrive_paid(adapters.orders(), adapters.delivery_queue(), now=utcnow(), retry_after=retry_after)
+    redriven = redrive_paid(
+        adapters.orders(), adapters.delivery_queue(), now=utcnow(), retry_after=retry_after
+    )
     report = {"redriven": redriven}
     logger.info("reconcile report", extra=report)
     return report

@@ -56,7 +56,9 @@ def checkout(
         raise NotFound("no such product", code="product_not_found")
     product.check_quantity(request.quantity)
     if request.provider != "sandbox" or not sandbox_pay_url:
-        raise Invalid(f"payment provider '{request.provider}' is not configured for this shop", code="invalid_provider")
+        raise Invalid(
+            f"payment provider '{request.provider}' is not configured for this shop", code="invalid_provider"
+        )
     slots = stock.claim(product.product_id, product.shards, request.quantity)
     order_id, token = new_id("ord"), secrets.token_urlsafe(32)
     created = chain_event(order_id, [], "order.created", now, {"quantity": request.quantity})

@@ -16,7 +16,7 @@ from shared.products import Product
 from shared.settings import settings
 from shared.store.shop import is_id
 
-logger = Logger(service="miaofa")
+logger = Logger(service="storefront")
 app = APIGatewayHttpResolver()
 install_error_handlers(app, logger)
 
@@ -99,7 +99,9 @@ def get_order(order_id: str) -> Response[str]:
 def product_html(product_id: str) -> Response[str]:
     product = _product(product_id)
     available = adapters.stock().available(product.product_id, product.shards)
-    return Response(status_code=200, content_type="text/html; charset=utf-8", body=product_page(product, available))
+    return Response(
+        status_code=200, content_type="text/html; charset=utf-8", body=product_page(product, available)
+    )
 
 
 @app.get("/o/<order_id>")

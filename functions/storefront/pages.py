@@ -61,7 +61,7 @@ document.getElementById("buy").addEventListener("submit", async (e) => {{
     )
     return _page(
         product.name,
-        f"<h1 id=\"name\">{escape(product.name)}</h1><p id=\"description\">{escape(product.description)}</p>"
+        f'<h1 id="name">{escape(product.name)}</h1><p id="description">{escape(product.description)}</p>'
         f'<p>Price: <strong id="price">{escape(format_money(product.price))}</strong> · '
         f'<span id="available">{available}</span> in stock · delivered instantly</p>{form}',
     )

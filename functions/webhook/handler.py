@@ -15,7 +15,7 @@ from shared.orders import utcnow
 from shared.payments import parse_sandbox_event, verify_sandbox_signature
 from shared.settings import settings
 
-logger = Logger(service="miaofa")
+logger = Logger(service="webhook")
 app = APIGatewayHttpResolver()
 install_error_handlers(app, logger)
 

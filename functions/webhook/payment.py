@@ -4,10 +4,9 @@ Each step is idempotent, so a provider's retry after a crash at any point conver
 record says whether the whole application finished, not merely whether it started.
 """
 
+import logging
 from datetime import datetime, timedelta
 from enum import StrEnum
-
-from aws_lambda_powertools import Logger
 
 from shared.errors import BadInput, StateConflict
 from shared.orders import Order, Payment, Status
@@ -16,7 +15,7 @@ from shared.queues import DeliveryQueue
 from shared.store.orders import OrderStore
 from shared.store.payment_events import PaymentEventStore
 
-logger = Logger(service="miaofa", child=True)
+logger = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 5
 
@@ -47,8 +46,12 @@ def apply_payment(
     return Outcome.APPLIED
 
 
-def _mark_paid(order: Order, event: PaymentEvent, orders: OrderStore, now: datetime, redrive_after: timedelta) -> Order:
-    payment = Payment(provider=event.provider, payment_id=event.payment_id, event_id=event.event_id, amount=event.amount)
+def _mark_paid(
+    order: Order, event: PaymentEvent, orders: OrderStore, now: datetime, redrive_after: timedelta
+) -> Order:
+    payment = Payment(
+        provider=event.provider, payment_id=event.payment_id, event_id=event.event_id, amount=event.amount
+    )
     for _ in range(CONFLICT_RETRIES):
         if order.status != Status.PENDING_PAYMENT:
             if order.payment and order.payment.payment_id != event.payment_id:

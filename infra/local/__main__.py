@@ -1,5 +1,6 @@
 """`make run`: start the whole app locally and print where to buy the demo product."""
 
+import contextlib
 import os
 import signal
 import sys
@@ -18,7 +19,10 @@ def main() -> None:
         merchant_key=os.environ.get("MIAOFA_MERCHANT_KEY") or None,
         sandbox_secret=os.environ.get("MIAOFA_SANDBOX_SECRET") or None,
     )
-    print("miaofa: starting the local runtime (embedded AWS, in-memory: stopping it forgets everything)…", flush=True)
+    print(
+        "miaofa: starting the local runtime (embedded AWS, in-memory: stopping it forgets everything)…",
+        flush=True,
+    )
     info = runtime.start()
     state = ROOT / ".miaofa"
     state.mkdir(exist_ok=True)
@@ -35,10 +39,8 @@ def main() -> None:
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     print("\nmiaofa: stopping…", flush=True)
     runtime.stop()
     sys.exit(0)

@@ -49,26 +49,38 @@ class Provisioned:
 def provision(infra: Infrastructure, parameters: dict[str, str]) -> Provisioned:
     """Create every table, queue and key the template declares; names are their logical ids."""
     done = Provisioned(parameters)
-    dynamodb, sqs, kms = (boto3.client(s, region_name=REGION) for s in ("dynamodb", "sqs", "kms"))
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    kms = boto3.client("kms", region_name=REGION)
     for name, props in infra.tables.items():
-        spec = {k: props[k] for k in ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes") if k in props}
+        spec = {
+            k: props[k] for k in ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes") if k in props
+        }
         dynamodb.create_table(TableName=name, BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"), **spec)
         if props.get("TimeToLiveSpecification", {}).get("Enabled"):
-            dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"])
+            dynamodb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"]
+            )
         done.refs[name] = name
         done.arns[name] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
     # Dead-letter queues first, so redrive policies can name them.
     for name, props in sorted(infra.queues.items(), key=lambda item: "RedrivePolicy" in item[1]):
-        attributes = {k: str(props[k]) for k in ("VisibilityTimeout", "MessageRetentionPeriod") if k in props}
+        attributes: dict[str, str] = {
+            k: str(props[k]) for k in ("VisibilityTimeout", "MessageRetentionPeriod") if k in props
+        }
         if "RedrivePolicy" in props:
             policy = props["RedrivePolicy"]
             attributes["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": done.resolve(policy["deadLetterTargetArn"]),
-                 "maxReceiveCount": int(policy["maxReceiveCount"])}
+                {
+                    "deadLetterTargetArn": done.resolve(policy["deadLetterTargetArn"]),
+                    "maxReceiveCount": int(policy["maxReceiveCount"]),
+                }
             )
-        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]  # type: ignore[arg-type]
         done.refs[name] = url
-        done.arns[name] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        done.arns[name] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
     for name in infra.keys:
         key = kms.create_key(Description=f"local {name}")["KeyMetadata"]
         done.refs[name], done.arns[name] = key["KeyId"], key["Arn"]

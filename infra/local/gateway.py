@@ -26,7 +26,9 @@ Extra = Callable[[str, str, dict[str, str], dict[str, str], bytes], tuple[int, d
 
 
 class Gateway:
-    def __init__(self, routes: list[Route], functions: dict[str, LocalFunction], port: int, quiet: bool) -> None:
+    def __init__(
+        self, routes: list[Route], functions: dict[str, LocalFunction], port: int, quiet: bool
+    ) -> None:
         self.routes, self.functions, self.quiet = routes, functions, quiet
         self.extras: dict[str, Extra] = {}  # path prefix -> handler
         self._auth_cache: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
@@ -65,14 +67,24 @@ class Gateway:
         headers = {k.lower(): v for k, v in request.headers.items()}
         for prefix, extra in self.extras.items():
             if url.path == prefix or url.path.startswith(prefix + "/"):
-                status, out_headers, out_body = extra(request.command, url.path, dict(parse_qsl(url.query)), headers, body)
+                status, out_headers, out_body = extra(
+                    request.command, url.path, dict(parse_qsl(url.query)), headers, body
+                )
                 return _write(request, status, out_headers, out_body)
-        status, out_headers, out_body = self.dispatch(request.command, url.path, url.query, headers, body,
-                                                       request.client_address[0])
+        status, out_headers, out_body = self.dispatch(
+            request.command, url.path, url.query, headers, body, request.client_address[0]
+        )
         _write(request, status, out_headers, out_body)
 
-    def dispatch(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes,
-                 source_ip: str = "127.0.0.1") -> tuple[int, dict[str, str], bytes]:
+    def dispatch(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        source_ip: str = "127.0.0.1",
+    ) -> tuple[int, dict[str, str], bytes]:
         for route in self.routes:
             match = route.pattern.match(path)
             if match and route.method == method:
@@ -105,8 +117,12 @@ class Gateway:
             cached = self._auth_cache.get(key)
             if cached and cached[0] > now:
                 return cached[1]
-        auth_event = {**event, "type": "REQUEST", "identitySource": [identity],
-                      "routeArn": f"arn:aws:execute-api:us-east-1:{ACCOUNT}:local/$default/{event['routeKey']}"}
+        auth_event = {
+            **event,
+            "type": "REQUEST",
+            "identitySource": [identity],
+            "routeArn": f"arn:aws:execute-api:us-east-1:{ACCOUNT}:local/$default/{event['routeKey']}",
+        }
         result = self.functions[route.authorizer or ""].invoke(auth_event)
         context = (result.get("context") or {}) if result.get("isAuthorized") else None
         with self._auth_lock:
@@ -114,8 +130,16 @@ class Gateway:
         return context
 
 
-def _event(route: Route, method: str, path: str, query: str, headers: dict[str, str], body: bytes,
-           path_parameters: dict[str, str], source_ip: str) -> dict[str, Any]:
+def _event(
+    route: Route,
+    method: str,
+    path: str,
+    query: str,
+    headers: dict[str, str],
+    body: bytes,
+    path_parameters: dict[str, str],
+    source_ip: str,
+) -> dict[str, Any]:
     content_type = headers.get("content-type", "")
     is_text = not body or content_type.startswith(TEXT_TYPES)
     now = datetime.now(UTC)
@@ -130,8 +154,13 @@ def _event(route: Route, method: str, path: str, query: str, headers: dict[str, 
             "apiId": "local",
             "domainName": headers.get("host", "127.0.0.1"),
             "domainPrefix": "local",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
-                     "userAgent": headers.get("user-agent", "")},
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": headers.get("user-agent", ""),
+            },
             "requestId": str(uuid.uuid4()),
             "routeKey": f"{route.method} {route.path}",
             "stage": "$default",

@@ -32,13 +32,26 @@ class LocalInfo:
 
 
 class LocalRuntime:
-    def __init__(self, port: int = 3000, merchant_key: str | None = None, sandbox_secret: str | None = None,
-                 schedule_seconds: float | None = None, seed: bool = True, quiet: bool = False,
-                 run_triggers: bool = True) -> None:
+    def __init__(
+        self,
+        port: int = 3000,
+        merchant_key: str | None = None,
+        sandbox_secret: str | None = None,
+        schedule_seconds: float | None = None,
+        seed: bool = True,
+        quiet: bool = False,
+        log_level: str | None = None,
+        run_triggers: bool = True,
+    ) -> None:
         self.merchant_key = merchant_key or f"mk_test_{secrets.token_urlsafe(24)}"
         self.sandbox_secret = sandbox_secret or secrets.token_urlsafe(32)
-        self.schedule_seconds, self.seed, self.quiet, self.run_triggers = schedule_seconds, seed, quiet, run_triggers
-        self.port = port
+        self.schedule_seconds, self.seed, self.quiet, self.run_triggers = (
+            schedule_seconds,
+            seed,
+            quiet,
+            run_triggers,
+        )
+        self.port, self.log_level = port, log_level
         self.aws = EmbeddedAws()
         self.functions: dict[str, LocalFunction] = {}
         self.pollers: dict[str, QueuePoller] = {}
@@ -50,32 +63,50 @@ class LocalRuntime:
         # Everything in this process talks to the embedded AWS, never to a real account.
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             os.environ.pop(name, None)
-        os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION,
-                          AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")  # noqa: S106
+        os.environ.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_DEFAULT_REGION=REGION,
+            AWS_REGION=REGION,
+            AWS_ACCESS_KEY_ID="local",
+            AWS_SECRET_ACCESS_KEY="local",
+        )
         infra = template.load()
         self.functions = {
-            name: LocalFunction(name, props["Handler"], int(props.get("MemorySize", 128)), int(props.get("Timeout", 3)))
+            name: LocalFunction(
+                name, props["Handler"], int(props.get("MemorySize", 128)), int(props.get("Timeout", 3))
+            )
             for name, props in infra.functions.items()
         }
         self.gateway = Gateway(infra.routes, self.functions, self.port, self.quiet)
         url = f"http://127.0.0.1:{self.gateway.port}"
         self.sandbox = SandboxProvider(url, self.sandbox_secret)
-        parameters = {"PublicBaseUrl": url, "SandboxSecret": self.sandbox_secret,
-                      "SandboxPayUrl": self.sandbox.pay_url, "LocalMode": "true",
-                      "AWS::Region": REGION, "AWS::StackName": "miaofa-local"}
+        parameters = {
+            "PublicBaseUrl": url,
+            "SandboxSecret": self.sandbox_secret,
+            "SandboxPayUrl": self.sandbox.pay_url,
+            "LocalMode": "true",
+            "AWS::Region": REGION,
+            "AWS::StackName": "miaofa-local",
+        }
         resources = provision(infra, parameters)
         os.environ.update(self._environment(infra, resources.resolve))
+        if self.log_level:
+            os.environ["POWERTOOLS_LOG_LEVEL"] = self.log_level
         self.gateway.extras[SANDBOX_PREFIX] = self.sandbox.handle
         self.gateway.start()
         for trigger in infra.triggers:
             self.pollers[trigger.queue] = QueuePoller(
-                self.functions[trigger.function], resources.refs[trigger.queue], resources.arns[trigger.queue],
-                trigger.batch_size, trigger.report_failures)
+                self.functions[trigger.function],
+                resources.refs[trigger.queue],
+                resources.arns[trigger.queue],
+                trigger.batch_size,
+                trigger.report_failures,
+            )
         for schedule in infra.schedules:
             every = self.schedule_seconds or schedule.every_seconds
             self.schedules.append(Schedule(self.functions[schedule.function], every))
         if self.run_triggers:
-            for runner in [*self.pollers.values(), *self.schedules]:
+            for runner in self._runners():
                 runner.start()
         self.queue_urls = {name: resources.refs[name] for name in infra.queues}
         product_id = self._seed_demo(url) if self.seed else ""
@@ -83,10 +114,13 @@ class LocalRuntime:
         return self.info
 
     def stop(self) -> None:
-        for runner in [*self.pollers.values(), *self.schedules]:
+        for runner in self._runners():
             runner.stop()
         self.gateway.stop()
         self.aws.stop()
+
+    def _runners(self) -> list[QueuePoller | Schedule]:
+        return [*self.pollers.values(), *self.schedules]
 
     @staticmethod
     def _environment(infra: template.Infrastructure, resolve: Any) -> dict[str, str]:
@@ -104,22 +138,36 @@ class LocalRuntime:
         from shared.adapters import shop
 
         shop().create_merchant("Demo merchant", api_key=self.merchant_key)
-        product = self.merchant_call(url, "POST", "/merchant/products", {
-            "name": "Demo game card 100 点",
-            "description": "A sandbox gift card: pay with the sandbox provider and the code appears at once.",
-            "price": {"amount": 1999, "currency": "CNY"},
-            "max_per_order": 5,
-        })
-        codes = "\n".join(f"DEMO-{secrets.token_hex(4).upper()}-{secrets.token_hex(4).upper()}" for _ in range(DEMO_CODES))
-        self.merchant_call(url, "POST", f"/merchant/products/{product['id']}/stock", codes.encode(), "text/plain")
+        product = self.merchant_call(
+            url,
+            "POST",
+            "/merchant/products",
+            {
+                "name": "Demo game card 100 点",
+                "description": "A sandbox gift card: pay with the sandbox provider and the code appears at once.",
+                "price": {"amount": 1999, "currency": "CNY"},
+                "max_per_order": 5,
+            },
+        )
+        codes = "\n".join(
+            f"DEMO-{secrets.token_hex(4).upper()}-{secrets.token_hex(4).upper()}" for _ in range(DEMO_CODES)
+        )
+        self.merchant_call(
+            url, "POST", f"/merchant/products/{product['id']}/stock", codes.encode(), "text/plain"
+        )
         return str(product["id"])
 
-    def merchant_call(self, url: str, method: str, path: str, body: Any = None, content_type: str = "application/json"
-                      ) -> Any:
+    def merchant_call(
+        self, url: str, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> Any:
         data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
-        request = urllib.request.Request(f"{url}{path}", data=data, method=method, headers={
-            "Authorization": f"Bearer {self.merchant_key}", "Content-Type": content_type})
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+        request = urllib.request.Request(
+            f"{url}{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.merchant_key}", "Content-Type": content_type},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
 
     def as_json(self) -> str:

@@ -26,8 +26,9 @@ class SandboxProvider:
     def pay_url(self) -> str:
         return f"{self.base_url}{PREFIX}/pay"
 
-    def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
-               ) -> tuple[int, dict[str, str], bytes]:
+    def handle(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         if path == f"{PREFIX}/pay" and method == "GET":
             return 200, {"content-type": "text/html; charset=utf-8"}, _pay_page(query).encode()
         if path == f"{PREFIX}/pay" and method == "POST":
@@ -41,19 +42,24 @@ class SandboxProvider:
             return_url = form.get("return_url", "")
             if return_url.startswith(self.base_url + "/"):
                 return 303, {"location": return_url}, b""
-            return 200, {"content-type": "text/plain"}, b"paid" if delivered else b"paid; callback not accepted"
+            return (
+                200,
+                {"content-type": "text/plain"},
+                b"paid" if delivered else b"paid; callback not accepted",
+            )
         return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
 
     def pay(self, order_id: str, amount: int, currency: str, retry: bool = True) -> bool:
         """Take a payment and send its callback; True once the shop answered 2xx."""
         payment_id = f"pay_{secrets.token_hex(8)}"
+        data = {"order_id": order_id, "payment_id": payment_id, "amount": amount, "currency": currency}
         event = {
             "id": f"evt_{secrets.token_hex(10)}",
             "type": "payment.succeeded",
-            "data": {"order_id": order_id, "payment_id": payment_id, "amount": amount, "currency": currency},
+            "data": data,
         }
         with self._lock:
-            self.payments[payment_id] = event["data"]
+            self.payments[payment_id] = data
         body = json.dumps(event).encode()
         for delay in RETRY_DELAYS if retry else (0.0,):
             time.sleep(delay)
@@ -65,11 +71,13 @@ class SandboxProvider:
         """POST a callback body to the shop's webhook; returns the HTTP status."""
         header = signature or sandbox_signature(self.secret, body, int(time.time()))
         request = urllib.request.Request(
-            f"{self.base_url}/webhooks/sandbox", data=body, method="POST",
+            f"{self.base_url}/webhooks/sandbox",
+            data=body,
+            method="POST",
             headers={"Content-Type": "application/json", "Sandbox-Signature": header},
         )
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own loopback URL
+            with urllib.request.urlopen(request, timeout=10) as response:
                 return int(response.status)
         except urllib.error.HTTPError as error:
             return int(error.code)
@@ -87,7 +95,7 @@ def _pay_page(query: dict[str, str]) -> str:
         '<meta name="viewport" content="width=device-width,initial-scale=1"></head>'
         '<body style="font-family:system-ui;max-width:30rem;margin:2rem auto">'
         "<h1>Sandbox payment</h1><p>Test mode: no real money moves.</p>"
-        f'<p>Order <code>{escape(query.get("order_id", ""))}</code>: '
+        f"<p>Order <code>{escape(query.get('order_id', ''))}</code>: "
         f'<strong id="amount">{amount}</strong> {currency} (minor units)</p>'
         f'<form method="post" action="{PREFIX}/pay">{fields}'
         '<button id="pay" type="submit" style="font-size:1.2rem;padding:.5rem 2rem">Pay</button></form>'

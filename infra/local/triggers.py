@@ -20,8 +20,9 @@ POLLERS_PER_QUEUE = 3  # Lambda starts with several concurrent pollers per event
 
 
 class QueuePoller:
-    def __init__(self, function: LocalFunction, queue_url: str, queue_arn: str, batch_size: int,
-                 report_failures: bool) -> None:
+    def __init__(
+        self, function: LocalFunction, queue_url: str, queue_arn: str, batch_size: int, report_failures: bool
+    ) -> None:
         self.function, self.queue_url, self.queue_arn = function, queue_url, queue_arn
         self.batch_size, self.report_failures = min(batch_size, 10), report_failures
         self._stop = threading.Event()
@@ -52,15 +53,22 @@ class QueuePoller:
     def poll_once(self, wait_seconds: int = 0) -> int:
         """Receive one batch and invoke the function with it; returns how many messages it held."""
         messages = self._sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=wait_seconds,
-            AttributeNames=["All"], MessageAttributeNames=["All"],
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch_size,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
         ).get("Messages", [])
         if not messages:
             return 0
         event = {"Records": [self._record(m) for m in messages]}
         try:
             result = self.function.invoke(event) or {}
-            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])} if self.report_failures else set()
+            failed = (
+                {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+                if self.report_failures
+                else set()
+            )
         except Exception:
             traceback.print_exc(file=sys.stderr)
             failed = {m["MessageId"] for m in messages}
@@ -72,10 +80,15 @@ class QueuePoller:
             )
         return len(messages)
 
-    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+    def _record(self, message: Any) -> dict[str, Any]:
         attributes = {
-            name: {"stringValue": value.get("StringValue"), "binaryValue": value.get("BinaryValue"),
-                   "stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value["DataType"],
+            }
             for name, value in message.get("MessageAttributes", {}).items()
         }
         return {

@@ -12,12 +12,13 @@ from typing import Any
 
 from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from shared.errors import AlreadyApplied, StateConflict
 from shared.money import Money
-from shared.orders import Event, Order, Payment, SlotRange, Status, chain_event, next_status
+from shared.orders import Event, Order, Payment, SlotRange, Status, chain_event, next_status, verify_history
 from shared.settings import settings
 from shared.store.errors import condition_failed
 
@@ -74,8 +75,8 @@ def _to_order(item: OrderItem) -> Order:
         created_at=item.created_at,
         expires_at=item.expires_at,
         slots=[SlotRange.model_validate(s) for s in json.loads(item.slots)],
-        payment=Payment.model_validate_json(item.payment) if item.payment else None,
-        history=[Event.model_validate_json(e) for e in item.history],
+        payment=Payment.model_validate_json(str(item.payment)) if item.payment else None,
+        history=[Event.model_validate_json(str(e)) for e in item.history],
     )
 
 
@@ -131,7 +132,7 @@ class OrderStore:
         """
         new_status = next_status(order.status, event_type)
         event = chain_event(order.order_id, order.history, event_type, at, data)
-        actions = [
+        actions: list[Action] = [
             OrderItem.status.set(new_status.value),
             OrderItem.history.set(OrderItem.history.append([_event_json(event)])),
             OrderItem.head.set(event.hash),
@@ -161,6 +162,11 @@ class OrderStore:
                 "payment": payment if payment is not None else order.payment,
             }
         )
+
+    def history_intact(self, order_id: str) -> bool:
+        """I7: the stored history verifies against the separately stored head hash."""
+        item = OrderItem.get(order_id, consistent_read=True)
+        return verify_history(order_id, _to_order(item).history, head=str(item.head))
 
     def due(self, status: Status, before: datetime, limit: int = 100) -> list[str]:
         """Ids of orders in `status` whose deadline has passed, oldest first."""

@@ -4,6 +4,7 @@ import hashlib
 import re
 import secrets
 import threading
+
 import boto3
 from pynamodb.attributes import (
     BinaryAttribute,
@@ -80,7 +81,10 @@ class ShopStore:
             KeyId=settings().codes_key_id, KeySpec="AES_256", EncryptionContext={"merchant": merchant_id}
         )
         MerchantItem(
-            pk=f"merchant#{merchant_id}", name=name, sealed_data_key=data_key["CiphertextBlob"], created_at=utcnow()
+            pk=f"merchant#{merchant_id}",
+            name=name,
+            sealed_data_key=data_key["CiphertextBlob"],
+            created_at=utcnow(),
         ).save(condition=MerchantItem.pk.does_not_exist())
         api_key = api_key or f"mk_{'live' if live else 'test'}_{secrets.token_urlsafe(24)}"
         ApiKeyItem(pk=f"apikey#{key_hash(api_key)}", merchant_id=merchant_id, created_at=utcnow()).save(

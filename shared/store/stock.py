@@ -6,17 +6,17 @@ A shard item counts its slots: `filled` slots hold codes, `cursor` slots have be
 each reserved slot to the order, conditional on it being unbound (I1).
 """
 
+import logging
 import random
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 
-from aws_lambda_powertools import Logger
+from pydantic import BaseModel
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
-from pydantic import BaseModel
 
 from shared.codes import CodeCipher, slot_identity
 from shared.errors import ImportInProgress, IntegrityViolation, OutOfStock
@@ -26,7 +26,7 @@ from shared.settings import settings
 from shared.store.errors import condition_failed
 
 IMPORT_LEASE_SECONDS = 300
-logger = Logger(service="miaofa", child=True)
+logger = logging.getLogger(__name__)
 
 
 class _StockModel(Model):
@@ -205,7 +205,9 @@ class StockStore:
                         ) from None
                     raise
 
-    def read_codes(self, product_id: str, ranges: Sequence[SlotRange], order_id: str, cipher: CodeCipher) -> list[str]:
+    def read_codes(
+        self, product_id: str, ranges: Sequence[SlotRange], order_id: str, cipher: CodeCipher
+    ) -> list[str]:
         """Decrypt the codes bound to an order (only slots bound to exactly this order)."""
         codes: list[str] = []
         for reserved in ranges:
@@ -218,10 +220,14 @@ class StockStore:
                 if item.order_id != order_id:
                     raise IntegrityViolation(f"slot {item.sk} read for an order it is not bound to")
                 slot = int(item.sk)
-                codes.append(cipher.decrypt(item.sealed_code, slot_identity(product_id, reserved.shard, slot)))
+                codes.append(
+                    cipher.decrypt(item.sealed_code, slot_identity(product_id, reserved.shard, slot))
+                )
         return codes
 
-    def add_codes(self, product_id: str, shards: int, codes: Sequence[NewCode], cipher: CodeCipher) -> StoreResult:
+    def add_codes(
+        self, product_id: str, shards: int, codes: Sequence[NewCode], cipher: CodeCipher
+    ) -> StoreResult:
         """Append codes under the product's import lease; codes already in stock are reported, not added.
 
         Slots are written past each shard's `filled` mark and counted only by the final shard update,
@@ -274,10 +280,15 @@ class StockStore:
                 fingerprint = fingerprints[new.line]
                 slots.save(
                     SlotItem(
-                        pk=_slot_pk(product_id, shard), sk=_slot_sk(slot), sealed_code=sealed, fingerprint=fingerprint
+                        pk=_slot_pk(product_id, shard),
+                        sk=_slot_sk(slot),
+                        sealed_code=sealed,
+                        fingerprint=fingerprint,
                     )
                 )
-                prints.save(FingerprintItem(pk=_fingerprint_pk(product_id), sk=fingerprint, shard=shard, slot=slot))
+                prints.save(
+                    FingerprintItem(pk=_fingerprint_pk(product_id), sk=fingerprint, shard=shard, slot=slot)
+                )
         return added
 
     def _commit(self, product_id: str, added: dict[int, int], filled: dict[int, int]) -> None:
@@ -291,12 +302,14 @@ class StockStore:
     def _acquire_lease(self, product_id: str) -> str:
         owner, now = uuid.uuid4().hex, int(time.time())
         try:
-            ImportLeaseItem(pk=product_id, sk="import-lease", owner=owner, until=now + IMPORT_LEASE_SECONDS).save(
-                condition=ImportLeaseItem.pk.does_not_exist() | (ImportLeaseItem.until < now)
-            )
+            ImportLeaseItem(
+                pk=product_id, sk="import-lease", owner=owner, until=now + IMPORT_LEASE_SECONDS
+            ).save(condition=ImportLeaseItem.pk.does_not_exist() | (ImportLeaseItem.until < now))
         except PutError as error:
             if condition_failed(error):
-                raise ImportInProgress("another stock import for this product is running; retry when it ends") from None
+                raise ImportInProgress(
+                    "another stock import for this product is running; retry when it ends"
+                ) from None
             raise
         return owner
 

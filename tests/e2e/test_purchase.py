@@ -4,6 +4,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from shared.adapters import orders
 from shared.orders import verify_history
 from tests.support import new_codes, stored_order
 
@@ -32,9 +33,13 @@ def test_a_buyer_pays_through_the_sandbox_page_and_sees_the_codes(shop):
     delivered = shop.wait_for(order, "DELIVERED")
     received = [item["code"] for item in delivered["items"]]
     assert len(received) == 2 and len(set(received)) == 2 and set(received) <= set(codes)
-    assert [e["type"] for e in delivered["events"]] == ["order.created", "payment.succeeded", "order.delivered"]
+    assert [e["type"] for e in delivered["events"]] == [
+        "order.created",
+        "payment.succeeded",
+        "order.delivered",
+    ]
     record = stored_order(order["order_id"])
-    assert verify_history(record.order_id, record.history)
+    assert verify_history(record.order_id, record.history) and orders().history_intact(record.order_id)
     assert shop.stock(product_id) == {"available": 3, "reserved": 0, "sold": 2, "returned": 0, "imported": 5}
 
 

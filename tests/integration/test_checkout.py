@@ -52,10 +52,14 @@ def test_a_bad_checkout_is_refused_and_changes_nothing(runtime, shop, product_id
 
 def test_out_of_stock_is_409_and_reserves_nothing(runtime, shop):
     product_id = shop.new_product(new_codes(1))
-    ok_status, _ = invoke_checkout(runtime, json.dumps({"product_id": product_id, "quantity": 1, "email": "a@example.com"}))
+    ok_status, _ = invoke_checkout(
+        runtime, json.dumps({"product_id": product_id, "quantity": 1, "email": "a@example.com"})
+    )
     orders_before = count_items("OrdersTable")
 
-    status, body = invoke_checkout(runtime, json.dumps({"product_id": product_id, "quantity": 1, "email": "b@example.com"}))
+    status, body = invoke_checkout(
+        runtime, json.dumps({"product_id": product_id, "quantity": 1, "email": "b@example.com"})
+    )
 
     assert ok_status == 201 and (status, body["error"]["code"]) == (409, "out_of_stock")
     assert shop.stock(product_id)["available"] == 0 and shop.stock(product_id)["reserved"] == 1
@@ -63,6 +67,8 @@ def test_out_of_stock_is_409_and_reserves_nothing(runtime, shop):
 
 
 def test_a_checkout_reserves_its_quantity(runtime, shop, product_id):
-    status, body = invoke_checkout(runtime, json.dumps({"product_id": product_id, "quantity": 2, "email": "a@example.com"}))
+    status, body = invoke_checkout(
+        runtime, json.dumps({"product_id": product_id, "quantity": 2, "email": "a@example.com"})
+    )
     assert status == 201 and body["status"] == "PENDING_PAYMENT" and body["total"]["amount"] == 2 * 1999
     assert shop.stock(product_id) == {"available": 1, "reserved": 2, "sold": 0, "returned": 0, "imported": 3}

@@ -83,15 +83,20 @@ def test_a_payment_for_another_order_pays_only_that_order(shop, order):
 def test_malformed_body_with_a_valid_signature_is_400(shop, order):
     body = b'{"id": "evt_1", "type": "payment.succeeded"'
     header = sandbox_signature(shop.runtime.sandbox_secret, body, int(time.time()))
-    response = shop.http.post(f"{shop.url}/webhooks/sandbox", data=body,
-                              headers={"Sandbox-Signature": header, "Content-Type": "application/json"})
+    response = shop.http.post(
+        f"{shop.url}/webhooks/sandbox",
+        data=body,
+        headers={"Sandbox-Signature": header, "Content-Type": "application/json"},
+    )
     assert (response.status_code, response.json()["error"]["code"]) == (400, "bad_request")
 
 
 def test_concurrent_copies_of_one_callback_pay_and_deliver_once(shop, order):
     body = shop.payment_event(order)
     statuses: list[int] = []
-    threads = [threading.Thread(target=lambda: statuses.append(shop.callback(body).status_code)) for _ in range(10)]
+    threads = [
+        threading.Thread(target=lambda: statuses.append(shop.callback(body).status_code)) for _ in range(10)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -1,0 +1,96 @@
+"""Latency on the local runtime: checkout (POST /api/orders) and payment callback -> DELIVERED.
+
+Callback -> DELIVERED runs from just before the provider sends its signed callback to the
+`order.delivered` entry of the order's history (one clock: same machine). It covers signature
+check, the PAID write, the delivery queue, the poller, binding the codes and the DELIVERED write.
+
+    .venv/bin/python -m bench.latency [--orders 200]
+"""
+
+import argparse
+import json
+import secrets
+import statistics
+import time
+from datetime import datetime
+
+import requests
+
+from infra.local.runtime import LocalRuntime
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def summary(name: str, samples_s: list[float]) -> str:
+    ms = [s * 1000 for s in samples_s]
+    return f"| {name} | {len(ms)} | {statistics.median(ms):.1f} | {percentile(ms, 99):.1f} | {max(ms):.1f} |"
+
+
+def run(orders: int, warmup: int) -> None:
+    runtime = LocalRuntime(port=0, quiet=True, seed=False, schedule_seconds=3600, log_level="WARNING")
+    info = runtime.start()
+    try:
+        from shared.adapters import shop
+
+        shop().create_merchant("bench", api_key=runtime.merchant_key)
+        product = runtime.merchant_call(
+            info.url,
+            "POST",
+            "/merchant/products",
+            {"name": "bench card", "price": {"amount": 1999, "currency": "CNY"}, "max_per_order": 1},
+        )
+        codes = "\n".join(f"BENCH-{secrets.token_hex(8)}" for _ in range(orders + warmup))
+        runtime.merchant_call(
+            info.url, "POST", f"/merchant/products/{product['id']}/stock", codes.encode(), "text/plain"
+        )
+        http = requests.Session()
+        checkout_s, delivered_s, callback_s = [], [], []
+        for i in range(orders + warmup):
+            started = time.perf_counter()
+            created = http.post(
+                f"{info.url}/api/orders",
+                json={"product_id": product["id"], "quantity": 1, "email": "bench@example.com"},
+            )
+            checkout = time.perf_counter() - started
+            order = created.json()
+            sent_at = time.time()
+            sent = time.perf_counter()
+            assert runtime.sandbox.pay(order["order_id"], 1999, "CNY", retry=False)
+            callback = time.perf_counter() - sent
+            headers = {"Authorization": f"Bearer {order['access_token']}"}
+            deadline = time.monotonic() + 10
+            while True:
+                body = http.get(f"{info.url}/api/orders/{order['order_id']}", headers=headers).json()
+                if body["status"] == "DELIVERED":
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"order {order['order_id']} not delivered within 10 s")
+                time.sleep(0.005)
+            delivered_at = datetime.fromisoformat(body["events"][-1]["at"]).timestamp()
+            if i >= warmup:
+                checkout_s.append(checkout)
+                callback_s.append(callback)
+                delivered_s.append(delivered_at - sent_at)
+        print(f"local runtime, {orders} sequential orders after {warmup} warm-up (ms)\n")
+        print("| measure | n | p50 | p99 | max |\n|---|---|---|---|---|")
+        print(summary("checkout: POST /api/orders", checkout_s))
+        print(summary("webhook: callback answered", callback_s))
+        print(summary("callback -> DELIVERED", delivered_s))
+        print(
+            "\n" + json.dumps({"p99_callback_to_delivered_ms": round(percentile(delivered_s, 99) * 1000, 1)})
+        )
+    finally:
+        runtime.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--orders", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=10)
+    args = parser.parse_args()
+    run(args.orders, args.warmup)

@@ -1,0 +1,88 @@
+"""The deliver handler against the embedded AWS: binds the reserved codes once, reports failed
+records individually, and a redelivered message binds nothing new."""
+
+import json
+from datetime import timedelta
+
+from shared.adapters import orders, stock
+from shared.adapters import shop as shop_store
+from shared.orders import Payment, utcnow
+from tests.support import event, new_codes, stored_order
+
+
+def mark_paid_without_enqueueing(order: dict) -> None:
+    """A PAID order whose delivery message never left (as after a crash right after the PAID write)."""
+    record = stored_order(order["order_id"])
+    payment = Payment(provider="sandbox", payment_id="pay_x", event_id="evt_x", amount=record.total)
+    orders().transition(
+        record,
+        "payment.succeeded",
+        utcnow(),
+        {"payment_id": "pay_x"},
+        payment=payment,
+        due_in=timedelta(seconds=120),
+    )
+
+
+def sqs_event(*order_ids: str) -> dict:
+    template = event("sqs_delivery_batch")["Records"][0]
+    records = [
+        {**template, "messageId": f"msg-{i}", "body": json.dumps({"order_id": oid})}
+        for i, oid in enumerate(order_ids)
+    ]
+    return {"Records": records}
+
+
+def codes_of(order_id: str) -> list[str]:
+    record = stored_order(order_id)
+    return stock().read_codes(
+        record.product_id, record.slots, order_id, shop_store().cipher(record.merchant_id)
+    )
+
+
+def test_deliver_binds_the_reserved_codes(runtime, shop):
+    codes = new_codes(2)
+    order = shop.buy(shop.new_product(codes), quantity=2)
+    mark_paid_without_enqueueing(order)
+
+    result = runtime.functions["DeliverFunction"].invoke(sqs_event(order["order_id"]))
+
+    assert result == {"batchItemFailures": []}
+    assert stored_order(order["order_id"]).status == "DELIVERED"
+    assert sorted(codes_of(order["order_id"])) == sorted(codes)
+
+
+def test_a_redelivered_message_binds_the_same_codes(runtime, shop):
+    order = shop.buy(shop.new_product(new_codes(3)))
+    mark_paid_without_enqueueing(order)
+    runtime.functions["DeliverFunction"].invoke(sqs_event(order["order_id"]))
+    first = codes_of(order["order_id"])
+
+    again = runtime.functions["DeliverFunction"].invoke(sqs_event(order["order_id"], order["order_id"]))
+
+    assert again == {"batchItemFailures": []}
+    assert codes_of(order["order_id"]) == first
+    history = stored_order(order["order_id"]).history
+    assert [e.type for e in history].count("order.delivered") == 1
+
+
+def test_one_bad_record_fails_alone(runtime, shop):
+    order = shop.buy(shop.new_product(new_codes(1)))
+    mark_paid_without_enqueueing(order)
+
+    result = runtime.functions["DeliverFunction"].invoke(sqs_event("ord_" + "0" * 20, order["order_id"]))
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
+    assert stored_order(order["order_id"]).status == "DELIVERED"
+
+
+def test_an_unpaid_order_is_not_delivered(runtime, shop):
+    order = shop.buy(shop.new_product(new_codes(1)))
+    result = runtime.functions["DeliverFunction"].invoke(sqs_event(order["order_id"]))
+    assert result == {"batchItemFailures": []}
+    assert stored_order(order["order_id"]).status == "PENDING_PAYMENT"
+    assert shop.stock(order_product(order))["sold"] == 0
+
+
+def order_product(order: dict) -> str:
+    return stored_order(order["order_id"]).product_id

@@ -1,0 +1,71 @@
+"""Settings: development sandbox secrets are refused outside local mode."""
+
+import pytest
+from pydantic import ValidationError
+
+from shared.settings import DEVELOPMENT_SECRETS, Settings
+
+REQUIRED = {
+    "ORDERS_TABLE": "orders",
+    "STOCK_TABLE": "stock",
+    "SHOP_TABLE": "shop",
+    "PAYMENT_EVENTS_TABLE": "payment-events",
+    "DELIVERY_QUEUE_URL": "https://sqs.example/queue",
+    "CODES_KEY_ID": "alias/miaofa-codes",
+    "PUBLIC_BASE_URL": "https://shop.example",
+}
+PAY_URL = "https://sandbox.example/pay"
+STRONG_SECRET = "whsec_Q2xqv8Zr4mN7pL1sT9wY3kB6"
+ALL_ALIASES = [*REQUIRED, "SANDBOX_SECRET", "SANDBOX_PAY_URL", "MIAOFA_LOCAL", "RESERVATION_MINUTES",
+               "REDRIVE_AFTER_SECONDS", "SIGNATURE_TOLERANCE_SECONDS"]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    """The process environment must not decide these tests."""
+    for name in ALL_ALIASES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def make(**overrides) -> Settings:
+    return Settings(**{**REQUIRED, **overrides})
+
+
+@pytest.mark.parametrize("secret", sorted(DEVELOPMENT_SECRETS), ids=lambda s: repr(s))
+def test_a_development_secret_is_refused_outside_local_mode(secret):
+    with pytest.raises(ValidationError, match="SANDBOX_SECRET"):
+        make(SANDBOX_PAY_URL=PAY_URL, SANDBOX_SECRET=secret, MIAOFA_LOCAL=False)
+
+
+def test_an_absent_secret_is_refused_outside_local_mode():
+    with pytest.raises(ValidationError):
+        make(SANDBOX_PAY_URL=PAY_URL)
+
+
+@pytest.mark.parametrize("secret", sorted(DEVELOPMENT_SECRETS), ids=lambda s: repr(s))
+def test_a_development_secret_is_accepted_in_local_mode(secret):
+    loaded = make(SANDBOX_PAY_URL=PAY_URL, SANDBOX_SECRET=secret, MIAOFA_LOCAL=True)
+    assert loaded.local_mode is True
+    assert loaded.sandbox_secret == secret
+
+
+def test_a_strong_secret_is_accepted_outside_local_mode():
+    loaded = make(SANDBOX_PAY_URL=PAY_URL, SANDBOX_SECRET=STRONG_SECRET)
+    assert loaded.local_mode is False
+    assert loaded.sandbox_secret == STRONG_SECRET
+    assert loaded.orders_table == "orders"
+
+
+def test_a_development_secret_from_the_environment_is_refused_outside_local_mode(monkeypatch):
+    for name, value in {**REQUIRED, "SANDBOX_PAY_URL": PAY_URL, "SANDBOX_SECRET": "changeme",
+                        "MIAOFA_LOCAL": "false"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_local_mode_from_the_environment_accepts_a_development_secret(monkeypatch):
+    for name, value in {**REQUIRED, "SANDBOX_PAY_URL": PAY_URL, "SANDBOX_SECRET": "changeme",
+                        "MIAOFA_LOCAL": "true"}.items():
+        monkeypatch.setenv(name, value)
+    assert Settings().local_mode is True
