@@ -25,8 +25,6 @@ class Status(StrEnum):
     REPLACED = "REPLACED"
 
 
-FINAL = frozenset({Status.DELIVERED, Status.REFUNDED, Status.REPLACED})
-
 # (state left, event) -> state entered. Every order write is conditional on the state it leaves.
 TRANSITIONS: dict[tuple[Status, str], Status] = {
     (Status.PENDING_PAYMENT, "payment.succeeded"): Status.PAID,

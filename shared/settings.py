@@ -7,6 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Secrets that only local mode may use; anywhere else they are refused at start-up.
 DEVELOPMENT_SECRETS = {"", "dev", "test", "secret", "changeme", "local-sandbox-secret"}
+MIN_SECRET_LENGTH = 16
 
 
 class Settings(BaseSettings):
@@ -28,8 +29,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_development_secrets_in_the_cloud(self) -> "Settings":
-        if not self.local_mode and self.sandbox_pay_url and self.sandbox_secret in DEVELOPMENT_SECRETS:
-            raise ValueError("SANDBOX_SECRET is empty or a development default; refused outside local mode")
+        """Outside local mode a sandbox secret is either absent (sandbox off) or strong."""
+        if self.local_mode or not (self.sandbox_secret or self.sandbox_pay_url):
+            return self
+        secret = self.sandbox_secret.strip().lower()
+        if secret in DEVELOPMENT_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                "SANDBOX_SECRET is empty, short or a development default; refused outside local mode"
+            )
         return self
 
 

@@ -60,7 +60,7 @@ class ParsedCodes(BaseModel):
 
 def parse_codes(body: str, content_type: str) -> ParsedCodes:
     """One code per line (text/plain) or {"codes": [...]}; blank, over-long and repeated lines are reported."""
-    if content_type.startswith("application/json"):
+    if content_type.lower().startswith("application/json"):
         try:
             lines = json.loads(body)["codes"]
         except (ValueError, KeyError, TypeError):
@@ -68,7 +68,9 @@ def parse_codes(body: str, content_type: str) -> ParsedCodes:
         if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
             raise Invalid("codes must be a list of strings", code="invalid_codes")
     else:
-        lines = body.splitlines()
+        # Only LF (with an optional CR) ends a line: splitlines() would also split a code on \f, \v, U+2028...
+        lines = body.split("\n")
+        lines = [line.removesuffix("\r") for line in (lines[:-1] if lines[-1] == "" else lines)]
     if len(lines) > MAX_CODES_PER_REQUEST:
         raise Invalid(
             f"at most {MAX_CODES_PER_REQUEST} codes per request; split the file", code="too_many_codes"

@@ -4,6 +4,7 @@ Each container is its own copy of the handler module (its own resolver, processo
 so concurrent requests never share a handler's per-invocation state; idle containers are reused.
 """
 
+import contextlib
 import importlib.util
 import queue
 import sys
@@ -66,7 +67,10 @@ class LocalFunction:
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+        # Log handlers made at import keep the stream they see: give them the process's real stdout,
+        # as Lambda does, not a stream someone swapped in for a while (a test's capture).
+        with contextlib.redirect_stdout(sys.__stdout__):
+            spec.loader.exec_module(module)
         return module
 
     def invoke(self, event: dict[str, Any]) -> Any:

@@ -58,8 +58,12 @@ def test_a_flipped_ciphertext_byte_does_not_decrypt(cipher):
 
 
 def test_slot_identities_differ_for_each_component():
-    identities = {slot_identity("prd_1", 0, 7), slot_identity("prd_1", 0, 8), slot_identity("prd_1", 1, 7),
-                  slot_identity("prd_2", 0, 7)}
+    identities = {
+        slot_identity("prd_1", 0, 7),
+        slot_identity("prd_1", 0, 8),
+        slot_identity("prd_1", 1, 7),
+        slot_identity("prd_2", 0, 7),
+    }
     assert len(identities) == 4
 
 

@@ -45,7 +45,9 @@ def test_money_keeps_integer_minor_units():
     assert (price.amount, price.currency) == (1999, "CNY")
 
 
-@pytest.mark.parametrize("amount", [19.99, 1999.0, "1999", True], ids=["float", "integral float", "string", "bool"])
+@pytest.mark.parametrize(
+    "amount", [19.99, 1999.0, "1999", True], ids=["float", "integral float", "string", "bool"]
+)
 def test_money_refuses_a_non_integer_amount(amount):
     with pytest.raises(ValidationError):
         Money(amount=amount, currency="CNY")

@@ -16,8 +16,15 @@ REQUIRED = {
 }
 PAY_URL = "https://sandbox.example/pay"
 STRONG_SECRET = "whsec_Q2xqv8Zr4mN7pL1sT9wY3kB6"
-ALL_ALIASES = [*REQUIRED, "SANDBOX_SECRET", "SANDBOX_PAY_URL", "MIAOFA_LOCAL", "RESERVATION_MINUTES",
-               "REDRIVE_AFTER_SECONDS", "SIGNATURE_TOLERANCE_SECONDS"]
+ALL_ALIASES = [
+    *REQUIRED,
+    "SANDBOX_SECRET",
+    "SANDBOX_PAY_URL",
+    "MIAOFA_LOCAL",
+    "RESERVATION_MINUTES",
+    "REDRIVE_AFTER_SECONDS",
+    "SIGNATURE_TOLERANCE_SECONDS",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -57,15 +64,35 @@ def test_a_strong_secret_is_accepted_outside_local_mode():
 
 
 def test_a_development_secret_from_the_environment_is_refused_outside_local_mode(monkeypatch):
-    for name, value in {**REQUIRED, "SANDBOX_PAY_URL": PAY_URL, "SANDBOX_SECRET": "changeme",
-                        "MIAOFA_LOCAL": "false"}.items():
+    for name, value in {
+        **REQUIRED,
+        "SANDBOX_PAY_URL": PAY_URL,
+        "SANDBOX_SECRET": "changeme",
+        "MIAOFA_LOCAL": "false",
+    }.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings()
 
 
 def test_local_mode_from_the_environment_accepts_a_development_secret(monkeypatch):
-    for name, value in {**REQUIRED, "SANDBOX_PAY_URL": PAY_URL, "SANDBOX_SECRET": "changeme",
-                        "MIAOFA_LOCAL": "true"}.items():
+    for name, value in {
+        **REQUIRED,
+        "SANDBOX_PAY_URL": PAY_URL,
+        "SANDBOX_SECRET": "changeme",
+        "MIAOFA_LOCAL": "true",
+    }.items():
         monkeypatch.setenv(name, value)
     assert Settings().local_mode is True
+
+
+@pytest.mark.parametrize("secret", ["dev", "DEV", "changeme ", "   ", "short-secret"], ids=repr)
+def test_a_weak_secret_is_refused_outside_local_mode_even_without_a_pay_url(secret):
+    # The webhook verifies with SANDBOX_SECRET alone, so a weak one is refused whatever else is set.
+    with pytest.raises(ValidationError, match="SANDBOX_SECRET"):
+        make(SANDBOX_SECRET=secret)
+
+
+def test_no_sandbox_at_all_is_accepted_outside_local_mode():
+    loaded = make()
+    assert loaded.sandbox_secret == "" and loaded.sandbox_pay_url == ""
