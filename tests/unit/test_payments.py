@@ -5,7 +5,6 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import ValidationError
 
 from shared.errors import BadInput, InvalidSignature, PaymentMismatch
 from shared.money import Money
