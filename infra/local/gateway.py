@@ -48,8 +48,11 @@ class Gateway:
                     path = urlsplit(self.path).path
                     sys.stderr.write(f"{self.command} {path} {args[1] if len(args) > 1 else ''}\n")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 512  # listen backlog; the default 5 resets a burst of buyers
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
 
