@@ -1,0 +1,159 @@
+"""Flash sale on the local runtime, AWS requests per delivered order, allocation cost at two stock
+sizes, and the embedded store's raw conditional-write rate — all in one run, one process.
+
+    .venv/bin/python -m bench.flash_sale [--buyers 200 --codes 100 --small 1000 --large 100000]
+"""
+
+import argparse
+import json
+import secrets
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import requests
+
+from bench.requests_counter import RequestCounter
+from infra.local.runtime import LocalRuntime
+
+IMPORT_CHUNK = 10_000
+
+
+def make_product(runtime: LocalRuntime, codes: int, shards: int = 4) -> str:
+    url = runtime.info.url
+    product = runtime.merchant_call(url, "POST", "/merchant/products", {
+        "name": f"flash {codes}", "price": {"amount": 1999, "currency": "CNY"}, "max_per_order": 1, "shards": shards})
+    for start in range(0, codes, IMPORT_CHUNK):
+        chunk = "\n".join(f"FS-{secrets.token_hex(10)}" for _ in range(min(IMPORT_CHUNK, codes - start)))
+        runtime.merchant_call(url, "POST", f"/merchant/products/{product['id']}/stock", chunk.encode(), "text/plain")
+    return str(product["id"])
+
+
+def buy_and_pay(runtime: LocalRuntime, product_id: str, n: int) -> str | None:
+    response = requests.post(f"{runtime.info.url}/api/orders", timeout=60,
+                             json={"product_id": product_id, "quantity": 1, "email": f"fs{n}@example.com"})
+    if response.status_code == 409:
+        return None
+    order = response.json()
+    assert runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
+    return str(order["order_id"])
+
+
+def wait_delivered(order_ids: list[str], deadline_s: float = 120) -> None:
+    from shared.adapters import orders
+
+    pending, end = set(order_ids), time.monotonic() + deadline_s
+    while pending:
+        pending = {oid for oid in pending if orders().get(oid).status != "DELIVERED"}  # type: ignore[union-attr]
+        if time.monotonic() > end:
+            raise SystemExit(f"{len(pending)} orders not delivered in {deadline_s}s")
+        time.sleep(0.01)
+
+
+def flash_sale(runtime: LocalRuntime, buyers: int, codes: int, concurrency: int) -> dict:
+    from shared.adapters import shop, stock
+
+    product_id = make_product(runtime, codes)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(lambda n: buy_and_pay(runtime, product_id, n), range(buyers)))
+    sold = [oid for oid in results if oid]
+    wait_delivered(sold)
+    elapsed = time.perf_counter() - started
+    product = shop().product(product_id)
+    assert product is not None
+    levels = stock().levels(product_id, product.shards)
+    from shared.adapters import orders
+
+    bound = []
+    for oid in sold:
+        order = orders().get(oid)
+        assert order is not None
+        bound += stock().read_codes(product_id, order.slots, oid, shop().cipher(order.merchant_id))
+    return {
+        "buyers": buyers, "codes": codes, "concurrency": concurrency, "delivered": len(sold),
+        "refused": results.count(None), "oversold": max(0, len(sold) - codes),
+        "duplicate_codes": len(bound) - len(set(bound)), "seconds": round(elapsed, 2),
+        "delivered_per_second": round(len(sold) / elapsed, 1), "stock": levels.model_dump(),
+    }
+
+
+def per_order(runtime: LocalRuntime, counter: RequestCounter, stock_size: int, orders: int) -> dict:
+    product_id = make_product(runtime, stock_size)
+    sold = []
+    counter.reset()
+    for n in range(orders):
+        oid = buy_and_pay(runtime, product_id, n)
+        assert oid
+        sold.append(oid)
+        wait_delivered([oid])
+    time.sleep(0.5)  # let the pollers' delete calls for the last batch land before reading the counter
+    totals = counter.summary()
+    return {"stock": stock_size, "orders": orders, "per_order": {k: round(v / orders, 2) for k, v in totals.items()},
+            "by_operation": {k: round(v / orders, 2) for k, v in counter.by_operation().items()}}
+
+
+def raw_write_rate(threads: int, seconds: float) -> float:
+    """Conditional UpdateItems per second the embedded store sustains (distinct items, no conflicts)."""
+    client = boto3.client("dynamodb")
+    client.create_table(TableName="bench-raw", BillingMode="PAY_PER_REQUEST",
+                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    done, stop = [0] * threads, threading.Event()
+
+    def writer(i: int) -> None:
+        mine = boto3.client("dynamodb")
+        while not stop.is_set():
+            mine.update_item(TableName="bench-raw", Key={"pk": {"S": f"item-{i}"}},
+                             UpdateExpression="ADD n :one", ConditionExpression="attribute_not_exists(n) OR n >= :zero",
+                             ExpressionAttributeValues={":one": {"N": "1"}, ":zero": {"N": "0"}})
+            done[i] += 1
+
+    workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    time.sleep(seconds)
+    stop.set()
+    for w in workers:
+        w.join()
+    return sum(done) / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--buyers", type=int, default=200)
+    parser.add_argument("--codes", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--small", type=int, default=1_000)
+    parser.add_argument("--large", type=int, default=100_000)
+    parser.add_argument("--orders", type=int, default=30)
+    args = parser.parse_args()
+
+    counter = RequestCounter()
+    counter.install()
+    runtime = LocalRuntime(port=0, quiet=True, seed=False, schedule_seconds=3600, log_level="WARNING")
+    runtime.start()
+    try:
+        from shared.adapters import shop
+
+        shop().create_merchant("bench", api_key=runtime.merchant_key)
+        report = {"flash_sale": flash_sale(runtime, args.buyers, args.codes, args.concurrency)}
+        print(json.dumps(report["flash_sale"]), flush=True)
+        for size in (args.small, args.large):
+            t = time.perf_counter()
+            report[f"per_order_{size}"] = per_order(runtime, counter, size, args.orders)
+            print(json.dumps(report[f"per_order_{size}"]), f"({time.perf_counter() - t:.0f}s)", flush=True)
+        rates = [raw_write_rate(threads=8, seconds=3) for _ in range(1)]
+        report["raw_conditional_writes_per_second"] = round(statistics.median(rates))
+        fs, small = report["flash_sale"], report[f"per_order_{args.small}"]["per_order"]
+        writes = small.get("dynamodb_writes", 0)
+        report["store_share"] = round(fs["delivered_per_second"] * writes / report["raw_conditional_writes_per_second"], 3)
+        print(json.dumps({k: report[k] for k in ("raw_conditional_writes_per_second", "store_share")}))
+    finally:
+        runtime.stop()
+
+
+if __name__ == "__main__":
+    main()
