@@ -23,17 +23,31 @@ IMPORT_CHUNK = 10_000
 
 def make_product(runtime: LocalRuntime, codes: int, shards: int = 4) -> str:
     url = runtime.info.url
-    product = runtime.merchant_call(url, "POST", "/merchant/products", {
-        "name": f"flash {codes}", "price": {"amount": 1999, "currency": "CNY"}, "max_per_order": 1, "shards": shards})
+    product = runtime.merchant_call(
+        url,
+        "POST",
+        "/merchant/products",
+        {
+            "name": f"flash {codes}",
+            "price": {"amount": 1999, "currency": "CNY"},
+            "max_per_order": 1,
+            "shards": shards,
+        },
+    )
     for start in range(0, codes, IMPORT_CHUNK):
         chunk = "\n".join(f"FS-{secrets.token_hex(10)}" for _ in range(min(IMPORT_CHUNK, codes - start)))
-        runtime.merchant_call(url, "POST", f"/merchant/products/{product['id']}/stock", chunk.encode(), "text/plain")
+        runtime.merchant_call(
+            url, "POST", f"/merchant/products/{product['id']}/stock", chunk.encode(), "text/plain"
+        )
     return str(product["id"])
 
 
 def buy_and_pay(runtime: LocalRuntime, product_id: str, n: int) -> str | None:
-    response = requests.post(f"{runtime.info.url}/api/orders", timeout=60,
-                             json={"product_id": product_id, "quantity": 1, "email": f"fs{n}@example.com"})
+    response = requests.post(
+        f"{runtime.info.url}/api/orders",
+        timeout=60,
+        json={"product_id": product_id, "quantity": 1, "email": f"fs{n}@example.com"},
+    )
     if response.status_code == 409:
         return None
     order = response.json()
@@ -73,10 +87,16 @@ def flash_sale(runtime: LocalRuntime, buyers: int, codes: int, concurrency: int)
         assert order is not None
         bound += stock().read_codes(product_id, order.slots, oid, shop().cipher(order.merchant_id))
     return {
-        "buyers": buyers, "codes": codes, "concurrency": concurrency, "delivered": len(sold),
-        "refused": results.count(None), "oversold": max(0, len(sold) - codes),
-        "duplicate_codes": len(bound) - len(set(bound)), "seconds": round(elapsed, 2),
-        "delivered_per_second": round(len(sold) / elapsed, 1), "stock": levels.model_dump(),
+        "buyers": buyers,
+        "codes": codes,
+        "concurrency": concurrency,
+        "delivered": len(sold),
+        "refused": results.count(None),
+        "oversold": max(0, len(sold) - codes),
+        "duplicate_codes": len(bound) - len(set(bound)),
+        "seconds": round(elapsed, 2),
+        "delivered_per_second": round(len(sold) / elapsed, 1),
+        "stock": levels.model_dump(),
     }
 
 
@@ -91,24 +111,35 @@ def per_order(runtime: LocalRuntime, counter: RequestCounter, stock_size: int, o
         wait_delivered([oid])
     time.sleep(0.5)  # let the pollers' delete calls for the last batch land before reading the counter
     totals = counter.summary()
-    return {"stock": stock_size, "orders": orders, "per_order": {k: round(v / orders, 2) for k, v in totals.items()},
-            "by_operation": {k: round(v / orders, 2) for k, v in counter.by_operation().items()}}
+    return {
+        "stock": stock_size,
+        "orders": orders,
+        "per_order": {k: round(v / orders, 2) for k, v in totals.items()},
+        "by_operation": {k: round(v / orders, 2) for k, v in counter.by_operation().items()},
+    }
 
 
 def raw_write_rate(threads: int, seconds: float) -> float:
     """Conditional UpdateItems per second the embedded store sustains (distinct items, no conflicts)."""
     client = boto3.client("dynamodb")
-    client.create_table(TableName="bench-raw", BillingMode="PAY_PER_REQUEST",
-                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    client.create_table(
+        TableName="bench-raw",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+    )
     done, stop = [0] * threads, threading.Event()
 
     def writer(i: int) -> None:
         mine = boto3.client("dynamodb")
         while not stop.is_set():
-            mine.update_item(TableName="bench-raw", Key={"pk": {"S": f"item-{i}"}},
-                             UpdateExpression="ADD n :one", ConditionExpression="attribute_not_exists(n) OR n >= :zero",
-                             ExpressionAttributeValues={":one": {"N": "1"}, ":zero": {"N": "0"}})
+            mine.update_item(
+                TableName="bench-raw",
+                Key={"pk": {"S": f"item-{i}"}},
+                UpdateExpression="ADD n :one",
+                ConditionExpression="attribute_not_exists(n) OR n >= :zero",
+                ExpressionAttributeValues={":one": {"N": "1"}, ":zero": {"N": "0"}},
+            )
             done[i] += 1
 
     workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
@@ -122,7 +153,9 @@ def raw_write_rate(threads: int, seconds: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--buyers", type=int, default=200)
     parser.add_argument("--codes", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=32)
@@ -149,7 +182,9 @@ def main() -> None:
         report["raw_conditional_writes_per_second"] = round(statistics.median(rates))
         fs, small = report["flash_sale"], report[f"per_order_{args.small}"]["per_order"]
         writes = small.get("dynamodb_writes", 0)
-        report["store_share"] = round(fs["delivered_per_second"] * writes / report["raw_conditional_writes_per_second"], 3)
+        report["store_share"] = round(
+            fs["delivered_per_second"] * writes / report["raw_conditional_writes_per_second"], 3
+        )
         print(json.dumps({k: report[k] for k in ("raw_conditional_writes_per_second", "store_share")}))
     finally:
         runtime.stop()

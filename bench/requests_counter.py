@@ -58,7 +58,13 @@ class RequestCounter:
             if role == "other":
                 continue
             if service == "dynamodb":
-                out["dynamodb_writes" if operation in WRITES else "dynamodb_reads" if operation in READS else "dynamodb_other"] += n
+                out[
+                    "dynamodb_writes"
+                    if operation in WRITES
+                    else "dynamodb_reads"
+                    if operation in READS
+                    else "dynamodb_other"
+                ] += n
             else:
                 out[f"{service}_calls"] += n
         return dict(out)

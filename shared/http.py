@@ -5,6 +5,7 @@ from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel, ValidationError
 
 from shared.errors import DomainError, Invalid, MalformedJson
@@ -21,11 +22,19 @@ def json_response(status: int, payload: Any) -> Response[str]:
     return Response(status_code=status, content_type="application/json", body=json.dumps(payload))
 
 
+def text_body(event: BaseProxyEvent) -> str:
+    """The request body as text, whatever its content type (API Gateway base64-encodes non-text)."""
+    try:
+        return event.decoded_body or ""
+    except UnicodeDecodeError:
+        raise MalformedJson("request body is not UTF-8 text") from None
+
+
 def parse_json(raw: str | None) -> Any:
-    """The request body as JSON, or MalformedJson."""
+    """The request body as JSON, or MalformedJson (also for nesting too deep to parse)."""
     try:
         return json.loads(raw or "")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise MalformedJson("request body is not valid JSON") from None
 
 

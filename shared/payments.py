@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import BadInput, InvalidSignature, PaymentMismatch
-from shared.money import Money
+from shared.money import MAX_AMOUNT, Money
 from shared.orders import Order
 
 
@@ -60,7 +60,7 @@ def verify_sandbox_signature(secret: str, header: str | None, body: bytes, now: 
 class _SandboxData(BaseModel):
     order_id: str = Field(min_length=1, max_length=64)
     payment_id: str = Field(min_length=1, max_length=128)
-    amount: int = Field(ge=0, le=10**12, strict=True)
+    amount: int = Field(ge=0, le=MAX_AMOUNT, strict=True)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 
 
@@ -74,7 +74,7 @@ def parse_sandbox_event(body: bytes) -> PaymentEvent:
     """Turn a verified sandbox callback body into a PaymentEvent, or raise BadInput."""
     try:
         parsed = _SandboxBody.model_validate(json.loads(body))
-    except (ValueError, ValidationError) as error:
+    except (ValueError, RecursionError, ValidationError) as error:
         raise BadInput(f"callback body is not a valid sandbox event: {_first_error(error)}") from None
     return PaymentEvent(
         provider="sandbox",

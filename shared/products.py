@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import Invalid
-from shared.money import Money
+from shared.money import MAX_AMOUNT, Money
 
 DeliveryMode = Literal["stock"]
 
@@ -24,6 +24,11 @@ class Product(BaseModel):
     shards: int = Field(ge=1)
     active: bool
     created_at: datetime
+
+    def total_for(self, quantity: int) -> Money:
+        if self.price.amount * quantity > MAX_AMOUNT:
+            raise Invalid("the total is larger than a payment can be", code="total_too_large")
+        return self.price.times(quantity)
 
     def check_quantity(self, quantity: int) -> None:
         if quantity < 1 or quantity > self.max_per_order:

@@ -4,10 +4,10 @@ import json
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.errors import Invalid, MalformedJson, NotFound
-from shared.money import Money
+from shared.money import MAX_AMOUNT, Money
 from shared.products import Product
 from shared.store.shop import ShopStore, is_id, new_id
 from shared.store.stock import NewCode, StockStore
@@ -26,6 +26,12 @@ class ProductRequest(BaseModel):
     max_per_order: int = Field(default=10, ge=1, le=100)
     shards: int = Field(default=4, ge=1, le=64)
     active: bool = True
+
+    @model_validator(mode="after")
+    def _largest_order_is_payable(self) -> "ProductRequest":
+        if self.price.amount * self.max_per_order > MAX_AMOUNT:
+            raise ValueError("price × max_per_order is larger than a payment can be")
+        return self
 
 
 def create_product(
@@ -63,7 +69,7 @@ def parse_codes(body: str, content_type: str) -> ParsedCodes:
     if content_type.lower().startswith("application/json"):
         try:
             lines = json.loads(body)["codes"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, RecursionError, KeyError, TypeError):
             raise MalformedJson('body must be JSON {"codes": ["...", ...]}') from None
         if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
             raise Invalid("codes must be a list of strings", code="invalid_codes")

@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.merchant.catalog import ProductRequest, create_product, owned_product, parse_codes
 from shared import adapters
 from shared.errors import Unauthorized
-from shared.http import install_error_handlers, json_response, parse_json, validate
+from shared.http import install_error_handlers, json_response, parse_json, text_body, validate
 from shared.orders import utcnow
 from shared.products import Product
 
@@ -31,7 +31,7 @@ def _product_body(product: Product) -> dict:
 
 @app.post("/merchant/products")
 def post_product() -> Response[str]:
-    request = validate(ProductRequest, parse_json(app.current_event.body))
+    request = validate(ProductRequest, parse_json(text_body(app.current_event)))
     product = create_product(_merchant_id(), request, adapters.shop(), adapters.stock(), now=utcnow())
     logger.info("product created", extra={"product_id": product.product_id})
     return json_response(201, _product_body(product))
@@ -47,7 +47,7 @@ def post_stock(product_id: str) -> Response[str]:
     merchant_id = _merchant_id()
     product = owned_product(merchant_id, product_id, adapters.shop())
     content_type = app.current_event.headers.get("content-type", "text/plain")
-    parsed = parse_codes(app.current_event.decoded_body or "", content_type)
+    parsed = parse_codes(text_body(app.current_event), content_type)
     stored = adapters.stock().add_codes(
         product.product_id, product.shards, parsed.codes, adapters.shop().cipher(merchant_id)
     )

@@ -55,6 +55,7 @@ def checkout(
     if product is None or not product.active:
         raise NotFound("no such product", code="product_not_found")
     product.check_quantity(request.quantity)
+    total = product.total_for(request.quantity)  # before any write: nothing is half-done after an error
     if request.provider != "sandbox" or not sandbox_pay_url:
         raise Invalid(
             f"payment provider '{request.provider}' is not configured for this shop", code="invalid_provider"
@@ -67,7 +68,7 @@ def checkout(
         merchant_id=product.merchant_id,
         product_id=product.product_id,
         quantity=request.quantity,
-        total=product.price.times(request.quantity),
+        total=total,
         email=str(request.email),
         provider=request.provider,
         status=Status.PENDING_PAYMENT,

@@ -10,7 +10,7 @@ from functions.storefront.checkout import CheckoutRequest, checkout, token_match
 from functions.storefront.pages import order_page, product_page
 from shared import adapters
 from shared.errors import NotFound
-from shared.http import install_error_handlers, json_response, parse_json, validate
+from shared.http import install_error_handlers, json_response, parse_json, text_body, validate
 from shared.orders import Status, utcnow
 from shared.products import Product
 from shared.settings import settings
@@ -46,7 +46,7 @@ def get_product(product_id: str) -> Response[str]:
 
 @app.post("/api/orders")
 def create_order() -> Response[str]:
-    request = validate(CheckoutRequest, parse_json(app.current_event.body))
+    request = validate(CheckoutRequest, parse_json(text_body(app.current_event)))
     config = settings()
     result = checkout(
         request,

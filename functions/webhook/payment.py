@@ -4,7 +4,6 @@ Each step is idempotent, so a provider's retry after a crash at any point conver
 record says whether the whole application finished, not merely whether it started.
 """
 
-import logging
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -15,14 +14,13 @@ from shared.queues import DeliveryQueue
 from shared.store.orders import OrderStore
 from shared.store.payment_events import PaymentEventStore
 
-logger = logging.getLogger(__name__)
-
 CONFLICT_RETRIES = 5
 
 
 class Outcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
+    NEEDS_REFUND = "needs_refund"  # a second, different payment for one order: recorded, never delivered
 
 
 def apply_payment(
@@ -40,10 +38,14 @@ def apply_payment(
     if not events.record(event):
         return Outcome.DUPLICATE
     order = _mark_paid(order, event, orders, now, redrive_after)
-    if order.status == Status.PAID:
+    outcome = Outcome.APPLIED
+    if order.payment and order.payment.payment_id != event.payment_id:
+        events.mark_needs_refund(event)
+        outcome = Outcome.NEEDS_REFUND
+    elif order.status == Status.PAID:
         queue.send(order.order_id)
     events.mark_applied(event)
-    return Outcome.APPLIED
+    return outcome
 
 
 def _mark_paid(
@@ -54,9 +56,6 @@ def _mark_paid(
     )
     for _ in range(CONFLICT_RETRIES):
         if order.status != Status.PENDING_PAYMENT:
-            if order.payment and order.payment.payment_id != event.payment_id:
-                # A second, different payment for one order: keep the record for a refund; never deliver twice.
-                logger.warning("second payment for an order", extra={"order_id": order.order_id})
             return order
         try:
             return orders.transition(

@@ -2,10 +2,13 @@
 
 import json
 import logging
+import threading
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import MotoRequestHandler
+from moto.server import DomainDispatcherApplication, ThreadedMotoServer, create_backend_app
+from werkzeug.serving import make_server
 
 from infra.local.template import Infrastructure
 
@@ -13,9 +16,42 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
 
+class _AtomicDynamoDB:
+    """WSGI wrapper: one DynamoDB request at a time.
+
+    On AWS a conditional write checks and writes atomically. moto's server evaluates the condition
+    and writes without a lock while serving requests on many threads, so two claims could both see
+    `remaining >= 1`. Serialising DynamoDB calls (SQS long polls stay concurrent) gives the local
+    runtime, and the concurrency tests run on it, AWS's guarantee.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._app, self._lock = app, threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return self._app(environ, start_response)
+        with self._lock:
+            response = self._app(environ, start_response)
+            try:
+                return [b"".join(response)]
+            finally:
+                getattr(response, "close", lambda: None)()
+
+
+class _Server(ThreadedMotoServer):
+    def _server_entry(self) -> None:  # moto's own, with the DynamoDB wrapper around its app
+        app = _AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
 class EmbeddedAws:
     def __init__(self) -> None:
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = _Server(ip_address="127.0.0.1", port=0, verbose=False)
         self.endpoint = ""
 
     def start(self) -> str:

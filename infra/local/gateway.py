@@ -65,7 +65,10 @@ class Gateway:
 
     def serve(self, request: BaseHTTPRequestHandler) -> None:
         url = urlsplit(request.path)
-        length = int(request.headers.get("Content-Length") or 0)
+        try:
+            length = int(request.headers.get("Content-Length") or 0)
+        except ValueError:
+            return _write(request, 400, {"content-type": "application/json"}, b'{"message":"Bad Request"}')
         body = request.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in request.headers.items()}
         for prefix, extra in self.extras.items():
@@ -145,6 +148,11 @@ def _event(
 ) -> dict[str, Any]:
     content_type = headers.get("content-type", "")
     is_text = not body or content_type.startswith(TEXT_TYPES)
+    if is_text:
+        try:
+            body.decode()
+        except UnicodeDecodeError:
+            is_text = False  # not text after all: hand it over base64-encoded, as API Gateway does
     now = datetime.now(UTC)
     event: dict[str, Any] = {
         "version": "2.0",
@@ -197,6 +205,12 @@ def _response(result: Any) -> tuple[int, dict[str, str], bytes]:
 
 def _write(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:
     request.send_response(status)
+    if any("\r" in v or "\n" in v for v in headers.values()):  # never let a value start a new header
+        status, headers, body = (
+            500,
+            {"content-type": "application/json"},
+            b'{"message":"Internal Server Error"}',
+        )
     for name, value in headers.items():
         if name not in ("content-length", "connection"):
             request.send_header(name, value)

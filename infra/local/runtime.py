@@ -43,6 +43,12 @@ class LocalRuntime:
         log_level: str | None = None,
         run_triggers: bool = True,
     ) -> None:
+        if merchant_key and not (
+            merchant_key.startswith(("mk_test_", "mk_live_")) and len(merchant_key) >= 24
+        ):
+            raise ValueError(
+                "MIAOFA_MERCHANT_KEY must start with mk_test_ or mk_live_ and be at least 24 characters"
+            )
         self.merchant_key = merchant_key or f"mk_test_{secrets.token_urlsafe(24)}"
         self.sandbox_secret = sandbox_secret or secrets.token_urlsafe(32)
         self.schedule_seconds, self.seed, self.quiet, self.run_triggers = (

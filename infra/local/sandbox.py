@@ -8,7 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from html import escape
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from shared.payments import sandbox_signature
 
@@ -32,15 +32,15 @@ class SandboxProvider:
         if path == f"{PREFIX}/pay" and method == "GET":
             return 200, {"content-type": "text/html; charset=utf-8"}, _pay_page(query).encode()
         if path == f"{PREFIX}/pay" and method == "POST":
-            form = dict(parse_qsl(body.decode()))
             try:
+                form = dict(parse_qsl(body.decode()))
                 amount = int(form["amount"])
                 order_id, currency = form["order_id"], form["currency"]
-            except (KeyError, ValueError):
+            except (KeyError, ValueError):  # UnicodeDecodeError is a ValueError
                 return 400, {"content-type": "text/plain"}, b"order_id, amount and currency are required"
             delivered = self.pay(order_id, amount, currency)
             return_url = form.get("return_url", "")
-            if return_url.startswith(self.base_url + "/"):
+            if self._is_ours(return_url):
                 return 303, {"location": return_url}, b""
             return (
                 200,
@@ -48,6 +48,11 @@ class SandboxProvider:
                 b"paid" if delivered else b"paid; callback not accepted",
             )
         return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
+
+    def _is_ours(self, url: str) -> bool:
+        """Only redirect back to the shop itself: same scheme and host, no control characters."""
+        target, ours = urlsplit(url), urlsplit(self.base_url)
+        return (target.scheme, target.netloc) == (ours.scheme, ours.netloc) and url.isprintable()
 
     def pay(self, order_id: str, amount: int, currency: str, retry: bool = True) -> bool:
         """Take a payment and send its callback; True once the shop answered 2xx."""

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import PutError
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from shared.orders import utcnow
@@ -12,6 +13,17 @@ from shared.settings import settings
 from shared.store.errors import condition_failed
 
 KEEP_FOR = timedelta(days=90)
+
+
+class NeedsRefundIndex(GlobalSecondaryIndex["PaymentEventItem"]):
+    """Sparse: only payments that must be given back (e.g. a second payment for one order)."""
+
+    class Meta:
+        index_name = "needs_refund"
+        projection = AllProjection()
+
+    refund_due = UnicodeAttribute(hash_key=True)
+    received_at = UTCDateTimeAttribute(range_key=True)
 
 
 class PaymentEventItem(Model):
@@ -23,7 +35,11 @@ class PaymentEventItem(Model):
     payment_id = UnicodeAttribute()
     applied = BooleanAttribute(default=False)
     received_at = UTCDateTimeAttribute()
-    expires = NumberAttribute()  # TTL
+    expires = NumberAttribute(null=True)  # TTL; removed while a refund is owed
+    amount = NumberAttribute(null=True)
+    currency = UnicodeAttribute(null=True)
+    refund_due = UnicodeAttribute(null=True)
+    needs_refund_index = NeedsRefundIndex()
 
 
 def _key(event: PaymentEvent) -> str:
@@ -53,6 +69,21 @@ class PaymentEventStore:
                 raise
         existing = PaymentEventItem.get(_key(event), consistent_read=True)
         return not existing.applied
+
+    def mark_needs_refund(self, event: PaymentEvent) -> None:
+        """Keep a payment that cannot be fulfilled (no expiry) where refunds will find it."""
+        PaymentEventItem(event_key=_key(event)).update(
+            actions=[
+                PaymentEventItem.refund_due.set(event.provider),
+                PaymentEventItem.amount.set(event.amount.amount),
+                PaymentEventItem.currency.set(event.amount.currency),
+                PaymentEventItem.expires.remove(),
+            ]
+        )
+
+    def refunds_due(self, provider: str) -> list[str]:
+        """Event keys of payments owed back to buyers, oldest first."""
+        return [item.event_key for item in PaymentEventItem.needs_refund_index.query(provider)]
 
     def mark_applied(self, event: PaymentEvent) -> None:
         PaymentEventItem(event_key=_key(event)).update(actions=[PaymentEventItem.applied.set(True)])

@@ -114,9 +114,9 @@ class StockStore:
                 condition=ShardItem.pk.does_not_exist()
             )
 
-    def _shards(self, product_id: str, shards: int) -> list[ShardItem]:
+    def _shards(self, product_id: str, shards: int, consistent: bool = False) -> list[ShardItem]:
         keys = [(product_id, _shard_key(k)) for k in range(shards)]
-        found = {item.sk: item for item in ShardItem.batch_get(keys)}
+        found = {item.sk: item for item in ShardItem.batch_get(keys, consistent_read=consistent)}
         return [found[_shard_key(k)] for k in range(shards) if _shard_key(k) in found]
 
     def available(self, product_id: str, shards: int) -> int:
@@ -235,7 +235,8 @@ class StockStore:
         """
         owner = self._acquire_lease(product_id)
         try:
-            items = self._shards(product_id, shards)
+            # Consistent: a stale `filled` would place new codes over counted (even sold) slots.
+            items = self._shards(product_id, shards, consistent=True)
             filled = {int(item.sk.split("#")[1]): int(item.filled) for item in items}
             fingerprints = {c.line: cipher.fingerprint(c.code) for c in codes}
             known = self._committed_fingerprints(product_id, set(fingerprints.values()), filled)

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from shared.adapters import payment_events
 from shared.payments import sandbox_signature
 from tests.support import count_items, new_codes, stored_order
 
@@ -107,3 +108,17 @@ def test_concurrent_copies_of_one_callback_pay_and_deliver_once(shop, order):
     types = [e["type"] for e in delivered["events"]]
     assert types.count("payment.succeeded") == 1 and types.count("order.delivered") == 1
     assert shop.callback(body).json()["outcome"] == "duplicate"
+
+
+def test_a_second_different_payment_is_kept_for_a_refund_and_delivers_nothing(shop, order):
+    first, second = shop.payment_event(order), shop.payment_event(order)
+    assert shop.callback(first).json()["outcome"] == "applied"
+    delivered = shop.wait_for(order, "DELIVERED")
+
+    response = shop.callback(second)
+
+    assert response.status_code == 200 and response.json()["outcome"] == "needs_refund"
+    assert f"sandbox#{second['id']}" in payment_events().refunds_due("sandbox")
+    again = shop.order(order["order_id"], order["access_token"]).json()
+    assert again["items"] == delivered["items"] and again["events"] == delivered["events"]
+    assert stored_order(order["order_id"]).payment.payment_id == first["data"]["payment_id"]

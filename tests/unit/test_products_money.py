@@ -79,3 +79,11 @@ def test_money_times_zero_is_zero():
 def test_money_times_beyond_the_cap_is_refused():
     with pytest.raises(ValidationError):
         Money(amount=10**12, currency="CNY").times(2)
+
+
+def test_a_total_beyond_what_a_payment_can_carry_is_refused_before_anything_is_written(product):
+    pricey = product.model_copy(update={"price": Money(amount=600_000_000_000, currency="CNY")})
+    assert pricey.total_for(1).amount == 600_000_000_000
+    with pytest.raises(Invalid) as refused:
+        pricey.total_for(2)
+    assert refused.value.code == "total_too_large"
