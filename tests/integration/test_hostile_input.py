@@ -23,16 +23,20 @@ def test_json_nested_too_deep_is_400(shop, path):
 def test_a_signed_callback_nested_too_deep_is_400(shop):
     body = DEEP[:50_000].encode()
     header = sandbox_signature(shop.runtime.sandbox_secret, body, int(time.time()))
-    response = shop.http.post(f"{shop.url}/webhooks/sandbox", data=body,
-                              headers={"Sandbox-Signature": header, "Content-Type": "application/json"})
+    response = shop.http.post(
+        f"{shop.url}/webhooks/sandbox",
+        data=body,
+        headers={"Sandbox-Signature": header, "Content-Type": "application/json"},
+    )
     assert (response.status_code, response.json()["error"]["code"]) == (400, "bad_request")
 
 
 def test_json_without_a_text_content_type_is_still_read(shop):
     product_id = shop.new_product(new_codes(1))
     body = json.dumps({"product_id": product_id, "quantity": 1, "email": "a@example.com"})
-    response = shop.http.post(f"{shop.url}/api/orders", data=body.encode(),
-                              headers={"Content-Type": "application/vnd.api+json"})
+    response = shop.http.post(
+        f"{shop.url}/api/orders", data=body.encode(), headers={"Content-Type": "application/vnd.api+json"}
+    )
     assert response.status_code == 201
 
 
@@ -40,7 +44,9 @@ def test_json_without_a_text_content_type_is_still_read(shop):
 def test_a_body_that_is_not_utf8_is_400(shop, content_type):
     product_id = shop.new_product([])
     for path in ("/api/orders", f"/merchant/products/{product_id}/stock"):
-        response = shop.merchant("POST", path, data=b"\xff\xfe\x00code", headers={"Content-Type": content_type})
+        response = shop.merchant(
+            "POST", path, data=b"\xff\xfe\x00code", headers={"Content-Type": content_type}
+        )
         assert (response.status_code, response.json()["error"]["code"]) == (400, "malformed_json"), path
 
 
@@ -57,8 +63,11 @@ def test_a_product_whose_largest_order_is_not_payable_is_refused(shop):
     assert shop.stock(product_id)["available"] == 3
     orders_before = count_items("OrdersTable")
     # max_per_order=1 keeps the product valid; a second unit would exceed the cap
-    refused = shop.merchant("POST", "/merchant/products", json={
-        "name": "x", "price": {"amount": 600_000_000_000, "currency": "CNY"}, "max_per_order": 2})
+    refused = shop.merchant(
+        "POST",
+        "/merchant/products",
+        json={"name": "x", "price": {"amount": 600_000_000_000, "currency": "CNY"}, "max_per_order": 2},
+    )
     assert (refused.status_code, refused.json()["error"]["code"]) == (422, "validation_error")
     assert "max_per_order" in refused.json()["error"]["message"]
     assert count_items("OrdersTable") == orders_before
@@ -67,10 +76,15 @@ def test_a_product_whose_largest_order_is_not_payable_is_refused(shop):
 def test_the_sandbox_never_redirects_off_the_shop_or_injects_headers(shop):
     order = shop.buy(shop.new_product(new_codes(2)))
     form = {"order_id": order["order_id"], "amount": str(order["total"]["amount"]), "currency": "CNY"}
-    for return_url in (f"{shop.url}/%0d%0aSet-Cookie:%20pwned=1", f"{shop.url}/\r\nSet-Cookie: pwned=1",
-                       "https://evil.example/o/x", f"{shop.url}.evil.example/o/x"):
-        response = shop.http.post(f"{shop.url}/_sandbox/pay", data={**form, "return_url": return_url},
-                                  allow_redirects=False)
+    for return_url in (
+        f"{shop.url}/%0d%0aSet-Cookie:%20pwned=1",
+        f"{shop.url}/\r\nSet-Cookie: pwned=1",
+        "https://evil.example/o/x",
+        f"{shop.url}.evil.example/o/x",
+    ):
+        response = shop.http.post(
+            f"{shop.url}/_sandbox/pay", data={**form, "return_url": return_url}, allow_redirects=False
+        )
         assert response.status_code in (200, 303) and "set-cookie" not in response.headers
         if response.status_code == 303:
             assert response.headers["location"] == return_url and "\n" not in return_url
