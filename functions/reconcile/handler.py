@@ -5,6 +5,7 @@ from datetime import timedelta
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.reconcile.expiry import expire_reservations
 from functions.reconcile.redrive import redrive_paid
 from shared import adapters
 from shared.orders import utcnow
@@ -15,10 +16,9 @@ logger = Logger(service="reconcile")
 
 @logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    retry_after = timedelta(seconds=settings().redrive_after_seconds)
-    redriven = redrive_paid(
-        adapters.orders(), adapters.delivery_queue(), now=utcnow(), retry_after=retry_after
-    )
-    report = {"redriven": redriven}
+    now, retry_after = utcnow(), timedelta(seconds=settings().redrive_after_seconds)
+    expired, returned = expire_reservations(adapters.orders(), adapters.stock(), now=now)
+    redriven = redrive_paid(adapters.orders(), adapters.delivery_queue(), now=now, retry_after=retry_after)
+    report = {"expired": expired, "returned_slots": returned, "redriven": redriven}
     logger.info("reconcile report", extra=report)
     return report

@@ -60,8 +60,8 @@ def checkout(
         raise Invalid(
             f"payment provider '{request.provider}' is not configured for this shop", code="invalid_provider"
         )
-    slots = stock.claim(product.product_id, product.shards, request.quantity)
     order_id, token = new_id("ord"), secrets.token_urlsafe(32)
+    slots = stock.claim(product.product_id, product.shards, request.quantity, order_id)
     created = chain_event(order_id, [], "order.created", now, {"quantity": request.quantity})
     order = Order(
         order_id=order_id,

@@ -43,6 +43,8 @@ def sandbox_callback() -> Response[str]:
         adapters.orders(),
         adapters.payment_events(),
         adapters.delivery_queue(),
+        adapters.stock(),
+        adapters.shop(),
         now=utcnow(),
         redrive_after=timedelta(seconds=config.redrive_after_seconds),
     )

@@ -7,12 +7,14 @@ record says whether the whole application finished, not merely whether it starte
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from shared.errors import BadInput, StateConflict
+from shared.errors import BadInput, OutOfStock, StateConflict
 from shared.orders import Order, Payment, Status
 from shared.payments import PaymentEvent, check_payment_matches
 from shared.queues import DeliveryQueue
 from shared.store.orders import OrderStore
 from shared.store.payment_events import PaymentEventStore
+from shared.store.shop import ShopStore
+from shared.store.stock import StockStore
 
 CONFLICT_RETRIES = 5
 
@@ -28,6 +30,8 @@ def apply_payment(
     orders: OrderStore,
     events: PaymentEventStore,
     queue: DeliveryQueue,
+    stock: StockStore,
+    shop: ShopStore,
     now: datetime,
     redrive_after: timedelta,
 ) -> Outcome:
@@ -37,9 +41,13 @@ def apply_payment(
     check_payment_matches(order, event)
     if not events.record(event):
         return Outcome.DUPLICATE
-    order = _mark_paid(order, event, orders, now, redrive_after)
+    payment = Payment(
+        provider=event.provider, payment_id=event.payment_id, event_id=event.event_id, amount=event.amount
+    )
+    order = _settle(order, payment, orders, stock, shop, now, redrive_after)
     outcome = Outcome.APPLIED
-    if order.payment and order.payment.payment_id != event.payment_id:
+    if order.payment != payment or order.status == Status.REFUNDING:
+        # A second payment for one order, or a late one with no stock left: kept to be refunded (I2).
         events.mark_needs_refund(event)
         outcome = Outcome.NEEDS_REFUND
     elif order.status == Status.PAID:
@@ -48,26 +56,64 @@ def apply_payment(
     return outcome
 
 
-def _mark_paid(
-    order: Order, event: PaymentEvent, orders: OrderStore, now: datetime, redrive_after: timedelta
+def _settle(
+    order: Order,
+    payment: Payment,
+    orders: OrderStore,
+    stock: StockStore,
+    shop: ShopStore,
+    now: datetime,
+    redrive_after: timedelta,
 ) -> Order:
-    payment = Payment(
-        provider=event.provider, payment_id=event.payment_id, event_id=event.event_id, amount=event.amount
-    )
+    """Move the order to PAID (re-reserving if its reservation expired) or, if that cannot be, REFUNDING."""
+    facts = {"provider": payment.provider, "payment_id": payment.payment_id}
     for _ in range(CONFLICT_RETRIES):
-        if order.status != Status.PENDING_PAYMENT:
-            return order
         try:
-            return orders.transition(
-                order,
-                "payment.succeeded",
-                now,
-                {"provider": event.provider, "payment_id": event.payment_id},
-                payment=payment,
-                due_in=redrive_after,
-            )
+            if order.status == Status.PENDING_PAYMENT:
+                return orders.transition(
+                    order, "payment.succeeded", now, facts, payment=payment, due_in=redrive_after
+                )
+            if order.status != Status.EXPIRED:
+                return order  # already settled by an earlier copy of this event, or by another payment
+            return _settle_late(order, payment, facts, orders, stock, shop, now, redrive_after)
         except StateConflict:
             reread = orders.get(order.order_id)
             assert reread is not None
             order = reread
     raise StateConflict(f"order {order.order_id} kept changing; the provider will retry")
+
+
+def _settle_late(
+    order: Order,
+    payment: Payment,
+    facts: dict[str, str],
+    orders: OrderStore,
+    stock: StockStore,
+    shop: ShopStore,
+    now: datetime,
+    redrive_after: timedelta,
+) -> Order:
+    """A payment for an EXPIRED order: reserve again if stock exists and deliver, else refund."""
+    stock.release(order.product_id, order.slots, order.order_id)  # idempotent; reconcile may not have yet
+    product = shop.product(order.product_id)
+    assert product is not None
+    try:
+        slots = stock.claim(
+            product.product_id, product.shards, order.quantity, order.order_id, avoid=order.slots
+        )
+    except OutOfStock:
+        facts = {**facts, "reason": "paid after the reservation expired; sold out"}
+        return orders.transition(order, "refund.requested", now, facts, payment=payment)
+    try:
+        return orders.transition(
+            order,
+            "payment.succeeded",
+            now,
+            {**facts, "late": "true"},
+            payment=payment,
+            due_in=redrive_after,
+            slots=slots,
+        )
+    except StateConflict:
+        stock.release(product.product_id, slots, order.order_id)
+        raise

@@ -125,6 +125,7 @@ class OrderStore:
         data: dict[str, Any] | None = None,
         payment: Payment | None = None,
         due_in: timedelta | None = None,
+        slots: list[SlotRange] | None = None,
     ) -> Order:
         """Move `order` along the state table and append the event, in one conditional write.
 
@@ -139,6 +140,8 @@ class OrderStore:
         ]
         if payment is not None:
             actions.append(OrderItem.payment.set(payment.model_dump_json()))
+        if slots is not None:
+            actions.append(OrderItem.slots.set(json.dumps([s.model_dump() for s in slots])))
         if due_in is not None:
             actions += [
                 OrderItem.due_status.set(new_status.value),
@@ -160,6 +163,7 @@ class OrderStore:
                 "status": new_status,
                 "history": [*order.history, event],
                 "payment": payment if payment is not None else order.payment,
+                "slots": slots if slots is not None else order.slots,
             }
         )
 
@@ -174,6 +178,17 @@ class OrderStore:
             status.value, OrderItem.due_at <= int(before.timestamp()), limit=limit, scan_index_forward=True
         )
         return [item.order_id for item in query]
+
+    def clear_due(self, order_id: str, status: Status) -> None:
+        """Drop an order from the `due` index once its outstanding work in `status` is done."""
+        try:
+            OrderItem(order_id=order_id).update(
+                actions=[OrderItem.due_status.remove(), OrderItem.due_at.remove()],
+                condition=OrderItem.due_status == status.value,
+            )
+        except UpdateError as error:
+            if not condition_failed(error):
+                raise
 
     def postpone(self, order_id: str, status: Status, until: datetime) -> None:
         """Move an order's deadline (e.g. after re-driving its delivery), if it is still in `status`."""

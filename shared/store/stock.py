@@ -6,7 +6,6 @@ A shard item counts its slots: `filled` slots hold codes, `cursor` slots have be
 each reserved slot to the order, conditional on it being unbound (I1).
 """
 
-import logging
 import random
 import time
 import uuid
@@ -26,7 +25,7 @@ from shared.settings import settings
 from shared.store.errors import condition_failed
 
 IMPORT_LEASE_SECONDS = 300
-logger = logging.getLogger(__name__)
+RETURNED = "returned"
 
 
 class _StockModel(Model):
@@ -54,12 +53,28 @@ class SoldIndex(GlobalSecondaryIndex["SlotItem"]):
     sk = UnicodeAttribute(range_key=True)
 
 
+class ReturnedIndex(GlobalSecondaryIndex["SlotItem"]):
+    """Sparse: slots given back to stock (expired reservations), waiting to be claimed again."""
+
+    class Meta:
+        index_name = "returned"
+        projection = KeysOnlyProjection()
+
+    returned_key = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
 class SlotItem(_StockModel):
     sealed_code = BinaryAttribute(legacy_encoding=False)
     fingerprint = UnicodeAttribute()
     order_id = UnicodeAttribute(null=True)
     sold_key = UnicodeAttribute(null=True)
+    # Who may bind this slot once it has been given back: "returned" while in the pool, then the
+    # order that claimed it from the pool. Absent for slots reserved straight from a shard's cursor.
+    holder = UnicodeAttribute(null=True)
+    returned_key = UnicodeAttribute(null=True)
     sold_index = SoldIndex()
+    returned_index = ReturnedIndex()
 
 
 class FingerprintItem(_StockModel):
@@ -120,41 +135,94 @@ class StockStore:
         return [found[_shard_key(k)] for k in range(shards) if _shard_key(k) in found]
 
     def available(self, product_id: str, shards: int) -> int:
-        return sum(int(item.remaining) for item in self._shards(product_id, shards))
+        fresh = sum(int(item.remaining) for item in self._shards(product_id, shards))
+        return fresh + SlotItem.returned_index.count(product_id)
 
     def levels(self, product_id: str, shards: int) -> StockLevels:
         items = self._shards(product_id, shards)
         sold = sum(SlotItem.sold_index.count(f"{product_id}#{k}") for k in range(shards))
         handed_out = sum(int(item.cursor) for item in items)
+        pooled = SlotItem.returned_index.count(product_id)
         return StockLevels(
-            available=sum(int(item.remaining) for item in items),
-            reserved=handed_out - sold,
+            available=sum(int(item.remaining) for item in items) + pooled,
+            reserved=handed_out - sold - pooled,
             sold=sold,
             returned=0,
             imported=sum(int(item.filled) for item in items),
         )
 
-    def claim(self, product_id: str, shards: int, quantity: int) -> list[SlotRange]:
-        """Reserve `quantity` slots: from one shard when one holds enough (the common, O(1) case),
-        else piecewise across shards, all or nothing."""
+    def claim(
+        self, product_id: str, shards: int, quantity: int, order_id: str, avoid: Sequence[SlotRange] = ()
+    ) -> list[SlotRange]:
+        """Reserve `quantity` slots for `order_id`: from one shard when one holds enough (the common,
+        O(1) case), else from returned slots and pieces of several shards, all or nothing.
+
+        `avoid`: returned slots not to take (an order re-reserving never takes back its own old slots,
+        so a late repeat of their release cannot touch the new reservation)."""
         for shard in random.sample(range(shards), shards):
             taken = self._take(product_id, shard, quantity)
             if taken:
                 return [taken]
+        returned = self._take_returned(product_id, quantity, order_id, avoid)
         items = sorted(self._shards(product_id, shards), key=lambda item: -int(item.remaining))
-        if sum(int(item.remaining) for item in items) < quantity:
-            raise OutOfStock("not enough stock left for this quantity")
-        pieces: list[SlotRange] = []
-        for item in items:
-            needed = quantity - sum(p.count for p in pieces)
-            taken = self._take(product_id, int(item.sk.split("#")[1]), min(needed, int(item.remaining)))
-            if taken:
-                pieces.append(taken)
-        if sum(p.count for p in pieces) == quantity:
-            return pieces
-        for piece in pieces:
-            self._untake(product_id, piece)
+        fresh: list[SlotRange] = []
+        if len(returned) + sum(int(item.remaining) for item in items) >= quantity:
+            for item in items:
+                needed = quantity - len(returned) - sum(p.count for p in fresh)
+                taken = self._take(product_id, int(item.sk.split("#")[1]), min(needed, int(item.remaining)))
+                if taken:
+                    fresh.append(taken)
+        if len(returned) + sum(p.count for p in fresh) == quantity:
+            return returned + fresh
+        self.release(product_id, returned, order_id)
+        for piece in fresh:
+            if not self._untake(product_id, piece):  # no longer its shard's last claim: return it instead
+                self.release(product_id, [piece], order_id)
         raise OutOfStock("not enough stock left for this quantity")
+
+    def _take_returned(
+        self, product_id: str, quantity: int, order_id: str, avoid: Sequence[SlotRange]
+    ) -> list[SlotRange]:
+        """Claim up to `quantity` returned slots. The index may lag; the conditional write decides."""
+        skip = {(_slot_pk(product_id, r.shard), _slot_sk(s)) for r in avoid for s in r.slots()}
+        taken: list[SlotRange] = []
+        for entry in SlotItem.returned_index.query(product_id):
+            if len(taken) == quantity:
+                break
+            if (entry.pk, entry.sk) in skip:
+                continue
+            try:
+                SlotItem(pk=entry.pk, sk=entry.sk).update(
+                    actions=[SlotItem.holder.set(order_id), SlotItem.returned_key.remove()],
+                    condition=(SlotItem.holder == RETURNED) & SlotItem.returned_key.exists(),
+                )
+            except UpdateError as error:
+                if condition_failed(error):
+                    continue
+                raise
+            taken.append(SlotRange(shard=int(entry.pk.rsplit("#", 1)[1]), start=int(entry.sk), count=1))
+        return taken
+
+    def release(self, product_id: str, ranges: Sequence[SlotRange], order_id: str) -> int:
+        """Give an order's unbound slots back to stock; returns how many went back.
+
+        Idempotent and safe to repeat late: a slot goes back only while this order still holds it
+        (never bound, and not re-claimed by another order since)."""
+        released = 0
+        for reserved in ranges:
+            for slot in reserved.slots():
+                try:
+                    SlotItem(pk=_slot_pk(product_id, reserved.shard), sk=_slot_sk(slot)).update(
+                        actions=[SlotItem.holder.set(RETURNED), SlotItem.returned_key.set(product_id)],
+                        condition=SlotItem.fingerprint.exists()
+                        & SlotItem.order_id.does_not_exist()
+                        & (SlotItem.holder.does_not_exist() | (SlotItem.holder == order_id)),
+                    )
+                    released += 1
+                except UpdateError as error:
+                    if not condition_failed(error):
+                        raise
+        return released
 
     def _take(self, product_id: str, shard: int, quantity: int) -> SlotRange | None:
         if quantity <= 0:
@@ -171,18 +239,18 @@ class StockStore:
             raise
         return SlotRange(shard=shard, start=int(item.cursor) - quantity, count=quantity)
 
-    def _untake(self, product_id: str, piece: SlotRange) -> None:
-        """Give back a claim while it is still the shard's last one; otherwise its slots stay burned
-        (claimed, never bound) until reconciliation returns them."""
+    def _untake(self, product_id: str, piece: SlotRange) -> bool:
+        """Wind a fresh claim back while it is still its shard's last one (False if it is not)."""
         try:
             ShardItem(pk=product_id, sk=_shard_key(piece.shard)).update(
                 actions=[ShardItem.cursor.add(-piece.count), ShardItem.remaining.add(piece.count)],
                 condition=ShardItem.cursor == piece.start + piece.count,
             )
         except UpdateError as error:
-            if not condition_failed(error):
-                raise
-            logger.warning("claim left burned slots", extra={"product_id": product_id, "slots": piece.count})
+            if condition_failed(error):
+                return False
+            raise
+        return True
 
     def bind(self, product_id: str, ranges: Sequence[SlotRange], order_id: str) -> None:
         """Bind each reserved slot to the order; a slot already bound to it is left as is (retry)."""
@@ -196,7 +264,8 @@ class StockStore:
                             SlotItem.sold_key.set(f"{product_id}#{reserved.shard}"),
                         ],
                         condition=SlotItem.fingerprint.exists()
-                        & (SlotItem.order_id.does_not_exist() | (SlotItem.order_id == order_id)),
+                        & (SlotItem.order_id.does_not_exist() | (SlotItem.order_id == order_id))
+                        & (SlotItem.holder.does_not_exist() | (SlotItem.holder == order_id)),
                     )
                 except UpdateError as error:
                     if condition_failed(error):
