@@ -7,6 +7,7 @@ import logging
 from datetime import datetime
 
 from shared.errors import IntegrityViolation, StateConflict
+from shared.faults import checkpoint
 from shared.orders import Status
 from shared.store.orders import OrderStore
 from shared.store.stock import StockStore
@@ -23,6 +24,7 @@ def deliver(order_id: str, orders: OrderStore, stock: StockStore, now: datetime)
         logger.info("nothing to deliver", extra={"order_id": order_id, "status": order.status.value})
         return order.status
     stock.bind(order.product_id, order.slots, order.order_id)
+    checkpoint("deliver:after-bind")
     try:
         order = orders.transition(order, "order.delivered", now, {"quantity": order.quantity})
     except StateConflict:

@@ -8,6 +8,7 @@ the entry, so the next run finishes the job.
 from datetime import datetime, timedelta
 
 from shared.errors import StateConflict
+from shared.faults import checkpoint
 from shared.orders import Status
 from shared.store.orders import OrderStore
 from shared.store.stock import StockStore
@@ -23,6 +24,7 @@ def expire_reservations(orders: OrderStore, stock: StockStore, now: datetime) ->
         try:
             orders.transition(order, "reservation.expired", now, due_in=timedelta(0))
             expired += 1
+            checkpoint("reconcile:after-expired")
         except StateConflict:
             continue  # paid (or expired by a concurrent run) meanwhile: nothing to do here
     returned = 0

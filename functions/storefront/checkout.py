@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from shared.errors import Invalid, NotFound
+from shared.faults import checkpoint
 from shared.orders import Order, Status, chain_event
 from shared.store.orders import OrderStore
 from shared.store.shop import ShopStore, new_id
@@ -62,6 +63,7 @@ def checkout(
         )
     order_id, token = new_id("ord"), secrets.token_urlsafe(32)
     slots = stock.claim(product.product_id, product.shards, request.quantity, order_id)
+    checkpoint("checkout:after-claim")
     created = chain_event(order_id, [], "order.created", now, {"quantity": request.quantity})
     order = Order(
         order_id=order_id,
@@ -79,6 +81,7 @@ def checkout(
         history=[created],
     )
     orders.create(order)
+    checkpoint("checkout:after-order-created")
     query = urlencode(
         {
             "order_id": order.order_id,

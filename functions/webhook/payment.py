@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared.errors import BadInput, OutOfStock, StateConflict
+from shared.faults import checkpoint
 from shared.orders import Order, Payment, Status
 from shared.payments import PaymentEvent, check_payment_matches
 from shared.queues import DeliveryQueue
@@ -41,10 +42,12 @@ def apply_payment(
     check_payment_matches(order, event)
     if not events.record(event):
         return Outcome.DUPLICATE
+    checkpoint("webhook:after-event-recorded")
     payment = Payment(
         provider=event.provider, payment_id=event.payment_id, event_id=event.event_id, amount=event.amount
     )
     order = _settle(order, payment, orders, stock, shop, now, redrive_after)
+    checkpoint("webhook:after-paid")
     outcome = Outcome.APPLIED
     if order.payment != payment or order.status == Status.REFUNDING:
         # A second payment for one order, or a late one with no stock left: kept to be refunded (I2).
@@ -52,6 +55,7 @@ def apply_payment(
         outcome = Outcome.NEEDS_REFUND
     elif order.status == Status.PAID:
         queue.send(order.order_id)
+        checkpoint("webhook:after-enqueue")
     events.mark_applied(event)
     return outcome
 

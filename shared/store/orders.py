@@ -172,7 +172,7 @@ class OrderStore:
         item = OrderItem.get(order_id, consistent_read=True)
         return verify_history(order_id, _to_order(item).history, head=str(item.head))
 
-    def due(self, status: Status, before: datetime, limit: int = 100) -> list[str]:
+    def due(self, status: Status, before: datetime, limit: int | None = 100) -> list[str]:
         """Ids of orders in `status` whose deadline has passed, oldest first."""
         query = OrderItem.due_index.query(
             status.value, OrderItem.due_at <= int(before.timestamp()), limit=limit, scan_index_forward=True

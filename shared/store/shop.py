@@ -127,15 +127,23 @@ class ShopStore:
             item = ProductItem.get(f"product#{product_id}")
         except ProductItem.DoesNotExist:
             return None
-        return Product(
-            product_id=product_id,
-            merchant_id=item.merchant_id,
-            name=item.name,
-            description=item.description,
-            price=Money(amount=int(item.price_amount), currency=item.currency),
-            delivery=item.delivery,  # type: ignore[arg-type]
-            max_per_order=int(item.max_per_order),
-            shards=int(item.shards),
-            active=bool(item.active),
-            created_at=item.created_at,
-        )
+        return _to_product(item)
+
+    def products(self) -> list[Product]:
+        """Every product. A scan: reconciliation's burned-slot audit only, until issue 4 indexes it."""
+        return [_to_product(item) for item in ProductItem.scan(ProductItem.pk.startswith("product#"))]
+
+
+def _to_product(item: ProductItem) -> Product:
+    return Product(
+        product_id=item.pk.removeprefix("product#"),
+        merchant_id=item.merchant_id,
+        name=item.name,
+        description=item.description,
+        price=Money(amount=int(item.price_amount), currency=item.currency),
+        delivery=item.delivery,  # type: ignore[arg-type]
+        max_per_order=int(item.max_per_order),
+        shards=int(item.shards),
+        active=bool(item.active),
+        created_at=item.created_at,
+    )

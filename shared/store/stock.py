@@ -9,7 +9,7 @@ each reserved slot to the order, conditional on it being unbound (I1).
 import random
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from pydantic import BaseModel
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
@@ -40,6 +40,11 @@ class ShardItem(_StockModel):
     filled = NumberAttribute(default=0)
     cursor = NumberAttribute(default=0)
     remaining = NumberAttribute(default=0)
+    # Burned-slot audit: slots below `settled_upto` are accounted for; `mark_cursor` is the cursor
+    # as seen at `mark_at`, audited once that snapshot is older than the grace period.
+    settled_upto = NumberAttribute(default=0)
+    mark_cursor = NumberAttribute(null=True)
+    mark_at = NumberAttribute(null=True)
 
 
 class SoldIndex(GlobalSecondaryIndex["SlotItem"]):
@@ -179,6 +184,55 @@ class StockStore:
             if not self._untake(product_id, piece):  # no longer its shard's last claim: return it instead
                 self.release(product_id, [piece], order_id)
         raise OutOfStock("not enough stock left for this quantity")
+
+    def return_burned(
+        self, product_id: str, shards: int, now: int, grace: int, held: Callable[[], set[tuple[int, int]]]
+    ) -> int:
+        """Return burned slots (claimed, then the claimant crashed before its order was written).
+
+        A slot below a cursor snapshot older than `grace` seconds that is unbound, unheld and not
+        in `held()` (the slots of open orders) has no owner left: it goes back to stock.
+        Returns how many went back. Safe to run concurrently: release() is conditional."""
+        returned = 0
+        for item in self._shards(product_id, shards, consistent=True):
+            if item.mark_at is not None and now - int(item.mark_at) < grace:
+                continue
+            shard, settled = int(item.sk.split("#")[1]), int(item.settled_upto)
+            if item.mark_at is not None:
+                returned += self._return_unheld(product_id, shard, settled, int(item.mark_cursor), held())
+                settled = int(item.mark_cursor)
+            try:
+                item.update(
+                    actions=[
+                        ShardItem.settled_upto.set(settled),
+                        ShardItem.mark_cursor.set(int(item.cursor)),
+                        ShardItem.mark_at.set(now),
+                    ],
+                    condition=ShardItem.mark_at.does_not_exist()
+                    if item.mark_at is None
+                    else ShardItem.mark_at == int(item.mark_at),
+                )
+            except UpdateError as error:
+                if not condition_failed(error):
+                    raise
+        return returned
+
+    def _return_unheld(
+        self, product_id: str, shard: int, start: int, end: int, held: set[tuple[int, int]]
+    ) -> int:
+        if end <= start:
+            return 0
+        query = SlotItem.query(
+            _slot_pk(product_id, shard),
+            SlotItem.sk.between(_slot_sk(start), _slot_sk(end - 1)),
+            consistent_read=True,
+        )
+        burned = [
+            SlotRange(shard=shard, start=int(s.sk), count=1)
+            for s in query
+            if s.order_id is None and s.holder is None and (shard, int(s.sk)) not in held
+        ]
+        return self.release(product_id, burned, order_id="")
 
     def _take_returned(
         self, product_id: str, quantity: int, order_id: str, avoid: Sequence[SlotRange]

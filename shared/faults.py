@@ -1,0 +1,47 @@
+"""Named crash points between writes, for the fault-injection tests. Inert unless a test arms one.
+
+An armed point raises InjectedFault once, in whichever thread reaches it, exactly as a process
+dying between two writes would leave things: the first write done, the second not.
+"""
+
+import threading
+
+# Every write boundary on the hot path; the crash tests run once per entry.
+POINTS = (
+    "checkout:after-claim",
+    "checkout:after-order-created",
+    "webhook:after-event-recorded",
+    "webhook:after-paid",
+    "webhook:after-enqueue",
+    "deliver:after-bind",
+    "reconcile:after-expired",
+)
+
+_armed: set[str] = set()
+_lock = threading.Lock()
+
+
+class InjectedFault(Exception):
+    """A crash injected by a test."""
+
+
+def checkpoint(name: str) -> None:
+    if not _armed:
+        return
+    with _lock:
+        if name not in _armed:
+            return
+        _armed.discard(name)
+    raise InjectedFault(name)
+
+
+def arm(name: str) -> None:
+    if name not in POINTS:
+        raise ValueError(f"unknown crash point {name!r}")
+    with _lock:
+        _armed.add(name)
+
+
+def armed() -> set[str]:
+    with _lock:
+        return set(_armed)
