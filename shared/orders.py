@@ -138,6 +138,7 @@ class Order(BaseModel):
     slots: list[SlotRange]
     payment: Payment | None = None
     history: list[Event]
+    request_hash: str | None = None  # fingerprint of the checkout request, when it had an Idempotency-Key
 
     @property
     def head(self) -> str:

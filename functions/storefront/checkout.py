@@ -1,5 +1,6 @@
 """Checkout: reserve stock with one conditional write, then create the order PENDING_PAYMENT."""
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -9,7 +10,7 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from shared.errors import Invalid, NotFound
+from shared.errors import AlreadyApplied, Invalid, NotFound, OutOfStock
 from shared.faults import checkpoint
 from shared.orders import Order, Status, chain_event
 from shared.store.orders import OrderStore
@@ -41,6 +42,18 @@ def token_matches(order: Order, token: str | None) -> bool:
     return bool(token) and hmac.compare_digest(order.access_token_hash, token_hash(token or ""))
 
 
+def idempotent_identity(key: str) -> tuple[str, str]:
+    """(order id, access token) for a checkout with this Idempotency-Key: a retry gets the same ones.
+
+    Derived from the key, so nothing secret is stored; the key is exactly as sensitive as the token."""
+    digest = hmac.new(key.encode(), b"miaofa/order", hashlib.sha256).digest()
+    return f"ord_{digest[:10].hex()}", base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def request_fingerprint(request: CheckoutRequest) -> str:
+    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+
+
 def checkout(
     request: CheckoutRequest,
     shop: ShopStore,
@@ -50,8 +63,22 @@ def checkout(
     reservation: timedelta,
     sandbox_pay_url: str,
     public_base_url: str,
+    idempotency_key: str | None = None,
 ) -> Checkout:
-    """Validate, reserve, create. An error before the reservation leaves nothing behind."""
+    """Validate, reserve, create. An error before the reservation leaves nothing behind; a retry with
+    the same Idempotency-Key returns the same order (and a different body under that key is refused)."""
+    if idempotency_key is not None and not (
+        0 < len(idempotency_key) <= 255 and idempotency_key.isprintable()
+    ):
+        raise Invalid("Idempotency-Key must be 1 to 255 printable characters", code="invalid_idempotency_key")
+    order_id, token = (
+        idempotent_identity(idempotency_key)
+        if idempotency_key
+        else (new_id("ord"), secrets.token_urlsafe(32))
+    )
+    fingerprint = request_fingerprint(request) if idempotency_key else None
+    if idempotency_key and (existing := orders.get(order_id)):
+        return _replay(existing, fingerprint, token, sandbox_pay_url, public_base_url)
     product = shop.product(request.product_id)
     if product is None or not product.active:
         raise NotFound("no such product", code="product_not_found")
@@ -61,8 +88,12 @@ def checkout(
         raise Invalid(
             f"payment provider '{request.provider}' is not configured for this shop", code="invalid_provider"
         )
-    order_id, token = new_id("ord"), secrets.token_urlsafe(32)
-    slots = stock.claim(product.product_id, product.shards, request.quantity, order_id)
+    try:
+        slots = stock.claim(product.product_id, product.shards, request.quantity, order_id)
+    except OutOfStock:
+        if idempotency_key and (twin := orders.get(order_id)):  # a concurrent retry took the stock
+            return _replay(twin, fingerprint, token, sandbox_pay_url, public_base_url)
+        raise
     checkpoint("checkout:after-claim")
     created = chain_event(order_id, [], "order.created", now, {"quantity": request.quantity})
     order = Order(
@@ -79,9 +110,32 @@ def checkout(
         expires_at=now + reservation,
         slots=slots,
         history=[created],
+        request_hash=fingerprint,
     )
-    orders.create(order)
+    try:
+        orders.create(order)
+    except AlreadyApplied:  # a concurrent retry with the same key got there first
+        stock.release(product.product_id, slots, order_id)
+        winner = orders.get(order_id)
+        assert winner is not None
+        return _replay(winner, fingerprint, token, sandbox_pay_url, public_base_url)
     checkpoint("checkout:after-order-created")
+    return Checkout(
+        order=order, access_token=token, pay_url=_pay_url(order, sandbox_pay_url, public_base_url)
+    )
+
+
+def _replay(
+    order: Order, fingerprint: str | None, token: str, sandbox_pay_url: str, public_base_url: str
+) -> Checkout:
+    if order.request_hash != fingerprint:
+        raise Invalid("this Idempotency-Key was used for a different request", code="idempotency_key_reused")
+    return Checkout(
+        order=order, access_token=token, pay_url=_pay_url(order, sandbox_pay_url, public_base_url)
+    )
+
+
+def _pay_url(order: Order, sandbox_pay_url: str, public_base_url: str) -> str:
     query = urlencode(
         {
             "order_id": order.order_id,
@@ -90,4 +144,4 @@ def checkout(
             "return_url": f"{public_base_url}/o/{order.order_id}",
         }
     )
-    return Checkout(order=order, access_token=token, pay_url=f"{sandbox_pay_url}?{query}")
+    return f"{sandbox_pay_url}?{query}"

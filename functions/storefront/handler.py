@@ -57,6 +57,7 @@ def create_order() -> Response[str]:
         reservation=timedelta(minutes=config.reservation_minutes),
         sandbox_pay_url=config.sandbox_pay_url,
         public_base_url=config.public_base_url,
+        idempotency_key=app.current_event.headers.get("idempotency-key"),
     )
     order = result.order
     logger.info("order created", extra={"order_id": order.order_id, "product_id": order.product_id})

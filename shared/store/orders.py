@@ -50,6 +50,7 @@ class OrderItem(Model):
     expires_at = UTCDateTimeAttribute()
     slots = UnicodeAttribute()
     payment = UnicodeAttribute(null=True)
+    request_hash = UnicodeAttribute(null=True)
     history = ListAttribute(of=UnicodeAttribute)
     head = UnicodeAttribute()
     due_status = UnicodeAttribute(null=True)
@@ -77,6 +78,7 @@ def _to_order(item: OrderItem) -> Order:
         slots=[SlotRange.model_validate(s) for s in json.loads(item.slots)],
         payment=Payment.model_validate_json(str(item.payment)) if item.payment else None,
         history=[Event.model_validate_json(str(e)) for e in item.history],
+        request_hash=item.request_hash,
     )
 
 
@@ -101,6 +103,7 @@ class OrderStore:
             slots=json.dumps([s.model_dump() for s in order.slots]),
             history=[_event_json(e) for e in order.history],
             head=order.head,
+            request_hash=order.request_hash,
             due_status=order.status.value,
             due_at=int(order.expires_at.timestamp()),
         )

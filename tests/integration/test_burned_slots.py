@@ -4,7 +4,8 @@ of open orders, and claims younger than the grace period, are never taken."""
 from datetime import timedelta
 
 from functions.reconcile.burned import GRACE_SECONDS, return_burned_slots
-from shared.adapters import orders, shop as shop_store, stock
+from shared.adapters import orders, stock
+from shared.adapters import shop as shop_store
 from shared.orders import utcnow
 from tests.support import new_codes
 
