@@ -52,6 +52,10 @@ class ImportInProgress(DomainError):
     status, code = 409, "import_in_progress"
 
 
+class TooMany(DomainError):
+    status, code = 429, "rate_limited"
+
+
 class Invalid(DomainError):
     """Well-formed input that breaks a rule (422)."""
 

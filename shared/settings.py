@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     local_mode: bool = Field(default=False, alias="MIAOFA_LOCAL")
     reservation_minutes: int = Field(default=15, ge=1, le=24 * 60, alias="RESERVATION_MINUTES")
     redrive_after_seconds: int = Field(default=120, ge=10, alias="REDRIVE_AFTER_SECONDS")
+    max_pending_per_email: int = Field(default=3, ge=1, alias="MAX_PENDING_PER_EMAIL")
+    max_pending_per_client: int = Field(default=20, ge=1, alias="MAX_PENDING_PER_CLIENT")
     signature_tolerance_seconds: int = Field(default=300, ge=1, alias="SIGNATURE_TOLERANCE_SECONDS")
 
     @model_validator(mode="after")

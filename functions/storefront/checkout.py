@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from shared.errors import AlreadyApplied, Invalid, NotFound, OutOfStock
+from shared.errors import AlreadyApplied, Invalid, NotFound, OutOfStock, TooMany
 from shared.faults import checkpoint
 from shared.orders import Order, Status, chain_event
 from shared.store.orders import OrderStore
@@ -64,6 +64,8 @@ def checkout(
     sandbox_pay_url: str,
     public_base_url: str,
     idempotency_key: str | None = None,
+    client: str = "",
+    caps: tuple[int, int] = (3, 20),
 ) -> Checkout:
     """Validate, reserve, create. An error before the reservation leaves nothing behind; a retry with
     the same Idempotency-Key returns the same order (and a different body under that key is refused)."""
@@ -88,6 +90,9 @@ def checkout(
         raise Invalid(
             f"payment provider '{request.provider}' is not configured for this shop", code="invalid_provider"
         )
+    by_email, by_client = orders.pending_for(str(request.email), client, up_to=max(caps))
+    if by_email >= caps[0] or by_client >= caps[1]:
+        raise TooMany("too many unpaid orders; pay or let one expire first", code="too_many_pending_orders")
     try:
         slots = stock.claim(product.product_id, product.shards, request.quantity, order_id)
     except OutOfStock:
@@ -113,7 +118,7 @@ def checkout(
         request_hash=fingerprint,
     )
     try:
-        orders.create(order)
+        orders.create(order, client=client)
     except AlreadyApplied:  # a concurrent retry with the same key got there first
         stock.release(product.product_id, slots, order_id)
         winner = orders.get(order_id)

@@ -58,6 +58,8 @@ def create_order() -> Response[str]:
         sandbox_pay_url=config.sandbox_pay_url,
         public_base_url=config.public_base_url,
         idempotency_key=app.current_event.headers.get("idempotency-key"),
+        client=app.current_event.request_context.http.source_ip,
+        caps=(config.max_pending_per_email, config.max_pending_per_client),
     )
     order = result.order
     logger.info("order created", extra={"order_id": order.order_id, "product_id": order.product_id})

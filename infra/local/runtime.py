@@ -41,6 +41,7 @@ class LocalRuntime:
         seed: bool = True,
         quiet: bool = False,
         log_level: str | None = None,
+        environment: dict[str, str] | None = None,
         run_triggers: bool = True,
     ) -> None:
         if merchant_key and not (
@@ -58,6 +59,7 @@ class LocalRuntime:
             run_triggers,
         )
         self.port, self.log_level = port, log_level
+        self.overrides = dict(environment or {})
         self.aws = EmbeddedAws()
         self.functions: dict[str, LocalFunction] = {}
         self.pollers: dict[str, QueuePoller] = {}
@@ -98,6 +100,9 @@ class LocalRuntime:
         os.environ.update(self._environment(infra, resources.resolve))
         if self.log_level:
             os.environ["POWERTOOLS_LOG_LEVEL"] = self.log_level
+        os.environ.update(
+            self.overrides
+        )  # e.g. tests raising the per-client caps: they all come from 127.0.0.1
         self.gateway.extras[SANDBOX_PREFIX] = self.sandbox.handle
         self.gateway.start()
         for trigger in infra.triggers:
