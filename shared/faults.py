@@ -13,6 +13,7 @@ POINTS = (
     "webhook:after-event-recorded",
     "webhook:after-paid",
     "webhook:after-enqueue",
+    "deliver:between-binds",
     "deliver:after-bind",
     "reconcile:after-expired",
 )

@@ -19,6 +19,7 @@ from pynamodb.models import Model
 
 from shared.codes import CodeCipher, slot_identity
 from shared.errors import ImportInProgress, IntegrityViolation, OutOfStock
+from shared.faults import checkpoint
 from shared.orders import SlotRange
 from shared.products import StockLevels
 from shared.settings import settings
@@ -327,6 +328,7 @@ class StockStore:
                             f"slot {reserved.shard}/{slot} of {product_id} is missing or bound elsewhere"
                         ) from None
                     raise
+                checkpoint("deliver:between-binds")
 
     def read_codes(
         self, product_id: str, ranges: Sequence[SlotRange], order_id: str, cipher: CodeCipher
