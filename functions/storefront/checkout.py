@@ -119,10 +119,10 @@ def checkout(
     )
     try:
         orders.create(order, client=client)
-    except AlreadyApplied:  # a concurrent retry with the same key got there first
-        stock.release(product.product_id, slots, order_id)
+    except AlreadyApplied:  # a concurrent retry with the same key got there first (or our answer was lost)
         winner = orders.get(order_id)
         assert winner is not None
+        stock.release_unkept(product.product_id, slots, winner.slots, order_id)
         return _replay(winner, fingerprint, token, sandbox_pay_url, public_base_url)
     checkpoint("checkout:after-order-created")
     return Checkout(

@@ -49,7 +49,11 @@ def apply_payment(
     order = _settle(order, payment, orders, stock, shop, now, redrive_after)
     checkpoint("webhook:after-paid")
     outcome = Outcome.APPLIED
-    if order.payment != payment or order.status == Status.REFUNDING:
+    if (
+        order.payment is None
+        or order.payment.payment_id != payment.payment_id
+        or order.status == Status.REFUNDING
+    ):
         # A second payment for one order, or a late one with no stock left: kept to be refunded (I2).
         events.mark_needs_refund(event)
         outcome = Outcome.NEEDS_REFUND
@@ -118,6 +122,7 @@ def _settle_late(
             due_in=redrive_after,
             slots=slots,
         )
-    except StateConflict:
-        stock.release(product.product_id, slots, order.order_id)
+    except StateConflict:  # another copy settled it, or our write applied and its answer was lost
+        stored = orders.get(order.order_id)
+        stock.release_unkept(product.product_id, slots, stored.slots if stored else [], order.order_id)
         raise

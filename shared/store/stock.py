@@ -70,6 +70,17 @@ class ReturnedIndex(GlobalSecondaryIndex["SlotItem"]):
     sk = UnicodeAttribute(range_key=True)
 
 
+class HeldIndex(GlobalSecondaryIndex["SlotItem"]):
+    """Sparse: returned slots claimed again but not yet bound; a crashed claimant's are found here."""
+
+    class Meta:
+        index_name = "held"
+        projection = KeysOnlyProjection()
+
+    held_key = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
 class SlotItem(_StockModel):
     sealed_code = BinaryAttribute(legacy_encoding=False)
     fingerprint = UnicodeAttribute()
@@ -79,8 +90,11 @@ class SlotItem(_StockModel):
     # order that claimed it from the pool. Absent for slots reserved straight from a shard's cursor.
     holder = UnicodeAttribute(null=True)
     returned_key = UnicodeAttribute(null=True)
+    held_key = UnicodeAttribute(null=True)
+    held_at = NumberAttribute(null=True)
     sold_index = SoldIndex()
     returned_index = ReturnedIndex()
+    held_index = HeldIndex()
 
 
 class FingerprintItem(_StockModel):
@@ -216,6 +230,22 @@ class StockStore:
             except UpdateError as error:
                 if not condition_failed(error):
                     raise
+        return returned + self._return_abandoned_holds(product_id, now, grace, held)
+
+    def _return_abandoned_holds(
+        self, product_id: str, now: int, grace: int, held: Callable[[], set[tuple[int, int]]]
+    ) -> int:
+        """Returned slots claimed again by a checkout (or late payment) that died before its order
+        write: held longer than `grace` by an order that does not list them. Given back as that holder."""
+        returned = 0
+        for entry in SlotItem.held_index.query(product_id):
+            slot = SlotItem.get(entry.pk, entry.sk, consistent_read=True)
+            shard, number = int(entry.pk.rsplit("#", 1)[1]), int(entry.sk)
+            if slot.held_at is None or now - int(slot.held_at) < grace or (shard, number) in held():
+                continue
+            returned += self.release(
+                product_id, [SlotRange(shard=shard, start=number, count=1)], str(slot.holder)
+            )
         return returned
 
     def _return_unheld(
@@ -248,7 +278,12 @@ class StockStore:
                 continue
             try:
                 SlotItem(pk=entry.pk, sk=entry.sk).update(
-                    actions=[SlotItem.holder.set(order_id), SlotItem.returned_key.remove()],
+                    actions=[
+                        SlotItem.holder.set(order_id),
+                        SlotItem.returned_key.remove(),
+                        SlotItem.held_key.set(product_id),
+                        SlotItem.held_at.set(int(time.time())),
+                    ],
                     condition=(SlotItem.holder == RETURNED) & SlotItem.returned_key.exists(),
                 )
             except UpdateError as error:
@@ -257,6 +292,20 @@ class StockStore:
                 raise
             taken.append(SlotRange(shard=int(entry.pk.rsplit("#", 1)[1]), start=int(entry.sk), count=1))
         return taken
+
+    def release_unkept(
+        self, product_id: str, claimed: Sequence[SlotRange], kept: Sequence[SlotRange], order_id: str
+    ) -> int:
+        """Release claimed slots except those the stored order holds (a write whose answer was lost
+        may have recorded them after all)."""
+        keep = {(r.shard, s) for r in kept for s in r.slots()}
+        spare = [
+            SlotRange(shard=r.shard, start=s, count=1)
+            for r in claimed
+            for s in r.slots()
+            if (r.shard, s) not in keep
+        ]
+        return self.release(product_id, spare, order_id)
 
     def release(self, product_id: str, ranges: Sequence[SlotRange], order_id: str) -> int:
         """Give an order's unbound slots back to stock; returns how many went back.
@@ -268,7 +317,12 @@ class StockStore:
             for slot in reserved.slots():
                 try:
                     SlotItem(pk=_slot_pk(product_id, reserved.shard), sk=_slot_sk(slot)).update(
-                        actions=[SlotItem.holder.set(RETURNED), SlotItem.returned_key.set(product_id)],
+                        actions=[
+                            SlotItem.holder.set(RETURNED),
+                            SlotItem.returned_key.set(product_id),
+                            SlotItem.held_key.remove(),
+                            SlotItem.held_at.remove(),
+                        ],
                         condition=SlotItem.fingerprint.exists()
                         & SlotItem.order_id.does_not_exist()
                         & (SlotItem.holder.does_not_exist() | (SlotItem.holder == order_id)),
@@ -295,11 +349,15 @@ class StockStore:
         return SlotRange(shard=shard, start=int(item.cursor) - quantity, count=quantity)
 
     def _untake(self, product_id: str, piece: SlotRange) -> bool:
-        """Wind a fresh claim back while it is still its shard's last one (False if it is not)."""
+        """Wind a fresh claim back while it is still its shard's last one (False if it is not).
+
+        Never below the burned-slot audit's snapshot: slots it has seen handed out must not be
+        handed out again from the cursor (the audit could return them to the pool as well)."""
         try:
             ShardItem(pk=product_id, sk=_shard_key(piece.shard)).update(
                 actions=[ShardItem.cursor.add(-piece.count), ShardItem.remaining.add(piece.count)],
-                condition=ShardItem.cursor == piece.start + piece.count,
+                condition=(ShardItem.cursor == piece.start + piece.count)
+                & (ShardItem.mark_cursor.does_not_exist() | (ShardItem.mark_cursor <= piece.start)),
             )
         except UpdateError as error:
             if condition_failed(error):
@@ -317,6 +375,8 @@ class StockStore:
                         actions=[
                             SlotItem.order_id.set(order_id),
                             SlotItem.sold_key.set(f"{product_id}#{reserved.shard}"),
+                            SlotItem.held_key.remove(),
+                            SlotItem.held_at.remove(),
                         ],
                         condition=SlotItem.fingerprint.exists()
                         & (SlotItem.order_id.does_not_exist() | (SlotItem.order_id == order_id))

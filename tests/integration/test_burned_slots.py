@@ -4,10 +4,11 @@ of open orders, and claims younger than the grace period, are never taken."""
 from datetime import timedelta
 
 from functions.reconcile.burned import GRACE_SECONDS, return_burned_slots
+from functions.reconcile.expiry import expire_reservations
 from shared.adapters import orders, stock
 from shared.adapters import shop as shop_store
 from shared.orders import utcnow
-from tests.support import new_codes
+from tests.support import new_codes, stored_order
 
 T0 = utcnow()  # one clock for the whole test: an audit over many products can take seconds
 
@@ -33,3 +34,45 @@ def test_a_burned_slot_returns_after_the_grace_period_and_open_orders_keep_their
     assert len(shop.wait_for(pending, "DELIVERED")["items"]) == 1
     audit(base + 3 * GRACE_SECONDS)  # nothing more to return, and nothing returned twice
     assert shop.stock(product_id) == {"available": 2, "reserved": 0, "sold": 1, "returned": 0, "imported": 3}
+
+
+def test_a_returned_slot_claimed_by_a_checkout_that_died_comes_back(shop):
+    product_id = shop.new_product(new_codes(2), shards=1, max_per_order=2)
+    abandoned = shop.buy(product_id)
+    expire_reservations(orders(), stock(), now=utcnow() + timedelta(minutes=16))  # its slot goes to the pool
+    # A checkout for 2 takes the pooled slot and the fresh one, then dies before writing its order.
+    pieces = stock().claim(product_id, 1, 2, order_id="ord_" + "e" * 20)
+    assert sum(p.count for p in pieces) == 2
+    assert shop.stock(product_id)["available"] == 0
+
+    base = 20_000 + (utcnow() - T0).total_seconds()
+    audit(base)
+    audit(base + GRACE_SECONDS)
+
+    assert shop.stock(product_id) == {"available": 2, "reserved": 0, "sold": 0, "returned": 0, "imported": 2}
+    assert stored_order(abandoned["order_id"]).status == "EXPIRED"
+    again = shop.buy(product_id, quantity=2)
+    shop.runtime.sandbox.pay(again["order_id"], again["total"]["amount"], "CNY")
+    assert len(shop.wait_for(again, "DELIVERED")["items"]) == 2
+
+
+def test_a_claim_is_never_wound_back_below_the_audits_snapshot(shop):
+    product_id = shop.new_product(new_codes(2), shards=1)
+    (piece,) = stock().claim(product_id, 1, 1, order_id="ord_" + "f" * 20)
+    audit(30_000 + (utcnow() - T0).total_seconds())  # the snapshot now covers the claimed slot
+
+    # Winding the claim back now could hand the slot out twice (cursor and pool): it must refuse,
+    # and the all-or-nothing claim then releases the slot to the pool instead.
+    assert stock()._untake(product_id, piece) is False
+    assert stock().release(product_id, [piece], "ord_" + "f" * 20) == 1
+    assert shop.stock(product_id) == {"available": 2, "reserved": 0, "sold": 0, "returned": 0, "imported": 2}
+
+
+def test_slots_a_stored_order_holds_are_never_released_as_spare(shop):
+    product_id = shop.new_product(new_codes(3), shards=1)
+    order = shop.buy(product_id, quantity=2)
+    held = stored_order(order["order_id"]).slots
+    # As after a write whose answer was lost: the caller thinks its claim is spare, the order has it.
+    assert stock().release_unkept(product_id, held, held, order["order_id"]) == 0
+    shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
+    assert len(shop.wait_for(order, "DELIVERED")["items"]) == 2
