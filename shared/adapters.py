@@ -3,6 +3,7 @@
 from functools import cache
 
 from shared.queues import DeliveryQueue
+from shared.store.limits import LimitStore
 from shared.store.orders import OrderStore
 from shared.store.payment_events import PaymentEventStore
 from shared.store.shop import ShopStore
@@ -27,6 +28,11 @@ def orders() -> OrderStore:
 @cache
 def payment_events() -> PaymentEventStore:
     return PaymentEventStore()
+
+
+@cache
+def limits() -> LimitStore:
+    return LimitStore()
 
 
 @cache

@@ -112,6 +112,15 @@ class SlotRange(BaseModel):
         return range(self.start, self.start + self.count)
 
 
+class Ticket(BaseModel):
+    """One of a buyer's capped places for an unpaid order (see shared/store/limits.py)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pk: str
+    sk: str
+
+
 class Payment(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -139,6 +148,7 @@ class Order(BaseModel):
     payment: Payment | None = None
     history: list[Event]
     request_hash: str | None = None  # fingerprint of the checkout request, when it had an Idempotency-Key
+    tickets: list[Ticket] = []  # the buyer's capped places this order holds while unpaid
 
     @property
     def head(self) -> str:

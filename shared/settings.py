@@ -17,6 +17,7 @@ class Settings(BaseSettings):
     stock_table: str = Field(alias="STOCK_TABLE")
     shop_table: str = Field(alias="SHOP_TABLE")
     payment_events_table: str = Field(alias="PAYMENT_EVENTS_TABLE")
+    limits_table: str = Field(alias="LIMITS_TABLE")
     delivery_queue_url: str = Field(alias="DELIVERY_QUEUE_URL")
     codes_key_id: str = Field(alias="CODES_KEY_ID")
     public_base_url: str = Field(alias="PUBLIC_BASE_URL")

@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from shared.errors import AlreadyApplied, Invalid, NotFound, OutOfStock, TooMany
 from shared.faults import checkpoint
-from shared.orders import Order, Status, chain_event
+from shared.orders import Order, Status, Ticket, chain_event
+from shared.products import Product
+from shared.store.limits import LimitStore, buyer_key
 from shared.store.orders import OrderStore
 from shared.store.shop import ShopStore, new_id
 from shared.store.stock import StockStore
@@ -59,6 +61,7 @@ def checkout(
     shop: ShopStore,
     stock: StockStore,
     orders: OrderStore,
+    limits: LimitStore,
     now: datetime,
     reservation: timedelta,
     sandbox_pay_url: str,
@@ -85,19 +88,79 @@ def checkout(
     if product is None or not product.active:
         raise NotFound("no such product", code="product_not_found")
     product.check_quantity(request.quantity)
-    total = product.total_for(request.quantity)  # before any write: nothing is half-done after an error
+    product.total_for(request.quantity)  # checked before any write: nothing is half-done after an error
     if request.provider != "sandbox" or not sandbox_pay_url:
         raise Invalid(
             f"payment provider '{request.provider}' is not configured for this shop", code="invalid_provider"
         )
-    by_email, by_client = orders.pending_for(str(request.email), client, up_to=max(caps))
-    if by_email >= caps[0] or by_client >= caps[1]:
-        raise TooMany("too many unpaid orders; pay or let one expire first", code="too_many_pending_orders")
+    buyer = [(buyer_key("email", str(request.email)), caps[0])] + (
+        [(buyer_key("client", client), caps[1])] if client else []
+    )
+    tickets = _take_tickets(limits, buyer, order_id, until=int((now + reservation).timestamp()))
+    try:
+        result, created = _reserve_and_create(
+            request,
+            product,
+            stock,
+            orders,
+            now,
+            reservation,
+            order_id,
+            token,
+            fingerprint,
+            tickets,
+            sandbox_pay_url,
+            public_base_url,
+            twin_may_exist=idempotency_key is not None,
+        )
+    except BaseException:
+        created = False
+        raise
+    finally:
+        if not created:  # only an order created just now keeps the tickets it took
+            for ticket in tickets:
+                limits.give_back(ticket, order_id)
+    return result
+
+
+def _take_tickets(
+    limits: LimitStore, buyer: list[tuple[str, int]], order_id: str, until: int
+) -> list[Ticket]:
+    taken: list[Ticket] = []
+    for key, cap in buyer:
+        ticket = limits.take(key, cap, order_id, until)
+        if ticket is None:
+            for held in taken:
+                limits.give_back(held, order_id)
+            raise TooMany(
+                "too many unpaid orders; pay or let one expire first", code="too_many_pending_orders"
+            )
+        taken.append(ticket)
+    return taken
+
+
+def _reserve_and_create(
+    request: CheckoutRequest,
+    product: Product,
+    stock: StockStore,
+    orders: OrderStore,
+    now: datetime,
+    reservation: timedelta,
+    order_id: str,
+    token: str,
+    fingerprint: str | None,
+    tickets: list[Ticket],
+    sandbox_pay_url: str,
+    public_base_url: str,
+    twin_may_exist: bool,
+) -> tuple[Checkout, bool]:
+    """Claim stock and write the order; (checkout, True) if this call created the order."""
+    total = product.total_for(request.quantity)
     try:
         slots = stock.claim(product.product_id, product.shards, request.quantity, order_id)
     except OutOfStock:
-        if idempotency_key and (twin := orders.get(order_id)):  # a concurrent retry took the stock
-            return _replay(twin, fingerprint, token, sandbox_pay_url, public_base_url)
+        if twin_may_exist and (twin := orders.get(order_id)):  # a concurrent retry took the stock
+            return _replay(twin, fingerprint, token, sandbox_pay_url, public_base_url), False
         raise
     checkpoint("checkout:after-claim")
     created = chain_event(order_id, [], "order.created", now, {"quantity": request.quantity})
@@ -116,18 +179,19 @@ def checkout(
         slots=slots,
         history=[created],
         request_hash=fingerprint,
+        tickets=tickets,
     )
     try:
-        orders.create(order, client=client)
+        orders.create(order)
     except AlreadyApplied:  # a concurrent retry with the same key got there first (or our answer was lost)
         winner = orders.get(order_id)
         assert winner is not None
         stock.release_unkept(product.product_id, slots, winner.slots, order_id)
-        return _replay(winner, fingerprint, token, sandbox_pay_url, public_base_url)
+        return _replay(winner, fingerprint, token, sandbox_pay_url, public_base_url), False
     checkpoint("checkout:after-order-created")
     return Checkout(
         order=order, access_token=token, pay_url=_pay_url(order, sandbox_pay_url, public_base_url)
-    )
+    ), True
 
 
 def _replay(

@@ -53,6 +53,7 @@ def create_order() -> Response[str]:
         adapters.shop(),
         adapters.stock(),
         adapters.orders(),
+        adapters.limits(),
         now=utcnow(),
         reservation=timedelta(minutes=config.reservation_minutes),
         sandbox_pay_url=config.sandbox_pay_url,

@@ -45,6 +45,7 @@ def sandbox_callback() -> Response[str]:
         adapters.delivery_queue(),
         adapters.stock(),
         adapters.shop(),
+        adapters.limits(),
         now=utcnow(),
         redrive_after=timedelta(seconds=config.redrive_after_seconds),
     )

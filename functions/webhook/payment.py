@@ -12,6 +12,7 @@ from shared.faults import checkpoint
 from shared.orders import Order, Payment, Status
 from shared.payments import PaymentEvent, check_payment_matches
 from shared.queues import DeliveryQueue
+from shared.store.limits import LimitStore
 from shared.store.orders import OrderStore
 from shared.store.payment_events import PaymentEventStore
 from shared.store.shop import ShopStore
@@ -33,6 +34,7 @@ def apply_payment(
     queue: DeliveryQueue,
     stock: StockStore,
     shop: ShopStore,
+    limits: LimitStore,
     now: datetime,
     redrive_after: timedelta,
 ) -> Outcome:
@@ -48,6 +50,8 @@ def apply_payment(
     )
     order = _settle(order, payment, orders, stock, shop, now, redrive_after)
     checkpoint("webhook:after-paid")
+    for ticket in order.tickets:  # no longer unpaid: the buyer's place is free again (idempotent)
+        limits.give_back(ticket, order.order_id)
     outcome = Outcome.APPLIED
     if (
         order.payment is None

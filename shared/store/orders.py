@@ -6,7 +6,6 @@ before the reservation expires, delivery soon after payment), so reconciliation'
 the outstanding work, never the number of orders.
 """
 
-import hashlib
 import json
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +18,17 @@ from pynamodb.models import Model
 
 from shared.errors import AlreadyApplied, StateConflict
 from shared.money import Money
-from shared.orders import Event, Order, Payment, SlotRange, Status, chain_event, next_status, verify_history
+from shared.orders import (
+    Event,
+    Order,
+    Payment,
+    SlotRange,
+    Status,
+    Ticket,
+    chain_event,
+    next_status,
+    verify_history,
+)
 from shared.settings import settings
 from shared.store.errors import condition_failed
 
@@ -31,22 +40,6 @@ class DueIndex(GlobalSecondaryIndex["OrderItem"]):
 
     due_status = UnicodeAttribute(hash_key=True)
     due_at = NumberAttribute(range_key=True)
-
-
-class PendingByEmailIndex(GlobalSecondaryIndex["OrderItem"]):
-    class Meta:
-        index_name = "pending_by_email"
-        projection = KeysOnlyProjection()
-
-    pending_email = UnicodeAttribute(hash_key=True)
-
-
-class PendingByClientIndex(GlobalSecondaryIndex["OrderItem"]):
-    class Meta:
-        index_name = "pending_by_client"
-        projection = KeysOnlyProjection()
-
-    pending_client = UnicodeAttribute(hash_key=True)
 
 
 class OrderItem(Model):
@@ -73,16 +66,7 @@ class OrderItem(Model):
     due_status = UnicodeAttribute(null=True)
     due_at = NumberAttribute(null=True)
     due_index = DueIndex()
-    # Sparse: present only while PENDING_PAYMENT, to cap how much one buyer can hold unpaid.
-    pending_email = UnicodeAttribute(null=True)
-    pending_client = UnicodeAttribute(null=True)
-    pending_by_email = PendingByEmailIndex()
-    pending_by_client = PendingByClientIndex()
-
-
-def _buyer_key(value: str) -> str:
-    """E-mail addresses and IPs are indexed by hash only."""
-    return hashlib.sha256(value.strip().lower().encode()).hexdigest()
+    tickets = UnicodeAttribute(null=True)
 
 
 def _event_json(event: Event) -> str:
@@ -106,6 +90,7 @@ def _to_order(item: OrderItem) -> Order:
         payment=Payment.model_validate_json(str(item.payment)) if item.payment else None,
         history=[Event.model_validate_json(str(e)) for e in item.history],
         request_hash=item.request_hash,
+        tickets=[Ticket.model_validate(t) for t in json.loads(item.tickets or "[]")],
     )
 
 
@@ -113,7 +98,7 @@ class OrderStore:
     def __init__(self) -> None:
         OrderItem.Meta.table_name = settings().orders_table
 
-    def create(self, order: Order, client: str = "") -> None:
+    def create(self, order: Order) -> None:
         item = OrderItem(
             order_id=order.order_id,
             merchant_id=order.merchant_id,
@@ -131,8 +116,7 @@ class OrderStore:
             history=[_event_json(e) for e in order.history],
             head=order.head,
             request_hash=order.request_hash,
-            pending_email=_buyer_key(order.email),
-            pending_client=_buyer_key(client) if client else None,
+            tickets=json.dumps([t.model_dump() for t in order.tickets]),
             due_status=order.status.value,
             due_at=int(order.expires_at.timestamp()),
         )
@@ -170,8 +154,6 @@ class OrderStore:
             OrderItem.history.set(OrderItem.history.append([_event_json(event)])),
             OrderItem.head.set(event.hash),
         ]
-        if order.status == Status.PENDING_PAYMENT:
-            actions += [OrderItem.pending_email.remove(), OrderItem.pending_client.remove()]
         if payment is not None:
             actions.append(OrderItem.payment.set(payment.model_dump_json()))
         if slots is not None:
@@ -200,12 +182,6 @@ class OrderStore:
                 "slots": slots if slots is not None else order.slots,
             }
         )
-
-    def pending_for(self, email: str, client: str, up_to: int) -> tuple[int, int]:
-        """How many unpaid orders this e-mail and this client hold (each counted up to `up_to`)."""
-        by_email = OrderItem.pending_by_email.count(_buyer_key(email), limit=up_to)
-        by_client = OrderItem.pending_by_client.count(_buyer_key(client), limit=up_to) if client else 0
-        return by_email, by_client
 
     def history_intact(self, order_id: str) -> bool:
         """I7: the stored history verifies against the separately stored head hash."""

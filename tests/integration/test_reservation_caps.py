@@ -1,14 +1,15 @@
-"""One buyer cannot lock the stock: unpaid orders are capped per e-mail and per client address;
-paying (or expiry) frees the place."""
+"""One buyer cannot lock the stock: unpaid orders are capped per e-mail and per client address,
+exactly, even when the checkouts arrive at once; paying (or the reservation running out) frees a place."""
 
+import threading
 from datetime import timedelta
 
 import pytest
 
 from functions.storefront.checkout import CheckoutRequest, checkout
-from shared.adapters import orders, stock
+from shared.adapters import limits, orders, stock
 from shared.adapters import shop as shop_store
-from shared.errors import TooMany
+from shared.errors import OutOfStock, TooMany
 from shared.orders import utcnow
 from tests.support import new_codes
 
@@ -20,6 +21,7 @@ def buy(product_id: str, email: str, client: str, caps=(2, 3)):
         shop_store(),
         stock(),
         orders(),
+        limits(),
         now=utcnow(),
         reservation=timedelta(minutes=15),
         sandbox_pay_url="http://127.0.0.1/pay",
@@ -39,7 +41,7 @@ def test_unpaid_orders_are_capped_per_email_and_paying_frees_a_place(shop):
 
     assert refused.value.code == "too_many_pending_orders" and refused.value.status == 429
     assert shop.stock(product_id)["reserved"] == 2  # the refusal reserved nothing
-    shop.runtime.sandbox.pay(first.order.order_id, first.order.total.amount, "CNY")
+    assert shop.runtime.sandbox.pay(first.order.order_id, first.order.total.amount, "CNY")
     buy(product_id, "greedy@example.com", "198.51.100.3")
 
 
@@ -50,3 +52,33 @@ def test_unpaid_orders_are_capped_per_client_address(shop):
     with pytest.raises(TooMany):
         buy(product_id, "buyer9@example.com", "203.0.113.77")
     buy(product_id, "buyer9@example.com", "203.0.113.78")
+
+
+def test_the_cap_holds_when_checkouts_arrive_at_once(shop):
+    product_id = shop.new_product(new_codes(30), shards=8)
+    start, outcomes = threading.Barrier(20), []
+
+    def attempt(n):
+        start.wait()
+        try:
+            buy(product_id, "burst@example.com", f"192.0.2.{n}")
+            outcomes.append("ok")
+        except TooMany:
+            outcomes.append("capped")
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["capped"] * 18 + ["ok"] * 2
+    assert shop.stock(product_id)["reserved"] == 2
+
+
+def test_refused_checkouts_give_their_place_back(shop):
+    product_id = shop.new_product(new_codes(1))
+    buy(product_id, "other@example.com", "198.51.100.50")
+    for _ in range(3):  # sold out each time: a cap of 2 must not fill up with refusals
+        with pytest.raises(OutOfStock):
+            buy(product_id, "unlucky@example.com", "198.51.100.51")
