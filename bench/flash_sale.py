@@ -18,6 +18,9 @@ import requests
 from bench.requests_counter import RequestCounter
 from infra.local.runtime import LocalRuntime
 
+# Every simulated buyer comes from 127.0.0.1: lift the per-buyer caps, as distinct buyers would not meet them.
+DISTINCT_BUYERS = {"MAX_PENDING_PER_EMAIL": "1000000", "MAX_PENDING_PER_CLIENT": "1000000"}
+
 IMPORT_CHUNK = 10_000
 
 
@@ -166,7 +169,14 @@ def main() -> None:
 
     counter = RequestCounter()
     counter.install()
-    runtime = LocalRuntime(port=0, quiet=True, seed=False, schedule_seconds=3600, log_level="WARNING")
+    runtime = LocalRuntime(
+        port=0,
+        quiet=True,
+        seed=False,
+        schedule_seconds=3600,
+        log_level="WARNING",
+        environment=DISTINCT_BUYERS,
+    )
     runtime.start()
     try:
         from shared.adapters import shop

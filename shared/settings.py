@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     public_base_url: str = Field(alias="PUBLIC_BASE_URL")
     sandbox_secret: str = Field(default="", alias="SANDBOX_SECRET")
     sandbox_pay_url: str = Field(default="", alias="SANDBOX_PAY_URL")
+    order_token_secret: str = Field(default="", alias="ORDER_TOKEN_SECRET")
     local_mode: bool = Field(default=False, alias="MIAOFA_LOCAL")
     reservation_minutes: int = Field(default=15, ge=1, le=24 * 60, alias="RESERVATION_MINUTES")
     redrive_after_seconds: int = Field(default=120, ge=10, alias="REDRIVE_AFTER_SECONDS")
@@ -32,8 +33,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_development_secrets_in_the_cloud(self) -> "Settings":
-        """Outside local mode a sandbox secret is either absent (sandbox off) or strong."""
-        if self.local_mode or not (self.sandbox_secret or self.sandbox_pay_url):
+        """Outside local mode a sandbox secret is either absent (sandbox off) or strong, and the order
+        token secret is strong."""
+        if self.local_mode:
+            return self
+        token_secret = self.order_token_secret.strip().lower()
+        if token_secret in DEVELOPMENT_SECRETS or len(token_secret) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                "ORDER_TOKEN_SECRET is empty, short or a development default; refused outside local mode"
+            )
+        if not (self.sandbox_secret or self.sandbox_pay_url):
             return self
         secret = self.sandbox_secret.strip().lower()
         if secret in DEVELOPMENT_SECRETS or len(secret) < MIN_SECRET_LENGTH:

@@ -44,12 +44,14 @@ def token_matches(order: Order, token: str | None) -> bool:
     return bool(token) and hmac.compare_digest(order.access_token_hash, token_hash(token or ""))
 
 
-def idempotent_identity(key: str) -> tuple[str, str]:
+def idempotent_identity(key: str, secret: str) -> tuple[str, str]:
     """(order id, access token) for a checkout with this Idempotency-Key: a retry gets the same ones.
 
-    Derived from the key, so nothing secret is stored; the key is exactly as sensitive as the token."""
-    digest = hmac.new(key.encode(), b"miaofa/order", hashlib.sha256).digest()
-    return f"ord_{digest[:10].hex()}", base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    Derived from the key under a server secret, so no token is stored and an order id does not let
+    anyone check guesses of a key offline; the key itself is as sensitive as the token."""
+    order = hmac.new(secret.encode(), b"order-id\0" + key.encode(), hashlib.sha256).digest()
+    token = hmac.new(secret.encode(), b"access-token\0" + key.encode(), hashlib.sha256).digest()
+    return f"ord_{order[:10].hex()}", base64.urlsafe_b64encode(token).decode().rstrip("=")
 
 
 def request_fingerprint(request: CheckoutRequest) -> str:
@@ -69,6 +71,7 @@ def checkout(
     idempotency_key: str | None = None,
     client: str = "",
     caps: tuple[int, int] = (3, 20),
+    token_secret: str = "",
 ) -> Checkout:
     """Validate, reserve, create. An error before the reservation leaves nothing behind; a retry with
     the same Idempotency-Key returns the same order (and a different body under that key is refused)."""
@@ -77,7 +80,7 @@ def checkout(
     ):
         raise Invalid("Idempotency-Key must be 1 to 255 printable characters", code="invalid_idempotency_key")
     order_id, token = (
-        idempotent_identity(idempotency_key)
+        idempotent_identity(idempotency_key, token_secret)
         if idempotency_key
         else (new_id("ord"), secrets.token_urlsafe(32))
     )

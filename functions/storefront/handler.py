@@ -61,6 +61,7 @@ def create_order() -> Response[str]:
         idempotency_key=app.current_event.headers.get("idempotency-key"),
         client=app.current_event.request_context.http.source_ip,
         caps=(config.max_pending_per_email, config.max_pending_per_client),
+        token_secret=config.order_token_secret,
     )
     order = result.order
     logger.info("order created", extra={"order_id": order.order_id, "product_id": order.product_id})

@@ -89,6 +89,7 @@ class LocalRuntime:
         url = f"http://127.0.0.1:{self.gateway.port}"
         self.sandbox = SandboxProvider(url, self.sandbox_secret)
         parameters = {
+            "OrderTokenSecret": secrets.token_urlsafe(32),
             "PublicBaseUrl": url,
             "SandboxSecret": self.sandbox_secret,
             "SandboxPayUrl": self.sandbox.pay_url,

@@ -10,9 +10,11 @@ REQUIRED = {
     "STOCK_TABLE": "stock",
     "SHOP_TABLE": "shop",
     "PAYMENT_EVENTS_TABLE": "payment-events",
+    "LIMITS_TABLE": "limits",
     "DELIVERY_QUEUE_URL": "https://sqs.example/queue",
     "CODES_KEY_ID": "alias/miaofa-codes",
     "PUBLIC_BASE_URL": "https://shop.example",
+    "ORDER_TOKEN_SECRET": "ots_k3Jq9wXz2Lm8Pn4Rv7Ty",
 }
 PAY_URL = "https://sandbox.example/pay"
 STRONG_SECRET = "whsec_Q2xqv8Zr4mN7pL1sT9wY3kB6"
@@ -24,6 +26,7 @@ ALL_ALIASES = [
     "RESERVATION_MINUTES",
     "REDRIVE_AFTER_SECONDS",
     "SIGNATURE_TOLERANCE_SECONDS",
+    "ORDER_TOKEN_SECRET",
 ]
 
 
@@ -96,3 +99,13 @@ def test_a_weak_secret_is_refused_outside_local_mode_even_without_a_pay_url(secr
 def test_no_sandbox_at_all_is_accepted_outside_local_mode():
     loaded = make()
     assert loaded.sandbox_secret == "" and loaded.sandbox_pay_url == ""
+
+
+@pytest.mark.parametrize("secret", ["", "dev", "short"], ids=repr)
+def test_a_weak_order_token_secret_is_refused_outside_local_mode(secret):
+    with pytest.raises(ValidationError, match="ORDER_TOKEN_SECRET"):
+        make(ORDER_TOKEN_SECRET=secret)
+
+
+def test_local_mode_needs_no_order_token_secret():
+    assert make(ORDER_TOKEN_SECRET="", MIAOFA_LOCAL=True).local_mode is True
