@@ -50,8 +50,6 @@ def apply_payment(
     )
     order = _settle(order, payment, orders, stock, shop, now, redrive_after)
     checkpoint("webhook:after-paid")
-    for ticket in order.tickets:  # no longer unpaid: the buyer's place is free again (idempotent)
-        limits.give_back(ticket, order.order_id)
     outcome = Outcome.APPLIED
     if (
         order.payment is None
@@ -64,6 +62,8 @@ def apply_payment(
     elif order.status == Status.PAID:
         queue.send(order.order_id)
         checkpoint("webhook:after-enqueue")
+    for ticket in order.tickets:  # no longer unpaid: the buyer's place is free again (idempotent;
+        limits.give_back(ticket, order.order_id)  # after the enqueue, off the delivery's critical path)
     events.mark_applied(event)
     return outcome
 
