@@ -15,11 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import requests
 
+from bench.local import start_runtime
 from bench.requests_counter import RequestCounter
 from infra.local.runtime import LocalRuntime
-
-# Every simulated buyer comes from 127.0.0.1: lift the per-buyer caps, as distinct buyers would not meet them.
-DISTINCT_BUYERS = {"MAX_PENDING_PER_EMAIL": "1000000", "MAX_PENDING_PER_CLIENT": "1000000"}
 
 IMPORT_CHUNK = 10_000
 
@@ -169,19 +167,8 @@ def main() -> None:
 
     counter = RequestCounter()
     counter.install()
-    runtime = LocalRuntime(
-        port=0,
-        quiet=True,
-        seed=False,
-        schedule_seconds=3600,
-        log_level="WARNING",
-        environment=DISTINCT_BUYERS,
-    )
-    runtime.start()
+    runtime = start_runtime()
     try:
-        from shared.adapters import shop
-
-        shop().create_merchant("bench", api_key=runtime.merchant_key)
         report = {"flash_sale": flash_sale(runtime, args.buyers, args.codes, args.concurrency)}
         print(json.dumps(report["flash_sale"]), flush=True)
         for size in (args.small, args.large):

@@ -16,10 +16,7 @@ from datetime import datetime
 
 import requests
 
-from infra.local.runtime import LocalRuntime
-
-# Every simulated buyer comes from 127.0.0.1: lift the per-buyer caps, as distinct buyers would not meet them.
-DISTINCT_BUYERS = {"MAX_PENDING_PER_EMAIL": "1000000", "MAX_PENDING_PER_CLIENT": "1000000"}
+from bench.local import start_runtime
 
 
 def percentile(samples: list[float], p: float) -> float:
@@ -33,19 +30,10 @@ def summary(name: str, samples_s: list[float]) -> str:
 
 
 def run(orders: int, warmup: int) -> None:
-    runtime = LocalRuntime(
-        port=0,
-        quiet=True,
-        seed=False,
-        schedule_seconds=3600,
-        log_level="WARNING",
-        environment=DISTINCT_BUYERS,
-    )
-    info = runtime.start()
+    runtime = start_runtime()
+    info = runtime.info
+    assert info is not None
     try:
-        from shared.adapters import shop
-
-        shop().create_merchant("bench", api_key=runtime.merchant_key)
         product = runtime.merchant_call(
             info.url,
             "POST",
