@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 NONCE_BYTES = 12
-MAX_CODE_LENGTH = 512
 
 
 def _derive(data_key: bytes, purpose: bytes) -> bytes:

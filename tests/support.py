@@ -170,16 +170,6 @@ def count_items(table: str) -> int:
     )
 
 
-def queue_depth(runtime, queue: str) -> int:
-    attributes = boto3.client("sqs").get_queue_attributes(
-        QueueUrl=runtime.queue_urls[queue],
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
-
-
 def stored_text() -> str:
     """Every table's content as one string; binary attributes are included byte for byte."""
     return json.dumps(scan_all_tables(), default=lambda b: b.decode("latin-1"), ensure_ascii=False)
