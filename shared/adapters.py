@@ -4,6 +4,7 @@ from functools import cache
 
 from shared.queues import DeliveryQueue
 from shared.store.limits import LimitStore
+from shared.store.ops import OpsStore
 from shared.store.orders import OrderStore
 from shared.store.payment_events import PaymentEventStore
 from shared.store.shop import ShopStore
@@ -38,3 +39,8 @@ def limits() -> LimitStore:
 @cache
 def delivery_queue() -> DeliveryQueue:
     return DeliveryQueue()
+
+
+@cache
+def ops() -> OpsStore:
+    return OpsStore()

@@ -149,6 +149,9 @@ class Order(BaseModel):
     history: list[Event]
     request_hash: str | None = None  # fingerprint of the checkout request, when it had an Idempotency-Key
     tickets: list[Ticket] = []  # the buyer's capped places this order holds while unpaid
+    redrives: int = 0  # times reconciliation re-sent its delivery
+    delivery_error: str | None = None  # the last delivery failure (for operators)
+    delivery_failures: int = 0
 
     @property
     def head(self) -> str:

@@ -9,6 +9,8 @@ from shared.errors import Invalid
 from shared.money import MAX_AMOUNT, Money
 
 DeliveryMode = Literal["stock"]
+# What reconciliation does with a paid order it could not deliver after its bounded re-drives.
+UndeliverablePolicy = Literal["refund", "hold"]
 
 
 class Product(BaseModel):
@@ -24,6 +26,7 @@ class Product(BaseModel):
     shards: int = Field(ge=1)
     active: bool
     created_at: datetime
+    when_undeliverable: UndeliverablePolicy = "refund"
 
     def total_for(self, quantity: int) -> Money:
         if self.price.amount * quantity > MAX_AMOUNT:

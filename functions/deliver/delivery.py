@@ -1,11 +1,16 @@
-"""Delivery: bind the order's reserved slots to it (I1), then order -> DELIVERED.
+"""Delivery: bind the order's reserved slots to it (I1), check the codes open, then order -> DELIVERED.
 
-A redelivered message finds the slots already bound to this order and binds nothing new.
+A redelivered message finds the slots already bound to this order and binds nothing new. A failure
+is recorded on the order (for operators reading the dead-letter queue) and raised, so the message
+is retried and, after the queue's maxReceiveCount, dead-lettered.
 """
 
+import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
+from shared.codes import CodeCipher
 from shared.errors import IntegrityViolation, StateConflict
 from shared.faults import checkpoint
 from shared.orders import Status
@@ -15,7 +20,33 @@ from shared.store.stock import StockStore
 logger = logging.getLogger(__name__)
 
 
-def deliver(order_id: str, orders: OrderStore, stock: StockStore, now: datetime) -> Status:
+class NotADeliveryMessage(ValueError):
+    pass
+
+
+def order_id_of(body: str) -> str:
+    """The order id a delivery message carries."""
+    try:
+        order_id = json.loads(body)["order_id"]
+    except (ValueError, TypeError, KeyError):
+        raise NotADeliveryMessage('message body is not {"order_id": ...}') from None
+    if not isinstance(order_id, str) or not order_id:
+        raise NotADeliveryMessage("message body has no order id")
+    return order_id
+
+
+def failure_reason(error: Exception) -> str:
+    """What an operator reads about a failed delivery: the error's kind and our own message."""
+    return f"{type(error).__name__}: {error}".rstrip(": ")
+
+
+def deliver(
+    order_id: str,
+    orders: OrderStore,
+    stock: StockStore,
+    cipher_for: Callable[[str], CodeCipher],
+    now: datetime,
+) -> Status:
     """Fulfil a PAID order; returns the order's status afterwards. Raises to have the message retried."""
     order = orders.get(order_id)
     if order is None:
@@ -25,6 +56,12 @@ def deliver(order_id: str, orders: OrderStore, stock: StockStore, now: datetime)
         return order.status
     stock.bind(order.product_id, order.slots, order.order_id)
     checkpoint("deliver:after-bind")
+    # DELIVERED promises a code the buyer can open: every bound code must decrypt, all of them.
+    opened = stock.read_codes(order.product_id, order.slots, order.order_id, cipher_for(order.merchant_id))
+    if len(opened) != order.quantity:
+        raise IntegrityViolation(
+            f"order {order_id} has {len(opened)} codes for a quantity of {order.quantity}"
+        )
     try:
         order = orders.transition(order, "order.delivered", now, {"quantity": order.quantity})
     except StateConflict:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.errors import Invalid, MalformedJson, NotFound
 from shared.money import MAX_AMOUNT, Money
-from shared.products import Product
+from shared.products import Product, UndeliverablePolicy
 from shared.store.shop import ShopStore, is_id, new_id
 from shared.store.stock import NewCode, StockStore
 
@@ -26,6 +26,7 @@ class ProductRequest(BaseModel):
     max_per_order: int = Field(default=10, ge=1, le=100)
     shards: int = Field(default=4, ge=1, le=64)
     active: bool = True
+    when_undeliverable: UndeliverablePolicy = "refund"
 
     @model_validator(mode="after")
     def _largest_order_is_payable(self) -> "ProductRequest":

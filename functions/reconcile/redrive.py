@@ -1,16 +1,61 @@
-"""Re-drive PAID orders that were not delivered in time (e.g. a delivery message was lost)."""
+"""Re-drive PAID orders that were not delivered in time (e.g. a delivery message was lost), with
+growing pauses and a bound; past the bound the product's policy decides: refund, or hold for review."""
 
+import logging
 from datetime import datetime, timedelta
 
-from shared.orders import Status
+from shared.errors import StateConflict
+from shared.orders import Order, Status
 from shared.queues import DeliveryQueue
 from shared.store.orders import OrderStore
+from shared.store.shop import ShopStore
+from shared.store.stock import StockStore
+
+logger = logging.getLogger(__name__)
+LONGEST_PAUSE = timedelta(minutes=30)
 
 
-def redrive_paid(orders: OrderStore, queue: DeliveryQueue, now: datetime, retry_after: timedelta) -> int:
-    """Send each overdue PAID order to the delivery queue again; returns how many were sent."""
-    overdue = orders.due(Status.PAID, before=now)
-    for order_id in overdue:
-        queue.send(order_id)
-        orders.postpone(order_id, Status.PAID, until=now + retry_after)
-    return len(overdue)
+def redrive_paid(
+    orders: OrderStore,
+    queue: DeliveryQueue,
+    shop: ShopStore,
+    stock: StockStore,
+    now: datetime,
+    retry_after: timedelta,
+    max_redrives: int,
+) -> tuple[int, list[str]]:
+    """Send each overdue PAID order to the delivery queue again. Returns (how many were sent, the
+    orders given up on). Of two concurrent runs, one claims each re-drive (conditional write)."""
+    sent, gave_up = 0, []
+    for entry in orders.outstanding(Status.PAID, before=now, limit=100):
+        order = orders.get(entry.order_id)
+        if order is None or order.status != Status.PAID:
+            continue
+        if order.redrives >= max_redrives:
+            if _give_up(order, orders, shop, stock, now):
+                gave_up.append(order.order_id)
+            continue
+        pause = min(retry_after * 2**order.redrives, LONGEST_PAUSE)
+        if orders.take_redrive(entry, until=now + pause) is not None:
+            queue.send(order.order_id)
+            sent += 1
+    return sent, gave_up
+
+
+def _give_up(order: Order, orders: OrderStore, shop: ShopStore, stock: StockStore, now: datetime) -> bool:
+    product = shop.product(order.product_id)
+    policy = product.when_undeliverable if product is not None else "refund"
+    reason = {
+        "reason": f"not delivered after {order.redrives} re-drives",
+        "last_error": (order.delivery_error or "none recorded")[:200],
+    }
+    try:
+        if policy == "hold":
+            orders.transition(order, "review.held", now, reason, due_in=timedelta(0))
+        else:
+            orders.transition(order, "refund.requested", now, reason, due_in=timedelta(0))
+            stock.release(order.product_id, order.slots, order.order_id)  # only slots never bound go back
+    except StateConflict:
+        return False  # delivered, or given up by a concurrent run, meanwhile
+    logger.error("gave up delivering a paid order", extra={"order_id": order.order_id, "policy": policy})
+    return True

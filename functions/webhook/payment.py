@@ -115,7 +115,7 @@ def _settle_late(
         )
     except OutOfStock:
         facts = {**facts, "reason": "paid after the reservation expired; sold out"}
-        return orders.transition(order, "refund.requested", now, facts, payment=payment)
+        return orders.transition(order, "refund.requested", now, facts, payment=payment, due_in=timedelta(0))
     try:
         return orders.transition(
             order,

@@ -29,6 +29,8 @@ class LocalInfo:
     sandbox_secret: str
     demo_product_id: str
     aws_endpoint: str
+    queues: dict[str, str]  # logical id -> URL (the ops CLI reads these)
+    tables: dict[str, str]  # logical id -> table name
 
 
 class LocalRuntime:
@@ -93,6 +95,7 @@ class LocalRuntime:
             "PublicBaseUrl": url,
             "SandboxSecret": self.sandbox_secret,
             "SandboxPayUrl": self.sandbox.pay_url,
+            "SandboxApiUrl": self.sandbox.api_url,
             "LocalMode": "true",
             "AWS::Region": REGION,
             "AWS::StackName": "miaofa-local",
@@ -122,7 +125,15 @@ class LocalRuntime:
                 runner.start()
         self.queue_urls = {name: resources.refs[name] for name in infra.queues}
         product_id = self._seed_demo(url) if self.seed else ""
-        self.info = LocalInfo(url, self.merchant_key, self.sandbox_secret, product_id, endpoint)
+        self.info = LocalInfo(
+            url,
+            self.merchant_key,
+            self.sandbox_secret,
+            product_id,
+            endpoint,
+            queues=self.queue_urls,
+            tables={name: resources.refs[name] for name in infra.tables},
+        )
         return self.info
 
     def stop(self) -> None:

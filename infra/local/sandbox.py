@@ -1,5 +1,6 @@
 """The sandbox payment provider: a fake peer with its own pay page that, like a real provider,
-sends a signed callback to the shop's webhook over HTTP and retries it until it gets a 2xx."""
+sends a signed callback to the shop's webhook over HTTP and retries it until it gets a 2xx, and
+answers signed queries about the payments it took for an order (as Alipay's trade query does)."""
 
 import json
 import secrets
@@ -10,7 +11,9 @@ import urllib.request
 from html import escape
 from urllib.parse import parse_qsl, urlsplit
 
-from shared.payments import sandbox_signature
+from shared.errors import InvalidSignature
+from shared.payments import sandbox_signature, verify_sandbox_signature
+from shared.providers.sandbox import SIGNATURE_TOLERANCE, signed_query
 
 PREFIX = "/_sandbox"
 RETRY_DELAYS = (0.0, 0.5, 2.0, 5.0)
@@ -26,9 +29,16 @@ class SandboxProvider:
     def pay_url(self) -> str:
         return f"{self.base_url}{PREFIX}/pay"
 
+    @property
+    def api_url(self) -> str:
+        """Where the shop asks about a payment (reconciliation's lost-callback recovery)."""
+        return f"{self.base_url}{PREFIX}/api/payments"
+
     def handle(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
+        if path == f"{PREFIX}/api/payments":
+            return self._answer_query(method, path, query, headers)
         if path == f"{PREFIX}/pay" and method == "GET":
             return 200, {"content-type": "text/html; charset=utf-8"}, _pay_page(query).encode()
         if path == f"{PREFIX}/pay" and method == "POST":
@@ -49,13 +59,56 @@ class SandboxProvider:
             )
         return 404, {"content-type": "application/json"}, b'{"message":"Not Found"}'
 
+    def _answer_query(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        """`GET /_sandbox/api/payments?order_id=ID`, signed: every payment taken for that order, signed."""
+        if method != "GET":
+            return _error(405, "method_not_allowed", "only GET")
+        order_id = query.get("order_id", "")
+        if not order_id:
+            return _error(400, "bad_request", "order_id is required")
+        try:
+            verify_sandbox_signature(
+                self.secret,
+                headers.get("sandbox-signature"),
+                signed_query(path, order_id),
+                now=int(time.time()),
+                tolerance=SIGNATURE_TOLERANCE,
+            )
+        except InvalidSignature as error:
+            return _error(401, "invalid_signature", error.message)
+        payments = [
+            {
+                "payment_id": payment_id,
+                "amount": data["amount"],
+                "currency": data["currency"],
+                "status": "succeeded",
+            }
+            for payment_id, data in self.payments_for(order_id).items()
+        ]
+        body = json.dumps({"order_id": order_id, "payments": payments}).encode()
+        signature = sandbox_signature(self.secret, body, int(time.time()))
+        return 200, {"content-type": "application/json", "sandbox-signature": signature}, body
+
+    def payments_for(self, order_id: str) -> dict[str, dict]:
+        """payment_id -> what was paid, for every payment taken for `order_id`."""
+        with self._lock:
+            return {pid: dict(data) for pid, data in self.payments.items() if data["order_id"] == order_id}
+
     def _is_ours(self, url: str) -> bool:
         """Only redirect back to the shop itself: same scheme and host, no control characters."""
         target, ours = urlsplit(url), urlsplit(self.base_url)
         return (target.scheme, target.netloc) == (ours.scheme, ours.netloc) and url.isprintable()
 
-    def pay(self, order_id: str, amount: int, currency: str, retry: bool = True) -> bool:
-        """Take a payment and send its callback; True once the shop answered 2xx."""
+    def pay(
+        self, order_id: str, amount: int, currency: str, retry: bool = True, callback: bool = True
+    ) -> bool:
+        """Take a payment and send its callback; True once the shop answered 2xx.
+
+        `callback=False` takes and records the payment but never calls back: a lost callback, which
+        only a query to the payments API (reconciliation) can find.
+        """
         payment_id = f"pay_{secrets.token_hex(8)}"
         data = {"order_id": order_id, "payment_id": payment_id, "amount": amount, "currency": currency}
         event = {
@@ -65,6 +118,8 @@ class SandboxProvider:
         }
         with self._lock:
             self.payments[payment_id] = data
+        if not callback:
+            return False
         body = json.dumps(event).encode()
         for delay in RETRY_DELAYS if retry else (0.0,):
             time.sleep(delay)
@@ -86,6 +141,11 @@ class SandboxProvider:
                 return int(response.status)
         except urllib.error.HTTPError as error:
             return int(error.code)
+
+
+def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return status, {"content-type": "application/json"}, body
 
 
 def _pay_page(query: dict[str, str]) -> str:

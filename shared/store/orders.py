@@ -10,10 +10,11 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
 from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.expressions.update import Action
-from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
 from shared.errors import AlreadyApplied, StateConflict
@@ -36,7 +37,7 @@ from shared.store.errors import condition_failed
 class DueIndex(GlobalSecondaryIndex["OrderItem"]):
     class Meta:
         index_name = "due"
-        projection = KeysOnlyProjection()
+        projection = IncludeProjection(["status_at"])
 
     due_status = UnicodeAttribute(hash_key=True)
     due_at = NumberAttribute(range_key=True)
@@ -66,7 +67,12 @@ class OrderItem(Model):
     due_status = UnicodeAttribute(null=True)
     due_at = NumberAttribute(null=True)
     due_index = DueIndex()
+    status_at = NumberAttribute(null=True)  # when the order entered its status (ages in reports)
     tickets = UnicodeAttribute(null=True)
+    redrives = NumberAttribute(null=True)
+    delivery_error = UnicodeAttribute(null=True)  # the last delivery failure, for operators
+    delivery_failures = NumberAttribute(null=True)
+    delivery_failed_at = NumberAttribute(null=True)
 
 
 def _event_json(event: Event) -> str:
@@ -91,14 +97,30 @@ def _to_order(item: OrderItem) -> Order:
         history=[Event.model_validate_json(str(e)) for e in item.history],
         request_hash=item.request_hash,
         tickets=[Ticket.model_validate(t) for t in json.loads(item.tickets or "[]")],
+        redrives=int(item.redrives or 0),
+        delivery_error=item.delivery_error,
+        delivery_failures=int(item.delivery_failures or 0),
     )
 
 
+class DueEntry(BaseModel):
+    """An order with outstanding work, as the `due` index lists it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    order_id: str
+    due_at: int
+    status_at: int | None = None
+
+
 class OrderStore:
-    def __init__(self) -> None:
-        OrderItem.Meta.table_name = settings().orders_table
+    def __init__(self, table: str | None = None) -> None:
+        OrderItem.Meta.table_name = table or settings().orders_table
 
     def create(self, order: Order) -> None:
+        """Write a new order. It is first due when reconciliation should ask the provider whether it
+        was paid (a lost callback), or at its expiry if that comes sooner."""
+        first_check = order.created_at + timedelta(seconds=settings().payment_query_after_seconds)
         item = OrderItem(
             order_id=order.order_id,
             merchant_id=order.merchant_id,
@@ -118,7 +140,8 @@ class OrderStore:
             request_hash=order.request_hash,
             tickets=json.dumps([t.model_dump() for t in order.tickets]),
             due_status=order.status.value,
-            due_at=int(order.expires_at.timestamp()),
+            due_at=int(min(order.expires_at, first_check).timestamp()),
+            status_at=int(order.created_at.timestamp()),
         )
         try:
             item.save(condition=OrderItem.order_id.does_not_exist())
@@ -153,6 +176,7 @@ class OrderStore:
             OrderItem.status.set(new_status.value),
             OrderItem.history.set(OrderItem.history.append([_event_json(event)])),
             OrderItem.head.set(event.hash),
+            OrderItem.status_at.set(int(at.timestamp())),
         ]
         if payment is not None:
             actions.append(OrderItem.payment.set(payment.model_dump_json()))
@@ -190,10 +214,54 @@ class OrderStore:
 
     def due(self, status: Status, before: datetime, limit: int | None = 100) -> list[str]:
         """Ids of orders in `status` whose deadline has passed, oldest first."""
-        query = OrderItem.due_index.query(
-            status.value, OrderItem.due_at <= int(before.timestamp()), limit=limit, scan_index_forward=True
-        )
-        return [item.order_id for item in query]
+        return [entry.order_id for entry in self.outstanding(status, before, limit)]
+
+    def outstanding(
+        self, status: Status, before: datetime | None = None, limit: int | None = None
+    ) -> list[DueEntry]:
+        """Orders in `status` with work outstanding (by `before`, if given), soonest deadline first."""
+        condition = OrderItem.due_at <= int(before.timestamp()) if before is not None else None
+        query = OrderItem.due_index.query(status.value, condition, limit=limit, scan_index_forward=True)
+        return [
+            DueEntry(
+                order_id=item.order_id,
+                due_at=int(item.due_at or 0),
+                status_at=int(item.status_at) if item.status_at is not None else None,
+            )
+            for item in query
+        ]
+
+    def take_redrive(self, entry: DueEntry, until: datetime) -> int | None:
+        """Claim one re-drive of an overdue PAID order: move its deadline to `until` and count it.
+
+        Conditional on the deadline `entry` saw, so of two concurrent reconcile runs one wins.
+        Returns the order's re-drive count, or None if another run (or the delivery) got there first."""
+        item = OrderItem(order_id=entry.order_id)
+        try:
+            item.update(
+                actions=[OrderItem.due_at.set(int(until.timestamp())), OrderItem.redrives.add(1)],
+                condition=(OrderItem.due_status == Status.PAID.value) & (OrderItem.due_at == entry.due_at),
+            )
+        except UpdateError as error:
+            if condition_failed(error):
+                return None
+            raise
+        return int(item.redrives or 0)
+
+    def record_delivery_failure(self, order_id: str, error: str, at: datetime) -> None:
+        """Keep the last delivery failure on the order, where operators look (never a code or secret)."""
+        try:
+            OrderItem(order_id=order_id).update(
+                actions=[
+                    OrderItem.delivery_error.set(error[:500]),
+                    OrderItem.delivery_failed_at.set(int(at.timestamp())),
+                    OrderItem.delivery_failures.add(1),
+                ],
+                condition=OrderItem.order_id.exists(),
+            )
+        except UpdateError as error_:
+            if not condition_failed(error_):
+                raise
 
     def clear_due(self, order_id: str, status: Status) -> None:
         """Drop an order from the `due` index once its outstanding work in `status` is done."""

@@ -51,6 +51,7 @@ class ProductItem(_ShopModel):
     shards = NumberAttribute()
     active = BooleanAttribute()
     created_at = UTCDateTimeAttribute()
+    when_undeliverable = UnicodeAttribute(null=True)
 
 
 def key_hash(api_key: str) -> str:
@@ -120,6 +121,7 @@ class ShopStore:
             shards=product.shards,
             active=product.active,
             created_at=product.created_at,
+            when_undeliverable=product.when_undeliverable,
         ).save(condition=ProductItem.pk.does_not_exist())
 
     def product(self, product_id: str) -> Product | None:
@@ -128,10 +130,6 @@ class ShopStore:
         except ProductItem.DoesNotExist:
             return None
         return _to_product(item)
-
-    def products(self) -> list[Product]:
-        """Every product. A scan: reconciliation's burned-slot audit only, until issue 4 indexes it."""
-        return [_to_product(item) for item in ProductItem.scan(ProductItem.pk.startswith("product#"))]
 
 
 def _to_product(item: ProductItem) -> Product:
@@ -146,4 +144,5 @@ def _to_product(item: ProductItem) -> Product:
         shards=int(item.shards),
         active=bool(item.active),
         created_at=item.created_at,
+        when_undeliverable=item.when_undeliverable or "refund",  # type: ignore[arg-type]
     )

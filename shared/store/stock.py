@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pydantic import BaseModel
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
+from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
@@ -27,6 +28,18 @@ from shared.store.errors import condition_failed
 
 IMPORT_LEASE_SECONDS = 300
 RETURNED = "returned"
+DUE = "due"  # the one value of the sparse `audit` and `held` index keys
+
+
+class AuditIndex(GlobalSecondaryIndex["ShardItem"]):
+    """Sparse: shards whose cursor moved since reconciliation last settled them (or that got codes)."""
+
+    class Meta:
+        index_name = "audit"
+        projection = KeysOnlyProjection()
+
+    audit_due = UnicodeAttribute(hash_key=True)
+    pk = UnicodeAttribute(range_key=True)
 
 
 class _StockModel(Model):
@@ -46,6 +59,8 @@ class ShardItem(_StockModel):
     settled_upto = NumberAttribute(default=0)
     mark_cursor = NumberAttribute(null=True)
     mark_at = NumberAttribute(null=True)
+    audit_due = UnicodeAttribute(null=True)
+    audit_index = AuditIndex()
 
 
 class SoldIndex(GlobalSecondaryIndex["SlotItem"]):
@@ -71,14 +86,15 @@ class ReturnedIndex(GlobalSecondaryIndex["SlotItem"]):
 
 
 class HeldIndex(GlobalSecondaryIndex["SlotItem"]):
-    """Sparse: returned slots claimed again but not yet bound; a crashed claimant's are found here."""
+    """Sparse: returned slots claimed again but not yet bound, oldest first, across all products;
+    a crashed claimant's are found here."""
 
     class Meta:
         index_name = "held"
         projection = KeysOnlyProjection()
 
     held_key = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
+    held_at = NumberAttribute(range_key=True)
 
 
 class SlotItem(_StockModel):
@@ -161,8 +177,11 @@ class StockStore:
     def levels(self, product_id: str, shards: int) -> StockLevels:
         items = self._shards(product_id, shards)
         sold = sum(SlotItem.sold_index.count(f"{product_id}#{k}") for k in range(shards))
+        return self._levels(items, sold, SlotItem.returned_index.count(product_id))
+
+    @staticmethod
+    def _levels(items: list[ShardItem], sold: int, pooled: int) -> StockLevels:
         handed_out = sum(int(item.cursor) for item in items)
-        pooled = SlotItem.returned_index.count(product_id)
         return StockLevels(
             available=sum(int(item.remaining) for item in items) + pooled,
             reserved=handed_out - sold - pooled,
@@ -200,53 +219,102 @@ class StockStore:
                 self.release(product_id, [piece], order_id)
         raise OutOfStock("not enough stock left for this quantity")
 
+    def shards_due(self) -> dict[str, list[int]]:
+        """Shards to audit, by product: their cursor moved (or codes came) since they were last settled."""
+        due: dict[str, list[int]] = {}
+        for entry in ShardItem.audit_index.query(DUE):
+            due.setdefault(entry.pk, []).append(int(entry.sk.split("#")[1]))
+        return due
+
     def return_burned(
-        self, product_id: str, shards: int, now: int, grace: int, held: Callable[[], set[tuple[int, int]]]
+        self, product_id: str, shard: int, now: int, grace: int, held: Callable[[], set[tuple[int, int]]]
     ) -> int:
-        """Return burned slots (claimed, then the claimant crashed before its order was written).
+        """Return one shard's burned slots (claimed, then the claimant crashed before its order was written).
 
         A slot below a cursor snapshot older than `grace` seconds that is unbound, unheld and not
-        in `held()` (the slots of open orders) has no owner left: it goes back to stock.
-        Returns how many went back. Safe to run concurrently: release() is conditional."""
-        returned = 0
-        for item in self._shards(product_id, shards, consistent=True):
-            if item.mark_at is not None and now - int(item.mark_at) < grace:
-                continue
-            shard, settled = int(item.sk.split("#")[1]), int(item.settled_upto)
-            if item.mark_at is not None:
-                returned += self._return_unheld(product_id, shard, settled, int(item.mark_cursor), held())
-                settled = int(item.mark_cursor)
-            try:
-                item.update(
-                    actions=[
-                        ShardItem.settled_upto.set(settled),
-                        ShardItem.mark_cursor.set(int(item.cursor)),
-                        ShardItem.mark_at.set(now),
-                    ],
-                    condition=ShardItem.mark_at.does_not_exist()
-                    if item.mark_at is None
-                    else ShardItem.mark_at == int(item.mark_at),
-                )
-            except UpdateError as error:
-                if not condition_failed(error):
-                    raise
-        return returned + self._return_abandoned_holds(product_id, now, grace, held)
+        in `held()` (the slots of the product's open orders) has no owner left: it goes back to stock.
+        A shard with nothing handed out since its last snapshot leaves the `audit` index.
+        Returns how many went back. Safe to run concurrently: every write is conditional."""
+        item = ShardItem.get(product_id, _shard_key(shard), consistent_read=True)
+        if item.mark_at is not None and now - int(item.mark_at) < grace:
+            return 0
+        settled, returned = int(item.settled_upto), 0
+        if item.mark_at is not None:
+            returned = self._return_unheld(product_id, shard, settled, int(item.mark_cursor), held())
+            settled = int(item.mark_cursor)
+        unchanged = (
+            ShardItem.mark_at.does_not_exist()
+            if item.mark_at is None
+            else ShardItem.mark_at == int(item.mark_at)
+        )
+        actions: list[Action]
+        if int(item.cursor) == settled and item.mark_at is not None:
+            # Everything handed out is accounted for; the next claim puts the shard back in the index.
+            actions = [
+                ShardItem.settled_upto.set(settled),
+                ShardItem.mark_at.remove(),
+                ShardItem.audit_due.remove(),
+            ]
+            condition = unchanged & (ShardItem.cursor == settled)
+        else:
+            actions = [
+                ShardItem.settled_upto.set(settled),
+                ShardItem.mark_cursor.set(int(item.cursor)),
+                ShardItem.mark_at.set(now),
+            ]
+            condition = unchanged
+        try:
+            item.update(actions=actions, condition=condition)
+        except UpdateError as error:
+            if not condition_failed(error):
+                raise
+        return returned
 
-    def _return_abandoned_holds(
-        self, product_id: str, now: int, grace: int, held: Callable[[], set[tuple[int, int]]]
+    def return_abandoned_holds(
+        self, now: int, grace: int, held: Callable[[str], set[tuple[int, int]]]
     ) -> int:
         """Returned slots claimed again by a checkout (or late payment) that died before its order
-        write: held longer than `grace` by an order that does not list them. Given back as that holder."""
+        write: held longer than `grace` by an order that does not list them. Given back as that holder.
+        `held(product_id)`: the slots the product's open orders hold."""
         returned = 0
-        for entry in SlotItem.held_index.query(product_id):
+        for entry in SlotItem.held_index.query(DUE, SlotItem.held_at <= now - grace):
+            product_id, shard = entry.pk.rsplit("#slots#", 1)
             slot = SlotItem.get(entry.pk, entry.sk, consistent_read=True)
-            shard, number = int(entry.pk.rsplit("#", 1)[1]), int(entry.sk)
-            if slot.held_at is None or now - int(slot.held_at) < grace or (shard, number) in held():
+            number = int(entry.sk)
+            if (
+                slot.held_at is None
+                or now - int(slot.held_at) < grace
+                or (int(shard), number) in held(product_id)
+            ):
                 continue
             returned += self.release(
-                product_id, [SlotRange(shard=shard, start=number, count=1)], str(slot.holder)
+                product_id, [SlotRange(shard=int(shard), start=number, count=1)], str(slot.holder)
             )
         return returned
+
+    def audit(self, product_id: str, shards: int) -> tuple[StockLevels, list[str]]:
+        """I4 for one product: its levels, and what does not add up (empty when all is well).
+
+        The counts come from sparse indexes, which lag writes by a moment: a single finding may be
+        such a lag, a repeated one is not (the alarm waits for two runs)."""
+        items = self._shards(product_id, shards, consistent=True)
+        problems = [
+            f"shard {k} is missing" for k in range(shards) if _shard_key(k) not in {i.sk for i in items}
+        ]
+        sold_total = 0
+        for item in items:
+            shard = int(item.sk.split("#")[1])
+            filled, cursor, remaining = int(item.filled), int(item.cursor), int(item.remaining)
+            sold = SlotItem.sold_index.count(f"{product_id}#{shard}")
+            sold_total += sold
+            if remaining != filled - cursor or min(filled, cursor, remaining) < 0:
+                problems.append(f"shard {shard}: filled {filled}, handed out {cursor}, remaining {remaining}")
+            if sold > cursor:
+                problems.append(f"shard {shard}: {sold} sold but only {cursor} handed out")
+        levels = self._levels(items, sold_total, SlotItem.returned_index.count(product_id))
+        if min(levels.available, levels.reserved, levels.sold) < 0:
+            problems.append(f"a level is negative: {levels.model_dump()}")
+        return levels, problems
 
     def _return_unheld(
         self, product_id: str, shard: int, start: int, end: int, held: set[tuple[int, int]]
@@ -281,7 +349,7 @@ class StockStore:
                     actions=[
                         SlotItem.holder.set(order_id),
                         SlotItem.returned_key.remove(),
-                        SlotItem.held_key.set(product_id),
+                        SlotItem.held_key.set(DUE),
                         SlotItem.held_at.set(int(time.time())),
                     ],
                     condition=(SlotItem.holder == RETURNED) & SlotItem.returned_key.exists(),
@@ -339,7 +407,11 @@ class StockStore:
         item = ShardItem(pk=product_id, sk=_shard_key(shard))
         try:
             item.update(
-                actions=[ShardItem.cursor.add(quantity), ShardItem.remaining.add(-quantity)],
+                actions=[
+                    ShardItem.cursor.add(quantity),
+                    ShardItem.remaining.add(-quantity),
+                    ShardItem.audit_due.set(DUE),
+                ],
                 condition=ShardItem.remaining >= quantity,
             )
         except UpdateError as error:
@@ -481,7 +553,11 @@ class StockStore:
         for shard, count in added.items():
             if count:
                 ShardItem(pk=product_id, sk=_shard_key(shard)).update(
-                    actions=[ShardItem.filled.add(count), ShardItem.remaining.add(count)],
+                    actions=[
+                        ShardItem.filled.add(count),
+                        ShardItem.remaining.add(count),
+                        ShardItem.audit_due.set(DUE),
+                    ],
                     condition=ShardItem.filled == filled[shard],
                 )
 

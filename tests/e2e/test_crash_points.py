@@ -11,13 +11,11 @@ from datetime import timedelta
 import pytest
 import requests
 
-from functions.reconcile.burned import return_burned_slots
-from functions.reconcile.expiry import expire_reservations
-from functions.reconcile.redrive import redrive_paid
+from functions.reconcile.run import reconcile as reconcile_run
 from shared import faults
-from shared.adapters import delivery_queue, orders, stock
-from shared.adapters import shop as shop_store
+from shared.adapters import orders
 from shared.orders import utcnow
+from shared.settings import settings
 from tests.support import new_codes, poll, stored_order
 
 pytestmark = pytest.mark.e2e
@@ -27,10 +25,7 @@ def reconcile(after: timedelta) -> None:
     """One scheduled run, `after` from now; a crash in it is retried as the next scheduled run."""
     for _ in range(2):
         try:
-            now = utcnow() + after
-            expire_reservations(orders(), stock(), now=now)
-            redrive_paid(orders(), delivery_queue(), now=now, retry_after=timedelta(minutes=2))
-            return_burned_slots(shop_store(), orders(), stock(), now=now)
+            reconcile_run(settings(), utcnow() + after)
             return
         except faults.InjectedFault:
             continue

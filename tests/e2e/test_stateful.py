@@ -79,8 +79,11 @@ def test_random_interleavings_keep_the_invariants(shop):
             redrive_paid(
                 orders(),
                 delivery_queue(),
+                shop_store(),
+                stock(),
                 now=utcnow() + timedelta(minutes=3),
                 retry_after=timedelta(minutes=2),
+                max_redrives=5,
             )
 
         @invariant()

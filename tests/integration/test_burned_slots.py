@@ -6,7 +6,6 @@ from datetime import timedelta
 from functions.reconcile.burned import GRACE_SECONDS, return_burned_slots
 from functions.reconcile.expiry import expire_reservations
 from shared.adapters import orders, stock
-from shared.adapters import shop as shop_store
 from shared.orders import utcnow
 from tests.support import new_codes, stored_order
 
@@ -14,7 +13,7 @@ T0 = utcnow()  # one clock for the whole test: an audit over many products can t
 
 
 def audit(after_seconds: float) -> int:
-    return return_burned_slots(shop_store(), orders(), stock(), now=T0 + timedelta(seconds=after_seconds))
+    return return_burned_slots(orders(), stock(), now=T0 + timedelta(seconds=after_seconds))
 
 
 def test_a_burned_slot_returns_after_the_grace_period_and_open_orders_keep_theirs(shop):

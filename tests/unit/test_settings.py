@@ -11,6 +11,7 @@ REQUIRED = {
     "SHOP_TABLE": "shop",
     "PAYMENT_EVENTS_TABLE": "payment-events",
     "LIMITS_TABLE": "limits",
+    "OPS_TABLE": "ops",
     "DELIVERY_QUEUE_URL": "https://sqs.example/queue",
     "CODES_KEY_ID": "alias/miaofa-codes",
     "PUBLIC_BASE_URL": "https://shop.example",
