@@ -173,3 +173,19 @@ def count_items(table: str) -> int:
 def stored_text() -> str:
     """Every table's content as one string; binary attributes are included byte for byte."""
     return json.dumps(scan_all_tables(), default=lambda b: b.decode("latin-1"), ensure_ascii=False)
+
+
+def make_queue_pair(visibility: int, max_receives: int) -> tuple[str, str, str]:
+    sqs = boto3.client("sqs")
+    suffix = secrets.token_hex(4)
+    dlq = sqs.create_queue(QueueName=f"test-dlq-{suffix}")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(
+        QueueName=f"test-q-{suffix}",
+        Attributes={
+            "VisibilityTimeout": str(visibility),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives}),
+        },
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return queue, arn, dlq

@@ -61,3 +61,42 @@ def test_every_function_handler_exists_and_routes_match_the_contract():
         True,
     )
     assert [(s.function, s.every_seconds) for s in infra.schedules] == [("ReconcileFunction", 60)]
+
+
+def test_alarms_watch_the_dead_letter_queues_stuck_orders_and_deliver_errors_and_have_a_runbook():
+    import re
+
+    from infra.local.template import ROOT
+
+    cfn = translate()
+    alarms = {
+        k: r["Properties"] for k, r in cfn["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    watched = {(p.get("Namespace"), p.get("MetricName")) for p in alarms.values()}
+    assert {
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("miaofa", "StuckOrders"),
+        ("miaofa", "DeliveryFailures"),
+        ("AWS/Lambda", "Errors"),
+    } <= watched
+    dlqs = {
+        p["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for p in alarms.values()
+        if p.get("Namespace") == "AWS/SQS"
+    }
+    assert dlqs == {"DeliveryDLQ", "NotifyDLQ"}
+    # Every custom metric an alarm watches is one the functions emit.
+    emitted = set()
+    for source in (ROOT / "functions").rglob("*.py"):
+        emitted |= set(re.findall(r'"([A-Z][A-Za-z]+)"', source.read_text()))
+    assert {name for ns, name in watched if ns == "miaofa"} <= emitted
+    # Every alarm points at its runbook section, and the section exists.
+    runbook = (ROOT / "docs" / "operations.md").read_text()
+    anchors = {
+        re.sub(r"[^a-z0-9-]", "", h.lower().replace(" ", "-"))
+        for h in re.findall(r"^#+ (.+)$", runbook, re.M)
+    }
+    for name, props in alarms.items():
+        anchor = props["AlarmDescription"].split("docs/operations.md#", 1)[1].rstrip(").")
+        assert anchor in anchors, f"{name}: no runbook section #{anchor}"
+        assert props["AlarmActions"], f"{name} notifies no one"

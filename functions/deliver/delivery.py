@@ -5,7 +5,6 @@ is recorded on the order (for operators reading the dead-letter queue) and raise
 is retried and, after the queue's maxReceiveCount, dead-lettered.
 """
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -18,21 +17,6 @@ from shared.store.orders import OrderStore
 from shared.store.stock import StockStore
 
 logger = logging.getLogger(__name__)
-
-
-class NotADeliveryMessage(ValueError):
-    pass
-
-
-def order_id_of(body: str) -> str:
-    """The order id a delivery message carries."""
-    try:
-        order_id = json.loads(body)["order_id"]
-    except (ValueError, TypeError, KeyError):
-        raise NotADeliveryMessage('message body is not {"order_id": ...}') from None
-    if not isinstance(order_id, str) or not order_id:
-        raise NotADeliveryMessage("message body has no order id")
-    return order_id
 
 
 def failure_reason(error: Exception) -> str:

@@ -7,9 +7,10 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.deliver.delivery import deliver, failure_reason, order_id_of
+from functions.deliver.delivery import deliver, failure_reason
 from shared import adapters
 from shared.orders import utcnow
+from shared.queues import order_id_of
 
 logger = Logger(service="deliver")
 metrics = Metrics(service="deliver")

@@ -48,7 +48,8 @@ class SandboxProvider:
                 order_id, currency = form["order_id"], form["currency"]
             except (KeyError, ValueError):  # UnicodeDecodeError is a ValueError
                 return 400, {"content-type": "text/plain"}, b"order_id, amount and currency are required"
-            delivered = self.pay(order_id, amount, currency)
+            # "Pay, lose the callback" shows reconciliation asking the provider (within ~2 minutes).
+            delivered = self.pay(order_id, amount, currency, callback=form.get("callback") != "lost")
             return_url = form.get("return_url", "")
             if self._is_ours(return_url):
                 return 303, {"location": return_url}, b""
@@ -163,6 +164,9 @@ def _pay_page(query: dict[str, str]) -> str:
         f"<p>Order <code>{escape(query.get('order_id', ''))}</code>: "
         f'<strong id="amount">{amount}</strong> {currency} (minor units)</p>'
         f'<form method="post" action="{PREFIX}/pay">{fields}'
-        '<button id="pay" type="submit" style="font-size:1.2rem;padding:.5rem 2rem">Pay</button></form>'
+        '<button id="pay" type="submit" style="font-size:1.2rem;padding:.5rem 2rem">Pay</button> '
+        '<button id="pay-lost" type="submit" name="callback" value="lost">Pay, but lose the callback</button>'
+        "</form><p><small>The second button takes the payment without telling the shop; reconciliation "
+        "asks the provider about unpaid orders after 2 minutes and delivers.</small></p>"
         "</body></html>"
     )

@@ -10,7 +10,7 @@ from shared.orders import Payment, utcnow
 from tests.support import event, new_codes, stored_order
 
 
-def mark_paid_without_enqueueing(order: dict) -> None:
+def mark_paid_without_enqueueing(order: dict, due_in: timedelta = timedelta(seconds=120)) -> None:
     """A PAID order whose delivery message never left (as after a crash right after the PAID write)."""
     record = stored_order(order["order_id"])
     payment = Payment(provider="sandbox", payment_id="pay_x", event_id="evt_x", amount=record.total)
@@ -20,7 +20,7 @@ def mark_paid_without_enqueueing(order: dict) -> None:
         utcnow(),
         {"payment_id": "pay_x"},
         payment=payment,
-        due_in=timedelta(seconds=120),
+        due_in=due_in,
     )
 
 

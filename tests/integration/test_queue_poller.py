@@ -2,29 +2,12 @@
 batch failures, failed records back after the visibility timeout, and redrive to the DLQ."""
 
 import json
-import secrets
 
 import boto3
 
 from infra.local.lambdas import LocalFunction
 from infra.local.triggers import QueuePoller
-from tests.support import poll
-
-
-def make_queue_pair(visibility: int, max_receives: int) -> tuple[str, str, str]:
-    sqs = boto3.client("sqs")
-    suffix = secrets.token_hex(4)
-    dlq = sqs.create_queue(QueueName=f"test-dlq-{suffix}")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue = sqs.create_queue(
-        QueueName=f"test-q-{suffix}",
-        Attributes={
-            "VisibilityTimeout": str(visibility),
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives}),
-        },
-    )["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return queue, arn, dlq
+from tests.support import make_queue_pair, poll
 
 
 def test_failed_records_come_back_and_end_in_the_dlq_while_good_ones_are_deleted(runtime):

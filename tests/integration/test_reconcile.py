@@ -185,3 +185,16 @@ def test_the_scheduled_run_emits_metrics_and_leaves_a_report(runtime, capsys):
     assert {"StuckOrders", "Redriven", "Expired", "PaymentsRecovered", "StockAuditProblems"} <= names
     latest = poll(lambda: ops().reports("reconcile", limit=1))[0]
     assert latest["orders"] == report["orders"] and latest["redriven"] == report["redriven"]
+
+
+def test_the_sandbox_pay_pages_lost_callback_button_pays_without_telling_the_shop(shop):
+    order = shop.buy(shop.new_product(new_codes(1)))
+    form = {"order_id": order["order_id"], "amount": order["total"]["amount"], "currency": "CNY"}
+
+    paid = shop.http.post(f"{shop.url}/_sandbox/pay", data={**form, "callback": "lost"}, timeout=30)
+
+    assert paid.status_code == 200
+    assert shop.runtime.sandbox.payments_for(order["order_id"])
+    assert stored_order(order["order_id"]).status == "PENDING_PAYMENT"
+    reconcile(settings(), utcnow() + timedelta(minutes=3))
+    shop.wait_for(order, "DELIVERED")

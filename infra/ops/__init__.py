@@ -1,0 +1,1 @@
+"""Operator tooling: `miaofa-ops`, for dead-letter queues and reconciliation reports."""

@@ -1,0 +1,345 @@
+"""`miaofa-ops`: inspect, replay and purge dead-letter queues; read reconciliation reports.
+
+Exit codes: 0 done, 1 refused or failed, 2 usage (bad options, no target).
+"""
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
+
+from infra.ops import views
+from infra.ops.dlq import DeadLetter, DeadLetterQueue
+from infra.ops.pacing import RateLimiter
+from infra.ops.selection import Selection, parse_duration
+from infra.ops.target import LOCAL_FILE, Target, TargetError, resolve
+from shared.orders import Order
+from shared.store.ops import OpsStore
+from shared.store.orders import OrderStore
+
+QUEUES = {"delivery": ("DeliveryQueue", "DeliveryDLQ"), "notify": ("NotifyQueue", "NotifyDLQ")}
+
+
+class UsageError(Exception):
+    """A command line that cannot run as given (exit 2)."""
+
+
+class Refused(Exception):
+    """The command ran and refused or failed, with a message for the operator (exit 1)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+@dataclass
+class Console:
+    """The CLI's outside world, injectable for tests."""
+
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Callable[[], float] | None = None  # for the replay rate; time.monotonic by default
+    sleep: Callable[[float], None] | None = None
+
+    def print(self, *lines: str) -> None:
+        for line in lines:
+            print(line, file=self.out)
+
+
+class Commands:
+    def __init__(self, args: argparse.Namespace, target: Target, console: Console) -> None:
+        self.args, self.target, self.console = args, target, console
+        self._orders: dict[str, Order | None] = {}
+
+    # ---- dlq
+    def dead_letters(self) -> DeadLetterQueue:
+        return DeadLetterQueue(self.target.sqs(), self.target.queue(QUEUES[self.args.queue][1]))
+
+    def order(self, letter: DeadLetter) -> Order | None:
+        order_id = letter.order_id
+        if order_id is None:
+            return None
+        if order_id not in self._orders:
+            self._orders[order_id] = OrderStore(table=self.target.table("OrdersTable")).get(order_id)
+        return self._orders[order_id]
+
+    def peek(self, dlq: DeadLetterQueue) -> list[DeadLetter]:
+        """Every message, made visible again as soon as it is read."""
+        letters: list[DeadLetter] = []
+        try:
+            letters = dlq.take_all(dlq.hold_for(0))
+        finally:
+            dlq.release(letters)
+        return letters
+
+    def dlq_list(self) -> int:
+        dlq = self.dead_letters()
+        now = self.console.now()
+        rows = [views.letter_row(letter, self.order(letter), now) for letter in self.peek(dlq)]
+        if self.args.json:
+            self.console.print(json.dumps(rows, indent=2, ensure_ascii=False))
+            return 0
+        if rows:
+            self.console.print(views.list_header(), *(views.list_line(row) for row in rows))
+        self.console.print(f"{views.count_of(len(rows), 'message')} in {dlq.name}")
+        return 0
+
+    def dlq_show(self) -> int:
+        dlq = self.dead_letters()
+        wanted = self.args.id
+        found = [letter for letter in self.peek(dlq) if wanted in (letter.message_id, letter.order_id)]
+        if not found:
+            raise Refused(f"no message with message id or order id {wanted} in {dlq.name}")
+        now = self.console.now()
+        details = [views.letter_details(letter, self.order(letter), now) for letter in found]
+        if self.args.json:
+            self.console.print(json.dumps(details, indent=2, ensure_ascii=False))
+            return 0
+        for n, one in enumerate(details):
+            self.console.print(*([""] if n else []), *views.details_lines(one))
+        return 0
+
+    def dlq_replay(self) -> int:
+        selection: Selection = self.args.selection
+        source_id, _ = QUEUES[self.args.queue]
+        source = self.target.queue(source_id)
+        dlq = self.dead_letters()
+        # Hold the messages long enough to replay them all at the chosen rate.
+        letters = dlq.take_all(dlq.hold_for(dlq.count() / self.args.rate))
+        replayed: set[str] = set()
+        try:
+            now = self.console.now()
+            # Orders are read for the chosen messages only, unless choosing needs their last error.
+            chosen = [
+                letter
+                for letter in letters
+                if selection.matches(letter, self.order(letter) if selection.error else None, now)
+            ]
+            verb = "would replay" if self.args.dry_run else "replayed"
+            limiter = RateLimiter(self.args.rate, **self._pacing())
+            for n, letter in enumerate(chosen, 1):
+                described = self._describe(letter)  # as it was before the replay
+                if not self.args.dry_run:
+                    limiter.wait()
+                    try:
+                        dlq.replay(letter, source)
+                    except (ClientError, BotoCoreError) as error:
+                        self.console.print(f"replayed {len(replayed)} of {len(letters)}: stopped")
+                        raise Refused(f"replaying {letter.message_id} failed: {error}") from None
+                    replayed.add(letter.message_id)
+                self.console.print(f"{verb} {n}/{len(chosen)}  {described}  -> {source_id}")
+        finally:
+            dlq.release([letter for letter in letters if letter.message_id not in replayed])
+        done = len(chosen) if self.args.dry_run else len(replayed)
+        self.console.print(
+            f"{verb} {done} of {views.count_of(len(letters), 'message')} in {dlq.name}"
+            + (" (dry run: nothing changed)" if self.args.dry_run else "")
+        )
+        absent = sorted(set(selection.orders) - {letter.order_id for letter in chosen})
+        if absent:
+            raise Refused(f"no message in {dlq.name} for order {', '.join(absent)}")
+        return 0
+
+    def dlq_purge(self) -> int:
+        dlq = self.dead_letters()
+        before = dlq.count()
+        if before == 0:
+            self.console.print(f"{dlq.name} is empty; nothing to purge")
+            return 0
+        if not self.args.yes:
+            print(
+                f"This deletes {views.count_of(before, 'message')} in {dlq.name} for good. "
+                f"Type the queue name ({dlq.name}) to confirm: ",
+                end="",
+                file=self.console.err,
+                flush=True,
+            )
+            answer = self.console.stdin.readline().strip()
+            if not self.console.stdin.isatty():  # no echoed Enter to end the prompt's line
+                print(file=self.console.err)
+            if answer != dlq.name:
+                raise Refused(f"purge refused: {answer!r} is not {dlq.name}; nothing deleted")
+        dlq.purge()
+        self.console.print(
+            f"purged {dlq.name}: {before} {'message was' if before == 1 else 'messages were'} there "
+            "(SQS finishes a purge within 60 seconds)"
+        )
+        return 0
+
+    # ---- reports
+    def reports(self) -> int:
+        found = OpsStore(table=self.target.table("OpsTable")).reports("reconcile", limit=self.args.last)
+        if self.args.json:
+            self.console.print(json.dumps(found, indent=2, ensure_ascii=False))
+        elif not found:
+            self.console.print("no reconcile reports yet")
+        else:
+            for n, report in enumerate(found):
+                self.console.print(*([""] if n else []), *views.report_lines(report))
+        return 0
+
+    # ---- helpers
+    def _pacing(self) -> dict[str, Any]:
+        pacing: dict[str, Any] = {}
+        if self.console.clock is not None:
+            pacing["clock"] = self.console.clock
+        if self.console.sleep is not None:
+            pacing["sleep"] = self.console.sleep
+        return pacing
+
+    def _describe(self, letter: DeadLetter) -> str:
+        order = self.order(letter)
+        if letter.order_id is None:
+            return f"{letter.message_id}  {views.NOT_DELIVERY}"
+        if order is None:
+            state = views.UNKNOWN_ORDER
+        elif order.delivery_error:
+            state = f"({order.status.value}, last error {order.delivery_error})"
+        else:
+            state = f"({order.status.value})"
+        return f"{letter.message_id}  order {letter.order_id} {state}"
+
+
+def selection_from(args: argparse.Namespace) -> Selection:
+    """What `dlq replay` takes; checked before anything is read."""
+    selection = Selection(
+        everything=args.all, orders=tuple(args.order), older_than=args.older_than, error=args.error
+    )
+    if selection.empty:
+        raise UsageError(
+            "miaofa-ops dlq replay: choose what to replay: --all, --order ID, --older-than, --error"
+        )
+    if args.all and (args.order or args.older_than is not None or args.error):
+        raise UsageError(
+            "miaofa-ops dlq replay: --all replays everything; do not combine it with other selectors"
+        )
+    return selection
+
+
+def _duration(text: str) -> Any:
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    where = _Parser(add_help=False)
+    where.add_argument(
+        "--local-file",
+        type=Path,
+        default=LOCAL_FILE,
+        metavar="PATH",
+        help="the local runtime's file (default: %(default)s)",
+    )
+    where.add_argument("--stack", metavar="NAME", help="work on this deployed CloudFormation stack instead")
+    where.add_argument("--region", help="the stack's AWS region (default: your AWS configuration's)")
+    queue = _Parser(add_help=False)
+    queue.add_argument(
+        "--queue", choices=sorted(QUEUES), default="delivery", help="which DLQ (default: delivery)"
+    )
+    as_json = _Parser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON")
+
+    parser = _Parser(prog="miaofa-ops", description="Dead-letter queues and reconciliation reports.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{dlq,reports}")
+    dlq = commands.add_parser("dlq", help="inspect, replay or purge a dead-letter queue")
+    actions = dlq.add_subparsers(dest="action", required=True, metavar="{list,show,replay,purge}")
+    common = [where, queue]
+
+    actions.add_parser(
+        "list", parents=[*common, as_json], help="every message, with its order's state"
+    ).set_defaults(run=Commands.dlq_list)
+    show = actions.add_parser("show", parents=[*common, as_json], help="one message and its order in full")
+    show.add_argument("id", metavar="ID", help="a message id or an order id")
+    show.set_defaults(run=Commands.dlq_show)
+
+    replay = actions.add_parser("replay", parents=common, help="send messages back to their source queue")
+    replay.add_argument("--all", action="store_true", help="every message")
+    replay.add_argument(
+        "--order", action="append", default=[], metavar="ID", help="this order's messages (repeatable)"
+    )
+    replay.add_argument(
+        "--older-than", type=_duration, metavar="DURATION", help="sent longer ago than this: 30s, 10m, 2h, 1d"
+    )
+    replay.add_argument(
+        "--error", metavar="TEXT", help="the order's last delivery error contains TEXT (any case)"
+    )
+    replay.add_argument("--dry-run", action="store_true", help="show what would be replayed; change nothing")
+    replay.add_argument(
+        "--rate",
+        type=_positive(float),
+        default=10.0,
+        metavar="N",
+        help="messages per second (default: %(default)s)",
+    )
+    replay.set_defaults(run=Commands.dlq_replay)
+
+    purge = actions.add_parser("purge", parents=common, help="delete every message (asks first)")
+    purge.add_argument("--yes", action="store_true", help="do not ask for the queue name")
+    purge.set_defaults(run=Commands.dlq_purge)
+
+    reports = commands.add_parser("reports", parents=[where, as_json], help="the last reconcile reports")
+    reports.add_argument(
+        "--last", type=_positive(int), default=5, metavar="N", help="how many (default: %(default)s)"
+    )
+    reports.set_defaults(run=Commands.reports)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, *, target: Target | None = None, console: Console | None = None
+) -> int:
+    """Run one command; returns the exit code. `target` replaces --local-file/--stack (tests)."""
+    console = console or Console()
+    chosen = target
+    try:
+        args = build_parser().parse_args(argv)
+        if args.run is Commands.dlq_replay:
+            args.selection = selection_from(args)
+        chosen = chosen or resolve(args.local_file, args.stack, args.region)
+        chosen.use()
+        return int(args.run(Commands(args, chosen, console)))
+    except UsageError as error:
+        print(error, file=console.err)
+        return 2
+    except TargetError as error:
+        print(f"miaofa-ops: {error}", file=console.err)
+        return 2
+    except Refused as error:
+        print(f"miaofa-ops: {error}", file=console.err)
+        return 1
+    except ClientError as error:
+        problem = error.response.get("Error", {})
+        print(f"miaofa-ops: AWS refused: {problem.get('Code')}: {problem.get('Message')}", file=console.err)
+        return 1
+    except BotoCoreError as error:
+        hint = " (is `make run` still running?)" if chosen and chosen.endpoint else ""
+        print(f"miaofa-ops: {error}{hint}", file=console.err)
+        return 1
+    except PynamoDBException as error:
+        print(f"miaofa-ops: reading DynamoDB failed: {error.cause or error}", file=console.err)
+        return 1

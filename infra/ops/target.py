@@ -1,0 +1,130 @@
+"""Where the CLI works: the local runtime (`.miaofa/local.json`) or a deployed stack's outputs."""
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# Where `make run` writes it: the repository this package is installed from (editable).
+LOCAL_FILE = Path(__file__).resolve().parents[2] / ".miaofa" / "local.json"
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+# Stack output -> the logical id the rest of the CLI uses (the same ids as local.json's).
+STACK_QUEUES = {
+    "DeliveryQueueUrl": "DeliveryQueue",
+    "DeliveryDLQUrl": "DeliveryDLQ",
+    "NotifyQueueUrl": "NotifyQueue",
+    "NotifyDLQUrl": "NotifyDLQ",
+}
+STACK_TABLES = {"OrdersTableName": "OrdersTable", "OpsTableName": "OpsTable"}
+
+
+class TargetError(Exception):
+    """The CLI cannot tell where to work; a usage problem (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    queues: dict[str, str]  # logical id -> URL
+    tables: dict[str, str]  # logical id -> table name
+    endpoint: str | None = None  # the embedded AWS, for local; None means real AWS
+    region: str | None = None
+    where: str = field(default="", compare=False)  # for messages: "local (http://…)" or "stack x"
+
+    def queue(self, logical_id: str) -> str:
+        try:
+            return self.queues[logical_id]
+        except KeyError:
+            raise TargetError(f"{self.where} has no queue {logical_id}") from None
+
+    def table(self, logical_id: str) -> str:
+        try:
+            return self.tables[logical_id]
+        except KeyError:
+            raise TargetError(f"{self.where} has no table {logical_id}") from None
+
+    def use(self) -> None:
+        """Point this process's AWS clients (boto3 and the PynamoDB stores, which read the
+        environment as Lambda's do) at the target: the embedded AWS with dummy credentials, or
+        the given region."""
+        if self.endpoint:
+            for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+                os.environ.pop(name, None)
+            os.environ.update(AWS_ENDPOINT_URL=self.endpoint, **LOCAL_CREDENTIALS)
+        if self.region:
+            os.environ.update(AWS_DEFAULT_REGION=self.region, AWS_REGION=self.region)
+
+    def sqs(self) -> Any:
+        return boto3.client("sqs", **self._client_options())
+
+    def cloudformation(self) -> Any:
+        return boto3.client("cloudformation", **self._client_options())
+
+    def _client_options(self) -> dict[str, Any]:
+        # Few retries: an unreachable endpoint (a stopped `make run`) should fail in seconds.
+        options: dict[str, Any] = {
+            "region_name": self.region,
+            "config": Config(connect_timeout=5, retries={"max_attempts": 3, "mode": "standard"}),
+        }
+        if self.endpoint:
+            options.update(
+                endpoint_url=self.endpoint,
+                aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            )
+        return options
+
+
+def local_target(info: Mapping[str, Any], where: str = "the local runtime") -> Target:
+    """A target from local.json's content (or `asdict(LocalInfo)`): its endpoint, queues and tables."""
+    from infra.local.aws import REGION  # here: moto (local only) is not needed for a stack
+
+    missing = [key for key in ("aws_endpoint", "queues", "tables") if not info.get(key)]
+    if missing:
+        raise TargetError(
+            f"{where} has no {' or '.join(missing)} (written by an older `make run`?); restart `make run`"
+        )
+    return Target(
+        queues=dict(info["queues"]),
+        tables=dict(info["tables"]),
+        endpoint=str(info["aws_endpoint"]),
+        region=REGION,
+        where=f"local ({info['aws_endpoint']})",
+    )
+
+
+def stack_target(stack: str, outputs: Mapping[str, str], region: str | None) -> Target:
+    """A target from a stack's outputs (`DeliveryQueueUrl`, …, `OpsTableName`)."""
+    missing = [key for key in (*STACK_QUEUES, *STACK_TABLES) if key not in outputs]
+    if missing:
+        raise TargetError(f"stack {stack} has no output {', '.join(missing)}; deploy the current template")
+    return Target(
+        queues={STACK_QUEUES[key]: outputs[key] for key in STACK_QUEUES},
+        tables={STACK_TABLES[key]: outputs[key] for key in STACK_TABLES},
+        region=region,
+        where=f"stack {stack}",
+    )
+
+
+def resolve(local_file: Path, stack: str | None, region: str | None) -> Target:
+    """The stack when one is named, else the local runtime's file."""
+    if stack:
+        cloudformation = Target(queues={}, tables={}, region=region).cloudformation()
+        described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+        return stack_target(stack, outputs, region)
+    try:
+        info = json.loads(local_file.read_text())
+    except FileNotFoundError:
+        raise TargetError(
+            f"no target: {local_file} does not exist (start `make run`, or pass --stack NAME)"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise TargetError(f"cannot read {local_file}: {error}") from None
+    if not isinstance(info, dict):
+        raise TargetError(f"{local_file} is not a JSON object")
+    return local_target(info, where=str(local_file))
