@@ -4,6 +4,7 @@ from infra.local.runtime import LocalRuntime
 
 # Every simulated buyer comes from 127.0.0.1: lift the per-buyer caps, as distinct buyers would not meet them.
 DISTINCT_BUYERS = {"MAX_PENDING_PER_EMAIL": "1000000", "MAX_PENDING_PER_CLIENT": "1000000"}
+QUIET_METRICS = {"POWERTOOLS_METRICS_DISABLED": "true"}  # EMF lines on stdout would drown the results
 
 
 def start_runtime() -> LocalRuntime:
@@ -13,7 +14,7 @@ def start_runtime() -> LocalRuntime:
         seed=False,
         schedule_seconds=3600,
         log_level="WARNING",
-        environment=DISTINCT_BUYERS,
+        environment={**DISTINCT_BUYERS, **QUIET_METRICS},
     )
     runtime.start()
     from shared.adapters import shop  # after start: the environment is the runtime's

@@ -15,16 +15,22 @@ logger = Logger(service="reconcile")
 metrics = Metrics(service="reconcile")
 
 
+class StepsFailed(RuntimeError):
+    """Some reconcile steps failed (logged); the invocation fails so the alarm on Errors sees it."""
+
+
 def _emit(report: dict[str, Any]) -> None:
+    paid = (report["orders"] or {}).get("PAID", {"stuck": 0, "oldest_seconds": 0})
     counts = {
         "PaymentsRecovered": report["payments_recovered"],
         "Expired": report["expired"],
         "SlotsReturned": report["returned_slots"] + report["burned_returned"],
         "Redriven": report["redriven"],
         "GaveUp": len(report["gave_up"]),
-        "StuckOrders": report["orders"]["PAID"]["stuck"],
+        "StuckOrders": paid["stuck"],
         "StockAuditProblems": len(report["stock_problems"]),
-        "OldestPaidSeconds": report["orders"]["PAID"]["oldest_seconds"],
+        "OldestPaidSeconds": paid["oldest_seconds"],
+        "FailedSteps": len(report["failed_steps"]),
     }
     for name, value in counts.items():
         unit = MetricUnit.Seconds if name.endswith("Seconds") else MetricUnit.Count
@@ -35,8 +41,11 @@ def _emit(report: dict[str, Any]) -> None:
 @logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     now = utcnow()
-    report = reconcile(settings(), now)
+    seconds = max(5.0, context.get_remaining_time_in_millis() / 1000 - 5)  # leave time to report
+    report = reconcile(settings(), now, seconds)
     _emit(report)
     adapters.ops().save_report("reconcile", now, report)
     logger.info("reconcile report", extra={"report": report})
+    if report["failed_steps"]:
+        raise StepsFailed(f"reconcile steps failed: {', '.join(report['failed_steps'])}")
     return report

@@ -2,16 +2,19 @@
 
 An unpaid order is asked about twice at most: once `PAYMENT_QUERY_AFTER_SECONDS` after checkout
 (its first `due` deadline), and once more when its reservation runs out, just before it expires.
+A provider that does not answer is not asked again in the same run, and the step stops when the
+run's time budget for it is spent, so a provider outage cannot stop the other steps.
 """
 
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from functions.webhook.payment import Outcome
 from shared.errors import DomainError
 from shared.orders import Status
 from shared.payments import PaymentEvent
-from shared.providers import PaymentQuery, ProviderError
+from shared.providers import PaymentQuery, ProviderError, ProviderUnavailable
 from shared.store.orders import OrderStore
 
 logger = logging.getLogger(__name__)
@@ -20,34 +23,43 @@ logger = logging.getLogger(__name__)
 def recover_payments(
     orders: OrderStore,
     query_for: Callable[[str], PaymentQuery | None],
-    apply: Callable[[PaymentEvent], object],
+    apply: Callable[[PaymentEvent], Outcome],
     now: datetime,
+    out_of_time: Callable[[], bool] = lambda: False,
 ) -> tuple[int, int]:
     """Returns (payments applied, orders asked about). Orders still unpaid wait for their expiry."""
     recovered = asked = 0
+    down: set[str] = set()  # providers that did not answer in this run
     for entry in orders.outstanding(Status.PENDING_PAYMENT, before=now, limit=100):
+        if out_of_time():
+            logger.warning("provider questions stopped: the run's time for them is spent")
+            break
         order = orders.get(entry.order_id)
         if order is None or order.status != Status.PENDING_PAYMENT:
             continue
-        provider = query_for(order.provider)
-        payments: list[PaymentEvent] = []
-        if provider is not None:
-            asked += 1
-            try:
-                payments = provider.query(order.order_id)
-            except (ProviderError, DomainError) as error:
-                logger.warning(
-                    "could not ask the provider", extra={"order_id": order.order_id, "error": str(error)}
-                )
+        provider = None if order.provider in down else query_for(order.provider)
+        if provider is None:
+            if order.expires_at > now and order.provider not in down:
+                orders.postpone(order.order_id, Status.PENDING_PAYMENT, until=order.expires_at)
+            continue
+        asked += 1
+        try:
+            payments = provider.query(order.order_id)
+        except (ProviderError, DomainError) as error:
+            if isinstance(error, ProviderUnavailable):
+                down.add(order.provider)
+            logger.warning(
+                "could not ask the provider", extra={"order_id": order.order_id, "error": str(error)}
+            )
+            continue  # asked again next run
         for payment in payments:
             try:
-                apply(payment)  # the webhook's own path: verified binding, recorded once (I5)
-                recovered += 1
+                recovered += apply(payment) == Outcome.APPLIED  # the webhook's own path: I3, I5
             except DomainError as error:
                 logger.warning(
                     "provider reported a payment that does not fit the order",
                     extra={"order_id": order.order_id, "error": str(error)},
                 )
-        if not payments and order.expires_at > now:
+        if order.expires_at > now:
             orders.postpone(order.order_id, Status.PENDING_PAYMENT, until=order.expires_at)
     return recovered, asked

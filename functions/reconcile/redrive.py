@@ -25,20 +25,23 @@ def redrive_paid(
     max_redrives: int,
 ) -> tuple[int, list[str]]:
     """Send each overdue PAID order to the delivery queue again. Returns (how many were sent, the
-    orders given up on). Of two concurrent runs, one claims each re-drive (conditional write)."""
+    orders given up on). Each overdue deadline is claimed with a conditional write first, so of two
+    concurrent runs only one sends, or gives up — never before the last re-drive's pause is over."""
     sent, gave_up = 0, []
     for entry in orders.outstanding(Status.PAID, before=now, limit=100):
         order = orders.get(entry.order_id)
         if order is None or order.status != Status.PAID:
             continue
-        if order.redrives >= max_redrives:
+        pause = min(retry_after * 2**order.redrives, LONGEST_PAUSE)
+        claimed = orders.take_redrive(entry, until=now + pause)
+        if claimed is None:
+            continue  # another run claimed this deadline, or the order moved on
+        if claimed > max_redrives:
             if _give_up(order, orders, shop, stock, now):
                 gave_up.append(order.order_id)
             continue
-        pause = min(retry_after * 2**order.redrives, LONGEST_PAUSE)
-        if orders.take_redrive(entry, until=now + pause) is not None:
-            queue.send(order.order_id)
-            sent += 1
+        queue.send(order.order_id)
+        sent += 1
     return sent, gave_up
 
 

@@ -1,5 +1,12 @@
-"""One reconciliation run: each step idempotent and conditional, so two runs at once do no harm."""
+"""One reconciliation run: each step idempotent and conditional, so two runs at once do no harm.
 
+A step that fails is logged and named in the report's `failed_steps`; the others still run, and
+the handler fails the invocation afterwards so the ReconcileNotRunning alarm sees it.
+"""
+
+import logging
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -14,37 +21,58 @@ from shared import adapters
 from shared.providers import payment_query
 from shared.settings import Settings
 
+logger = logging.getLogger(__name__)
+PROVIDER_SHARE = 0.4  # of the run's time, at most, for asking providers about unpaid orders
 
-def reconcile(config: Settings, now: datetime) -> dict[str, Any]:
-    """Run every step and return the report (counts, orders by age, stock audit findings)."""
-    orders, stock, shop = adapters.orders(), adapters.stock(), adapters.shop()
+
+def reconcile(config: Settings, now: datetime, seconds: float = 45.0) -> dict[str, Any]:
+    """Run every step within about `seconds`; returns the report (counts, orders by age, stock audit)."""
+    orders, stock, shop, queue = (
+        adapters.orders(),
+        adapters.stock(),
+        adapters.shop(),
+        adapters.delivery_queue(),
+    )
     retry_after = timedelta(seconds=config.redrive_after_seconds)
     apply = partial(
         apply_payment,
         orders=orders,
         events=adapters.payment_events(),
-        queue=adapters.delivery_queue(),
+        queue=queue,
         stock=stock,
         shop=shop,
         limits=adapters.limits(),
         now=now,
         redrive_after=retry_after,
     )
-    recovered, asked = recover_payments(orders, payment_query, apply, now)
-    expired, returned = expire_reservations(orders, stock, now)
-    redriven, gave_up = redrive_paid(
-        orders, adapters.delivery_queue(), shop, stock, now, retry_after, config.max_delivery_redrives
+    questions_end = time.monotonic() + seconds * PROVIDER_SHARE
+    report: dict[str, Any] = {"failed_steps": []}
+
+    def step(name: str, work: Callable[[], Any], fallback: Any) -> Any:
+        try:
+            return work()
+        except Exception:
+            logger.exception("reconcile step failed", extra={"step": name})
+            report["failed_steps"].append(name)
+            return fallback
+
+    report["payments_recovered"], report["providers_asked"] = step(
+        "lost_payments",
+        lambda: recover_payments(orders, payment_query, apply, now, lambda: time.monotonic() > questions_end),
+        (0, 0),
     )
-    audit = audit_stock(shop, stock, sorted(stock.shards_due()))  # before the burned-slot step settles them
-    burned = return_burned_slots(orders, stock, now)
-    return {
-        "payments_recovered": recovered,
-        "providers_asked": asked,
-        "expired": expired,
-        "returned_slots": returned,
-        "redriven": redriven,
-        "gave_up": gave_up,
-        "burned_returned": burned,
-        "stock_problems": audit,
-        "orders": orders_by_age(orders, now),
-    }
+    report["expired"], report["returned_slots"] = step(
+        "expiry", lambda: expire_reservations(orders, stock, now), (0, 0)
+    )
+    report["redriven"], report["gave_up"] = step(
+        "redrive",
+        lambda: redrive_paid(orders, queue, shop, stock, now, retry_after, config.max_delivery_redrives),
+        (0, []),
+    )
+    # The audit comes before the burned-slot step, which settles shards and drops them from its index.
+    report["stock_problems"] = step(
+        "stock_audit", lambda: audit_stock(shop, stock, sorted(stock.shards_due())), {}
+    )
+    report["burned_returned"] = step("burned_slots", lambda: return_burned_slots(orders, stock, now), 0)
+    report["orders"] = step("orders_by_age", lambda: orders_by_age(orders, now), None)
+    return report

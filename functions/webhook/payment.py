@@ -51,12 +51,15 @@ def apply_payment(
     order = _settle(order, payment, orders, stock, shop, now, redrive_after)
     checkpoint("webhook:after-paid")
     outcome = Outcome.APPLIED
-    if (
-        order.payment is None
-        or order.payment.payment_id != payment.payment_id
-        or order.status == Status.REFUNDING
-    ):
+    same_payment = order.payment is not None and order.payment.payment_id == payment.payment_id
+    refunding_this = (
+        order.status == Status.REFUNDING
+        and order.payment is not None
+        and (order.payment.event_id == payment.event_id)
+    )
+    if not same_payment or refunding_this:
         # A second payment for one order, or a late one with no stock left: kept to be refunded (I2).
+        # The same payment reported again (its callback after a provider query found it) is not.
         events.mark_needs_refund(event)
         outcome = Outcome.NEEDS_REFUND
     elif order.status == Status.PAID:

@@ -240,7 +240,7 @@ class StockStore:
             return 0
         settled, returned = int(item.settled_upto), 0
         if item.mark_at is not None:
-            returned = self._return_unheld(product_id, shard, settled, int(item.mark_cursor), held())
+            returned = self._return_unheld(product_id, shard, settled, int(item.mark_cursor), held)
             settled = int(item.mark_cursor)
         unchanged = (
             ShardItem.mark_at.does_not_exist()
@@ -255,14 +255,17 @@ class StockStore:
                 ShardItem.mark_at.remove(),
                 ShardItem.audit_due.remove(),
             ]
-            condition = unchanged & (ShardItem.cursor == settled)
+            # An import meanwhile (`filled` moved) keeps the shard in the index for its audit.
+            condition = unchanged & (ShardItem.cursor == settled) & (ShardItem.filled == int(item.filled))
         else:
             actions = [
                 ShardItem.settled_upto.set(settled),
                 ShardItem.mark_cursor.set(int(item.cursor)),
                 ShardItem.mark_at.set(now),
             ]
-            condition = unchanged
+            # A claim wound back since the read (`_untake`) lowered the cursor: a snapshot above it
+            # would later return slots never handed out, which the cursor hands out again.
+            condition = unchanged & (ShardItem.cursor >= int(item.cursor))
         try:
             item.update(actions=actions, condition=condition)
         except UpdateError as error:
@@ -317,7 +320,7 @@ class StockStore:
         return levels, problems
 
     def _return_unheld(
-        self, product_id: str, shard: int, start: int, end: int, held: set[tuple[int, int]]
+        self, product_id: str, shard: int, start: int, end: int, held: Callable[[], set[tuple[int, int]]]
     ) -> int:
         if end <= start:
             return 0
@@ -326,11 +329,11 @@ class StockStore:
             SlotItem.sk.between(_slot_sk(start), _slot_sk(end - 1)),
             consistent_read=True,
         )
-        burned = [
-            SlotRange(shard=shard, start=int(s.sk), count=1)
-            for s in query
-            if s.order_id is None and s.holder is None and (shard, int(s.sk)) not in held
-        ]
+        unowned = [int(s.sk) for s in query if s.order_id is None and s.holder is None]
+        if not unowned:
+            return 0  # the common case: open orders' slots are read only when a candidate exists
+        open_slots = held()
+        burned = [SlotRange(shard=shard, start=n, count=1) for n in unowned if (shard, n) not in open_slots]
         return self.release(product_id, burned, order_id="")
 
     def _take_returned(

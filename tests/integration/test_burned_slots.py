@@ -75,3 +75,21 @@ def test_slots_a_stored_order_holds_are_never_released_as_spare(shop):
     assert stock().release_unkept(product_id, held, held, order["order_id"]) == 0
     shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
     assert len(shop.wait_for(order, "DELIVERED")["items"]) == 2
+
+
+def test_a_claim_wound_back_while_the_audit_runs_is_never_returned_to_the_pool_as_well(shop):
+    product_id = shop.new_product(new_codes(3), shards=1)
+    stock().claim(product_id, 1, 1, order_id="ord_" + "a" * 20)  # burned: its checkout died
+    base = int(40_000 + (utcnow() - T0).total_seconds() + T0.timestamp())
+    stock().return_burned(product_id, 0, base, GRACE_SECONDS, set)  # snapshot: slot 0 handed out
+    piece = stock()._take(product_id, 0, 1)  # a piece of a multi-shard claim, about to give up
+
+    def open_slots():  # read by the audit between its shard read and its snapshot write
+        assert stock()._untake(product_id, piece) is True  # the claim winds the piece back
+        return set()
+
+    stock().return_burned(product_id, 0, base + GRACE_SECONDS, GRACE_SECONDS, open_slots)
+    stock().return_burned(product_id, 0, base + 2 * GRACE_SECONDS, GRACE_SECONDS, set)
+
+    assert shop.stock(product_id) == {"available": 3, "reserved": 0, "sold": 0, "returned": 0, "imported": 3}
+    assert stock().audit(product_id, 1)[1] == []

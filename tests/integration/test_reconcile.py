@@ -8,11 +8,15 @@ from datetime import timedelta
 
 import boto3
 
+from functions.reconcile.expiry import expire_reservations
+from functions.reconcile.lost_payments import recover_payments
 from functions.reconcile.redrive import redrive_paid
 from functions.reconcile.run import reconcile
-from shared.adapters import ops, orders, stock
+from functions.webhook.payment import apply_payment
+from shared.adapters import delivery_queue, limits, ops, orders, payment_events, stock
 from shared.adapters import shop as shop_store
 from shared.orders import Status, utcnow
+from shared.providers import ProviderUnavailable, payment_query
 from shared.settings import settings
 from tests.integration.test_deliver import mark_paid_without_enqueueing
 from tests.support import new_codes, poll, stored_order
@@ -151,6 +155,7 @@ def test_two_runs_at_once_have_no_double_effects(shop):
     assert history(lost_message).count("order.delivered") == 1
     assert history(abandoned) == ["order.created", "reservation.expired"]
     assert sum(r["expired"] for r in reports) >= 1
+    assert stored_order(lost_message["order_id"]).redrives == 1  # one run claimed the re-drive
     assert shop.stock(product_id) == {"available": 4, "reserved": 0, "sold": 2, "returned": 0, "imported": 6}
     for order in (lost_callback, lost_message, abandoned):
         assert orders().history_intact(order["order_id"])
@@ -198,3 +203,87 @@ def test_the_sandbox_pay_pages_lost_callback_button_pays_without_telling_the_sho
     assert stored_order(order["order_id"]).status == "PENDING_PAYMENT"
     reconcile(settings(), utcnow() + timedelta(minutes=3))
     shop.wait_for(order, "DELIVERED")
+
+
+def test_a_concurrent_run_never_gives_up_before_the_last_redrives_pause(shop, monkeypatch):
+    order = shop.buy(shop.new_product(new_codes(1)))
+    mark_paid_without_enqueueing(order)
+    lost, limit, pause = LostQueue(), 2, timedelta(minutes=2)
+    now = utcnow() + timedelta(minutes=3)
+    redrive_paid(orders(), lost, shop_store(), stock(), now, pause, limit)  # re-drive 1
+    now += timedelta(minutes=5)
+    # Run B reads the index and sees the order due ...
+    (seen,) = [e for e in orders().outstanding(Status.PAID, before=now) if e.order_id == order["order_id"]]
+    redrive_paid(orders(), lost, shop_store(), stock(), now, pause, limit)  # ... run A sends re-drive 2
+    monkeypatch.setattr(orders(), "outstanding", lambda *a, **k: [seen])
+
+    _, gave_up = redrive_paid(orders(), lost, shop_store(), stock(), now, pause, limit)  # ... run B goes on
+
+    assert gave_up == [] and stored_order(order["order_id"]).status == "PAID"
+    assert lost.sent.count(order["order_id"]) == 2
+
+
+def test_a_payment_found_by_query_then_called_back_is_owed_back_once(runtime, shop):
+    product_id = shop.new_product(new_codes(1), shards=1)
+    order = shop.buy(product_id)
+    shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY", callback=False)
+    (payment_id,) = shop.runtime.sandbox.payments_for(order["order_id"])
+    now = utcnow() + timedelta(minutes=16)
+    reconcile(settings(), now)  # asks before expiring: paid, so delivered
+    shop.wait_for(order, "DELIVERED")
+    late = shop.payment_event(order, payment_id=payment_id)  # the real callback, long after
+    assert shop.callback(late).status_code == 200
+    assert history(order).count("payment.succeeded") == 1
+    owed = [k for k in payment_events().refunds_due("sandbox") if order["order_id"] in k or late["id"] in k]
+    assert owed == []
+
+
+def test_the_same_late_payment_reported_twice_is_owed_back_once(runtime, shop):
+    product_id = shop.new_product(new_codes(1), shards=1)
+    order = shop.buy(product_id)
+    shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY", callback=False)
+    (payment_id,) = shop.runtime.sandbox.payments_for(order["order_id"])
+    expire_reservations(orders(), stock(), now=utcnow() + timedelta(minutes=16))
+    shop.buy(product_id)  # the only code goes to someone else
+    (found,) = payment_query("sandbox").query(order["order_id"])
+
+    assert apply_recovered(found) == "needs_refund"  # late, sold out: REFUNDING, payment kept
+    late = shop.payment_event(order, payment_id=payment_id)  # then its callback arrives after all
+    assert shop.callback(late).json()["outcome"] == "applied"
+
+    assert stored_order(order["order_id"]).status == "REFUNDING"
+    ours = {f"sandbox#{found.event_id}", f"sandbox#{late['id']}"}
+    assert [k for k in payment_events().refunds_due("sandbox") if k in ours] == [f"sandbox#{found.event_id}"]
+
+
+def test_a_provider_that_does_not_answer_is_asked_once_per_run_and_the_run_goes_on(shop):
+    product_id = shop.new_product(new_codes(3), shards=1)
+    unpaid = [shop.buy(product_id) for _ in range(3)]
+    asked: list[str] = []
+
+    class Down:
+        def query(self, order_id: str):
+            asked.append(order_id)
+            raise ProviderUnavailable("no answer")
+
+    now = utcnow() + timedelta(minutes=16)
+    recovered, _ = recover_payments(orders(), lambda _: Down(), apply_recovered, now)
+    expired, _ = expire_reservations(orders(), stock(), now)
+
+    assert recovered == 0 and len(asked) == 1
+    assert all(stored_order(o["order_id"]).status == "EXPIRED" for o in unpaid)
+    assert expired >= 3
+
+
+def apply_recovered(event):
+    return apply_payment(
+        event,
+        orders(),
+        payment_events(),
+        delivery_queue(),
+        stock(),
+        shop_store(),
+        limits(),
+        now=utcnow(),
+        redrive_after=timedelta(minutes=2),
+    )

@@ -1,8 +1,6 @@
 """Reconcile's cost follows the outstanding work, not the number of orders: a run makes the same
 DynamoDB requests with 10 and with 1,000 final (delivered, expired, refunded) orders in the table."""
 
-import json
-import secrets
 import threading
 from collections import Counter
 from datetime import timedelta
@@ -10,10 +8,10 @@ from typing import Any
 
 from pynamodb.models import Model
 
+from bench.reconcile import add_final_orders
 from functions.reconcile.run import reconcile
-from shared.orders import chain_event, utcnow
+from shared.orders import utcnow
 from shared.settings import settings
-from shared.store.orders import OrderItem
 from tests.support import new_codes
 
 COUNTING_THREAD = "count-reconcile"
@@ -51,36 +49,6 @@ def _models(base: type) -> list[type]:
     return found
 
 
-def add_final_orders(n: int, product_id: str) -> None:
-    """Orders that are done (no `due` entry), written in batches as the order store writes them."""
-    now = utcnow()
-    with OrderItem.batch_write() as batch:
-        for i in range(n):
-            order_id = f"ord_{secrets.token_hex(10)}"
-            created = chain_event(order_id, [], "order.created", now, {"quantity": 1})
-            done = chain_event(order_id, [created], "reservation.expired", now)
-            batch.save(
-                OrderItem(
-                    order_id=order_id,
-                    merchant_id="mer_cost",
-                    product_id=product_id,
-                    quantity=1,
-                    total_amount=100,
-                    currency="CNY",
-                    email=f"buyer{i}@example.com",
-                    provider="sandbox",
-                    status=("DELIVERED", "EXPIRED", "REFUNDED")[i % 3],
-                    access_token_hash="0" * 64,
-                    created_at=now,
-                    expires_at=now + timedelta(minutes=15),
-                    slots=json.dumps([{"shard": 0, "start": i, "count": 1}]),
-                    history=[created.model_dump_json(), done.model_dump_json()],
-                    head=done.hash,
-                    status_at=int(now.timestamp()),
-                )
-            )
-
-
 def test_a_run_costs_the_same_with_10_and_1000_final_orders(shop):
     product_id = shop.new_product(new_codes(12), shards=1)
     for _ in range(10):  # ten real orders, delivered
@@ -95,7 +63,7 @@ def test_a_run_costs_the_same_with_10_and_1000_final_orders(shop):
     for _ in range(3):  # work through whatever is outstanding until a run at `now` finds nothing new
         counter.during(run)
     with_ten = counter.during(run)
-    add_final_orders(990, product_id)
+    add_final_orders(990, product_id, utcnow())
     with_a_thousand = counter.during(run)
 
     assert sum(with_ten.values()) > 0
