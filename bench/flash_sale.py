@@ -6,7 +6,6 @@ sizes, and the embedded store's raw conditional-write rate — all in one run, o
 
 import argparse
 import json
-import secrets
 import statistics
 import threading
 import time
@@ -15,32 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import requests
 
-from bench.local import start_runtime
+from bench.local import make_product, start_runtime
 from bench.requests_counter import RequestCounter
 from infra.local.runtime import LocalRuntime
-
-IMPORT_CHUNK = 10_000
-
-
-def make_product(runtime: LocalRuntime, codes: int, shards: int = 4) -> str:
-    url = runtime.info.url
-    product = runtime.merchant_call(
-        url,
-        "POST",
-        "/merchant/products",
-        {
-            "name": f"flash {codes}",
-            "price": {"amount": 1999, "currency": "CNY"},
-            "max_per_order": 1,
-            "shards": shards,
-        },
-    )
-    for start in range(0, codes, IMPORT_CHUNK):
-        chunk = "\n".join(f"FS-{secrets.token_hex(10)}" for _ in range(min(IMPORT_CHUNK, codes - start)))
-        runtime.merchant_call(
-            url, "POST", f"/merchant/products/{product['id']}/stock", chunk.encode(), "text/plain"
-        )
-    return str(product["id"])
 
 
 def buy_and_pay(runtime: LocalRuntime, product_id: str, n: int) -> str | None:

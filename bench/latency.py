@@ -9,14 +9,13 @@ check, the PAID write, the delivery queue, the poller, binding the codes and the
 
 import argparse
 import json
-import secrets
 import statistics
 import time
 from datetime import datetime
 
 import requests
 
-from bench.local import start_runtime
+from bench.local import make_product, start_runtime
 
 
 def percentile(samples: list[float], p: float) -> float:
@@ -34,23 +33,14 @@ def run(orders: int, warmup: int) -> None:
     info = runtime.info
     assert info is not None
     try:
-        product = runtime.merchant_call(
-            info.url,
-            "POST",
-            "/merchant/products",
-            {"name": "bench card", "price": {"amount": 1999, "currency": "CNY"}, "max_per_order": 1},
-        )
-        codes = "\n".join(f"BENCH-{secrets.token_hex(8)}" for _ in range(orders + warmup))
-        runtime.merchant_call(
-            info.url, "POST", f"/merchant/products/{product['id']}/stock", codes.encode(), "text/plain"
-        )
+        product_id = make_product(runtime, orders + warmup)
         http = requests.Session()
         checkout_s, delivered_s, callback_s = [], [], []
         for i in range(orders + warmup):
             started = time.perf_counter()
             created = http.post(
                 f"{info.url}/api/orders",
-                json={"product_id": product["id"], "quantity": 1, "email": "bench@example.com"},
+                json={"product_id": product_id, "quantity": 1, "email": "bench@example.com"},
             )
             checkout = time.perf_counter() - started
             order = created.json()

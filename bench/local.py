@@ -1,7 +1,10 @@
 """The local runtime as the benchmarks use it: quiet, unseeded, no schedule in the way, one merchant."""
 
+import secrets
+
 from infra.local.runtime import LocalRuntime
 
+IMPORT_CHUNK = 10_000  # codes per import request (the merchant API takes at most 10,000)
 # Every simulated buyer comes from 127.0.0.1: lift the per-buyer caps, as distinct buyers would not meet them.
 DISTINCT_BUYERS = {"MAX_PENDING_PER_EMAIL": "1000000", "MAX_PENDING_PER_CLIENT": "1000000"}
 QUIET_METRICS = {"POWERTOOLS_METRICS_DISABLED": "true"}  # EMF lines on stdout would drown the results
@@ -21,3 +24,31 @@ def start_runtime() -> LocalRuntime:
 
     shop().create_merchant("bench", api_key=runtime.merchant_key)
     return runtime
+
+
+def make_product(runtime: LocalRuntime, codes: int, shards: int = 4, name: str = "bench card") -> str:
+    """A product with `codes` fresh codes, imported in chunks as a merchant would."""
+    assert runtime.info is not None
+    url = runtime.info.url
+    product = runtime.merchant_call(
+        url,
+        "POST",
+        "/merchant/products",
+        {
+            "name": name,
+            "price": {"amount": 1999, "currency": "CNY"},
+            "max_per_order": 1,
+            "shards": shards,
+        },
+    )
+    for start in range(0, codes, IMPORT_CHUNK):
+        chunk = "\n".join(f"BENCH-{secrets.token_hex(10)}" for _ in range(min(IMPORT_CHUNK, codes - start)))
+        runtime.merchant_call(
+            url,
+            "POST",
+            f"/merchant/products/{product['id']}/stock",
+            chunk.encode(),
+            "text/plain",
+            timeout=300,
+        )
+    return str(product["id"])

@@ -19,7 +19,7 @@ from typing import Any
 import requests
 from botocore import handlers
 
-from bench.local import start_runtime
+from bench.local import make_product, start_runtime
 
 COUNTED_THREAD = "bench-reconcile"
 
@@ -92,16 +92,7 @@ def run(sizes: list[int], unpaid: int) -> None:
     from shared.settings import settings
 
     try:
-        product = runtime.merchant_call(
-            info.url,
-            "POST",
-            "/merchant/products",
-            {"name": "bench", "price": {"amount": 100, "currency": "CNY"}, "max_per_order": 1},
-        )
-        codes = "\n".join(f"RC-{secrets.token_hex(8)}" for _ in range(unpaid + 20))
-        runtime.merchant_call(
-            info.url, "POST", f"/merchant/products/{product['id']}/stock", codes.encode(), "text/plain"
-        )
+        product_id = make_product(runtime, unpaid + 20, shards=1)
         now = utcnow() + timedelta(days=1)
         at_now = lambda: reconcile(settings(), now)  # noqa: E731
         for _ in range(3):  # settle what set-up left outstanding, so each measured run finds nothing new
@@ -112,14 +103,14 @@ def run(sizes: list[int], unpaid: int) -> None:
         print("|---|---|---|---|")
         total = 0
         for size in [0, *sizes]:
-            add_final_orders(size - total, product["id"], now)
+            add_final_orders(size - total, product_id, now)
             total = size
             measured = [counter.run(at_now) for _ in range(5)]
             counts, _ = measured[0]
             median = statistics.median(seconds for _, seconds in measured) * 1000
             print(f"| {size:,} | {sum(counts.values())} | {dict(sorted(counts.items()))} | {median:.1f} |")
         for _ in range(unpaid):  # outstanding work: unpaid orders, due for a provider question
-            body = {"product_id": product["id"], "quantity": 1, "email": "buyer@example.com"}
+            body: dict[str, Any] = {"product_id": product_id, "quantity": 1, "email": "buyer@example.com"}
             requests.post(f"{info.url}/api/orders", json=body, timeout=30).raise_for_status()
         asking = lambda: reconcile(settings(), utcnow() + timedelta(minutes=3))  # noqa: E731
         counts, seconds = counter.run(asking)

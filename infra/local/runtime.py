@@ -181,7 +181,13 @@ class LocalRuntime:
         return str(product["id"])
 
     def merchant_call(
-        self, url: str, method: str, path: str, body: Any = None, content_type: str = "application/json"
+        self,
+        url: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = 30,
     ) -> Any:
         data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
         request = urllib.request.Request(
@@ -190,7 +196,7 @@ class LocalRuntime:
             method=method,
             headers={"Authorization": f"Bearer {self.merchant_key}", "Content-Type": content_type},
         )
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
 
     def as_json(self) -> str:

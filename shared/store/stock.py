@@ -468,21 +468,21 @@ class StockStore:
     def read_codes(
         self, product_id: str, ranges: Sequence[SlotRange], order_id: str, cipher: CodeCipher
     ) -> list[str]:
-        """Decrypt the codes bound to an order (only slots bound to exactly this order)."""
-        codes: list[str] = []
-        for reserved in ranges:
-            query = SlotItem.query(
-                _slot_pk(product_id, reserved.shard),
-                SlotItem.sk.between(_slot_sk(reserved.start), _slot_sk(reserved.start + reserved.count - 1)),
-                consistent_read=True,
+        """Decrypt the codes bound to an order (only slots bound to exactly this order), by exact key:
+        a BatchGetItem reads just these slots, whatever else the product holds."""
+        keys = [(r.shard, slot) for r in ranges for slot in r.slots()]
+        found = {
+            (item.pk, item.sk): item
+            for item in SlotItem.batch_get(
+                [(_slot_pk(product_id, shard), _slot_sk(slot)) for shard, slot in keys], consistent_read=True
             )
-            for item in query:
-                if item.order_id != order_id:
-                    raise IntegrityViolation(f"slot {item.sk} read for an order it is not bound to")
-                slot = int(item.sk)
-                codes.append(
-                    cipher.decrypt(item.sealed_code, slot_identity(product_id, reserved.shard, slot))
-                )
+        }
+        codes: list[str] = []
+        for shard, slot in keys:
+            item = found.get((_slot_pk(product_id, shard), _slot_sk(slot)))
+            if item is None or item.order_id != order_id:
+                raise IntegrityViolation(f"slot {shard}/{slot} read for an order it is not bound to")
+            codes.append(cipher.decrypt(item.sealed_code, slot_identity(product_id, shard, slot)))
         return codes
 
     def add_codes(
