@@ -9,45 +9,15 @@ import argparse
 import json
 import secrets
 import statistics
-import threading
-import time
-from collections import Counter
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from botocore import handlers
 
 from bench.local import make_product, start_runtime
+from bench.requests_counter import ThreadRequests
 
 COUNTED_THREAD = "bench-reconcile"
-
-
-class Requests:
-    """DynamoDB requests made by the COUNTED_THREAD; installed before any client exists."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        handlers.BUILTIN_HANDLERS.append(("after-call.dynamodb", self._after_call))
-
-    def _after_call(self, model: Any, **_: Any) -> None:
-        if threading.current_thread().name == COUNTED_THREAD:
-            self.counts[model.name] += 1
-
-    def run(self, work: Callable[[], object]) -> tuple[Counter[str], float]:
-        self.counts.clear()
-        elapsed: list[float] = []
-
-        def timed() -> None:
-            started = time.perf_counter()
-            work()
-            elapsed.append(time.perf_counter() - started)
-
-        thread = threading.Thread(target=timed, name=COUNTED_THREAD)
-        thread.start()
-        thread.join()
-        return Counter(self.counts), elapsed[0]
 
 
 def add_final_orders(n: int, product_id: str, now: datetime) -> None:
@@ -83,7 +53,7 @@ def add_final_orders(n: int, product_id: str, now: datetime) -> None:
 
 
 def run(sizes: list[int], unpaid: int) -> None:
-    counter = Requests()
+    counter = ThreadRequests(COUNTED_THREAD)
     runtime = start_runtime()
     info = runtime.info
     assert info is not None

@@ -7,10 +7,13 @@ set-up and checks), which is left out of the per-order figures.
 """
 
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from botocore import handlers
+from pynamodb.models import Model
 
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 READS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}
@@ -75,3 +78,48 @@ class RequestCounter:
             if role != "other":
                 out[f"{role}:{service}.{operation}"] += n
         return dict(sorted(out.items()))
+
+
+class ThreadRequests:
+    """DynamoDB requests, by operation, made on threads named `thread_name`.
+
+    Hooks clients made from now on (botocore's built-in handlers) and PynamoDB's clients that exist
+    already (one hook each), so it counts whether it is set up before the runtime starts or after."""
+
+    def __init__(self, thread_name: str) -> None:
+        self.thread_name = thread_name
+        self.counts: Counter[str] = Counter()
+        handlers.BUILTIN_HANDLERS.append(("after-call.dynamodb", self._after_call))
+        for model in _models(Model):
+            table = model.__dict__.get("_connection")
+            client = table.connection._client if table is not None else None
+            if client is not None:
+                client.meta.events.register(
+                    "after-call.dynamodb", self._after_call, unique_id=f"tr{id(self)}"
+                )
+
+    def _after_call(self, model: Any, **_: Any) -> None:
+        if threading.current_thread().name == self.thread_name:
+            self.counts[model.name] += 1
+
+    def run(self, work: Callable[[], object]) -> tuple[Counter[str], float]:
+        """Run `work` on a new counted thread; returns its requests and its seconds."""
+        self.counts.clear()
+        elapsed: list[float] = []
+
+        def timed() -> None:
+            started = time.perf_counter()
+            work()
+            elapsed.append(time.perf_counter() - started)
+
+        thread = threading.Thread(target=timed, name=self.thread_name)
+        thread.start()
+        thread.join(timeout=600)
+        return Counter(self.counts), elapsed[0]
+
+
+def _models(base: type) -> list[type]:
+    found: list[type] = []
+    for sub in base.__subclasses__():
+        found += [sub, *_models(sub)]
+    return found

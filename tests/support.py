@@ -114,14 +114,14 @@ class Shop:
     # ---- the payment provider's side
     def callback(
         self,
-        body: dict,
+        body: dict | bytes,
         secret: str | None = None,
         timestamp: int | None = None,
         signature: str | None = None,
     ) -> requests.Response:
         from shared.payments import sandbox_signature
 
-        raw = json.dumps(body).encode()
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         header = signature or sandbox_signature(
             secret if secret is not None else self.runtime.sandbox_secret,
             raw,

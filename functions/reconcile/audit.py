@@ -1,6 +1,7 @@
 """What reconciliation reports: orders in each non-final state by age, and the stock audit (I4)."""
 
 import logging
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -27,9 +28,7 @@ def orders_by_age(orders: OrderStore, now: datetime) -> dict[str, Any]:
             max(0, int(now.timestamp()) - (entry.status_at or entry.due_at))
             for entry in orders.outstanding(status)
         ]
-        by_age: dict[str, int] = {}
-        for age in ages:
-            by_age[_bucket(age)] = by_age.get(_bucket(age), 0) + 1
+        by_age = dict(Counter(_bucket(age) for age in ages))
         report[status.value] = {"count": len(ages), "oldest_seconds": max(ages, default=0), "by_age": by_age}
         if status == Status.PAID:  # the stuck-orders alarm's metric
             report[status.value]["stuck"] = sum(age >= STUCK_AFTER_SECONDS for age in ages)

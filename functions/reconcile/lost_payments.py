@@ -37,9 +37,11 @@ def recover_payments(
         order = orders.get(entry.order_id)
         if order is None or order.status != Status.PENDING_PAYMENT:
             continue
-        provider = None if order.provider in down else query_for(order.provider)
-        if provider is None:
-            if order.expires_at > now and order.provider not in down:
+        if order.provider in down:
+            continue  # asked again next run
+        provider = query_for(order.provider)
+        if provider is None:  # a provider without a query API: the order just waits for its expiry
+            if order.expires_at > now:
                 orders.postpone(order.order_id, Status.PENDING_PAYMENT, until=order.expires_at)
             continue
         asked += 1
