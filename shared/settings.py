@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     sandbox_pay_url: str = Field(default="", alias="SANDBOX_PAY_URL")
     sandbox_api_url: str = Field(default="", alias="SANDBOX_API_URL")
     order_token_secret: str = Field(default="", alias="ORDER_TOKEN_SECRET")
+    # Name or ARN of the Secrets Manager secret with the Stripe / Alipay / WeChat Pay credentials
+    # (shared/providers/config.py); empty: only the sandbox.
+    payment_providers_secret: str = Field(default="", alias="PAYMENT_PROVIDERS_SECRET")
     local_mode: bool = Field(default=False, alias="MIAOFA_LOCAL")
     reservation_minutes: int = Field(default=15, ge=1, le=24 * 60, alias="RESERVATION_MINUTES")
     redrive_after_seconds: int = Field(default=120, ge=10, alias="REDRIVE_AFTER_SECONDS")

@@ -14,7 +14,7 @@ from functions.webhook.payment import Outcome
 from shared.errors import DomainError
 from shared.orders import Status
 from shared.payments import PaymentEvent
-from shared.providers import PaymentQuery, ProviderError, ProviderUnavailable
+from shared.providers import PaymentProvider, ProviderError, ProviderUnavailable
 from shared.store.orders import OrderStore
 
 logger = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 def recover_payments(
     orders: OrderStore,
-    query_for: Callable[[str], PaymentQuery | None],
+    query_for: Callable[[str], PaymentProvider | None],
     apply: Callable[[PaymentEvent], Outcome],
     now: datetime,
     out_of_time: Callable[[], bool] = lambda: False,
@@ -40,7 +40,7 @@ def recover_payments(
         if order.provider in down:
             continue  # asked again next run
         provider = query_for(order.provider)
-        if provider is None:  # a provider without a query API: the order just waits for its expiry
+        if provider is None:  # a provider no longer configured: the order just waits for its expiry
             if order.expires_at > now:
                 orders.postpone(order.order_id, Status.PENDING_PAYMENT, until=order.expires_at)
             continue

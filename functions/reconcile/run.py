@@ -18,7 +18,7 @@ from functions.reconcile.lost_payments import recover_payments
 from functions.reconcile.redrive import redrive_paid
 from functions.webhook.payment import apply_payment
 from shared import adapters
-from shared.providers import payment_query
+from shared.providers.registry import provider
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def reconcile(config: Settings, now: datetime, seconds: float = 45.0) -> dict[st
 
     report["payments_recovered"], report["providers_asked"] = step(
         "lost_payments",
-        lambda: recover_payments(orders, payment_query, apply, now, lambda: time.monotonic() > questions_end),
+        lambda: recover_payments(orders, provider, apply, now, lambda: time.monotonic() > questions_end),
         (0, 0),
     )
     report["expired"], report["returned_slots"] = step(

@@ -1,6 +1,7 @@
 """`make run`: start the whole app locally and print where to buy the demo product."""
 
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -12,13 +13,30 @@ from infra.local.runtime import LocalRuntime
 from infra.local.template import ROOT
 
 
+PROVIDERS_FILE = ROOT / ".miaofa" / "providers.json"  # optional: Stripe / Alipay / WeChat Pay (docs/payments.md)
+
+
+def _providers() -> dict:
+    if not PROVIDERS_FILE.exists():
+        return {}
+    try:
+        loaded = json.loads(PROVIDERS_FILE.read_text())
+    except ValueError:
+        sys.exit(f"miaofa: {PROVIDERS_FILE} is not JSON")
+    return loaded if isinstance(loaded, dict) else {}
+
+
 def main() -> None:
     started = time.monotonic()
-    runtime = LocalRuntime(
-        port=int(os.environ.get("MIAOFA_PORT", "3000")),
-        merchant_key=os.environ.get("MIAOFA_MERCHANT_KEY") or None,
-        sandbox_secret=os.environ.get("MIAOFA_SANDBOX_SECRET") or None,
-    )
+    try:
+        runtime = LocalRuntime(
+            port=int(os.environ.get("MIAOFA_PORT", "3000")),
+            merchant_key=os.environ.get("MIAOFA_MERCHANT_KEY") or None,
+            sandbox_secret=os.environ.get("MIAOFA_SANDBOX_SECRET") or None,
+            providers=_providers(),
+        )
+    except ValueError as error:  # a weak key or secret, or a malformed provider config: refuse to start
+        sys.exit(f"miaofa: {error}")
     print(
         "miaofa: starting the local runtime (embedded AWS, in-memory: stopping it forgets everything)…",
         flush=True,

@@ -82,8 +82,12 @@ class Provisioned:
         raise ValueError(f"the local runtime cannot resolve {value!r}")
 
 
-def provision(infra: Infrastructure, parameters: dict[str, str]) -> Provisioned:
-    """Create every table, queue and key the template declares; names are their logical ids."""
+def provision(
+    infra: Infrastructure, parameters: dict[str, str], secrets: dict[str, str] | None = None
+) -> Provisioned:
+    """Create every table, queue, key and secret the template declares; names are their logical ids.
+
+    `secrets` gives a secret's value by logical id (local config); a secret not given is `{}`."""
     done = Provisioned(parameters)
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
@@ -120,4 +124,9 @@ def provision(infra: Infrastructure, parameters: dict[str, str]) -> Provisioned:
     for name in infra.keys:
         key = kms.create_key(Description=f"local {name}")["KeyMetadata"]
         done.refs[name], done.arns[name] = key["KeyId"], key["Arn"]
+    secretsmanager = boto3.client("secretsmanager", region_name=REGION)
+    for name in infra.secrets:
+        value = (secrets or {}).get(name, "{}")
+        arn = secretsmanager.create_secret(Name=name, SecretString=value)["ARN"]
+        done.refs[name], done.arns[name] = arn, arn
     return done

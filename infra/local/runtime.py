@@ -18,6 +18,7 @@ from infra.local.lambdas import LocalFunction
 from infra.local.sandbox import PREFIX as SANDBOX_PREFIX
 from infra.local.sandbox import SandboxProvider
 from infra.local.triggers import QueuePoller, Schedule
+from shared.providers.config import parse_configs
 
 DEMO_CODES = 100
 
@@ -45,6 +46,7 @@ class LocalRuntime:
         log_level: str | None = None,
         environment: dict[str, str] | None = None,
         run_triggers: bool = True,
+        providers: dict[str, Any] | None = None,
     ) -> None:
         if merchant_key and not (
             merchant_key.startswith(("mk_test_", "mk_live_")) and len(merchant_key) >= 24
@@ -62,6 +64,9 @@ class LocalRuntime:
         )
         self.port, self.log_level = port, log_level
         self.overrides = dict(environment or {})
+        # Stripe / Alipay / WeChat Pay credentials (docs/payments.md), checked before anything starts.
+        self.providers = dict(providers or {})
+        parse_configs(self.providers)
         self.aws = EmbeddedAws()
         self.functions: dict[str, LocalFunction] = {}
         self.pollers: dict[str, QueuePoller] = {}
@@ -100,7 +105,7 @@ class LocalRuntime:
             "AWS::Region": REGION,
             "AWS::StackName": "miaofa-local",
         }
-        resources = provision(infra, parameters)
+        resources = provision(infra, parameters, {"PaymentProvidersSecret": json.dumps(self.providers)})
         os.environ.update(self._environment(infra, resources.resolve))
         if self.log_level:
             os.environ["POWERTOOLS_LOG_LEVEL"] = self.log_level

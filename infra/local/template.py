@@ -57,6 +57,7 @@ class Infrastructure:
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
     functions: dict[str, dict[str, Any]] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)
     triggers: list[QueueTrigger] = field(default_factory=list)
@@ -99,6 +100,8 @@ def load(path: Path = TEMPLATE) -> Infrastructure:
             infra.queues[logical_id] = props
         elif kind == "AWS::KMS::Key":
             infra.keys.append(logical_id)
+        elif kind == "AWS::SecretsManager::Secret":
+            infra.secrets.append(logical_id)
         elif kind == "AWS::Lambda::Function":
             infra.functions[logical_id] = props
         elif kind == "AWS::Lambda::EventSourceMapping":

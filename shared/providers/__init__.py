@@ -1,18 +1,95 @@
-"""Payment providers as the shop's peers: the port for asking one which payments it took for an order.
+"""Payment providers as the shop's peers, behind one port.
 
-Reconciliation uses it to recover lost callbacks; each provider's client lives in its own module.
+Every provider (sandbox, Stripe, Alipay, WeChat Pay) does the same five things for the shop: start a
+payment for an order (a redirect URL or QR content), verify and parse its callback into normalised
+`PaymentEvent`s, say which payments it took for an order (reconciliation's lost callbacks), refund a
+payment, and say what became of a refund. What a callback means for an order is decided once, in the
+webhook and refund code, never in a provider module (shared/payments.py holds the common rules).
 """
 
-from functools import cache
-from typing import Protocol
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Literal, Protocol
 
+from pydantic import BaseModel, ConfigDict
+
+from shared.money import Money
+from shared.orders import Order
 from shared.payments import PaymentEvent
-from shared.settings import settings
+
+PROVIDERS = ("sandbox", "stripe", "alipay", "wechatpay")
 
 
-class PaymentQuery(Protocol):
+class PaymentStart(BaseModel):
+    """Where the buyer pays: a page to redirect to, or QR content to show (Alipay precreate, WeChat Native)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["redirect", "qr"]
+    url: str
+
+
+class Reply(BaseModel):
+    """What the provider expects back from a callback it may stop sending (Alipay: the text `success`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: int = 200
+    content_type: str = "application/json"
+    body: str = '{"received": true}'
+
+
+class RefundRequest(BaseModel):
+    """One refund of one payment. `refund_id` is the shop's idempotency key at the provider
+    (Stripe `Idempotency-Key`, Alipay `out_request_no`, WeChat Pay `out_refund_no`): asking twice
+    never refunds twice."""
+
+    model_config = ConfigDict(frozen=True)
+
+    refund_id: str
+    order_id: str
+    payment_id: str
+    amount: Money  # what is given back
+    paid: Money  # what the payment was (WeChat Pay needs both)
+    reason: str = ""
+
+
+class RefundState(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    def start(self, order: Order, return_url: str, notify_url: str) -> PaymentStart:
+        """Create the payment at the provider (or sign its redirect) for the order's exact total."""
+        ...
+
+    def verify_callback(self, headers: Mapping[str, str], body: bytes, now: int) -> list[PaymentEvent]:
+        """Verify a callback (headers lower-cased, raw body) and turn it into events.
+
+        Raises InvalidSignature (forged, tampered, stale, wrong key, probe) or BadInput (verified but
+        unreadable, or another merchant's app/account). A verified callback that means nothing to the
+        shop (a status it does not act on) is `[]`, acknowledged so the provider stops sending it.
+        """
+        ...
+
+    def acknowledgement(self) -> Reply:
+        """The reply that tells the provider a callback was recorded."""
+        ...
+
     def query(self, order_id: str) -> list[PaymentEvent]:
-        """Payments the provider took for this order, as normalised events."""
+        """Succeeded payments for the order, as events with ids stable across queries."""
+        ...
+
+    def refund(self, request: RefundRequest) -> RefundState:
+        """Ask for the refund (idempotent by `request.refund_id`)."""
+        ...
+
+    def refund_state(self, request: RefundRequest) -> RefundState | None:
+        """What became of the refund; None if the provider has never heard of it."""
         ...
 
 
@@ -29,15 +106,4 @@ class ProviderRefused(ProviderError):
 
 
 class UnexpectedAnswer(ProviderError):
-    """A signed answer that is not what the provider's API promises (not JSON, wrong types, too large)."""
-
-
-@cache
-def payment_query(provider: str) -> PaymentQuery | None:
-    """The configured query client for `provider`, reused while warm; None if it is not configured."""
-    config = settings()
-    if provider == "sandbox" and config.sandbox_api_url and config.sandbox_secret:
-        from shared.providers.sandbox import SandboxQuery
-
-        return SandboxQuery(config.sandbox_api_url, config.sandbox_secret)
-    return None
+    """A (signed) answer that is not what the provider's API promises (not JSON, wrong types, too large)."""

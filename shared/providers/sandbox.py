@@ -1,28 +1,27 @@
-"""Asking the sandbox provider which payments it took for an order: a signed request, a signed answer.
+"""The sandbox provider through the port: a pay page to redirect to, Stripe-scheme signed callbacks,
+and a signed API (queries about an order's payments, refunds) whose answers are signed too.
 
-The answer is trusted only when its `Sandbox-Signature` verifies with our secret; it is bound to the
+An answer is trusted only when its `Sandbox-Signature` verifies with our secret; it is bound to the
 order asked about, and every payment in it becomes the same event however often it is asked (I5).
 """
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
 from pydantic import BaseModel, Field, ValidationError
 
 from shared.errors import PaymentMismatch
 from shared.money import MAX_AMOUNT, Money
-from shared.payments import PaymentEvent, sandbox_signature, verify_sandbox_signature
-from shared.providers import ProviderRefused, ProviderUnavailable, UnexpectedAnswer
+from shared.orders import Order
+from shared.payments import PaymentEvent, parse_sandbox_event, sandbox_signature, verify_sandbox_signature
+from shared.providers import PaymentStart, RefundRequest, RefundState, Reply, UnexpectedAnswer
+from shared.providers.http import call, new_pool
 
-TIMEOUT = urllib3.Timeout(connect=2, read=5)
-RETRIES = urllib3.Retry(
-    total=2, backoff_factor=0.2, status_forcelist=[502, 503, 504], allowed_methods=["GET"]
-)
 SIGNATURE_TOLERANCE = 300  # seconds
-MAX_ANSWER_BYTES = 1 << 20
 
 
 def signed_query(path: str, order_id: str) -> bytes:
@@ -32,11 +31,6 @@ def signed_query(path: str, order_id: str) -> bytes:
     parsed query only, and the client always sends exactly this form.
     """
     return f"GET {path}?order_id={quote(order_id, safe='')}".encode()
-
-
-def new_pool(timeout: urllib3.Timeout = TIMEOUT, retries: urllib3.Retry = RETRIES) -> urllib3.PoolManager:
-    """A pool with explicit timeouts and retries (GETs only, on 502/503/504 and I/O errors)."""
-    return urllib3.PoolManager(timeout=timeout, retries=retries)
 
 
 class _Payment(BaseModel):
@@ -51,22 +45,56 @@ class _Answer(BaseModel):
     payments: list[_Payment] = Field(max_length=100)
 
 
-class SandboxQuery:
-    """The sandbox's payment query API (a PaymentQuery)."""
+class _Refund(BaseModel):
+    refund_id: str = Field(min_length=1, max_length=64)
+    status: Literal["pending", "succeeded", "failed"]
 
-    def __init__(self, api_url: str, secret: str, http: urllib3.PoolManager | None = None) -> None:
+
+class SandboxProvider:
+    """The sandbox (a PaymentProvider)."""
+
+    name = "sandbox"
+
+    def __init__(
+        self, api_url: str, secret: str, pay_url: str = "", http: urllib3.PoolManager | None = None
+    ) -> None:
         if not secret:
-            raise ValueError("the sandbox query needs a signing secret")
-        self._api_url, self._secret = api_url, secret
+            raise ValueError("the sandbox needs a signing secret")
+        self._api_url, self._secret, self._pay_url = api_url, secret, pay_url
         self._path = urlsplit(api_url).path
+        self._refunds_url = api_url.rsplit("/", 1)[0] + "/refunds"
         self._http = http or new_pool()
 
     def __repr__(self) -> str:  # never the secret
-        return f"SandboxQuery({self._api_url!r})"
+        return f"SandboxProvider({self._api_url!r})"
+
+    def start(self, order: Order, return_url: str, notify_url: str) -> PaymentStart:
+        query = urlencode(
+            {
+                "order_id": order.order_id,
+                "amount": order.total.amount,
+                "currency": order.total.currency,
+                "return_url": return_url,
+            }
+        )
+        return PaymentStart(kind="redirect", url=f"{self._pay_url}?{query}")
+
+    def verify_callback(self, headers: Mapping[str, str], body: bytes, now: int) -> list[PaymentEvent]:
+        verify_sandbox_signature(
+            self._secret, headers.get("sandbox-signature"), body, now=now, tolerance=SIGNATURE_TOLERANCE
+        )
+        return [parse_sandbox_event(body)]
+
+    def acknowledgement(self) -> Reply:
+        return Reply()
 
     def query(self, order_id: str) -> list[PaymentEvent]:
         """Succeeded payments the sandbox took for `order_id`, as events with ids stable across queries."""
-        answer = self._parse(self._ask(order_id))
+        signature = sandbox_signature(self._secret, signed_query(self._path, order_id), int(time.time()))
+        body = self._signed_answer(
+            "GET", f"{self._api_url}?order_id={quote(order_id, safe='')}", {"Sandbox-Signature": signature}
+        )
+        answer = _parse(_Answer, body)
         if answer.order_id != order_id:
             raise PaymentMismatch("the provider answered about another order")
         return [
@@ -82,54 +110,68 @@ class SandboxQuery:
             if payment.status == "succeeded"
         ]
 
-    def _ask(self, order_id: str) -> bytes:
-        """The verified body of a 200 answer."""
-        signature = sandbox_signature(self._secret, signed_query(self._path, order_id), int(time.time()))
-        try:
-            response = self._http.request(
-                "GET",
-                f"{self._api_url}?order_id={quote(order_id, safe='')}",
-                headers={"Sandbox-Signature": signature, "Accept": "application/json"},
-                redirect=False,
-                preload_content=False,
-            )
-            try:
-                body = response.read(MAX_ANSWER_BYTES + 1)
-                if len(body) > MAX_ANSWER_BYTES:
-                    response.close()  # the rest is unread: this connection cannot be reused
-            finally:
-                response.release_conn()
-        except urllib3.exceptions.HTTPError as error:
-            cause = error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) else error
-            raise ProviderUnavailable(f"sandbox query failed: {type(cause).__name__}") from None
-        if response.status >= 500:
-            raise ProviderUnavailable(f"sandbox query answered {response.status}")
-        if response.status in (401, 403):
-            raise ProviderRefused(f"sandbox refused the query ({response.status}): check SANDBOX_SECRET")
-        if response.status >= 400:
-            raise ProviderRefused(f"sandbox refused the query ({response.status})")
-        if response.status != 200:
-            raise UnexpectedAnswer(f"sandbox query answered {response.status}")
-        if len(body) > MAX_ANSWER_BYTES:
-            raise UnexpectedAnswer("sandbox query answer is too large")
+    def refund(self, request: RefundRequest) -> RefundState:
+        """`POST …/refunds` with the request as a signed JSON body; the sandbox dedupes by refund_id."""
+        payload = {
+            "refund_id": request.refund_id,
+            "order_id": request.order_id,
+            "payment_id": request.payment_id,
+            "amount": request.amount.amount,
+            "currency": request.amount.currency,
+        }
+        body = json.dumps(payload).encode()
+        signature = sandbox_signature(self._secret, body, int(time.time()))
+        headers = {"Sandbox-Signature": signature, "Content-Type": "application/json"}
+        refund = _parse(_Refund, self._signed_answer("POST", self._refunds_url, headers, body))
+        if refund.refund_id != request.refund_id:
+            raise UnexpectedAnswer("the sandbox answered about another refund")
+        return RefundState(refund.status)
+
+    def refund_state(self, request: RefundRequest) -> RefundState | None:
+        path = urlsplit(self._refunds_url).path
+        signed = f"GET {path}?refund_id={quote(request.refund_id, safe='')}".encode()
+        signature = sandbox_signature(self._secret, signed, int(time.time()))
+        url = f"{self._refunds_url}?refund_id={quote(request.refund_id, safe='')}"
+        body = self._signed_answer("GET", url, {"Sandbox-Signature": signature}, accept=(200, 404))
+        if body is None:
+            return None
+        refund = _parse(_Refund, body)
+        if refund.refund_id != request.refund_id:
+            raise UnexpectedAnswer("the sandbox answered about another refund")
+        return RefundState(refund.status)
+
+    def _signed_answer(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None = None,
+        accept: tuple[int, ...] = (200,),
+    ) -> bytes:
+        """The verified body of an accepted answer (None for a 404 when 404 is accepted)."""
+        answer = call(
+            self._http, "sandbox", method, url, {**headers, "Accept": "application/json"}, body, accept
+        )
+        if answer.status == 404:
+            return None  # type: ignore[return-value]
         verify_sandbox_signature(
             self._secret,
-            response.headers.get("Sandbox-Signature"),
-            body,
+            answer.headers.get("sandbox-signature"),
+            answer.body,
             now=int(time.time()),
             tolerance=SIGNATURE_TOLERANCE,
         )
-        return body
+        return answer.body
 
-    @staticmethod
-    def _parse(body: bytes) -> _Answer:
-        try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-            raise UnexpectedAnswer("sandbox query answer is not JSON") from None
-        try:
-            return _Answer.model_validate(data)
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "body"
-            raise UnexpectedAnswer(f"sandbox query answer: {where}: {first['msg']}") from None
+
+def _parse(model: type[BaseModel], body: bytes):  # type: ignore[no-untyped-def]
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise UnexpectedAnswer("sandbox answer is not JSON") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise UnexpectedAnswer(f"sandbox answer: {where}: {first['msg']}") from None

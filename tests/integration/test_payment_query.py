@@ -20,8 +20,10 @@ from shared.errors import InvalidSignature, PaymentMismatch
 from shared.money import Money
 from shared.orders import utcnow
 from shared.payments import sandbox_signature, verify_sandbox_signature
-from shared.providers import ProviderRefused, ProviderUnavailable, UnexpectedAnswer, payment_query
-from shared.providers.sandbox import SandboxQuery, new_pool, signed_query
+from shared.providers import ProviderRefused, ProviderUnavailable, UnexpectedAnswer
+from shared.providers.registry import provider
+from shared.providers.http import new_pool
+from shared.providers.sandbox import SandboxProvider, signed_query
 from tests.support import new_codes, stored_order
 
 SECRET = "whsec_fake_peer_5b2e9c7a1d3f"
@@ -44,7 +46,7 @@ def pay_without_callback(shop) -> tuple[dict, str]:
 
 def test_a_payment_whose_callback_was_lost_is_found_by_asking(runtime, shop):
     order, payment_id = pay_without_callback(shop)
-    client = SandboxQuery(runtime.sandbox.api_url, runtime.sandbox_secret)
+    client = SandboxProvider(runtime.sandbox.api_url, runtime.sandbox_secret)
 
     (found,) = client.query(order["order_id"])
 
@@ -58,20 +60,20 @@ def test_a_payment_whose_callback_was_lost_is_found_by_asking(runtime, shop):
 
 def test_an_unpaid_order_has_no_payments(runtime, shop):
     order = shop.buy(shop.new_product(new_codes(1)))
-    assert SandboxQuery(runtime.sandbox.api_url, runtime.sandbox_secret).query(order["order_id"]) == []
+    assert SandboxProvider(runtime.sandbox.api_url, runtime.sandbox_secret).query(order["order_id"]) == []
 
 
 def test_an_order_id_needing_escapes_is_signed_and_asked_about_exactly(runtime):
-    client = SandboxQuery(runtime.sandbox.api_url, runtime.sandbox_secret)
+    client = SandboxProvider(runtime.sandbox.api_url, runtime.sandbox_secret)
     assert client.query("ord_x/ä &order_id=ord_y+1") == []
 
 
 def test_the_configured_client_is_the_sandbox_of_this_runtime(runtime, shop):
     order, payment_id = pay_without_callback(shop)
-    client = payment_query("sandbox")
+    client = provider("sandbox")
     assert client is not None
     assert [event.payment_id for event in client.query(order["order_id"])] == [payment_id]
-    assert payment_query("stripe") is None
+    assert provider("stripe") is None
 
 
 def test_a_found_payment_and_its_late_callback_count_as_one_payment(runtime, shop):
@@ -79,7 +81,7 @@ def test_a_found_payment_and_its_late_callback_count_as_one_payment(runtime, sho
     from shared import adapters
 
     order, payment_id = pay_without_callback(shop)
-    (found,) = SandboxQuery(runtime.sandbox.api_url, runtime.sandbox_secret).query(order["order_id"])
+    (found,) = SandboxProvider(runtime.sandbox.api_url, runtime.sandbox_secret).query(order["order_id"])
     stores = (adapters.orders(), adapters.payment_events(), adapters.delivery_queue())
     more = (adapters.stock(), adapters.shop(), adapters.limits())
     outcome = apply_payment(found, *stores, *more, now=utcnow(), redrive_after=timedelta(minutes=2))
@@ -136,19 +138,26 @@ def test_a_query_that_is_not_signed_by_the_shop_is_401(runtime, shop, signature)
 def test_a_client_with_the_wrong_secret_is_refused(runtime, shop):
     order, _ = pay_without_callback(shop)
     with pytest.raises(ProviderRefused):
-        SandboxQuery(runtime.sandbox.api_url, "whsec_not_the_sandbox_secret").query(order["order_id"])
+        SandboxProvider(runtime.sandbox.api_url, "whsec_not_the_sandbox_secret").query(order["order_id"])
 
 
-def test_without_a_url_or_a_secret_there_is_no_client(monkeypatch):
-    payment_query.cache_clear()
+def test_without_a_pay_url_or_a_secret_there_is_no_sandbox(monkeypatch):
+    from shared.providers import registry
+
+    registry._providers.cache_clear()
     try:
-        for url, secret in [("", SECRET), ("http://127.0.0.1:9/_sandbox/api/payments", "")]:
-            config = SimpleNamespace(sandbox_api_url=url, sandbox_secret=secret)
-            monkeypatch.setattr("shared.providers.settings", lambda config=config: config)
-            assert payment_query("sandbox") is None
-            payment_query.cache_clear()
+        for pay_url, secret in [("", SECRET), ("http://127.0.0.1:9/_sandbox/pay", "")]:
+            config = SimpleNamespace(
+                sandbox_pay_url=pay_url,
+                sandbox_api_url="http://127.0.0.1:9/_sandbox/api/payments",
+                sandbox_secret=secret,
+                payment_providers_secret="",
+            )
+            monkeypatch.setattr(registry, "settings", lambda config=config: config)
+            assert provider("sandbox") is None
+            registry._providers.cache_clear()
     finally:
-        payment_query.cache_clear()
+        registry._providers.cache_clear()
 
 
 # ---------------------------------------------------------------- hostile or failing provider peers
@@ -225,7 +234,7 @@ def always(answer: Answer) -> Callable[[int], Answer]:
 
 def test_the_client_signs_what_it_asks(peer):
     fake = peer(always(signed(answer_body())))
-    (event,) = SandboxQuery(fake.url, SECRET).query(ORDER_ID)
+    (event,) = SandboxProvider(fake.url, SECRET).query(ORDER_ID)
     assert (event.event_id, event.amount) == ("query:pay_1", Money(amount=1999, currency="CNY"))
     ((path, headers),) = fake.requests
     assert path == f"/api/payments?order_id={ORDER_ID}"
@@ -240,14 +249,14 @@ def test_only_succeeded_payments_are_events(peer):
         for status in ("pending", "failed", "succeeded", "refunded")
     ]
     fake = peer(always(signed(answer_body(payments=payments))))
-    assert [event.payment_id for event in SandboxQuery(fake.url, SECRET).query(ORDER_ID)] == ["pay_succeeded"]
+    assert [event.payment_id for event in SandboxProvider(fake.url, SECRET).query(ORDER_ID)] == ["pay_succeeded"]
 
 
 def test_a_tampered_answer_is_never_trusted(peer):
     status, headers, body = signed(answer_body())
     fake = peer(always((status, headers, body.replace(b"1999", b"1998"))))
     with pytest.raises(InvalidSignature):
-        SandboxQuery(fake.url, SECRET).query(ORDER_ID)
+        SandboxProvider(fake.url, SECRET).query(ORDER_ID)
 
 
 @pytest.mark.parametrize(
@@ -261,13 +270,13 @@ def test_a_tampered_answer_is_never_trusted(peer):
 def test_an_answer_not_signed_by_the_provider_is_never_trusted(peer, answer):
     fake = peer(always(answer))
     with pytest.raises(InvalidSignature):
-        SandboxQuery(fake.url, SECRET).query(ORDER_ID)
+        SandboxProvider(fake.url, SECRET).query(ORDER_ID)
 
 
 def test_an_answer_about_another_order_is_refused(peer):
     fake = peer(always(signed(answer_body(order_id="ord_someone_elses_order"))))
     with pytest.raises(PaymentMismatch):
-        SandboxQuery(fake.url, SECRET).query(ORDER_ID)
+        SandboxProvider(fake.url, SECRET).query(ORDER_ID)
 
 
 @pytest.mark.parametrize(
@@ -306,7 +315,7 @@ def test_an_answer_about_another_order_is_refused(peer):
 def test_a_signed_answer_of_the_wrong_shape_is_a_clear_error(peer, body):
     fake = peer(always(signed(body)))
     with pytest.raises(UnexpectedAnswer):
-        SandboxQuery(fake.url, SECRET).query(ORDER_ID)
+        SandboxProvider(fake.url, SECRET).query(ORDER_ID)
 
 
 def test_a_provider_that_never_answers_is_unavailable():
@@ -317,7 +326,7 @@ def test_a_provider_that_never_answers_is_unavailable():
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/api/payments"
         quick = new_pool(timeout=urllib3.Timeout(connect=0.5, read=0.5))
         with pytest.raises(ProviderUnavailable):
-            SandboxQuery(url, SECRET, http=quick).query(ORDER_ID)
+            SandboxProvider(url, SECRET, http=quick).query(ORDER_ID)
     finally:
         silent.close()
 
@@ -328,13 +337,13 @@ def test_a_provider_that_is_not_there_is_unavailable():
     url = f"http://127.0.0.1:{vacant.getsockname()[1]}/api/payments"
     vacant.close()
     with pytest.raises(ProviderUnavailable):
-        SandboxQuery(url, SECRET).query(ORDER_ID)
+        SandboxProvider(url, SECRET).query(ORDER_ID)
 
 
 def test_a_passing_outage_is_retried(peer):
     busy = (503, {"Content-Type": "text/plain"}, b"busy")
     fake = peer(lambda n: busy if n <= 2 else signed(answer_body()))
-    assert [event.payment_id for event in SandboxQuery(fake.url, SECRET).query(ORDER_ID)] == ["pay_1"]
+    assert [event.payment_id for event in SandboxProvider(fake.url, SECRET).query(ORDER_ID)] == ["pay_1"]
     assert len(fake.requests) == 3
 
 
@@ -342,7 +351,7 @@ def test_a_passing_outage_is_retried(peer):
 def test_a_lasting_outage_is_unavailable(peer, status, attempts):
     fake = peer(always((status, {"Content-Type": "text/plain"}, b"down")))
     with pytest.raises(ProviderUnavailable):
-        SandboxQuery(fake.url, SECRET).query(ORDER_ID)
+        SandboxProvider(fake.url, SECRET).query(ORDER_ID)
     assert len(fake.requests) == attempts
 
 
@@ -353,10 +362,10 @@ def test_a_lasting_outage_is_unavailable(peer, status, attempts):
 def test_a_refusal_or_a_redirect_is_not_followed(peer, status, error):
     fake = peer(always((status, {"Location": "http://127.0.0.1:9/elsewhere"}, b"")))
     with pytest.raises(error):
-        SandboxQuery(fake.url, SECRET).query(ORDER_ID)
+        SandboxProvider(fake.url, SECRET).query(ORDER_ID)
     assert len(fake.requests) == 1
 
 
 def test_the_client_never_shows_its_secret():
-    client = SandboxQuery("http://127.0.0.1:9/api/payments", SECRET)
+    client = SandboxProvider("http://127.0.0.1:9/api/payments", SECRET)
     assert SECRET not in repr(client) and SECRET not in str(vars(client).get("_api_url"))

@@ -16,7 +16,8 @@ from functions.webhook.payment import apply_payment
 from shared.adapters import delivery_queue, limits, ops, orders, payment_events, stock
 from shared.adapters import shop as shop_store
 from shared.orders import Status, utcnow
-from shared.providers import ProviderUnavailable, payment_query
+from shared.providers import ProviderUnavailable
+from shared.providers.registry import provider
 from shared.settings import settings
 from tests.integration.test_deliver import mark_paid_without_enqueueing
 from tests.support import new_codes, poll, stored_order
@@ -245,7 +246,7 @@ def test_the_same_late_payment_reported_twice_is_owed_back_once(runtime, shop):
     (payment_id,) = shop.runtime.sandbox.payments_for(order["order_id"])
     expire_reservations(orders(), stock(), now=utcnow() + timedelta(minutes=16))
     shop.buy(product_id)  # the only code goes to someone else
-    (found,) = payment_query("sandbox").query(order["order_id"])
+    (found,) = provider("sandbox").query(order["order_id"])
 
     assert apply_recovered(found) == "needs_refund"  # late, sold out: REFUNDING, payment kept
     late = shop.payment_event(order, payment_id=payment_id)  # then its callback arrives after all

@@ -1,0 +1,69 @@
+"""Outbound calls to providers: urllib3 with explicit timeouts, bounded retries and a size cap.
+
+Retries cover I/O errors and 502/503/504 for every method: each call the shop makes is idempotent at
+the provider (queries; creations and refunds carry the shop's idempotency key or order number).
+"""
+
+from dataclasses import dataclass
+
+import urllib3
+
+from shared.providers import ProviderRefused, ProviderUnavailable, UnexpectedAnswer
+
+TIMEOUT = urllib3.Timeout(connect=2, read=5)
+RETRIES = urllib3.Retry(
+    total=2,
+    backoff_factor=0.2,
+    status_forcelist=[502, 503, 504],
+    allowed_methods=None,  # every method: see the module docstring
+    raise_on_status=False,
+)
+MAX_ANSWER_BYTES = 1 << 20
+
+
+def new_pool(timeout: urllib3.Timeout = TIMEOUT, retries: urllib3.Retry = RETRIES) -> urllib3.PoolManager:
+    return urllib3.PoolManager(timeout=timeout, retries=retries)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+
+
+def call(
+    http: urllib3.PoolManager,
+    who: str,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes | None = None,
+    accept: tuple[int, ...] = (200,),
+) -> Answer:
+    """Send one request; ProviderUnavailable for no answer or a 5xx, ProviderRefused for a 4xx,
+    UnexpectedAnswer for a status outside `accept` or a body over MAX_ANSWER_BYTES."""
+    try:
+        response = http.request(
+            method, url, headers=headers, body=body, redirect=False, preload_content=False
+        )
+        try:
+            data = response.read(MAX_ANSWER_BYTES + 1)
+            if len(data) > MAX_ANSWER_BYTES:
+                response.close()  # the rest is unread: this connection cannot be reused
+        finally:
+            response.release_conn()
+    except urllib3.exceptions.HTTPError as error:
+        cause = error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) else error
+        raise ProviderUnavailable(f"{who} call failed: {type(cause).__name__}") from None
+    if response.status >= 500:
+        raise ProviderUnavailable(f"{who} answered {response.status}")
+    if response.status in accept:
+        if len(data) > MAX_ANSWER_BYTES:
+            raise UnexpectedAnswer(f"{who} answer is too large")
+        return Answer(response.status, {k.lower(): v for k, v in response.headers.items()}, data)
+    if response.status in (401, 403):
+        raise ProviderRefused(f"{who} refused the request ({response.status}): check its credentials")
+    if 400 <= response.status < 500:
+        raise ProviderRefused(f"{who} refused the request ({response.status})")
+    raise UnexpectedAnswer(f"{who} answered {response.status}")
