@@ -61,9 +61,13 @@ class RefundState(StrEnum):
 
 
 class PaymentProvider(Protocol):
+    """Each provider class is built as `Provider(config, notify_url, http=None)`: its entry of the
+    provider secret, the shop's callback URL for it (`<PUBLIC_BASE_URL>/webhooks/<name>`), and an
+    optional urllib3 pool (shared/providers/http.py makes the default one)."""
+
     name: str
 
-    def start(self, order: Order, return_url: str, notify_url: str) -> PaymentStart:
+    def start(self, order: Order, return_url: str) -> PaymentStart:
         """Create the payment at the provider (or sign its redirect) for the order's exact total."""
         ...
 

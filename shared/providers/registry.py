@@ -34,6 +34,10 @@ def _providers(secret_text: str) -> dict[str, PaymentProvider]:
     configs: ProviderConfigs = parse_configs(secret_text)
     config = settings()
     built: dict[str, PaymentProvider] = {}
+
+    def notify(name: str) -> str:
+        return f"{config.public_base_url.rstrip('/')}/webhooks/{name}"
+
     if config.sandbox_secret and config.sandbox_pay_url:
         from shared.providers.sandbox import SandboxProvider
 
@@ -41,13 +45,13 @@ def _providers(secret_text: str) -> dict[str, PaymentProvider]:
     if configs.stripe is not None:
         from shared.providers.stripe import StripeProvider
 
-        built["stripe"] = StripeProvider(configs.stripe)
+        built["stripe"] = StripeProvider(configs.stripe, notify("stripe"))
     if configs.alipay is not None:
         from shared.providers.alipay import AlipayProvider
 
-        built["alipay"] = AlipayProvider(configs.alipay)
+        built["alipay"] = AlipayProvider(configs.alipay, notify("alipay"))
     if configs.wechatpay is not None:
         from shared.providers.wechatpay import WechatPayProvider
 
-        built["wechatpay"] = WechatPayProvider(configs.wechatpay)
+        built["wechatpay"] = WechatPayProvider(configs.wechatpay, notify("wechatpay"))
     return built

@@ -68,7 +68,7 @@ class SandboxProvider:
     def __repr__(self) -> str:  # never the secret
         return f"SandboxProvider({self._api_url!r})"
 
-    def start(self, order: Order, return_url: str, notify_url: str) -> PaymentStart:
+    def start(self, order: Order, return_url: str) -> PaymentStart:
         query = urlencode(
             {
                 "order_id": order.order_id,
