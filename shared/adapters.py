@@ -1,5 +1,6 @@
 """The process's adapters, built on first use (never at import time) and reused while warm."""
 
+from dataclasses import dataclass
 from functools import cache
 
 from shared.queues import DeliveryQueue
@@ -44,3 +45,19 @@ def delivery_queue() -> DeliveryQueue:
 @cache
 def ops() -> OpsStore:
     return OpsStore()
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The stores and queue a payment or refund touches, passed as one."""
+
+    orders: OrderStore
+    events: PaymentEventStore
+    queue: DeliveryQueue
+    stock: StockStore
+    shop: ShopStore
+    limits: LimitStore
+
+
+def stores() -> Stores:
+    return Stores(orders(), payment_events(), delivery_queue(), stock(), shop(), limits())

@@ -56,6 +56,12 @@ class TooMany(DomainError):
     status, code = 429, "rate_limited"
 
 
+class ProviderDown(DomainError):
+    """The payment provider did not answer; the request can be retried as it is."""
+
+    status, code = 503, "payment_provider_unavailable"
+
+
 class Invalid(DomainError):
     """Well-formed input that breaks a rule (422)."""
 

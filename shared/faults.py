@@ -17,6 +17,8 @@ POINTS = (
     "deliver:after-bind",
     "reconcile:after-expired",
 )
+# Between the refund request and recording its answer (tests/integration/test_refunds.py).
+REFUND_POINTS = ("refund:after-sent",)
 
 _armed: set[str] = set()
 _lock = threading.Lock()
@@ -37,7 +39,7 @@ def checkpoint(name: str) -> None:
 
 
 def arm(name: str) -> None:
-    if name not in POINTS:
+    if name not in POINTS + REFUND_POINTS:
         raise ValueError(f"unknown crash point {name!r}")
     with _lock:
         _armed.add(name)

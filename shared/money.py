@@ -25,7 +25,11 @@ def from_major(text: str, currency: str) -> Money:
     Raises ValueError for anything but digits with at most the currency's number of decimals."""
     digits = MINOR_DIGITS.get(currency, 2)
     whole, dot, fraction = text.partition(".")
-    if not whole.isdigit() or not whole.isascii() or (dot and not (fraction.isdigit() and fraction.isascii())):
+    if (
+        not whole.isdigit()
+        or not whole.isascii()
+        or (dot and not (fraction.isdigit() and fraction.isascii()))
+    ):
         raise ValueError("amount is not a plain decimal number")
     if len(fraction) > digits or (dot and not fraction):
         raise ValueError(f"amount has more than {digits} decimals")

@@ -37,6 +37,14 @@ TRANSITIONS: dict[tuple[Status, str], Status] = {
     (Status.IN_REVIEW, "refund.requested"): Status.REFUNDING,
     (Status.PAID, "refund.requested"): Status.REFUNDING,
     (Status.REFUNDING, "refund.confirmed"): Status.REFUNDED,
+    (Status.DELIVERED, "refund.requested"): Status.REFUNDING,  # the merchant refunds a delivered order
+    # A refund the provider reports without our asking (the merchant's dashboard), or before the
+    # payment's own callback (events out of order): the money is back, nothing is (or will be) delivered.
+    (Status.PENDING_PAYMENT, "refund.confirmed"): Status.REFUNDED,
+    (Status.EXPIRED, "refund.confirmed"): Status.REFUNDED,
+    (Status.PAID, "refund.confirmed"): Status.REFUNDED,
+    (Status.IN_REVIEW, "refund.confirmed"): Status.REFUNDED,
+    (Status.DELIVERED, "refund.confirmed"): Status.REFUNDED,
     (Status.DELIVERED, "claim.opened"): Status.CLAIMED,
     (Status.CLAIMED, "claim.replaced"): Status.REPLACED,
     (Status.CLAIMED, "refund.confirmed"): Status.REFUNDED,
@@ -152,6 +160,7 @@ class Order(BaseModel):
     redrives: int = 0  # times reconciliation re-sent its delivery
     delivery_error: str | None = None  # the last delivery failure (for operators)
     delivery_failures: int = 0
+    refund_error: str | None = None  # the last refund failure (for operators)
 
     @property
     def head(self) -> str:

@@ -17,7 +17,6 @@ from shared.errors import BadInput, InvalidSignature, PaymentMismatch
 from shared.money import MAX_AMOUNT, Money
 from shared.orders import Order
 
-
 EventType = Literal["payment.succeeded", "payment.failed", "refund.succeeded", "refund.failed"]
 
 
@@ -60,7 +59,12 @@ def sandbox_signature(secret: str, body: bytes, timestamp: int) -> str:
 
 
 def verify_sandbox_signature(
-    secret: str, header: str | None, body: bytes, now: int, tolerance: int, header_name: str = "Sandbox-Signature"
+    secret: str,
+    header: str | None,
+    body: bytes,
+    now: int,
+    tolerance: int,
+    header_name: str = "Sandbox-Signature",
 ) -> None:
     """Raise InvalidSignature unless `header` signs `body` with `secret` within `tolerance` seconds.
 

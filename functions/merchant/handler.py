@@ -3,13 +3,16 @@
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.merchant.catalog import ProductRequest, create_product, owned_product, parse_codes
+from functions.merchant.refund import refund_order
 from shared import adapters
 from shared.errors import Unauthorized
 from shared.http import install_error_handlers, json_response, parse_json, text_body, validate
-from shared.orders import utcnow
+from shared.orders import Status, utcnow
 from shared.products import Product
+from shared.refunds import refund_id_for
 
 logger = Logger(service="merchant")
 app = APIGatewayHttpResolver()
@@ -72,6 +75,29 @@ def get_stock(product_id: str) -> Response[str]:
     product = owned_product(_merchant_id(), product_id, adapters.shop())
     levels = adapters.stock().levels(product.product_id, product.shards)
     return json_response(200, levels.model_dump())
+
+
+class RefundBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=200)
+
+
+@app.post("/merchant/orders/<order_id>/refund")
+def post_refund(order_id: str) -> Response[str]:
+    merchant_id = _merchant_id()
+    raw = text_body(app.current_event)
+    body = validate(RefundBody, parse_json(raw) if raw.strip() else {})
+    order = refund_order(merchant_id, order_id, body.reason, adapters.orders(), adapters.stock(), utcnow())
+    logger.info("refund requested", extra={"order_id": order.order_id, "status": order.status.value})
+    return json_response(
+        200 if order.status == Status.REFUNDED else 202,
+        {
+            "order_id": order.order_id,
+            "status": order.status.value,
+            "refund_id": refund_id_for(order.order_id),
+        },
+    )
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -27,6 +27,8 @@ def _emit(report: dict[str, Any]) -> None:
         "SlotsReturned": report["returned_slots"] + report["burned_returned"],
         "Redriven": report["redriven"],
         "GaveUp": len(report["gave_up"]),
+        "Refunded": report["refunded"] + report["owed_refunded"],
+        "RefundsWaiting": report["refunds_waiting"],
         "StuckOrders": paid["stuck"],
         "StockAuditProblems": len(report["stock_problems"]),
         "OldestPaidSeconds": paid["oldest_seconds"],

@@ -16,9 +16,10 @@ from functions.reconcile.burned import return_burned_slots
 from functions.reconcile.expiry import expire_reservations
 from functions.reconcile.lost_payments import recover_payments
 from functions.reconcile.redrive import redrive_paid
+from functions.reconcile.refunds import refund_orders, refund_owed_payments
 from functions.webhook.payment import apply_payment
 from shared import adapters
-from shared.providers.registry import provider
+from shared.providers.registry import configured, provider
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,18 @@ def reconcile(config: Settings, now: datetime, seconds: float = 45.0) -> dict[st
         "redrive",
         lambda: redrive_paid(orders, queue, shop, stock, now, retry_after, config.max_delivery_redrives),
         (0, []),
+    )
+    # After the re-drives, so an order given up on just now is refunded in the same run.
+    refunds_end = time.monotonic() + seconds * PROVIDER_SHARE
+    report["refunded"], report["refunds_waiting"] = step(
+        "refunds",
+        lambda: refund_orders(orders, provider, now, lambda: time.monotonic() > refunds_end),
+        (0, 0),
+    )
+    report["owed_refunded"] = step(
+        "owed_payments",
+        lambda: refund_owed_payments(adapters.payment_events(), orders, provider, configured()),
+        0,
     )
     # The audit comes before the burned-slot step, which settles shards and drops them from its index.
     report["stock_problems"] = step(

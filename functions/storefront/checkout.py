@@ -4,16 +4,17 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from shared.errors import AlreadyApplied, Invalid, NotFound, OutOfStock, TooMany
+from shared.errors import AlreadyApplied, Invalid, NotFound, OutOfStock, ProviderDown, StateConflict, TooMany
 from shared.faults import checkpoint
 from shared.orders import Order, Status, Ticket, chain_event
 from shared.products import Product
+from shared.providers import CURRENCIES, PaymentProvider, ProviderError
 from shared.store.limits import LimitStore, buyer_key
 from shared.store.orders import OrderStore
 from shared.store.shop import ShopStore, new_id
@@ -30,10 +31,14 @@ class CheckoutRequest(BaseModel):
     buyer_input: dict[str, Any] | None = None
 
 
+Providers = Callable[[str], PaymentProvider | None]
+
+
 class Checkout(BaseModel):
     order: Order
     access_token: str
     pay_url: str
+    pay_kind: Literal["redirect", "qr"] = "redirect"
 
 
 def token_hash(token: str) -> str:
@@ -66,7 +71,7 @@ def checkout(
     limits: LimitStore,
     now: datetime,
     reservation: timedelta,
-    sandbox_pay_url: str,
+    providers: Providers,
     public_base_url: str,
     idempotency_key: str | None = None,
     client: str = "",
@@ -86,15 +91,20 @@ def checkout(
     )
     fingerprint = request_fingerprint(request) if idempotency_key else None
     if idempotency_key and (existing := orders.get(order_id)):
-        return _replay(existing, fingerprint, token, sandbox_pay_url, public_base_url)
+        return _replay(existing, fingerprint, token, providers, public_base_url)
     product = shop.product(request.product_id)
     if product is None or not product.active:
         raise NotFound("no such product", code="product_not_found")
     product.check_quantity(request.quantity)
     product.total_for(request.quantity)  # checked before any write: nothing is half-done after an error
-    if request.provider != "sandbox" or not sandbox_pay_url:
+    if providers(request.provider) is None:
         raise Invalid(
             f"payment provider '{request.provider}' is not configured for this shop", code="invalid_provider"
+        )
+    if product.price.currency not in CURRENCIES.get(request.provider, {product.price.currency}):
+        raise Invalid(
+            f"payment provider '{request.provider}' cannot take {product.price.currency}",
+            code="currency_not_supported",
         )
     buyer = [(buyer_key("email", str(request.email)), caps[0])] + (
         [(buyer_key("client", client), caps[1])] if client else []
@@ -112,7 +122,7 @@ def checkout(
             token,
             fingerprint,
             tickets,
-            sandbox_pay_url,
+            providers,
             public_base_url,
             twin_may_exist=idempotency_key is not None,
         )
@@ -153,7 +163,7 @@ def _reserve_and_create(
     token: str,
     fingerprint: str | None,
     tickets: list[Ticket],
-    sandbox_pay_url: str,
+    providers: Providers,
     public_base_url: str,
     twin_may_exist: bool,
 ) -> tuple[Checkout, bool]:
@@ -163,7 +173,7 @@ def _reserve_and_create(
         slots = stock.claim(product.product_id, product.shards, request.quantity, order_id)
     except OutOfStock:
         if twin_may_exist and (twin := orders.get(order_id)):  # a concurrent retry took the stock
-            return _replay(twin, fingerprint, token, sandbox_pay_url, public_base_url), False
+            return _replay(twin, fingerprint, token, providers, public_base_url), False
         raise
     checkpoint("checkout:after-claim")
     created = chain_event(order_id, [], "order.created", now, {"quantity": request.quantity})
@@ -190,30 +200,29 @@ def _reserve_and_create(
         winner = orders.get(order_id)
         assert winner is not None
         stock.release_unkept(product.product_id, slots, winner.slots, order_id)
-        return _replay(winner, fingerprint, token, sandbox_pay_url, public_base_url), False
+        return _replay(winner, fingerprint, token, providers, public_base_url), False
     checkpoint("checkout:after-order-created")
-    return Checkout(
-        order=order, access_token=token, pay_url=_pay_url(order, sandbox_pay_url, public_base_url)
-    ), True
+    return _with_payment(order, token, providers, public_base_url), True
 
 
 def _replay(
-    order: Order, fingerprint: str | None, token: str, sandbox_pay_url: str, public_base_url: str
+    order: Order, fingerprint: str | None, token: str, providers: Providers, public_base_url: str
 ) -> Checkout:
     if order.request_hash != fingerprint:
         raise Invalid("this Idempotency-Key was used for a different request", code="idempotency_key_reused")
-    return Checkout(
-        order=order, access_token=token, pay_url=_pay_url(order, sandbox_pay_url, public_base_url)
-    )
+    return _with_payment(order, token, providers, public_base_url)
 
 
-def _pay_url(order: Order, sandbox_pay_url: str, public_base_url: str) -> str:
-    query = urlencode(
-        {
-            "order_id": order.order_id,
-            "amount": order.total.amount,
-            "currency": order.total.currency,
-            "return_url": f"{public_base_url}/o/{order.order_id}",
-        }
-    )
-    return f"{sandbox_pay_url}?{query}"
+def _with_payment(order: Order, token: str, providers: Providers, public_base_url: str) -> Checkout:
+    """Start the payment at the order's provider: idempotent per order there (a replay gets the same
+    payment). An order no longer unpaid starts nothing; a provider that fails is a 503 to retry."""
+    provider = providers(order.provider)
+    if order.status != Status.PENDING_PAYMENT or provider is None:
+        raise StateConflict(f"order {order.order_id} is {order.status.value}; start a new checkout")
+    try:
+        start = provider.start(order, return_url=f"{public_base_url}/o/{order.order_id}")
+    except ProviderError as error:
+        raise ProviderDown(
+            f"the payment provider could not start the payment ({error}); retry with the same Idempotency-Key"
+        ) from None
+    return Checkout(order=order, access_token=token, pay_url=start.url, pay_kind=start.kind)

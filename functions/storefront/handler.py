@@ -13,6 +13,7 @@ from shared.errors import NotFound
 from shared.http import install_error_handlers, json_response, parse_json, text_body, validate
 from shared.orders import Status, utcnow
 from shared.products import Product
+from shared.providers import registry
 from shared.settings import settings
 from shared.store.shop import is_id
 
@@ -56,7 +57,7 @@ def create_order() -> Response[str]:
         adapters.limits(),
         now=utcnow(),
         reservation=timedelta(minutes=config.reservation_minutes),
-        sandbox_pay_url=config.sandbox_pay_url,
+        providers=registry.provider,
         public_base_url=config.public_base_url,
         idempotency_key=app.current_event.headers.get("idempotency-key"),
         client=app.current_event.request_context.http.source_ip,
@@ -73,7 +74,7 @@ def create_order() -> Response[str]:
             "status": order.status.value,
             "total": order.total.model_dump(),
             "expires_at": order.expires_at.isoformat(),
-            "payment": {"provider": order.provider, "url": result.pay_url},
+            "payment": {"provider": order.provider, "url": result.pay_url, "kind": result.pay_kind},
         },
     )
 

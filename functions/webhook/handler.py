@@ -1,6 +1,7 @@
-"""Payment callbacks: verify, bind, record once, mark PAID, enqueue delivery; reply fast."""
+"""Payment callbacks from every provider: verify, bind, record once, apply; reply as the provider expects."""
 
 import base64
+import json
 import time
 from datetime import timedelta
 
@@ -8,11 +9,12 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.webhook.payment import apply_payment
+from functions.webhook.payment import Outcome, apply_event
 from shared import adapters
-from shared.http import install_error_handlers, json_response
+from shared.errors import NotFound
+from shared.http import install_error_handlers
 from shared.orders import utcnow
-from shared.payments import parse_sandbox_event, verify_sandbox_signature
+from shared.providers import PROVIDERS, registry
 from shared.settings import settings
 
 logger = Logger(service="webhook")
@@ -26,31 +28,31 @@ def _raw_body() -> bytes:
     return base64.b64decode(body) if event.is_base64_encoded else body.encode()
 
 
-@app.post("/webhooks/sandbox")
-def sandbox_callback() -> Response[str]:
-    config = settings()
-    body = _raw_body()
-    verify_sandbox_signature(
-        config.sandbox_secret,
-        app.current_event.headers.get("sandbox-signature"),
-        body,
-        now=int(time.time()),
-        tolerance=config.signature_tolerance_seconds,
-    )
-    event = parse_sandbox_event(body)
-    outcome = apply_payment(
-        event,
-        adapters.orders(),
-        adapters.payment_events(),
-        adapters.delivery_queue(),
-        adapters.stock(),
-        adapters.shop(),
-        adapters.limits(),
-        now=utcnow(),
-        redrive_after=timedelta(seconds=config.redrive_after_seconds),
-    )
-    logger.info("payment callback", extra={"order_id": event.order_id, "outcome": outcome.value})
-    return json_response(200, {"received": True, "outcome": outcome.value})
+@app.post("/webhooks/<name>")
+def callback(name: str) -> Response[str]:
+    provider = registry.provider(name) if name in PROVIDERS else None
+    if provider is None:
+        raise NotFound(f"payment provider '{name}' is not configured", code="provider_not_configured")
+    headers = {key.lower(): value for key, value in app.current_event.headers.items()}
+    events = provider.verify_callback(headers, _raw_body(), now=int(time.time()))
+    redrive_after = timedelta(seconds=settings().redrive_after_seconds)
+    outcome = Outcome.IGNORED
+    for event in events:
+        outcome = apply_event(event, adapters.stores(), utcnow(), redrive_after)
+        logger.info(
+            "payment callback",
+            extra={
+                "provider": name,
+                "type": event.type,
+                "order_id": event.order_id,
+                "outcome": outcome.value,
+            },
+        )
+    if not events:
+        logger.info("payment callback acknowledged, nothing to do", extra={"provider": name})
+    reply = provider.acknowledgement()
+    body = reply.body if reply.body is not None else json.dumps({"received": True, "outcome": outcome.value})
+    return Response(status_code=reply.status, content_type=reply.content_type, body=body)
 
 
 @logger.inject_lambda_context(log_event=False)

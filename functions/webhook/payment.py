@@ -7,10 +7,11 @@ record says whether the whole application finished, not merely whether it starte
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from shared.adapters import Stores
 from shared.errors import BadInput, OutOfStock, StateConflict
 from shared.faults import checkpoint
 from shared.orders import Order, Payment, Status
-from shared.payments import PaymentEvent, check_payment_matches
+from shared.payments import PaymentEvent, check_payment_matches, check_refund_matches
 from shared.queues import DeliveryQueue
 from shared.store.limits import LimitStore
 from shared.store.orders import OrderStore
@@ -25,6 +26,32 @@ class Outcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
     NEEDS_REFUND = "needs_refund"  # a second, different payment for one order: recorded, never delivered
+    REFUNDED = "refunded"  # the order's payment is back with the buyer; nothing is delivered
+    PARTIAL_REFUND = (
+        "partial_refund"  # part of the payment was given back (recorded; the order keeps its state)
+    )
+    IGNORED = "ignored"  # a verified event that changes nothing (a failed payment, a failed refund)
+
+
+def apply_event(event: PaymentEvent, stores: Stores, now: datetime, redrive_after: timedelta) -> Outcome:
+    """What a verified provider event does to its order, whichever function received it."""
+    if event.type == "payment.succeeded":
+        return apply_payment(
+            event,
+            stores.orders,
+            stores.events,
+            stores.queue,
+            stores.stock,
+            stores.shop,
+            stores.limits,
+            now=now,
+            redrive_after=redrive_after,
+        )
+    if event.type == "refund.succeeded":
+        return apply_refund(event, stores, now)
+    # A failed payment leaves the order to be paid again or to expire; a failed refund of ours is
+    # seen by reconcile, which asks the provider about every REFUNDING order.
+    return Outcome.IGNORED
 
 
 def apply_payment(
@@ -50,7 +77,7 @@ def apply_payment(
     )
     order = _settle(order, payment, orders, stock, shop, now, redrive_after)
     checkpoint("webhook:after-paid")
-    outcome = Outcome.APPLIED
+    outcome = Outcome.REFUNDED if order.status == Status.REFUNDED else Outcome.APPLIED
     same_payment = order.payment is not None and order.payment.payment_id == payment.payment_id
     refunding_this = (
         order.status == Status.REFUNDING
@@ -133,3 +160,42 @@ def _settle_late(
         stored = orders.get(order.order_id)
         stock.release_unkept(product.product_id, slots, stored.slots if stored else [], order.order_id)
         raise
+
+
+def apply_refund(event: PaymentEvent, stores: Stores, now: datetime) -> Outcome:
+    """A refund the provider reports: the order -> REFUNDED whatever it was doing, once (I5).
+
+    It may be ours (REFUNDING), the merchant's from the provider's dashboard, or arrive before the
+    payment's own callback; in every case nothing is delivered after it, and stock not yet bound
+    goes back. A refund of part of the payment is recorded and changes no state."""
+    order = stores.orders.get(event.order_id)
+    if order is None:
+        raise BadInput("refund is for an order this shop does not know", code="unknown_order")
+    check_refund_matches(order, event)
+    if not stores.events.record(event):
+        return Outcome.DUPLICATE
+    if event.amount.amount < order.total.amount:
+        stores.events.mark_applied(event)
+        return Outcome.PARTIAL_REFUND
+    facts = {"provider": event.provider, "payment_id": event.payment_id, "refund_id": event.refund_id or ""}
+    payment = order.payment or Payment(
+        provider=event.provider, payment_id=event.payment_id, event_id=event.event_id, amount=order.total
+    )
+    for _ in range(CONFLICT_RETRIES):
+        if order.status == Status.REFUNDED:
+            break
+        try:
+            order = stores.orders.transition(order, "refund.confirmed", now, facts, payment=payment)
+        except StateConflict:
+            reread = stores.orders.get(order.order_id)
+            assert reread is not None
+            order = reread
+            continue
+        stores.stock.release(order.product_id, order.slots, order.order_id)  # only slots never bound
+        for ticket in order.tickets:
+            stores.limits.give_back(ticket, order.order_id)
+        break
+    else:
+        raise StateConflict(f"order {order.order_id} kept changing; the provider will retry")
+    stores.events.mark_applied(event)
+    return Outcome.REFUNDED

@@ -12,7 +12,6 @@ from pathlib import Path
 from infra.local.runtime import LocalRuntime
 from infra.local.template import ROOT
 
-
 PROVIDERS_FILE = ROOT / ".miaofa" / "providers.json"  # optional: Stripe / Alipay / WeChat Pay (docs/payments.md)
 
 

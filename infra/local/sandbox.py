@@ -9,7 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from html import escape
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from shared.errors import InvalidSignature
 from shared.payments import sandbox_signature, verify_sandbox_signature
@@ -23,6 +23,7 @@ class SandboxProvider:
     def __init__(self, base_url: str, secret: str) -> None:
         self.base_url, self.secret = base_url, secret
         self.payments: dict[str, dict] = {}  # payment_id -> what was paid
+        self.refunds: dict[str, dict] = {}  # refund_id -> what was given back
         self._lock = threading.Lock()
 
     @property
@@ -39,6 +40,8 @@ class SandboxProvider:
     ) -> tuple[int, dict[str, str], bytes]:
         if path == f"{PREFIX}/api/payments":
             return self._answer_query(method, path, query, headers)
+        if path == f"{PREFIX}/api/refunds":
+            return self._answer_refund(method, path, query, headers, body)
         if path == f"{PREFIX}/pay" and method == "GET":
             return 200, {"content-type": "text/html; charset=utf-8"}, _pay_page(query).encode()
         if path == f"{PREFIX}/pay" and method == "POST":
@@ -88,9 +91,68 @@ class SandboxProvider:
             }
             for payment_id, data in self.payments_for(order_id).items()
         ]
-        body = json.dumps({"order_id": order_id, "payments": payments}).encode()
+        return self._signed({"order_id": order_id, "payments": payments})
+
+    def _answer_refund(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """`POST …/refunds` (signed JSON: refund_id, payment_id, amount, currency) refunds once per
+        refund_id; `GET …/refunds?refund_id=ID` (signed like a payment query) tells what became of it."""
+        signed = (
+            body
+            if method == "POST"
+            else f"GET {path}?refund_id={quote(query.get('refund_id', ''), safe='')}".encode()
+        )
+        try:
+            verify_sandbox_signature(
+                self.secret,
+                headers.get("sandbox-signature"),
+                signed,
+                now=int(time.time()),
+                tolerance=SIGNATURE_TOLERANCE,
+            )
+        except InvalidSignature as error:
+            return _error(401, "invalid_signature", error.message)
+        if method == "GET":
+            with self._lock:
+                refund = self.refunds.get(query.get("refund_id", ""))
+            return self._signed(refund) if refund else _error(404, "not_found", "no such refund")
+        if method != "POST":
+            return _error(405, "method_not_allowed", "only GET and POST")
+        try:
+            asked = json.loads(body)
+            refund_id, payment_id, amount = (
+                str(asked["refund_id"]),
+                str(asked["payment_id"]),
+                int(asked["amount"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return _error(400, "bad_request", "refund_id, payment_id and amount are required")
+        with self._lock:
+            paid = self.payments.get(payment_id)
+            if paid is None:
+                return _error(404, "not_found", "no such payment")
+            given = sum(r["amount"] for r in self.refunds.values() if r["payment_id"] == payment_id)
+            if refund_id not in self.refunds:
+                if amount <= 0 or given + amount > paid["amount"]:
+                    return _error(400, "bad_request", "refund is larger than what is left of the payment")
+                self.refunds[refund_id] = {
+                    "refund_id": refund_id,
+                    "payment_id": payment_id,
+                    "amount": amount,
+                    "status": "succeeded",
+                }
+            refund = dict(self.refunds[refund_id])
+        return self._signed(refund)
+
+    def _signed(self, answer: dict) -> tuple[int, dict[str, str], bytes]:
+        body = json.dumps(answer).encode()
         signature = sandbox_signature(self.secret, body, int(time.time()))
         return 200, {"content-type": "application/json", "sandbox-signature": signature}, body
+
+    def refunds_for(self, payment_id: str) -> list[dict]:
+        with self._lock:
+            return [dict(r) for r in self.refunds.values() if r["payment_id"] == payment_id]
 
     def payments_for(self, order_id: str) -> dict[str, dict]:
         """payment_id -> what was paid, for every payment taken for `order_id`."""

@@ -18,6 +18,8 @@ from shared.orders import Order
 from shared.payments import PaymentEvent
 
 PROVIDERS = ("sandbox", "stripe", "alipay", "wechatpay")
+# Currencies a provider settles in, where it is not any (domestic Alipay and WeChat Pay: CNY only).
+CURRENCIES: dict[str, set[str]] = {"alipay": {"CNY"}, "wechatpay": {"CNY"}}
 
 
 class PaymentStart(BaseModel):
@@ -36,7 +38,7 @@ class Reply(BaseModel):
 
     status: int = 200
     content_type: str = "application/json"
-    body: str = '{"received": true}'
+    body: str | None = None  # None: the shop's own `{"received": true, "outcome": …}`
 
 
 class RefundRequest(BaseModel):

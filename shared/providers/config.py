@@ -7,7 +7,7 @@ trust a weak secret.
 """
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -74,7 +74,8 @@ class _Config(BaseModel):
 
 
 class StripeConfig(_Config):
-    secret_key: Secret  # sk_live_… / sk_test_… (or a restricted rk_ key with Checkout, Refunds, PaymentIntents)
+    # sk_live_… / sk_test_… (or a restricted rk_ key with Checkout, Refunds, PaymentIntents)
+    secret_key: Secret
     webhook_secret: Secret  # whsec_… of the endpoint registered for /webhooks/stripe
     api_url: str = "https://api.stripe.com"
 
@@ -85,6 +86,7 @@ class AlipayConfig(_Config):
     app_private_key: PrivateKey  # RSA2048, signs the shop's requests
     alipay_public_key: PublicKey  # verifies notifies and answers
     gateway_url: str = "https://openapi.alipay.com/gateway.do"
+    checkout: Literal["page", "qr"] = "page"  # page pay (redirect) or precreate (a QR to show)
 
 
 class WechatPayConfig(_Config):

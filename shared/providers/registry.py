@@ -41,7 +41,9 @@ def _providers(secret_text: str) -> dict[str, PaymentProvider]:
     if config.sandbox_secret and config.sandbox_pay_url:
         from shared.providers.sandbox import SandboxProvider
 
-        built["sandbox"] = SandboxProvider(config.sandbox_api_url, config.sandbox_secret, config.sandbox_pay_url)
+        built["sandbox"] = SandboxProvider(
+            config.sandbox_api_url, config.sandbox_secret, config.sandbox_pay_url
+        )
     if configs.stripe is not None:
         from shared.providers.stripe import StripeProvider
 

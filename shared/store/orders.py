@@ -73,6 +73,7 @@ class OrderItem(Model):
     delivery_error = UnicodeAttribute(null=True)  # the last delivery failure, for operators
     delivery_failures = NumberAttribute(null=True)
     delivery_failed_at = NumberAttribute(null=True)
+    refund_error = UnicodeAttribute(null=True)  # the last refund failure, for operators
 
 
 def _event_json(event: Event) -> str:
@@ -100,6 +101,7 @@ def _to_order(item: OrderItem) -> Order:
         redrives=int(item.redrives or 0),
         delivery_error=item.delivery_error,
         delivery_failures=int(item.delivery_failures or 0),
+        refund_error=item.refund_error,
     )
 
 
@@ -258,6 +260,20 @@ class OrderStore:
                     OrderItem.delivery_failures.add(1),
                 ],
                 condition=OrderItem.order_id.exists(),
+            )
+        except UpdateError as error_:
+            if not condition_failed(error_):
+                raise
+
+    def record_refund_failure(self, order_id: str, error: str, retry_at: datetime) -> None:
+        """Keep why a refund did not go through on a REFUNDING order, and when to try again."""
+        try:
+            OrderItem(order_id=order_id).update(
+                actions=[
+                    OrderItem.refund_error.set(error[:500]),
+                    OrderItem.due_at.set(int(retry_at.timestamp())),
+                ],
+                condition=OrderItem.due_status == Status.REFUNDING.value,
             )
         except UpdateError as error_:
             if not condition_failed(error_):

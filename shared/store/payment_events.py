@@ -2,11 +2,13 @@
 
 from datetime import timedelta
 
+from pydantic import BaseModel
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import PutError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
+from shared.money import Money
 from shared.orders import utcnow
 from shared.payments import PaymentEvent
 from shared.settings import settings
@@ -40,6 +42,13 @@ class PaymentEventItem(Model):
     currency = UnicodeAttribute(null=True)
     refund_due = UnicodeAttribute(null=True)
     needs_refund_index = NeedsRefundIndex()
+
+
+class OwedPayment(BaseModel):
+    event_key: str
+    order_id: str
+    payment_id: str
+    amount: Money
 
 
 def _key(event: PaymentEvent) -> str:
@@ -83,7 +92,28 @@ class PaymentEventStore:
 
     def refunds_due(self, provider: str) -> list[str]:
         """Event keys of payments owed back to buyers, oldest first."""
-        return [item.event_key for item in PaymentEventItem.needs_refund_index.query(provider)]
+        return [owed.event_key for owed in self.owed(provider)]
+
+    def owed(self, provider: str, limit: int | None = 100) -> list[OwedPayment]:
+        """Payments owed back to buyers (a second payment for one order, a late one), oldest first."""
+        return [
+            OwedPayment(
+                event_key=item.event_key,
+                order_id=item.order_id,
+                payment_id=item.payment_id,
+                amount=Money(amount=int(item.amount or 0), currency=str(item.currency)),
+            )
+            for item in PaymentEventItem.needs_refund_index.query(provider, limit=limit)
+        ]
+
+    def mark_refunded(self, event_key: str) -> None:
+        """The payment is back with the buyer: out of the index, and kept no longer than any event."""
+        PaymentEventItem(event_key=event_key).update(
+            actions=[
+                PaymentEventItem.refund_due.remove(),
+                PaymentEventItem.expires.set(int((utcnow() + KEEP_FOR).timestamp())),
+            ]
+        )
 
     def mark_applied(self, event: PaymentEvent) -> None:
         PaymentEventItem(event_key=_key(event)).update(actions=[PaymentEventItem.applied.set(True)])

@@ -11,6 +11,7 @@ from shared.adapters import limits, orders, stock
 from shared.adapters import shop as shop_store
 from shared.errors import OutOfStock, TooMany
 from shared.orders import utcnow
+from shared.providers import registry
 from tests.support import new_codes
 
 
@@ -24,7 +25,7 @@ def buy(product_id: str, email: str, client: str, caps=(2, 3)):
         limits(),
         now=utcnow(),
         reservation=timedelta(minutes=15),
-        sandbox_pay_url="http://127.0.0.1/pay",
+        providers=registry.provider,
         public_base_url="http://127.0.0.1",
         client=client,
         caps=caps,

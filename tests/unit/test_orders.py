@@ -31,6 +31,14 @@ SPECIFIED_MOVES = [
     (Status.DELIVERED, "claim.opened", Status.CLAIMED),
     (Status.CLAIMED, "claim.replaced", Status.REPLACED),
     (Status.CLAIMED, "refund.confirmed", Status.REFUNDED),
+    # Merchant-initiated refund of a delivered order, and refunds the provider reports on its own
+    # (a dashboard refund, or a refund arriving before the payment's callback): docs/payments.md.
+    (Status.DELIVERED, "refund.requested", Status.REFUNDING),
+    (Status.PENDING_PAYMENT, "refund.confirmed", Status.REFUNDED),
+    (Status.EXPIRED, "refund.confirmed", Status.REFUNDED),
+    (Status.PAID, "refund.confirmed", Status.REFUNDED),
+    (Status.IN_REVIEW, "refund.confirmed", Status.REFUNDED),
+    (Status.DELIVERED, "refund.confirmed", Status.REFUNDED),
 ]
 
 TABLE_EVENTS = sorted({event for _, event in TRANSITIONS})
