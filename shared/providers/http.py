@@ -56,7 +56,7 @@ def call(
     except urllib3.exceptions.HTTPError as error:
         cause = error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) else error
         raise ProviderUnavailable(f"{who} call failed: {type(cause).__name__}") from None
-    if response.status >= 500:
+    if response.status >= 500 or response.status == 429:  # 429: rate limited, asked again later
         raise ProviderUnavailable(f"{who} answered {response.status}")
     if response.status in accept:
         if len(data) > MAX_ANSWER_BYTES:

@@ -1,0 +1,339 @@
+"""Stripe through the port: a hosted Checkout Session to redirect to, `Stripe-Signature` events,
+PaymentIntent search for lost callbacks, and refunds keyed by the shop's refund id.
+
+Each Checkout Session carries the order id on the session (`client_reference_id`, `metadata`: what
+its events report) and on its PaymentIntent (`payment_intent_data.metadata`: what search finds).
+Stripe copies a PaymentIntent's metadata to the Charge it creates when the payment is confirmed
+(support.stripe.com/questions/how-metadata-works-with-related-objects), so `charge.refunded`
+carries the order id too.
+"""
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlencode
+
+import urllib3
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.errors import BadInput
+from shared.money import MAX_AMOUNT, Money
+from shared.orders import Order
+from shared.payments import PaymentEvent, verify_sandbox_signature
+from shared.providers import PaymentStart, RefundRequest, RefundState, Reply, UnexpectedAnswer
+from shared.providers.config import StripeConfig
+from shared.providers.http import call, new_pool
+
+SIGNATURE_TOLERANCE = 300  # seconds (Stripe's libraries' default)
+MAX_EVENT_BYTES = 256 * 1024  # a Checkout Session or Charge event is a few KiB
+# Pinned so that answers keep the shape parsed here when the account's default version moves on.
+API_VERSION = "2025-03-31.basil"
+# Stripe takes a session lifetime of 30 minutes to 24 hours. Derived from the order, not the clock,
+# so a retried checkout sends the same parameters (Stripe refuses a reused Idempotency-Key with
+# others); the slack covers a first attempt made a few minutes after the order.
+SESSION_MIN, SESSION_MAX, SESSION_SLACK = 30 * 60, 24 * 3600, 10 * 60
+# Currencies whose Stripe amounts are not ISO 4217 minor units: ISK stays two-decimal in Stripe's
+# API (docs.stripe.com/currencies#special-cases), while shared/money.py counts whole krónur.
+STRIPE_SCALE = {"ISK": 100}
+PAGE = 100  # one order has one session and so one PaymentIntent: a page holds all of it
+REFUND_STATES = {
+    "succeeded": RefundState.SUCCEEDED,
+    "pending": RefundState.PENDING,
+    "requires_action": RefundState.PENDING,
+    "failed": RefundState.FAILED,
+    "canceled": RefundState.FAILED,
+}
+
+_T = TypeVar("_T", bound=BaseModel)
+StripeId = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_]+$")]
+Amount = Annotated[int, Field(ge=0, le=MAX_AMOUNT)]
+Currency = Annotated[str, Field(pattern=r"^[a-z]{3}$")]
+Metadata = Annotated[
+    dict[Annotated[str, Field(max_length=40)], Annotated[str, Field(max_length=500)]], Field(max_length=50)
+]
+
+
+class _Object(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True)  # Stripe adds fields; unknown ones are ignored
+
+
+class _Session(_Object):
+    object: Literal["checkout.session"]
+    id: StripeId
+    url: str | None = Field(default=None, max_length=4096, pattern=r"^https?://")
+    client_reference_id: str | None = Field(default=None, max_length=200)
+    metadata: Metadata = {}
+    payment_intent: StripeId | None = None
+    payment_status: Literal["paid", "unpaid", "no_payment_required"]
+    amount_total: Amount | None = None
+    currency: Currency | None = None
+
+
+class _PaymentIntent(_Object):
+    object: Literal["payment_intent"]
+    id: StripeId
+    status: str = Field(max_length=40)
+    amount_received: Amount
+    currency: Currency
+    metadata: Metadata = {}
+
+
+class _Refund(_Object):
+    object: Literal["refund"]
+    id: StripeId
+    status: str = Field(max_length=40)
+    amount: Amount
+    currency: Currency
+    payment_intent: StripeId | None = None
+    metadata: Metadata = {}
+
+
+class _RefundList(_Object):
+    object: Literal["list"]
+    data: list[_Refund] = Field(max_length=PAGE)
+    has_more: bool
+
+
+class _SearchResult(_Object):
+    object: Literal["search_result"]
+    data: list[_PaymentIntent] = Field(max_length=PAGE)
+    has_more: bool
+
+
+class _Charge(_Object):
+    object: Literal["charge"]
+    id: StripeId
+    payment_intent: StripeId | None = None
+    amount_refunded: Amount
+    currency: Currency
+    metadata: Metadata = {}
+    refunds: _RefundList | None = None  # only in API versions before 2022-11-15
+
+
+class _EventData(_Object):
+    object: dict[str, Any]
+
+
+class _Event(_Object):
+    object: Literal["event"]
+    id: StripeId
+    type: str = Field(max_length=100)
+    livemode: bool
+    data: _EventData
+
+
+class StripeProvider:
+    """Stripe Checkout (a PaymentProvider)."""
+
+    name = "stripe"
+
+    def __init__(
+        self, config: StripeConfig, notify_url: str, http: urllib3.PoolManager | None = None
+    ) -> None:
+        # notify_url is unused: Stripe's endpoint is registered in its dashboard, not per request.
+        self._config, self._api_url = config, config.api_url.rstrip("/")
+        self._live = config.secret_key.startswith(("sk_live_", "rk_live_"))
+        self._http = http or new_pool()
+
+    def __repr__(self) -> str:  # never a key
+        return f"StripeProvider({self._api_url!r}, live={self._live})"
+
+    def start(self, order: Order, return_url: str) -> PaymentStart:
+        created = int(order.created_at.timestamp())
+        expires_at = min(
+            max(int(order.expires_at.timestamp()), created + SESSION_MIN + SESSION_SLACK),
+            created + SESSION_MAX - SESSION_SLACK,
+        )
+        amount, currency = _to_stripe(order.total)
+        form = {
+            "mode": "payment",
+            "line_items[0][price_data][currency]": currency,
+            "line_items[0][price_data][unit_amount]": str(amount),
+            "line_items[0][price_data][product_data][name]": f"Order {order.order_id}",
+            "line_items[0][quantity]": "1",
+            "client_reference_id": order.order_id,
+            "metadata[order_id]": order.order_id,
+            "payment_intent_data[metadata][order_id]": order.order_id,
+            "success_url": return_url,
+            "cancel_url": return_url,
+            "expires_at": str(expires_at),
+        }
+        session = self._ask(_Session, "POST", "/v1/checkout/sessions", form, f"checkout-{order.order_id}")
+        made = (session.client_reference_id, session.amount_total, session.currency)
+        if made != (order.order_id, amount, currency) or not session.url:
+            raise UnexpectedAnswer("stripe answered with a session for another order or amount")
+        return PaymentStart(kind="redirect", url=session.url)
+
+    def verify_callback(self, headers: Mapping[str, str], body: bytes, now: int) -> list[PaymentEvent]:
+        verify_sandbox_signature(
+            self._config.webhook_secret,
+            headers.get("stripe-signature"),
+            body,
+            now=now,
+            tolerance=SIGNATURE_TOLERANCE,
+            header_name="Stripe-Signature",
+        )
+        if len(body) > MAX_EVENT_BYTES:
+            raise BadInput("stripe event is too large")
+        event = _parse(_Event, body, BadInput)
+        if event.livemode != self._live:
+            raise BadInput("stripe event is from the other mode (live/test) than this shop's key")
+        if event.type.startswith("checkout.session."):
+            return self._session_event(event, _validate(_Session, event.data.object, BadInput))
+        if event.type == "charge.refunded":
+            return self._refund_event(event, _validate(_Charge, event.data.object, BadInput))
+        return []
+
+    def acknowledgement(self) -> Reply:
+        return Reply()
+
+    def query(self, order_id: str) -> list[PaymentEvent]:
+        """Succeeded PaymentIntents made for the order (search lags writes by up to a minute, and
+        reconcile asks again later)."""
+        if "'" in order_id or "\\" in order_id:
+            raise BadInput("an order id with a quote or backslash cannot be searched for")
+        search = urlencode({"query": f"metadata['order_id']:'{order_id}'", "limit": PAGE})
+        found = self._ask(_SearchResult, "GET", f"/v1/payment_intents/search?{search}")
+        if found.has_more:
+            raise UnexpectedAnswer("stripe found more payments for one order than an order can have")
+        return [
+            PaymentEvent(
+                provider=self.name,
+                event_id=f"query:{intent.id}",
+                type="payment.succeeded",
+                order_id=order_id,
+                payment_id=intent.id,
+                amount=_from_stripe(intent.amount_received, intent.currency, UnexpectedAnswer),
+            )
+            for intent in found.data
+            if intent.status == "succeeded" and intent.metadata.get("order_id") == order_id
+        ]
+
+    def refund(self, request: RefundRequest) -> RefundState:
+        """Idempotent by `refund_id` for Stripe's 24 hours of key memory; after that, refund_state
+        (asked first) finds it by its metadata."""
+        amount, _ = _to_stripe(request.amount)
+        form = {
+            "payment_intent": request.payment_id,
+            "amount": str(amount),
+            "metadata[order_id]": request.order_id,
+            "metadata[refund_id]": request.refund_id,
+        }
+        return _state(self._ask(_Refund, "POST", "/v1/refunds", form, request.refund_id), request)
+
+    def refund_state(self, request: RefundRequest) -> RefundState | None:
+        query = urlencode({"payment_intent": request.payment_id, "limit": PAGE})
+        refunds = self._ask(_RefundList, "GET", f"/v1/refunds?{query}")
+        for refund in refunds.data:
+            if refund.metadata.get("refund_id") == request.refund_id:
+                return _state(refund, request)
+        if refunds.has_more:
+            raise UnexpectedAnswer("stripe lists more refunds of one payment than a page holds")
+        return None
+
+    def _session_event(self, event: _Event, session: _Session) -> list[PaymentEvent]:
+        reference, tagged = session.client_reference_id, session.metadata.get("order_id")
+        if reference is None and tagged is None:
+            return []  # not a checkout this shop made (a Payment Link on the same account, say)
+        if reference is None or tagged not in (None, reference):
+            raise BadInput("stripe session names two different orders")
+        if event.type == "checkout.session.async_payment_failed":
+            kind: Literal["payment.succeeded", "payment.failed"] = "payment.failed"
+        elif event.type in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
+            if session.payment_status != "paid":
+                return []  # a delayed method (bank debit): async_payment_succeeded / _failed follows
+            kind = "payment.succeeded"
+        else:
+            return []  # expired and the like: the order expires on its own
+        if session.payment_intent is None or session.amount_total is None or session.currency is None:
+            raise BadInput("stripe session event has no payment intent or amount")
+        return [
+            PaymentEvent(
+                provider=self.name,
+                event_id=event.id,
+                type=kind,
+                order_id=reference,
+                payment_id=session.payment_intent,
+                amount=_from_stripe(session.amount_total, session.currency, BadInput),
+            )
+        ]
+
+    def _refund_event(self, event: _Event, charge: _Charge) -> list[PaymentEvent]:
+        # The order id is the PaymentIntent's metadata, copied to its Charge (see the module
+        # docstring); a charge without it was not made by this shop's checkouts.
+        order_id = charge.metadata.get("order_id")
+        if order_id is None or charge.payment_intent is None:
+            return []
+        # The Charge lists its refunds only in API versions before 2022-11-15; a later endpoint
+        # version (or a refund from the dashboard) leaves ours unnamed.
+        refunds = charge.refunds.data if charge.refunds else []
+        refund_id = next((r.metadata["refund_id"] for r in refunds if "refund_id" in r.metadata), None)
+        # amount_refunded is all that was given back so far, whoever refunded it.
+        return [
+            PaymentEvent(
+                provider=self.name,
+                event_id=event.id,
+                type="refund.succeeded",
+                order_id=order_id,
+                payment_id=charge.payment_intent,
+                amount=_from_stripe(charge.amount_refunded, charge.currency, BadInput),
+                refund_id=refund_id,
+            )
+        ]
+
+    def _ask(
+        self, model: type[_T], method: str, path: str, form: dict[str, str] | None = None, key: str = ""
+    ) -> _T:
+        headers = {
+            "Authorization": f"Bearer {self._config.secret_key}",
+            "Stripe-Version": API_VERSION,
+            "Accept": "application/json",
+        }
+        if form is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        if key:
+            headers["Idempotency-Key"] = key
+        body = urlencode(form).encode() if form is not None else None
+        answer = call(self._http, "stripe", method, f"{self._api_url}{path}", headers, body)
+        return _parse(model, answer.body, UnexpectedAnswer)
+
+
+def _state(refund: _Refund, request: RefundRequest) -> RefundState:
+    if (
+        refund.metadata.get("refund_id") != request.refund_id
+        or refund.payment_intent != request.payment_id
+        or (refund.amount, refund.currency) != _to_stripe(request.amount)
+    ):
+        raise UnexpectedAnswer("stripe answered about another refund")
+    if refund.status not in REFUND_STATES:
+        raise UnexpectedAnswer("stripe refund has an unknown status")
+    return REFUND_STATES[refund.status]
+
+
+def _to_stripe(money: Money) -> tuple[int, str]:
+    return money.amount * STRIPE_SCALE.get(money.currency, 1), money.currency.lower()
+
+
+def _from_stripe(amount: int, currency: str, error: type[Exception]) -> Money:
+    code = currency.upper()
+    whole, rest = divmod(amount, STRIPE_SCALE.get(code, 1))
+    if rest:
+        raise error(f"stripe amount in {code} is not a whole unit")
+    return Money(amount=whole, currency=code)
+
+
+def _parse(model: type[_T], body: bytes, error: type[Exception]) -> _T:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise error("stripe sent something that is not JSON") from None
+    return _validate(model, data, error)
+
+
+def _validate(model: type[_T], data: Any, error: type[Exception]) -> _T:
+    try:
+        return model.model_validate(data)
+    except ValidationError as invalid:
+        first = invalid.errors(include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise error(f"stripe {model.__name__.strip('_').lower()}: {where}: {first['msg']}") from None
