@@ -4,9 +4,12 @@ Retries cover I/O errors and 502/503/504 for every method: each call the shop ma
 the provider (queries; creations and refunds carry the shop's idempotency key or order number).
 """
 
+import json
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import urllib3
+from pydantic import BaseModel, ValidationError
 
 from shared.providers import ProviderRefused, ProviderUnavailable, UnexpectedAnswer
 
@@ -19,6 +22,7 @@ RETRIES = urllib3.Retry(
     raise_on_status=False,
 )
 MAX_ANSWER_BYTES = 1 << 20
+Parsed = TypeVar("Parsed", bound=BaseModel)
 
 
 def new_pool(timeout: urllib3.Timeout = TIMEOUT, retries: urllib3.Retry = RETRIES) -> urllib3.PoolManager:
@@ -67,3 +71,25 @@ def call(
     if 400 <= response.status < 500:
         raise ProviderRefused(f"{who} refused the request ({response.status})")
     raise UnexpectedAnswer(f"{who} answered {response.status}")
+
+
+def parse_body(
+    model: type[Parsed], body: bytes, who: str, error: type[Exception] = UnexpectedAnswer
+) -> Parsed:
+    """A JSON body as `model`, or `error` naming the first field that is off (never its value)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise error(f"{who} sent a body that is not JSON") from None
+    return validate_data(model, data, who, error)
+
+
+def validate_data(
+    model: type[Parsed], data: Any, who: str, error: type[Exception] = UnexpectedAnswer
+) -> Parsed:
+    try:
+        return model.model_validate(data)
+    except ValidationError as invalid:
+        first = invalid.errors(include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise error(f"{who} {model.__name__.strip('_').lower()}: {where}: {first['msg']}") from None

@@ -12,14 +12,14 @@ from typing import Literal
 from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from shared.errors import PaymentMismatch
 from shared.money import MAX_AMOUNT, Money
 from shared.orders import Order
 from shared.payments import PaymentEvent, parse_sandbox_event, sandbox_signature, verify_sandbox_signature
 from shared.providers import PaymentStart, RefundRequest, RefundState, Reply, UnexpectedAnswer
-from shared.providers.http import call, new_pool
+from shared.providers.http import call, new_pool, parse_body
 
 SIGNATURE_TOLERANCE = 300  # seconds
 
@@ -94,7 +94,7 @@ class SandboxProvider:
         body = self._signed_answer(
             "GET", f"{self._api_url}?order_id={quote(order_id, safe='')}", {"Sandbox-Signature": signature}
         )
-        answer = _parse(_Answer, body)
+        answer = parse_body(_Answer, body, "sandbox")
         if answer.order_id != order_id:
             raise PaymentMismatch("the provider answered about another order")
         return [
@@ -122,7 +122,7 @@ class SandboxProvider:
         body = json.dumps(payload).encode()
         signature = sandbox_signature(self._secret, body, int(time.time()))
         headers = {"Sandbox-Signature": signature, "Content-Type": "application/json"}
-        refund = _parse(_Refund, self._signed_answer("POST", self._refunds_url, headers, body))
+        refund = parse_body(_Refund, self._signed_answer("POST", self._refunds_url, headers, body), "sandbox")
         if refund.refund_id != request.refund_id:
             raise UnexpectedAnswer("the sandbox answered about another refund")
         return RefundState(refund.status)
@@ -135,7 +135,7 @@ class SandboxProvider:
         body = self._signed_answer("GET", url, {"Sandbox-Signature": signature}, accept=(200, 404))
         if body is None:
             return None
-        refund = _parse(_Refund, body)
+        refund = parse_body(_Refund, body, "sandbox")
         if refund.refund_id != request.refund_id:
             raise UnexpectedAnswer("the sandbox answered about another refund")
         return RefundState(refund.status)
@@ -162,16 +162,3 @@ class SandboxProvider:
             tolerance=SIGNATURE_TOLERANCE,
         )
         return answer.body
-
-
-def _parse(model: type[BaseModel], body: bytes):  # type: ignore[no-untyped-def]
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise UnexpectedAnswer("sandbox answer is not JSON") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise UnexpectedAnswer(f"sandbox answer: {where}: {first['msg']}") from None

@@ -8,13 +8,12 @@ Stripe copies a PaymentIntent's metadata to the Charge it creates when the payme
 carries the order id too.
 """
 
-import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlencode
 
 import urllib3
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import BadInput
 from shared.money import MAX_AMOUNT, Money
@@ -22,7 +21,7 @@ from shared.orders import Order
 from shared.payments import PaymentEvent, verify_sandbox_signature
 from shared.providers import PaymentStart, RefundRequest, RefundState, Reply, UnexpectedAnswer
 from shared.providers.config import StripeConfig
-from shared.providers.http import call, new_pool
+from shared.providers.http import call, new_pool, parse_body, validate_data
 
 SIGNATURE_TOLERANCE = 300  # seconds (Stripe's libraries' default)
 MAX_EVENT_BYTES = 256 * 1024  # a Checkout Session or Charge event is a few KiB
@@ -175,13 +174,13 @@ class StripeProvider:
         )
         if len(body) > MAX_EVENT_BYTES:
             raise BadInput("stripe event is too large")
-        event = _parse(_Event, body, BadInput)
+        event = parse_body(_Event, body, "stripe", BadInput)
         if event.livemode != self._live:
             raise BadInput("stripe event is from the other mode (live/test) than this shop's key")
         if event.type.startswith("checkout.session."):
-            return self._session_event(event, _validate(_Session, event.data.object, BadInput))
+            return self._session_event(event, validate_data(_Session, event.data.object, "stripe", BadInput))
         if event.type == "charge.refunded":
-            return self._refund_event(event, _validate(_Charge, event.data.object, BadInput))
+            return self._refund_event(event, validate_data(_Charge, event.data.object, "stripe", BadInput))
         return []
 
     def acknowledgement(self) -> Reply:
@@ -295,7 +294,7 @@ class StripeProvider:
             headers["Idempotency-Key"] = key
         body = urlencode(form).encode() if form is not None else None
         answer = call(self._http, "stripe", method, f"{self._api_url}{path}", headers, body)
-        return _parse(model, answer.body, UnexpectedAnswer)
+        return parse_body(model, answer.body, "stripe", UnexpectedAnswer)
 
 
 def _state(refund: _Refund, request: RefundRequest) -> RefundState:
@@ -320,20 +319,3 @@ def _from_stripe(amount: int, currency: str, error: type[Exception]) -> Money:
     if rest:
         raise error(f"stripe amount in {code} is not a whole unit")
     return Money(amount=whole, currency=code)
-
-
-def _parse(model: type[_T], body: bytes, error: type[Exception]) -> _T:
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise error("stripe sent something that is not JSON") from None
-    return _validate(model, data, error)
-
-
-def _validate(model: type[_T], data: Any, error: type[Exception]) -> _T:
-    try:
-        return model.model_validate(data)
-    except ValidationError as invalid:
-        first = invalid.errors(include_input=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise error(f"stripe {model.__name__.strip('_').lower()}: {where}: {first['msg']}") from None

@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from datetime import timedelta, timezone
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
 import urllib3
@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from shared.errors import BadInput, InvalidSignature, PaymentMismatch
 from shared.money import MAX_AMOUNT, Money
@@ -41,7 +41,7 @@ from shared.providers import (
     UnexpectedAnswer,
 )
 from shared.providers.config import WechatPayConfig
-from shared.providers.http import call, new_pool
+from shared.providers.http import call, new_pool, parse_body
 
 SCHEME = "WECHATPAY2-SHA256-RSA2048"
 SIGNATURE_TOLERANCE = 300  # seconds, as WeChat Pay's own SDKs allow
@@ -54,7 +54,6 @@ REFUND_STATES = {
     "ABNORMAL": RefundState.FAILED,  # the buyer's card refused it: the merchant must act
     "CLOSED": RefundState.FAILED,
 }
-Model = TypeVar("Model", bound=BaseModel)
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -157,23 +156,23 @@ class WechatPayProvider:
             "amount": {"total": order.total.amount, "currency": "CNY"},
         }
         _, body = self._signed_call("POST", "/v3/pay/transactions/native", payload)
-        return PaymentStart(kind="qr", url=_parse(_Native, body, UnexpectedAnswer).code_url)
+        return PaymentStart(kind="qr", url=parse_body(_Native, body, "wechatpay", UnexpectedAnswer).code_url)
 
     def verify_callback(self, headers: Mapping[str, str], body: bytes, now: int) -> list[PaymentEvent]:
         if len(body) > MAX_NOTIFY_BYTES:
             raise BadInput("WeChat Pay notify is too large")
         self._verify(headers, body, now)
-        notify = _parse(_Notify, body, BadInput)
+        notify = parse_body(_Notify, body, "wechatpay", BadInput)
         kind, _, outcome = notify.event_type.partition(".")
         if notify.event_type == "TRANSACTION.SUCCESS":
-            trade = _parse(_Transaction, self._decrypt(notify.resource), BadInput)
+            trade = parse_body(_Transaction, self._decrypt(notify.resource), "wechatpay", BadInput)
             if trade.appid != self._config.appid or trade.mchid != self._config.mchid:
                 raise BadInput("WeChat Pay notify is for another app or merchant", code="wrong_account")
             if trade.trade_state != "SUCCESS":
                 return []
             return [self._payment(trade, notify.id, BadInput)]
         if kind == "REFUND" and outcome in ("SUCCESS", "ABNORMAL", "CLOSED"):
-            refund = _parse(_RefundNotice, self._decrypt(notify.resource), BadInput)
+            refund = parse_body(_RefundNotice, self._decrypt(notify.resource), "wechatpay", BadInput)
             if refund.mchid != self._config.mchid:
                 raise BadInput("WeChat Pay notify is for another merchant", code="wrong_account")
             if refund.refund_status != outcome:
@@ -202,7 +201,7 @@ class WechatPayProvider:
         if status == 404:
             _not_found(body, "ORDER_NOT_EXIST")
             return []
-        trade = _parse(_Transaction, body, UnexpectedAnswer)
+        trade = parse_body(_Transaction, body, "wechatpay", UnexpectedAnswer)
         if trade.out_trade_no != order_id:
             raise PaymentMismatch("the provider answered about another order")
         if trade.appid != self._config.appid or trade.mchid != self._config.mchid:
@@ -237,7 +236,7 @@ class WechatPayProvider:
         return self._refund_state(body, request)
 
     def _refund_state(self, body: bytes, request: RefundRequest) -> RefundState:
-        refund = _parse(_Refund, body, UnexpectedAnswer)
+        refund = parse_body(_Refund, body, "wechatpay", UnexpectedAnswer)
         if refund.out_refund_no != request.refund_id:
             raise UnexpectedAnswer("wechatpay answered about another refund")
         if request.payment_id and refund.transaction_id != request.payment_id:
@@ -317,19 +316,6 @@ class WechatPayProvider:
 
 def _not_found(body: bytes, expected: str) -> None:
     """A signed 404 means "never heard of it" only with its documented code."""
-    code = _parse(_Error, body, UnexpectedAnswer).code
+    code = parse_body(_Error, body, "wechatpay", UnexpectedAnswer).code
     if code != expected:
         raise ProviderRefused(f"wechatpay answered 404 {code[:64]}")
-
-
-def _parse(model: type[Model], body: bytes, error: type[Exception]) -> Model:
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise error("wechatpay body is not JSON") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as failure:
-        first = failure.errors(include_input=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise error(f"wechatpay {model.__name__.strip('_').lower()}: {where}: {first['msg']}") from None
