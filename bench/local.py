@@ -10,7 +10,7 @@ DISTINCT_BUYERS = {"MAX_PENDING_PER_EMAIL": "1000000", "MAX_PENDING_PER_CLIENT":
 QUIET_METRICS = {"POWERTOOLS_METRICS_DISABLED": "true"}  # EMF lines on stdout would drown the results
 
 
-def start_runtime() -> LocalRuntime:
+def start_runtime(providers: dict | None = None) -> LocalRuntime:
     runtime = LocalRuntime(
         port=0,
         quiet=True,
@@ -18,6 +18,7 @@ def start_runtime() -> LocalRuntime:
         schedule_seconds=3600,
         log_level="WARNING",
         environment={**DISTINCT_BUYERS, **QUIET_METRICS},
+        providers=providers,
     )
     runtime.start()
     from shared.adapters import shop  # after start: the environment is the runtime's

@@ -28,7 +28,7 @@ BAD_CHECKOUTS = {
     "invalid_email": ({"email": "not-an-email"}, 422, "invalid_email"),
     "missing_email": ({"email": None}, 422, "invalid_email"),
     "unknown_field": ({"coupon": "FREE"}, 422, "invalid_coupon"),
-    "unconfigured_provider": ({"provider": "stripe"}, 422, "invalid_provider"),
+    "unknown_provider": ({"provider": "paypal"}, 422, "invalid_provider"),
 }
 
 
@@ -72,3 +72,36 @@ def test_a_checkout_reserves_its_quantity(runtime, shop, product_id):
     )
     assert status == 201 and body["status"] == "PENDING_PAYMENT" and body["total"]["amount"] == 2 * 1999
     assert shop.stock(product_id) == {"available": 1, "reserved": 2, "sold": 0, "returned": 0, "imported": 3}
+
+
+def test_a_provider_this_shop_does_not_use_is_refused_before_anything_is_reserved(shop, product_id):
+    from datetime import timedelta
+
+    from functions.storefront.checkout import CheckoutRequest, checkout
+    from shared import adapters
+    from shared.errors import Invalid
+    from shared.orders import utcnow
+
+    request = CheckoutRequest(product_id=product_id, quantity=1, email="a@example.com", provider="stripe")
+    stock_before, orders_before = shop.stock(product_id), count_items("OrdersTable")
+    stores = (adapters.shop(), adapters.stock(), adapters.orders(), adapters.limits())
+
+    with pytest.raises(Invalid) as refused:
+        checkout(request, *stores, utcnow(), timedelta(minutes=15), lambda name: None, "http://127.0.0.1")
+
+    assert refused.value.code == "invalid_provider"
+    assert shop.stock(product_id) == stock_before and count_items("OrdersTable") == orders_before
+
+
+@pytest.mark.parametrize("provider", ["alipay", "wechatpay"])
+def test_a_cny_only_provider_refuses_another_currency_before_anything_is_reserved(runtime, shop, provider):
+    product_id = shop.new_product(new_codes(1), currency="USD")
+    orders_before = count_items("OrdersTable")
+
+    status, body = invoke_checkout(
+        runtime,
+        json.dumps({"product_id": product_id, "quantity": 1, "email": "a@example.com", "provider": provider}),
+    )
+
+    assert (status, body["error"]["code"]) == (422, "currency_not_supported")
+    assert shop.stock(product_id)["reserved"] == 0 and count_items("OrdersTable") == orders_before
