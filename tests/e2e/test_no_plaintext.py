@@ -38,7 +38,9 @@ def _secret_values(config: dict) -> list[str]:
         if isinstance(value, dict):
             found += _secret_values(value)
         elif any(word in name for word in ("secret", "key")) and isinstance(value, str):
-            found += [line for line in value.splitlines() if "-----" not in line and len(line) >= 16] or [value]
+            found += [line for line in value.splitlines() if "-----" not in line and len(line) >= 16] or [
+                value
+            ]
     return found
 
 

@@ -24,7 +24,9 @@ from shared.providers import (
 from shared.providers.alipay import AlipayProvider
 from shared.providers.config import AlipayConfig
 from shared.providers.http import new_pool
-from tests.providers.alipay import APP_ID, Kit, private_pem, public_pem, shop_order, sign
+from tests.providers import running, shop_order
+from tests.providers.alipay import APP_ID, Kit
+from tests.providers.keys import private_pem, public_pem, rsa_sign
 
 NOTIFY_URL = "https://shop.example/webhooks/alipay"
 SHORT = urllib3.Timeout(connect=0.5, read=0.5)
@@ -32,10 +34,8 @@ SHORT = urllib3.Timeout(connect=0.5, read=0.5)
 
 @pytest.fixture(scope="module")
 def kit():
-    kit = Kit()
-    kit.start()
-    yield kit
-    kit.stop()
+    with running(Kit()) as kit:
+        yield kit
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +76,7 @@ def refund_of(order_id: str, trade_no: str, fen: int = 1999) -> RefundRequest:
 
 
 def test_the_page_pay_redirect_carries_the_exact_amount_and_the_gateway_accepts_its_sign(kit, fake, provider):
-    order = shop_order(new_order_id(), total=1999)
+    order = shop_order("alipay", amount=1999)
     start = provider.start(order, return_url="https://shop.example/o/x")
     assert start.kind == "redirect" and start.url.startswith(fake.url + "?")
 
@@ -90,7 +90,7 @@ def test_the_page_pay_redirect_carries_the_exact_amount_and_the_gateway_accepts_
 
 def test_precreate_returns_the_qr_to_show(kit, fake):
     provider = provider_for(kit, checkout="qr")
-    order = shop_order(new_order_id(), total=1)
+    order = shop_order("alipay", amount=1)
     start = provider.start(order, return_url="https://shop.example/o/x")
     assert start.kind == "qr" and start.url.startswith("https://qr.alipay.com/")
     [request] = fake.calls("alipay.trade.precreate")
@@ -102,9 +102,9 @@ def test_precreate_returns_the_qr_to_show(kit, fake):
 
 def test_a_precreate_answer_without_this_orders_qr_is_refused(kit, fake):
     provider = provider_for(kit, checkout="qr")
-    fake.edit_next(lambda answer: {**answer, "out_trade_no": "ord_someone_else"})
+    fake.rewrite_next(lambda answer: {**answer, "out_trade_no": "ord_someone_else"})
     with pytest.raises(UnexpectedAnswer):
-        provider.start(shop_order(new_order_id()), return_url="https://x/o")
+        provider.start(shop_order("alipay"), return_url="https://x/o")
 
 
 # ---------------------------------------------------------------- query: lost notifies
@@ -128,7 +128,7 @@ def test_a_query_about_an_unknown_trade_finds_nothing(provider):
 def test_a_query_answer_about_another_order_is_refused(fake, provider):
     order_id = new_order_id()
     fake.mark_paid(order_id, 1999)
-    fake.edit_next(lambda answer: {**answer, "out_trade_no": "ord_someone_else"})
+    fake.rewrite_next(lambda answer: {**answer, "out_trade_no": "ord_someone_else"})
     with pytest.raises(PaymentMismatch):
         provider.query(order_id)
 
@@ -147,7 +147,7 @@ def test_a_query_answer_about_another_order_is_refused(fake, provider):
 def test_a_signed_query_answer_that_breaks_alipays_format_is_refused(fake, provider, edit):
     order_id = new_order_id()
     fake.mark_paid(order_id, 1999)
-    fake.edit_next(lambda answer: {k: v for k, v in {**answer, **edit}.items() if v is not None})
+    fake.rewrite_next(lambda answer: {k: v for k, v in {**answer, **edit}.items() if v is not None})
     with pytest.raises(UnexpectedAnswer):
         provider.query(order_id)
 
@@ -196,7 +196,7 @@ def test_a_refund_state_answer_about_another_refund_is_refused(fake, provider):
     trade = fake.mark_paid(order_id, 1999)
     request = refund_of(order_id, trade.trade_no)
     provider.refund(request)
-    fake.edit_next(lambda answer: {**answer, "out_request_no": "rf_another"})
+    fake.rewrite_next(lambda answer: {**answer, "out_request_no": "rf_another"})
     with pytest.raises(UnexpectedAnswer):
         provider.refund_state(request)
 
@@ -226,7 +226,7 @@ def test_a_gateway_that_hangs_is_unavailable(fake, provider):
 
 @pytest.mark.parametrize("sub_code", ["ACQ.SYSTEM_ERROR", None])
 def test_alipays_own_system_error_is_unavailable(fake, provider, sub_code):
-    fake.edit_next(
+    fake.rewrite_next(
         lambda answer: {"code": "20000", "msg": "Service Currently Unavailable", "sub_code": sub_code or ""}
     )
     with pytest.raises(ProviderUnavailable):
@@ -236,17 +236,17 @@ def test_alipays_own_system_error_is_unavailable(fake, provider, sub_code):
 def test_a_badly_signed_answer_is_never_trusted(fake, provider):
     order_id = new_order_id()
     trade = fake.mark_paid(order_id, 1999)
-    fake.bad_sign_next()
+    fake.bad_signature_next()
     with pytest.raises(UnexpectedAnswer):
         provider.query(order_id)
-    fake.bad_sign_next()
+    fake.bad_signature_next()
     with pytest.raises(UnexpectedAnswer):
         provider.refund(refund_of(order_id, trade.trade_no))
 
 
 def forged(response: dict, key=None, name: str = "alipay_trade_query_response") -> bytes:
     text = json.dumps(response)
-    signature = sign(key, text) if key is not None else ""
+    signature = rsa_sign(key, text.encode()) if key is not None else ""
     return json.dumps({name: response, "sign": signature} if key is not None else {name: response}).encode()
 
 
@@ -255,7 +255,7 @@ def test_an_unsigned_or_foreign_signed_success_is_never_trusted(kit, fake, provi
     paid = {"code": "10000", "msg": "Success", "out_trade_no": order_id, "trade_no": "2024" + "1" * 24}
     paid |= {"trade_status": "TRADE_SUCCESS", "total_amount": "19.99"}
     for body in (forged(paid), forged(paid, key=kit.app_key)):
-        fake.garbage_next(body)
+        fake.garble_next(body)
         with pytest.raises(UnexpectedAnswer):
             provider.query(order_id)
 
@@ -274,7 +274,7 @@ def test_an_unsigned_or_foreign_signed_success_is_never_trusted(kit, fake, provi
     ids=["html", "not_utf8", "array", "no_response", "repeated", "not_an_object", "empty"],
 )
 def test_a_garbage_answer_is_unexpected(fake, provider, body):
-    fake.garbage_next(body)
+    fake.garble_next(body)
     with pytest.raises(UnexpectedAnswer):
         provider.query(new_order_id())
 
@@ -327,7 +327,7 @@ def test_the_sdk_refuses_what_the_fake_signs_badly_or_with_another_key(kit, fake
         sdk(kit, alipay_public_key=public_pem(kit.app_key)).api_alipay_trade_query(
             out_trade_no=new_order_id()
         )
-    fake.bad_sign_next()
+    fake.bad_signature_next()
     with pytest.raises(AliPayValidationError):
         sdk(kit).api_alipay_trade_query(out_trade_no=new_order_id())
 
@@ -348,7 +348,7 @@ def test_a_refund_the_sdk_made_is_seen_by_miaofa(kit, fake, provider):
 
 
 def test_the_page_pay_url_verifies_at_the_gateway_parameter_by_parameter(kit, fake, provider):
-    order = shop_order(new_order_id())
+    order = shop_order("alipay")
     params = dict(parse_qsl(urlsplit(provider.start(order, return_url="https://x/o").url).query))
     tampered = {**params, "biz_content": params["biz_content"].replace("19.99", "0.01")}
     urllib3.PoolManager().request("POST", fake.url, fields=tampered, encode_multipart=False)

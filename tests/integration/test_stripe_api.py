@@ -4,15 +4,13 @@ the format Stripe's own client expects."""
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
 
 import pytest
 import stripe
 import urllib3
 
 from shared.errors import BadInput
-from shared.money import Money
-from shared.orders import Order, Status
+from shared.orders import Order
 from shared.providers import (
     ProviderRefused,
     ProviderUnavailable,
@@ -23,7 +21,7 @@ from shared.providers import (
 from shared.providers.config import StripeConfig
 from shared.providers.http import new_pool
 from shared.providers.stripe import StripeProvider
-from shared.store.shop import new_id
+from tests.providers import as_checkout, running, shop_order
 from tests.providers.stripe import Kit
 
 RETURN = "https://shop.example.com/o/"
@@ -31,10 +29,8 @@ RETURN = "https://shop.example.com/o/"
 
 @pytest.fixture
 def kit():
-    kit = Kit()
-    kit.start()
-    yield kit
-    kit.stop()
+    with running(Kit()) as kit:
+        yield kit
 
 
 def provider_for(
@@ -52,31 +48,8 @@ def shop(kit):
 
 
 def an_order(amount: int = 1999, currency: str = "CNY", minutes: int = 15) -> Order:
-    now = datetime.now(UTC)
-    return Order(
-        order_id=new_id("ord"),
-        merchant_id="mer_1",
-        product_id="prd_1",
-        quantity=1,
-        total=Money(amount=amount, currency=currency),
-        email="buyer@example.com",
-        provider="stripe",
-        status=Status.PENDING_PAYMENT,
-        access_token_hash="h",
-        created_at=now,
-        expires_at=now + timedelta(minutes=minutes),
-        slots=[],
-        history=[],
-    )
-
-
-def as_checkout(order: Order) -> dict:
-    """The order as POST /api/orders answers it (what the kit is given)."""
-    return {
-        "order_id": order.order_id,
-        "total": {"amount": order.total.amount, "currency": order.total.currency},
-        "email": order.email,
-    }
+    """An order made now, reserved for `minutes`."""
+    return shop_order("stripe", amount=amount, currency=currency, minutes=minutes)
 
 
 def refund_of(kit: Kit, order: Order, refund_id: str | None = None) -> RefundRequest:

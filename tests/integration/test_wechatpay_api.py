@@ -6,16 +6,16 @@ timeouts end as ProviderUnavailable, a refused signature as ProviderRefused."""
 import json
 import secrets
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 import urllib3
-from wechatpayv3 import WeChatPay, WeChatPayType
+from wechatpayv3 import WeChatPayType
 from wechatpayv3.utils import rsa_verify
 
 from shared.errors import PaymentMismatch
 from shared.money import Money
-from shared.orders import Order, SlotRange, Status, chain_event
+from shared.orders import Order
 from shared.providers import (
     ProviderRefused,
     ProviderUnavailable,
@@ -26,7 +26,9 @@ from shared.providers import (
 from shared.providers.config import WechatPayConfig
 from shared.providers.http import new_pool
 from shared.providers.wechatpay import WechatPayProvider
-from tests.providers.wechatpay import Kit, private_pem, public_pem
+from tests.providers import as_checkout, running, shop_order
+from tests.providers.keys import private_pem, public_pem
+from tests.providers.wechatpay import Kit
 
 NOTIFY_URL = "https://shop.example/webhooks/wechatpay"
 CREATED = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
@@ -34,10 +36,8 @@ CREATED = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def kit():
-    kit = Kit()
-    kit.start()
-    yield kit
-    kit.stop()
+    with running(Kit()) as kit:
+        yield kit
 
 
 @pytest.fixture(autouse=True)
@@ -60,27 +60,7 @@ def provider(kit) -> WechatPayProvider:
 
 
 def new_order(amount: int = 1999) -> Order:
-    order_id = f"ord_{secrets.token_hex(10)}"
-    return Order(
-        order_id=order_id,
-        merchant_id="mer_1",
-        product_id="prd_1",
-        quantity=1,
-        total=Money(amount=amount, currency="CNY"),
-        email="buyer@example.com",
-        provider="wechatpay",
-        status=Status.PENDING_PAYMENT,
-        access_token_hash="0" * 64,
-        created_at=CREATED,
-        expires_at=CREATED + timedelta(minutes=15),
-        slots=[SlotRange(shard=0, start=0, count=1)],
-        history=[chain_event(order_id, [], "order.created", CREATED, {"quantity": 1})],
-    )
-
-
-def as_checkout(order: Order) -> dict:
-    """The order as the checkout response shows it (what the kit builds notifies from)."""
-    return {"order_id": order.order_id, "total": order.total.model_dump()}
+    return shop_order("wechatpay", amount=amount, created=CREATED)
 
 
 def paid_order(kit: Kit, provider: WechatPayProvider, amount: int = 1999) -> tuple[Order, str]:
@@ -140,18 +120,7 @@ def test_the_shops_request_signature_verifies_with_the_sdk(kit, provider):
 
 def test_the_sdk_as_a_client_accepts_the_fakes_signed_answers(kit):
     # The SDK has no setting for its API host: Core._gate_way (private) points it at the fake.
-    sdk = WeChatPay(
-        wechatpay_type=WeChatPayType.NATIVE,
-        mchid=kit.mchid,
-        private_key=private_pem(kit.merchant_key),
-        cert_serial_no=kit.merchant_serial,
-        appid=kit.appid,
-        apiv3_key=kit.apiv3_key,
-        notify_url=NOTIFY_URL,
-        public_key=public_pem(kit.platform_key),
-        public_key_id=kit.platform_serial,
-        timeout=(2, 5),
-    )
+    sdk = kit.sdk(NOTIFY_URL, timeout=(2, 5))
     sdk._core._gate_way = kit.fake.url
     order = new_order()
 

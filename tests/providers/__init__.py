@@ -9,10 +9,22 @@ Each kit module (`tests/providers/<name>.py`) defines `Kit`, whose instance:
 - builds callbacks as the real provider would send them, signed with the provider's real scheme.
 
 A callback is `Callback(headers, body)`; the suite POSTs it to `/webhooks/<name>`.
+
+Shared by the kits: tests/providers/fake_server.py (the fake servers' HTTP side, scripted failures and
+request records) and tests/providers/keys.py (RSA keys and signatures). Shared by the provider tests
+below: `running(kit)`, and `shop_order()` / `as_checkout()`, an order as the shop hands it to a
+provider and as its checkout response shows it (what a kit builds callbacks from).
 """
 
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from shared.money import Money
+from shared.orders import Order, SlotRange, Status, chain_event
 
 
 @dataclass(frozen=True)
@@ -76,3 +88,54 @@ class Kit(Protocol):
     def acknowledged(self, status: int, body: bytes) -> bool:
         """True if this reply tells the provider the callback was received (Alipay: `success`)."""
         ...
+
+
+K = TypeVar("K", bound=Kit)
+
+
+@contextmanager
+def running(kit: K) -> Iterator[K]:
+    """`kit` with its fake provider server started for the `with` block, stopped after it."""
+    kit.start()
+    try:
+        yield kit
+    finally:
+        kit.stop()
+
+
+def shop_order(
+    provider: str,
+    order_id: str | None = None,
+    amount: int = 1999,
+    currency: str = "CNY",
+    created: datetime | None = None,
+    minutes: int = 15,
+) -> Order:
+    """An unpaid order of one item as the shop holds it (what a provider's `start` is given): made at
+    `created` (now unless given), reserved for `minutes`, with a new id unless `order_id` is given."""
+    order_id = order_id or f"ord_{secrets.token_hex(10)}"  # as the shop makes them (new_id)
+    created = created or datetime.now(UTC)
+    return Order(
+        order_id=order_id,
+        merchant_id="mer_1",
+        product_id="prd_1",
+        quantity=1,
+        total=Money(amount=amount, currency=currency),
+        email="buyer@example.com",
+        provider=provider,
+        status=Status.PENDING_PAYMENT,
+        access_token_hash="0" * 64,
+        created_at=created,
+        expires_at=created + timedelta(minutes=minutes),
+        slots=[SlotRange(shard=0, start=0, count=1)],
+        history=[chain_event(order_id, [], "order.created", created, {"quantity": 1})],
+    )
+
+
+def as_checkout(order: Order) -> dict[str, Any]:
+    """`order` as the checkout response (POST /api/orders) shows it: what a kit builds callbacks from."""
+    return {
+        "order_id": order.order_id,
+        "total": {"amount": order.total.amount, "currency": order.total.currency},
+        "email": order.email,
+    }

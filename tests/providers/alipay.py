@@ -12,27 +12,20 @@ claim one the way cross-border trades do (`trans_currency`, the currency `total_
 in), so `paid(order, currency=...)` sends that field, and the shop must refuse it.
 """
 
-import base64
 import hashlib
 import json
-import threading
 import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.money import Money
-from shared.orders import Order, Status
 from tests.providers import Callback
+from tests.providers.fake_server import Answer, SigningFakeServer
+from tests.providers.keys import new_key, private_pem, public_pem, rsa_sign, rsa_verifies
 from tests.support import event
 
 BEIJING = timezone(timedelta(hours=8))
@@ -41,38 +34,8 @@ SELLER_ID = "2088000000000001"
 GATEWAY_PATH = "/gateway.do"
 
 
-def new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def private_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
-def public_pem(key: rsa.RSAPrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
-
 def signing_text(params: dict[str, str], without: tuple[str, ...]) -> str:
     return "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k not in without and v)
-
-
-def sign(key: rsa.RSAPrivateKey, text: str) -> str:
-    return base64.b64encode(key.sign(text.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())).decode()
-
-
-def verifies(key: rsa.RSAPublicKey, text: str, signature: str) -> bool:
-    try:
-        key.verify(base64.b64decode(signature), text.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
-        return True
-    except (InvalidSignature, ValueError):
-        return False
 
 
 def beijing(at: float | None = None) -> str:
@@ -119,70 +82,21 @@ class Request:
     signed: bool  # the request's sign verified with the app's public key
 
 
-class FakeAlipay:
+class FakeAlipay(SigningFakeServer[Request]):
     """Alipay's open-platform gateway on 127.0.0.1: trades and refunds in memory, scriptable faults."""
 
+    label = "Alipay"
+    hang_seconds = 3.0  # beyond the client's read timeout
+    garbage_type = "text/html;charset=utf-8"
+
     def __init__(self, app_id: str, app_public: rsa.RSAPublicKey, alipay_key: rsa.RSAPrivateKey) -> None:
+        super().__init__()
         self.app_id, self.app_public, self.alipay_key = app_id, app_public, alipay_key
         self.trades: dict[str, Trade] = {}
-        self.requests: list[Request] = []
-        self._faults: deque[tuple[str, Any]] = deque()
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self.url = ""
 
-    # ---- lifecycle
-    def start(self) -> None:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                fake._handle(self, "GET", b"")
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                fake._handle(self, "POST", self.rfile.read(length))
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{GATEWAY_PATH}"
-
-    def stop(self) -> None:
-        self._stopping.set()  # hanging answers give up
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    # ---- what a test scripts
-    def fail_next(self, n: int = 1, status: int = 503) -> None:
-        self._script(n, ("status", status))
-
-    def hang_next(self, n: int = 1, seconds: float = 3.0) -> None:
-        """Answer the next n requests only after `seconds` (beyond the client's read timeout)."""
-        self._script(n, ("hang", seconds))
-
-    def bad_sign_next(self, n: int = 1) -> None:
-        self._script(n, ("bad_sign", None))
-
-    def garbage_next(self, body: bytes, n: int = 1) -> None:
-        self._script(n, ("garbage", body))
-
-    def edit_next(self, edit: Callable[[dict[str, Any]], dict[str, Any]], n: int = 1) -> None:
-        """Change the next n response objects before they are signed (a signed but odd answer)."""
-        self._script(n, ("edit", edit))
-
-    def reset(self) -> None:
-        """Forget scripted faults and recorded requests (trades stay: each test uses its own orders)."""
-        with self._lock:
-            self._faults.clear()
-            self.requests.clear()
+    @property
+    def url(self) -> str:
+        return super().url + GATEWAY_PATH
 
     def mark_paid(self, out_trade_no: str, amount: int) -> Trade:
         """The buyer paid (whether or not its notify reaches the shop)."""
@@ -193,59 +107,56 @@ class FakeAlipay:
             return trade
 
     def calls(self, method: str) -> list[Request]:
-        with self._lock:
-            return [r for r in self.requests if r.params.get("method") == method]
-
-    def _script(self, n: int, fault: tuple[str, Any]) -> None:
-        with self._lock:
-            self._faults.extend([fault] * n)
+        return self.recorded(lambda r: r.params.get("method") == method)
 
     def _trade(self, out_trade_no: str, amount: int) -> Trade:
         if out_trade_no not in self.trades:
             self.trades[out_trade_no] = Trade(out_trade_no, trade_number(out_trade_no), amount)
         return self.trades[out_trade_no]
 
-    # ---- the gateway
-    def _handle(self, handler: BaseHTTPRequestHandler, http_method: str, body: bytes) -> None:
-        query = urlsplit(handler.path).query
-        pairs = parse_qsl(query, keep_blank_values=True) + parse_qsl(
-            body.decode("utf-8", "replace"), keep_blank_values=True
+    # ---- the gateway (tests/providers/fake_server.py serves, records and plays the scripts)
+    def record(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Request:
+        form = body.decode("utf-8", "replace") if method == "POST" else ""
+        pairs = parse_qsl(urlsplit(target).query, keep_blank_values=True) + parse_qsl(
+            form, keep_blank_values=True
         )
         params = dict(pairs)
-        signed = len(params) == len(pairs) and verifies(
-            self.app_public, signing_text(params, without=("sign",)), params.get("sign", "")
+        signed = len(params) == len(pairs) and rsa_verifies(
+            self.app_public,
+            signing_text(params, without=("sign",)).encode(),
+            params.get("sign", ""),
+            strict=False,
         )
         try:
             biz = json.loads(params.get("biz_content") or "{}")
         except ValueError:
             biz = {}
-        with self._lock:
-            self.requests.append(Request(http_method, params, biz if isinstance(biz, dict) else {}, signed))
-            fault = self._faults.popleft() if self._faults else ("", None)
-        kind, arg = fault
-        if kind == "hang" and self._stopping.wait(arg):
-            return
-        if kind == "status":
-            return self._send(handler, arg, b"Service Unavailable", "text/plain")
-        if kind == "garbage":
-            return self._send(handler, 200, arg, "text/html;charset=utf-8")
+        return Request(method, params, biz if isinstance(biz, dict) else {}, signed)
+
+    def failure(self, request: Request, status: int) -> Answer:
+        return status, {"Content-Type": "text/plain"}, b"Service Unavailable"
+
+    def answer(self, request: Request) -> Answer:
+        params, biz = request.params, request.biz
         method = params.get("method", "")
         name = method.replace(".", "_") + "_response"
         if params.get("app_id") != self.app_id:
-            return self._unsigned(handler, name, "40002", "isv.invalid-app-id", "无效的AppID参数")
-        if not signed or params.get("sign_type") != "RSA2" or params.get("charset", "").lower() != "utf-8":
-            return self._unsigned(handler, name, "40002", "isv.invalid-signature", "验签出错")
+            return self._unsigned(name, "40002", "isv.invalid-app-id", "无效的AppID参数")
+        if (
+            not request.signed
+            or params.get("sign_type") != "RSA2"
+            or params.get("charset", "").lower() != "utf-8"
+        ):
+            return self._unsigned(name, "40002", "isv.invalid-signature", "验签出错")
         if method == "alipay.trade.page.pay":  # the buyer's browser arrives at the cashier
             with self._lock:
                 amount = fen(str(biz.get("total_amount", "")))
                 if amount is not None and biz.get("out_trade_no"):
                     self._trade(str(biz["out_trade_no"]), amount)
-            return self._send(handler, 200, "<html>支付宝收银台</html>".encode(), "text/html;charset=utf-8")
+            return 200, {"Content-Type": "text/html;charset=utf-8"}, "<html>支付宝收银台</html>".encode()
         with self._lock:
-            answer = self._answer(method, biz)
-        if kind == "edit":
-            answer = arg(answer)
-        self._signed(handler, name, answer, bad=kind == "bad_sign")
+            answer = self._rewritten(self._answer(method, biz))
+        return self._signed(name, answer, bad=self._signature_is_bad())
 
     def _answer(self, method: str, biz: dict[str, Any]) -> dict[str, Any]:
         ok = {"code": "10000", "msg": "Success"}
@@ -320,46 +231,19 @@ class FakeAlipay:
             return next((t for t in self.trades.values() if t.trade_no == biz["trade_no"]), None)
         return self.trades.get(str(biz.get("out_trade_no", "")))
 
-    def _signed(self, handler, name: str, response: dict[str, Any], bad: bool = False) -> None:
+    def _signed(self, name: str, response: dict[str, Any], bad: bool = False) -> Answer:
         # Written with spaces and literal non-ASCII, as Alipay does: the shop must verify these exact
         # characters, not its own re-serialisation.
         text = json.dumps(response, ensure_ascii=False)
-        signature = sign(self.alipay_key, text + (" " if bad else ""))
+        signature = rsa_sign(self.alipay_key, (text + (" " if bad else "")).encode())
         body = f'{{"{name}": {text}, "sign": "{signature}"}}'
-        self._send(handler, 200, body.encode("utf-8"), "application/json;charset=utf-8")
-
-    def _unsigned(self, handler, name: str, code: str, sub_code: str, sub_msg: str) -> None:
-        response = {"code": code, "msg": "Invalid Arguments", "sub_code": sub_code, "sub_msg": sub_msg}
-        body = json.dumps({name: response}, ensure_ascii=False).encode("utf-8")
-        self._send(handler, 200, body, "application/json;charset=utf-8")
+        return 200, {"Content-Type": "application/json;charset=utf-8"}, body.encode("utf-8")
 
     @staticmethod
-    def _send(handler, status: int, body: bytes, content_type: str) -> None:
-        handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
-
-
-def shop_order(order_id: str = "ord_01hx7c9k2m4n6p8q0r2s", total: int = 1999, currency: str = "CNY") -> Order:
-    """An unpaid order as the shop holds it (what `start` is given), expiring 2026-03-01 04:15 UTC."""
-    created = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
-    return Order(
-        order_id=order_id,
-        merchant_id="mer_1",
-        product_id="prd_1",
-        quantity=1,
-        total=Money(amount=total, currency=currency),
-        email="buyer@example.com",
-        provider="alipay",
-        status=Status.PENDING_PAYMENT,
-        access_token_hash="h",
-        created_at=created,
-        expires_at=created + timedelta(minutes=15),
-        slots=[],
-        history=[],
-    )
+    def _unsigned(name: str, code: str, sub_code: str, sub_msg: str) -> Answer:
+        response = {"code": code, "msg": "Invalid Arguments", "sub_code": sub_code, "sub_msg": sub_msg}
+        body = json.dumps({name: response}, ensure_ascii=False).encode("utf-8")
+        return 200, {"Content-Type": "application/json;charset=utf-8"}, body
 
 
 def _failed(code: str, sub_code: str, sub_msg: str, code_msg: str = "Business Failed") -> dict[str, Any]:
@@ -390,7 +274,7 @@ class Kit:
             "app_private_key": private_pem(self.app_key),
             "alipay_public_key": public_pem(self.alipay_key),
         }
-        return {**config, "gateway_url": self.gateway.url} if self.gateway.url else config
+        return {**config, "gateway_url": self.gateway.url} if self.gateway.started else config
 
     # ---- notifies
     def paid(self, order, amount=None, currency=None, order_id=None) -> Callback:
@@ -470,6 +354,7 @@ class Kit:
 
     def callback(self, params: dict[str, str], key: rsa.RSAPrivateKey | None = None) -> Callback:
         """Sign as Alipay signs a notify (all parameters but sign and sign_type) and form-encode it."""
-        signature = sign(key or self.alipay_key, signing_text(params, without=("sign", "sign_type")))
+        text = signing_text(params, without=("sign", "sign_type"))
+        signature = rsa_sign(key or self.alipay_key, text.encode())
         body = urlencode({**params, "sign_type": "RSA2", "sign": signature}).encode()
         return Callback(body, {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})

@@ -12,14 +12,13 @@ import html
 import json
 import re
 import secrets
-import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.providers import Callback
+from tests.providers.fake_server import Answer, FakeServer
 
 API_VERSION = "2025-03-31.basil"
 TOLERANCE = 300  # seconds, the window Stripe's libraries (and the shop) accept
@@ -103,77 +102,25 @@ def _integer(name: str, value: Any, low: int = 0) -> int:
     return int(value)
 
 
-class FakeStripe:
+class FakeStripe(FakeServer[Seen]):
     """A Stripe API on 127.0.0.1 for one secret key."""
 
+    label = "Stripe"
+    methods = ("GET", "POST", "DELETE")
+    hang_seconds = 10.0
+
     def __init__(self, secret_key: str) -> None:
+        super().__init__()
         self.secret_key = secret_key
-        self.requests: list[Seen] = []
         self.sessions: dict[str, dict[str, Any]] = {}
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.refund_status = "succeeded"  # what a new refund starts as (card refunds usually succeed at once)
         self._intent_metadata: dict[str, dict[str, str]] = {}  # session id -> payment_intent_data.metadata
         self._replays: dict[str, tuple[tuple[str, str, Any], bytes]] = {}
-        self._failures: list[int] = []
-        self._garbage: list[tuple[int, bytes]] = []
-        self._hangs: list[float] = []
-        self._release = threading.Event()
-        self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-
-    # ---- life and scripting
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "the fake Stripe is not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> None:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                fake._serve(self)
-
-            do_POST = do_DELETE = do_GET
-
-            def log_message(self, *args: Any) -> None:  # quiet: the fake records what it got
-                pass
-
-        self._release.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-
-    def stop(self) -> None:
-        self._release.set()  # hung answers end now
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def fail_next(self, n: int = 1, status: int = 503) -> None:
-        """The next `n` requests get `status` with Stripe's error body."""
-        with self._lock:
-            self._failures += [status] * n
-
-    def hang_next(self, n: int = 1, seconds: float = 10.0) -> None:
-        """The next `n` requests are answered only after `seconds` (or when the fake stops)."""
-        with self._lock:
-            self._hangs += [seconds] * n
-
-    def garble_next(
-        self, body: bytes = b"<html>502 Bad Gateway</html>", status: int = 200, n: int = 1
-    ) -> None:
-        """The next `n` requests get `body` instead of Stripe's answer."""
-        with self._lock:
-            self._garbage += [(status, body)] * n
 
     def seen(self, method: str, path: str) -> list[Seen]:
-        with self._lock:
-            return [r for r in self.requests if r.method == method and r.path == path]
+        return self.recorded(lambda r: r.method == method and r.path == path)
 
     # ---- what happens at Stripe without the shop asking (the buyer pays, the merchant refunds)
     def session_for(self, order_id: str) -> dict[str, Any] | None:
@@ -241,56 +188,40 @@ class FakeStripe:
                 if refund["metadata"].get("refund_id") == refund_id:
                     refund["status"] = status
 
-    # ---- HTTP
-    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
-        status, extra, payload = self._answer(
-            handler.command, handler.path, {k.lower(): v for k, v in handler.headers.items()}, body
-        )
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", extra.pop("content-type", "application/json"))
-            handler.send_header("Content-Length", str(len(payload)))
-            handler.send_header("Request-Id", "req_" + secrets.token_hex(7))
-            for name, value in extra.items():
-                handler.send_header(name, value)
-            handler.end_headers()
-            handler.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a hang past its timeout)
-            pass
-
-    def _answer(
-        self, method: str, target: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
+    # ---- HTTP (tests/providers/fake_server.py serves, records and plays the scripts)
+    def record(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Seen:
         parts = urlsplit(target)
         try:
             form = decode_form(body) if method == "POST" else {}
         except (UnicodeDecodeError, ValueError):
             form = {"<undecodable>": body.decode(errors="replace")}
+        return Seen(method, parts.path, dict(parse_qsl(parts.query)), headers, form)
+
+    def failure(self, request: Seen, status: int) -> Answer:
+        kind = "api_error" if status >= 500 else "invalid_request_error"
+        return self._json(status, StripeError(status, kind, "Scripted failure.").body())
+
+    def answer(self, request: Seen) -> Answer:
         with self._lock:
-            self.requests.append(Seen(method, parts.path, dict(parse_qsl(parts.query)), headers, form))
-            hang = self._hangs.pop(0) if self._hangs else None
-        if hang is not None:
-            self._release.wait(hang)
-        with self._lock:
-            if self._failures:
-                status = self._failures.pop(0)
-                kind = "api_error" if status >= 500 else "invalid_request_error"
-                return status, {}, json.dumps(StripeError(status, kind, "Scripted failure.").body()).encode()
-            if self._garbage:
-                status, garbage = self._garbage.pop(0)
-                return status, {"content-type": "text/html"}, garbage
             try:
-                if parts.path.startswith("/c/pay/"):  # the hosted page the buyer is sent to
-                    page = f"<!doctype html><title>Stripe Checkout (fake)</title><p>{html.escape(parts.path[7:])}</p>"
-                    return 200, {"content-type": "text/html; charset=utf-8"}, page.encode()
-                self._authenticate(headers)
-                if "<undecodable>" in form:
+                if request.path.startswith("/c/pay/"):  # the hosted page the buyer is sent to
+                    page = f"<!doctype html><title>Stripe Checkout (fake)</title><p>{html.escape(request.path[7:])}</p>"
+                    return 200, self._headers("text/html; charset=utf-8"), page.encode()
+                self._authenticate(request.headers)
+                if "<undecodable>" in request.form:
                     raise StripeError(400, "invalid_request_error", "Invalid request body.")
-                return self._idempotent(method, parts.path, dict(parse_qsl(parts.query)), headers, form)
+                return self._idempotent(request)
             except StripeError as error:
-                return error.status, {}, json.dumps(error.body()).encode()
+                return self._json(error.status, error.body())
+
+    @staticmethod
+    def _headers(
+        content_type: str = "application/json", extra: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        return {"Content-Type": content_type, "Request-Id": "req_" + secrets.token_hex(7), **(extra or {})}
+
+    def _json(self, status: int, answer: dict[str, Any]) -> Answer:
+        return status, self._headers(), json.dumps(answer).encode()
 
     def _authenticate(self, headers: dict[str, str]) -> None:
         scheme, _, key = headers.get("authorization", "").partition(" ")
@@ -298,23 +229,22 @@ class FakeStripe:
             # Stripe names the key it got (masked); the fake never repeats a key at all.
             raise StripeError(401, "invalid_request_error", "Invalid API Key provided.")
 
-    def _idempotent(
-        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], form: dict[str, Any]
-    ) -> tuple[int, dict[str, str], bytes]:
-        key = headers.get("idempotency-key") if method == "POST" else None
+    def _idempotent(self, request: Seen) -> Answer:
+        method, path, form = request.method, request.path, request.form
+        key = request.headers.get("idempotency-key") if method == "POST" else None
         if key is not None and key in self._replays:
-            request, saved = self._replays[key]
-            if request != (method, path, form):
+            first, saved = self._replays[key]
+            if first != (method, path, form):
                 raise StripeError(
                     400,
                     "idempotency_error",
                     "Keys for idempotent requests can only be used with the same parameters they were first used with.",
                 )
-            return 200, {"Idempotent-Replayed": "true", "Idempotency-Key": key}, saved
-        answer = json.dumps(self._route(method, path, query, form)).encode()
+            return 200, self._headers(extra={"Idempotent-Replayed": "true", "Idempotency-Key": key}), saved
+        answer = json.dumps(self._route(method, path, request.query, form)).encode()
         if key is not None:  # Stripe keeps a key's result for 24 hours; the fake keeps successes, forever
             self._replays[key] = ((method, path, form), answer)
-        return 200, ({"Idempotency-Key": key} if key else {}), answer
+        return 200, self._headers(extra={"Idempotency-Key": key} if key else None), answer
 
     def _route(self, method: str, path: str, query: dict[str, str], form: dict[str, Any]) -> dict[str, Any]:
         if (method, path) == ("POST", "/v1/checkout/sessions"):

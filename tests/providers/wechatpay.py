@@ -14,23 +14,18 @@ import hashlib
 import json
 import re
 import secrets
-import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.hashes import SHA256
 
 from tests.providers import Callback
+from tests.providers.fake_server import Answer, SigningFakeServer
+from tests.providers.keys import new_key, private_pem, public_pem, rsa_sign, rsa_verifies
 
 SCHEME = "WECHATPAY2-SHA256-RSA2048"
 CHINA = timezone(timedelta(hours=8))
@@ -38,36 +33,7 @@ MCHID = "1900009191"
 APPID = "wxd678efh567hg6787"
 
 
-# ---------------------------------------------------------------- keys and signatures
-
-
-def new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def private_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
-def public_pem(key: rsa.RSAPrivateKey | rsa.RSAPublicKey) -> str:
-    public = key.public_key() if isinstance(key, rsa.RSAPrivateKey) else key
-    return public.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
-
-
-def rsa_sign(key: rsa.RSAPrivateKey, message: bytes) -> str:
-    return base64.b64encode(key.sign(message, padding.PKCS1v15(), SHA256())).decode()
-
-
-def rsa_verifies(key: rsa.RSAPublicKey, signature: str, message: bytes) -> bool:
-    try:
-        key.verify(base64.b64decode(signature, validate=True), message, padding.PKCS1v15(), SHA256())
-    except (ValueError, InvalidSignature):
-        return False
-    return True
+# ---------------------------------------------------------------- signatures and resources
 
 
 def wechatpay_headers(
@@ -134,7 +100,7 @@ def authorization_error(
     if not parts["timestamp"].isdigit() or abs(now - int(parts["timestamp"])) > 300:
         return "timestamp outside 5 minutes"
     message = f"{method}\n{target}\n{parts['timestamp']}\n{parts['nonce_str']}\n".encode() + body + b"\n"
-    if not rsa_verifies(key, parts["signature"], message):
+    if not rsa_verifies(key, message, parts["signature"]):
         return "signature does not verify"
     return None
 
@@ -146,6 +112,27 @@ def digits(key: str, count: int) -> str:
 
 def china_time(at: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if at is None else at, CHINA).isoformat(timespec="seconds")
+
+
+TRADE_STATES = {"NOTPAY": "订单未支付", "SUCCESS": "支付成功", "REFUND": "转入退款"}  # trade_state_desc
+
+
+def txid_of(out_trade_no: str, total: int, currency: str) -> str:
+    """WeChat Pay's id of the payment of `total` for `out_trade_no`: the same for the same payment."""
+    return "4200" + digits(f"{out_trade_no}|{total}|{currency}", 24)
+
+
+def paid_fields(txid: str, success_time: str, total: int, currency: str) -> dict[str, Any]:
+    """What a transaction (a query's answer, a notify's resource) says once it is paid."""
+    return {
+        "transaction_id": txid,
+        "trade_type": "NATIVE",
+        "bank_type": "OTHERS",
+        "attach": "",
+        "success_time": success_time,
+        "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
+        "amount": {"total": total, "payer_total": total, "currency": currency, "payer_currency": currency},
+    }
 
 
 # ---------------------------------------------------------------- the fake server
@@ -166,16 +153,12 @@ class Recorded:
         return json.loads(self.body) if self.body else None
 
 
-@dataclass
-class _Scripts:
-    statuses: deque[int] = field(default_factory=deque)
-    hangs: deque[float] = field(default_factory=deque)
-    bad_signatures: int = 0
-    rewrites: deque[Callable[[dict[str, Any]], dict[str, Any]]] = field(default_factory=deque)
-
-
-class FakeWechatPay:
+class FakeWechatPay(SigningFakeServer[Recorded]):
     """A WeChat Pay API v3 server on 127.0.0.1 for one merchant."""
+
+    label = "WeChat Pay"
+    protocol_version = "HTTP/1.1"
+    hang_seconds = 5.0  # beyond the client's read timeout
 
     def __init__(
         self,
@@ -186,6 +169,7 @@ class FakeWechatPay:
         platform_key: rsa.RSAPrivateKey,
         platform_serial: str,
     ) -> None:
+        super().__init__()
         self.mchid, self.appid, self.merchant_serial = mchid, appid, merchant_serial
         self.merchant_public, self.platform_key, self.platform_serial = (
             merchant_public,
@@ -195,72 +179,7 @@ class FakeWechatPay:
         self.trades: dict[str, dict[str, Any]] = {}  # by out_trade_no
         self.payments: dict[str, dict[str, Any]] = {}  # by transaction_id
         self.refunds: dict[str, dict[str, Any]] = {}  # by out_refund_no
-        self.requests: list[Recorded] = []
         self.refund_outcome = "SUCCESS"  # the status a new refund gets (PROCESSING: settle it later)
-        self._scripts = _Scripts()
-        self._lock = threading.Lock()
-        self._released = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-
-    # ---- life
-    def start(self) -> None:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                fake._handle(self)
-
-            def do_POST(self) -> None:
-                fake._handle(self)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._released.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-
-    def stop(self) -> None:
-        self._released.set()  # let hanging answers go
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "the fake WeChat Pay is not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    # ---- scripting
-    def fail_next(self, n: int = 1, status: int = 503) -> None:
-        """The next `n` requests get `status` with WeChat Pay's SYSTEM_ERROR body."""
-        with self._lock:
-            self._scripts.statuses.extend([status] * n)
-
-    def hang_next(self, n: int = 1, seconds: float = 5.0) -> None:
-        """The next `n` requests are answered only after `seconds` (beyond the client's read timeout)."""
-        with self._lock:
-            self._scripts.hangs.extend([seconds] * n)
-
-    def bad_signature_next(self, n: int = 1) -> None:
-        """The next `n` signed answers (a 404 too) carry a signature that does not match their body."""
-        with self._lock:
-            self._scripts.bad_signatures += n
-
-    def rewrite_next(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-        """The next successful answer's JSON goes through `change` before it is signed."""
-        with self._lock:
-            self._scripts.rewrites.append(change)
-
-    def reset_scripts(self) -> None:
-        with self._lock:
-            self._scripts = _Scripts()
 
     # ---- what a buyer or the merchant does at WeChat Pay
     def mark_paid(
@@ -274,7 +193,7 @@ class FakeWechatPay:
         with self._lock:
             trade = self.trades.get(out_trade_no) or self._new_trade(out_trade_no, total or 1, currency)
             total = trade["amount"].get("total", 1) if total is None else total
-            txid = transaction_id or "4200" + digits(f"{out_trade_no}|{total}|{currency}", 24)
+            txid = transaction_id or txid_of(out_trade_no, total, currency)
             self.payments.setdefault(
                 txid,
                 {
@@ -308,77 +227,56 @@ class FakeWechatPay:
             return self._record_refund(payment, out_refund_no, refund, status)
 
     def asked(self, method: str, path_prefix: str) -> list[Recorded]:
-        return [r for r in self.requests if r.method == method and r.path.startswith(path_prefix)]
+        return self.recorded(lambda r: r.method == method and r.path.startswith(path_prefix))
 
-    # ---- serving
-    def _handle(self, request: BaseHTTPRequestHandler) -> None:
-        length = int(request.headers.get("Content-Length") or 0)
-        body = request.rfile.read(length) if length else b""
-        split = urlsplit(request.path)
-        recorded = Recorded(
-            request.command,
-            request.path,
-            unquote(split.path),
-            parse_qs(split.query),
-            {k.lower(): v for k, v in request.headers.items()},
-            body,
+    # ---- serving (tests/providers/fake_server.py serves, records and plays the scripts)
+    def record(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Recorded:
+        split = urlsplit(target)
+        return Recorded(method, target, unquote(split.path), parse_qs(split.query), headers, body)
+
+    def failure(self, request: Recorded, status: int) -> Answer:
+        request.status = status
+        return self._signed(status, {"code": "SYSTEM_ERROR", "message": "系统错误"})
+
+    def answer(self, request: Recorded) -> Answer:
+        error = authorization_error(
+            request.headers.get("authorization", ""),
+            request.method,
+            request.target,
+            request.body,
+            self.merchant_public,
+            self.mchid,
+            self.merchant_serial,
+            int(time.time()),
         )
+        if error is not None:
+            request.status = 401
+            return 401, self._headers(), self._json({"code": "SIGN_ERROR", "message": f"签名错误: {error}"})
         with self._lock:
-            self.requests.append(recorded)
-            hang = self._scripts.hangs.popleft() if self._scripts.hangs else 0.0
-            failure = self._scripts.statuses.popleft() if self._scripts.statuses else 0
-        if hang:
-            self._released.wait(hang)
-        if failure:
-            status, answer = failure, {"code": "SYSTEM_ERROR", "message": "系统错误"}
-        else:
-            error = authorization_error(
-                recorded.headers.get("authorization", ""),
-                request.command,
-                recorded.target,
-                body,
-                self.merchant_public,
-                self.mchid,
-                self.merchant_serial,
-                int(time.time()),
-            )
-            if error is not None:
-                recorded.status = 401
-                return self._write(
-                    request, 401, {"code": "SIGN_ERROR", "message": f"签名错误: {error}"}, sign=False
-                )
-            with self._lock:
-                try:
-                    status, answer = self._route(recorded)
-                except ValueError:  # a body that is not JSON
-                    status, answer = 400, {"code": "PARAM_ERROR", "message": "请求体不是JSON"}
-                if 200 <= status < 300 and self._scripts.rewrites:
-                    answer = self._scripts.rewrites.popleft()(answer)
-        recorded.status = status
-        self._write(request, status, answer)
+            try:
+                status, answer = self._route(request)
+            except ValueError:  # a body that is not JSON
+                status, answer = 400, {"code": "PARAM_ERROR", "message": "请求体不是JSON"}
+            if 200 <= status < 300:
+                answer = self._rewritten(answer)
+        request.status = status
+        return self._signed(status, answer)
 
-    def _write(
-        self, request: BaseHTTPRequestHandler, status: int, answer: dict[str, Any], sign: bool = True
-    ) -> None:
-        body = json.dumps(answer, ensure_ascii=False).encode()
-        headers = {"Content-Type": "application/json; charset=utf-8", "Request-ID": secrets.token_hex(16)}
-        if sign:
-            headers |= wechatpay_headers(self.platform_key, self.platform_serial, body)
-            with self._lock:
-                forged = self._scripts.bad_signatures > 0
-                if forged:
-                    self._scripts.bad_signatures -= 1
-            if forged:
-                headers["Wechatpay-Signature"] = rsa_sign(self.platform_key, b"another body")
-        try:
-            request.send_response(status)
-            for name, value in headers.items():
-                request.send_header(name, value)
-            request.send_header("Content-Length", str(len(body)))
-            request.end_headers()
-            request.wfile.write(body)
-        except OSError:  # the client gave up waiting (a scripted hang)
-            pass
+    @staticmethod
+    def _headers() -> dict[str, str]:
+        return {"Content-Type": "application/json; charset=utf-8", "Request-ID": secrets.token_hex(16)}
+
+    @staticmethod
+    def _json(answer: dict[str, Any]) -> bytes:
+        return json.dumps(answer, ensure_ascii=False).encode()
+
+    def _signed(self, status: int, answer: dict[str, Any]) -> Answer:
+        """The answer signed with the platform key (a signature of another body if scripted so)."""
+        body = self._json(answer)
+        headers = self._headers() | wechatpay_headers(self.platform_key, self.platform_serial, body)
+        if self._signature_is_bad():
+            headers["Wechatpay-Signature"] = rsa_sign(self.platform_key, b"another body")
+        return status, headers, body
 
     def _route(self, request: Recorded) -> tuple[int, dict[str, Any]]:
         path, method = request.path, request.method
@@ -447,27 +345,12 @@ class FakeWechatPay:
             "mchid": self.mchid,
             "out_trade_no": trade["out_trade_no"],
             "trade_state": trade["trade_state"],
-            "trade_state_desc": {"NOTPAY": "订单未支付", "SUCCESS": "支付成功", "REFUND": "转入退款"}[
-                trade["trade_state"]
-            ],
+            "trade_state_desc": TRADE_STATES[trade["trade_state"]],
             "amount": {"payer_currency": "CNY"},  # an unpaid order has no paid amounts yet
         }
         if trade.get("transaction_id"):
             total, currency = trade["amount"]["total"], trade["amount"]["currency"]
-            view |= {
-                "transaction_id": trade["transaction_id"],
-                "trade_type": "NATIVE",
-                "bank_type": "OTHERS",
-                "attach": "",
-                "success_time": trade["success_time"],
-                "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
-                "amount": {
-                    "total": total,
-                    "payer_total": total,
-                    "currency": currency,
-                    "payer_currency": currency,
-                },
-            }
+            view |= paid_fields(trade["transaction_id"], trade["success_time"], total, currency)
         return view
 
     def _refund(self, asked: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -580,6 +463,24 @@ class Kit:
             "api_url": self.fake.url if self.fake is not None else "http://127.0.0.1:9",
         }
 
+    def sdk(self, notify_url: str, **options: Any) -> Any:
+        """The wechatpayv3 SDK as this merchant's client (a Native-pay `WeChatPay`), in public-key
+        mode (public_key + public_key_id): it then downloads no platform certificate."""
+        from wechatpayv3 import WeChatPay, WeChatPayType  # an independent peer, for the tests only
+
+        return WeChatPay(
+            wechatpay_type=WeChatPayType.NATIVE,
+            mchid=self.mchid,
+            private_key=private_pem(self.merchant_key),
+            cert_serial_no=self.merchant_serial,
+            appid=self.appid,
+            apiv3_key=self.apiv3_key,
+            notify_url=notify_url,
+            public_key=public_pem(self.platform_key),
+            public_key_id=self.platform_serial,
+            **options,
+        )
+
     # ---- notifies
     def notify(
         self,
@@ -632,25 +533,13 @@ class Kit:
         out_trade_no = order_id or order["order_id"]
         total = order["total"]["amount"] if amount is None else amount
         currency = currency or order["total"]["currency"]
-        txid = "4200" + digits(f"{out_trade_no}|{total}|{currency}", 24)
         return {
             "appid": self.appid,
             "mchid": self.mchid,
             "out_trade_no": out_trade_no,
-            "transaction_id": txid,
-            "trade_type": "NATIVE",
             "trade_state": "SUCCESS",
-            "trade_state_desc": "支付成功",
-            "bank_type": "OTHERS",
-            "attach": "",
-            "success_time": china_time(),
-            "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
-            "amount": {
-                "total": total,
-                "payer_total": total,
-                "currency": currency,
-                "payer_currency": currency,
-            },
+            "trade_state_desc": TRADE_STATES["SUCCESS"],
+            **paid_fields(txid_of(out_trade_no, total, currency), china_time(), total, currency),
         }
 
     def pay_without_notify(self, order: dict[str, Any], **changes: Any) -> str:

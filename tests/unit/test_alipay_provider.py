@@ -5,7 +5,7 @@ what miaofa and the kit sign)."""
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
@@ -14,14 +14,17 @@ from pydantic import ValidationError
 
 from shared.errors import BadInput, InvalidSignature
 from shared.money import Money
+from shared.orders import Order
 from shared.providers.alipay import NOTIFY_MAX_AGE, AlipayProvider, response_members
 from shared.providers.config import AlipayConfig
-from tests.providers import Callback
-from tests.providers.alipay import APP_ID, Kit, private_pem, public_pem, shop_order, trade_number
+from tests.providers import Callback, shop_order
+from tests.providers.alipay import APP_ID, Kit, trade_number
+from tests.providers.keys import private_pem, public_pem
 
 ORDER_ID = "ord_01hx7c9k2m4n6p8q0r2s"
 NOTIFY_URL = "https://shop.example/webhooks/alipay"
 BEIJING = timezone(timedelta(hours=8))
+CREATED = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)  # the order expires at 04:15 UTC, 12:15 in Beijing
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +51,11 @@ def verify(provider, callback: Callback, now: int | None = None):
 
 def form(callback: Callback) -> dict[str, str]:
     return dict(parse_qsl(callback.body.decode()))
+
+
+def unpaid(amount: int = 1999, currency: str = "CNY") -> Order:
+    """ORDER_ID, unpaid, as the shop hands it to `start`."""
+    return shop_order("alipay", ORDER_ID, amount=amount, currency=currency, created=CREATED)
 
 
 # ---------------------------------------------------------------- the sign
@@ -338,7 +346,7 @@ def test_the_acknowledgement_is_exactly_success(provider, kit):
 
 
 def test_page_pay_is_a_signed_redirect_for_the_exact_amount(kit, provider):
-    start = provider.start(shop_order(total=1999), return_url="https://shop.example/o/" + ORDER_ID)
+    start = provider.start(unpaid(amount=1999), return_url="https://shop.example/o/" + ORDER_ID)
     assert start.kind == "redirect"
     url = urlsplit(start.url)
     assert f"{url.scheme}://{url.netloc}{url.path}" == "https://openapi.alipay.com/gateway.do"
@@ -361,14 +369,14 @@ def test_page_pay_is_a_signed_redirect_for_the_exact_amount(kit, provider):
 
 @pytest.mark.parametrize(("fen", "text"), [(1, "0.01"), (10, "0.10"), (100000, "1000.00")])
 def test_page_pay_states_the_amount_in_yuan_exactly(provider, fen, text):
-    start = provider.start(shop_order(total=fen), return_url="https://shop.example/o/x")
+    start = provider.start(unpaid(amount=fen), return_url="https://shop.example/o/x")
     biz = json.loads(dict(parse_qsl(urlsplit(start.url).query))["biz_content"])
     assert biz["total_amount"] == text
 
 
 def test_an_order_in_another_currency_starts_nothing(provider):
     with pytest.raises(BadInput) as refused:
-        provider.start(shop_order(currency="USD"), return_url="https://shop.example/o/x")
+        provider.start(unpaid(currency="USD"), return_url="https://shop.example/o/x")
     assert refused.value.code == "currency_not_supported"
 
 
@@ -441,7 +449,7 @@ def test_the_kits_notify_verifies_with_the_sdk(kit):
 def test_miaofa_signs_requests_exactly_as_the_sdk_does(kit, provider):
     """PKCS#1 v1.5 signatures are deterministic: with the app's key, the SDK's sign of the same
     parameters must be miaofa's, byte for byte; and the SDK verifies it with the app's public key."""
-    start = provider.start(shop_order(), return_url="https://shop.example/o/" + ORDER_ID)
+    start = provider.start(unpaid(), return_url="https://shop.example/o/" + ORDER_ID)
     params = dict(parse_qsl(urlsplit(start.url).query))
     signature = params.pop("sign")
     app = sdk(private_pem(kit.app_key), public_pem(kit.app_key))

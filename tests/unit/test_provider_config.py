@@ -4,20 +4,13 @@ key means the configuration does not load (the shop refuses to start), and no er
 import json
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.providers.config import ProviderConfigError, parse_configs
+from tests.providers.keys import new_key, private_pem, public_pem
 
-KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-PRIVATE_PEM = KEY.private_bytes(
-    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-).decode()
-PUBLIC_PEM = (
-    KEY.public_key()
-    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    .decode()
-)
+KEY = new_key()
+PRIVATE_PEM = private_pem(KEY)
+PUBLIC_PEM = public_pem(KEY)
 STRIPE = {"secret_key": "sk_test_51Hq8ZrT4mN7pL1sT9wY3kB6", "webhook_secret": "whsec_Zr4mN7pL1sT9wY3kB6q"}
 ALIPAY = {
     "app_id": "2021000000000001",

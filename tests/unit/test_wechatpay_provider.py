@@ -6,21 +6,20 @@ independent implementation of the same scheme."""
 import base64
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from wechatpayv3 import WeChatPay, WeChatPayType
+from wechatpayv3 import WeChatPay
 from wechatpayv3.utils import build_authorization, rsa_sign
 
 from shared.errors import BadInput, InvalidSignature
 from shared.money import Money
-from shared.orders import Order, SlotRange, Status, chain_event
 from shared.providers.config import parse_configs
 from shared.providers.wechatpay import WechatPayProvider
-from tests.providers import Callback
-from tests.providers.wechatpay import Kit, authorization_error, private_pem, public_pem, wechatpay_headers
+from tests.providers import Callback, shop_order
+from tests.providers.wechatpay import Kit, authorization_error, wechatpay_headers
 
 ORDER = {"order_id": "ord_5f0c1a2b3c4d5e6f7a8b", "total": {"amount": 1999, "currency": "CNY"}}
 NOTIFY_URL = "https://shop.example/webhooks/wechatpay"
@@ -353,21 +352,7 @@ def test_the_provider_shows_no_key(kit, provider):
 
 def test_an_order_in_another_currency_is_refused_before_any_call(provider):
     created = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
-    order = Order(
-        order_id="ord_usd",
-        merchant_id="mer_1",
-        product_id="prd_1",
-        quantity=1,
-        total=Money(amount=1999, currency="USD"),
-        email="buyer@example.com",
-        provider="wechatpay",
-        status=Status.PENDING_PAYMENT,
-        access_token_hash="0" * 64,
-        created_at=created,
-        expires_at=created + timedelta(minutes=15),
-        slots=[SlotRange(shard=0, start=0, count=1)],
-        history=[chain_event("ord_usd", [], "order.created", created, {})],
-    )
+    order = shop_order("wechatpay", "ord_usd", currency="USD", created=created)
     with pytest.raises(BadInput):
         provider.start(order, "https://shop.example/orders/ord_usd")
 
@@ -377,18 +362,7 @@ def test_an_order_in_another_currency_is_refused_before_any_call(provider):
 
 @pytest.fixture(scope="module")
 def sdk(kit) -> WeChatPay:
-    # Public-key mode (public_key + public_key_id): the SDK then downloads no platform certificate.
-    return WeChatPay(
-        wechatpay_type=WeChatPayType.NATIVE,
-        mchid=kit.mchid,
-        private_key=private_pem(kit.merchant_key),
-        cert_serial_no=kit.merchant_serial,
-        appid=kit.appid,
-        apiv3_key=kit.apiv3_key,
-        notify_url=NOTIFY_URL,
-        public_key=public_pem(kit.platform_key),
-        public_key_id=kit.platform_serial,
-    )
+    return kit.sdk(NOTIFY_URL)  # public-key mode: the SDK downloads no platform certificate
 
 
 def sdk_signed(kit: Kit, body: bytes, key) -> Callback:
