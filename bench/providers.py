@@ -6,7 +6,7 @@ the callback's answer, and callback -> DELIVERED.
 The provider servers are the test fakes (tests/providers/), so checkout's figure is the shop's side
 plus a loopback round trip, not a real provider's latency.
 
-    .venv/bin/python -m bench.providers [--orders 50] [--verifications 300]
+    .venv/bin/python -m bench.providers [--orders 50] [--verifications 300] [--warmup 5]
 """
 
 import argparse
@@ -27,7 +27,7 @@ def _ms(samples: list[float]) -> str:
     return f"{statistics.median(ms):.1f} / {percentile(ms, 99):.1f}"
 
 
-def run(orders: int, verifications: int) -> None:
+def run(orders: int, verifications: int, warmup: int) -> None:
     kits = {"stripe": stripe.Kit(), "alipay": alipay.Kit(), "wechatpay": wechatpay.Kit()}
     for kit in kits.values():
         kit.start()
@@ -41,9 +41,9 @@ def run(orders: int, verifications: int) -> None:
     rows = []
     try:
         for name, kit in every.items():
-            product_id = make_product(runtime, orders + 1)
+            product_id = make_product(runtime, orders + warmup + 1)
             checkout_s, answered_s, delivered_s = [], [], []
-            for _ in range(orders):
+            for _ in range(warmup + orders):
                 started = time.perf_counter()
                 order = http.post(
                     f"{info.url}/api/orders",
@@ -69,6 +69,7 @@ def run(orders: int, verifications: int) -> None:
                         raise SystemExit(f"{name} order {order['order_id']} not delivered within 10 s")
                     time.sleep(0.005)
                 delivered_s.append(datetime.fromisoformat(body["events"][-1]["at"]).timestamp() - sent_at)
+            del checkout_s[:warmup], answered_s[:warmup], delivered_s[:warmup]
             # Verification alone, in this process: the same callback each time (its timestamp stays fresh).
             verifier, callback = provider(name), kit.paid(order)
             assert verifier is not None
@@ -86,7 +87,10 @@ def run(orders: int, verifications: int) -> None:
         runtime.stop()
         for kit in kits.values():
             kit.stop()
-    print(f"local runtime, {orders} sequential orders per provider; {verifications} verifications each\n")
+    print(
+        f"local runtime, {orders} sequential orders per provider after {warmup} warm-up;"
+        f" {verifications} verifications each\n"
+    )
     print(
         "| provider | verify callback, median µs | checkout p50 / p99 ms | callback answered p50 / p99 ms | callback → DELIVERED p50 / p99 ms |"
     )
@@ -100,5 +104,6 @@ if __name__ == "__main__":
     )
     parser.add_argument("--orders", type=int, default=50)
     parser.add_argument("--verifications", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=5)
     args = parser.parse_args()
-    run(args.orders, args.verifications)
+    run(args.orders, args.verifications, args.warmup)
