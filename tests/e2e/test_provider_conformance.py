@@ -3,10 +3,15 @@ webhook on the local runtime, signed with each provider's real scheme (tests/pro
 delivered except for the valid payment, which is delivered exactly once however often it arrives."""
 
 import threading
+from datetime import timedelta
 
 import pytest
 
-from shared.adapters import payment_events
+from functions.reconcile.expiry import expire_reservations
+from functions.reconcile.run import reconcile
+from shared.adapters import orders, payment_events, stock
+from shared.orders import utcnow
+from shared.settings import settings
 from tests.providers import Callback
 from tests.providers.sandbox import Kit as SandboxKit
 from tests.support import new_codes, poll, stored_order
@@ -176,3 +181,37 @@ def test_the_merchant_refunds_a_delivered_order_once(shop, kit):
     assert (again.status_code, again.json()["status"]) == (200, "REFUNDED")
     assert again.json()["refund_id"] == first.json()["refund_id"]
     assert shop.order(order["order_id"], order["access_token"]).json()["status"] == "REFUNDED"
+    assert kit.refunded_amounts(order) == [order["total"]["amount"]]  # refunded once, in full
+
+
+def test_a_lost_callback_is_found_by_asking_the_provider_and_counts_once(shop, kit):
+    order = checkout(shop, kit)
+    kit.lost(order)
+
+    report = reconcile(settings(), utcnow() + timedelta(minutes=3))
+
+    assert report["payments_recovered"] >= 1 and report["failed_steps"] == []
+    delivered = shop.wait_for(order, "DELIVERED")
+    late = post(shop, kit, kit.paid(order))  # the callback arrives after all
+    assert kit.acknowledged(late.status_code, late.content), late.text
+    history = [event.type for event in stored_order(order["order_id"]).history]
+    assert history.count("payment.succeeded") == 1 and len(delivered["items"]) == 1
+    assert not any(order["order_id"] in key for key in payment_events().refunds_due(kit.name))
+
+
+def test_a_payment_that_cannot_be_fulfilled_is_refunded_through_its_provider_once(shop, kit):
+    product_id = shop.new_product(new_codes(1), shards=1, currency=kit.currency)
+    order = {**shop.checkout(product_id, provider=kit.name).json(), "product_id": product_id}
+    expire_reservations(orders(), stock(), now=utcnow() + timedelta(minutes=16))
+    assert shop.checkout(product_id).status_code == 201  # the only code goes to someone else
+    paid = post(shop, kit, kit.paid(order))  # the buyer paid just as the reservation ran out
+    assert kit.acknowledged(paid.status_code, paid.content), paid.text
+    assert stored_order(order["order_id"]).status == "REFUNDING"
+
+    reconcile(settings(), utcnow())
+    if stored_order(order["order_id"]).status == "REFUNDING":  # the provider confirms later
+        reconcile(settings(), utcnow() + timedelta(minutes=3))
+    reconcile(settings(), utcnow() + timedelta(minutes=10))
+
+    assert stored_order(order["order_id"]).status == "REFUNDED"
+    assert kit.refunded_amounts(order) == [order["total"]["amount"]]

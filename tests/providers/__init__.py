@@ -89,6 +89,15 @@ class Kit(Protocol):
         """True if this reply tells the provider the callback was received (Alipay: `success`)."""
         ...
 
+    def lost(self, order: dict[str, Any]) -> None:
+        """The buyer paid `order` in full and the provider's callback never reaches the shop: only
+        asking the provider (reconcile) finds the payment, under the payment id `paid(order)` reports."""
+        ...
+
+    def refunded_amounts(self, order: dict[str, Any]) -> list[int]:
+        """What the provider has given back of `order`'s payment, one entry per refund (minor units)."""
+        ...
+
 
 K = TypeVar("K", bound=Kit)
 

@@ -323,6 +323,13 @@ class Kit:
     def acknowledged(self, status: int, body: bytes) -> bool:
         return status == 200 and body == b"success"
 
+    def lost(self, order) -> None:
+        self.gateway.mark_paid(order["order_id"], order["total"]["amount"])  # and no notify is sent
+
+    def refunded_amounts(self, order) -> list[int]:
+        trade = self.gateway.trades.get(order["order_id"])
+        return list(trade.refunds.values()) if trade else []
+
     def trade_notify(self, out_trade_no: str, status: str, total: str, **extra: str) -> dict[str, str]:
         """A trade_status_sync notify's parameters (unsigned), stable per trade, status and content."""
         params = {

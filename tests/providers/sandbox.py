@@ -75,6 +75,13 @@ class Kit:
     def acknowledged(self, status: int, body: bytes) -> bool:
         return status == 200 and json.loads(body).get("received") is True
 
+    def lost(self, order) -> None:
+        self.paid(order)  # the sandbox took the payment; its callback is never sent
+
+    def refunded_amounts(self, order) -> list[int]:
+        payment_id = f"pay_{_stable('payment', order['order_id'])}"
+        return [refund["amount"] for refund in self.runtime.sandbox.refunds_for(payment_id)]
+
     def _signed(self, event: dict, secret: str | None = None, at: int | None = None) -> Callback:
         raw = json.dumps(event).encode()
         header = sandbox_signature(secret or self.runtime.sandbox_secret, raw, at or int(time.time()))

@@ -541,6 +541,15 @@ class Kit:
     def acknowledged(self, status: int, body: bytes) -> bool:
         return 200 <= status < 300  # any 2xx stops Stripe's retries
 
+    def lost(self, order: dict[str, Any]) -> None:
+        self.pay_without_callback(order)
+
+    def refunded_amounts(self, order: dict[str, Any]) -> list[int]:
+        intent_id = self.payment_intent_of(order)
+        with self.server._lock:
+            refunds = [r for r in self.server.refunds.values() if r["payment_intent"] == intent_id]
+        return [r["amount"] for r in refunds if r["status"] not in ("failed", "canceled")]
+
     # ---- building blocks
     def signed(self, body: bytes, secret: str | None = None, timestamp: int | None = None) -> Callback:
         header = stripe_signature(

@@ -643,3 +643,12 @@ class Kit:
     def acknowledged(self, status: int, body: bytes) -> bool:
         # 200 or 204 is success; WeChat Pay reads no body then (it needs one only with a 4xx/5xx).
         return status in (200, 204)
+
+    def lost(self, order: dict[str, Any]) -> None:
+        self.pay_without_notify(order)
+
+    def refunded_amounts(self, order: dict[str, Any]) -> list[int]:
+        assert self.fake is not None, "start() the kit first"
+        with self.fake._lock:
+            refunds = [r for r in self.fake.refunds.values() if r["out_trade_no"] == order["order_id"]]
+        return [r["amount"]["refund"] for r in refunds if r["status"] in ("SUCCESS", "PROCESSING")]
