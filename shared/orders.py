@@ -161,6 +161,7 @@ class Order(BaseModel):
     delivery_error: str | None = None  # the last delivery failure (for operators)
     delivery_failures: int = 0
     refund_error: str | None = None  # the last refund failure (for operators)
+    refund_attempt: int = 0  # which of the order's refund requests is current (shared/refunds.py)
 
     @property
     def head(self) -> str:

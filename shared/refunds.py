@@ -1,39 +1,42 @@
-"""Refunds: one refund request per order, idempotent at the provider, confirmed by its callback or
-by asking it.
+"""Refunds: one current refund request per order, idempotent at the provider, confirmed by its
+callback or by asking it.
 
 An order enters REFUNDING when it cannot be fulfilled (paid after its reservation ran out with the
 stock gone, not deliverable after the bounded re-drives) or when its merchant refunds it. Its
-refund request id is derived from the order, so every attempt, from any function, after any crash,
-is the same request: the provider refunds once. Each attempt asks the provider what became of the
-refund first and sends it only if the provider has never heard of it.
+refund request id is derived from the order and the attempt, so every attempt, from any function,
+after any crash, is the same request: the provider refunds once. Each attempt asks the provider
+what became of the current request first and sends it only if the provider has never heard of it.
+A request the provider reports as failed is replaced by the next attempt's (at most
+MAX_REFUND_ATTEMPTS); after that the order stays REFUNDING with its `refund_error`, for an operator.
 """
 
 import logging
 from datetime import datetime, timedelta
 
-from shared.errors import IntegrityViolation, StateConflict
+from shared.errors import DomainError, IntegrityViolation, StateConflict
 from shared.faults import checkpoint
 from shared.orders import Order, Status
-from shared.providers import PaymentProvider, ProviderError, RefundRequest, RefundState
+from shared.providers import PaymentProvider, ProviderError, ProviderUnavailable, RefundRequest, RefundState
 from shared.store.orders import OrderStore
 from shared.store.stock import StockStore
 
 logger = logging.getLogger(__name__)
-CHECK_PENDING_AFTER = timedelta(minutes=2)  # a refund the provider is still processing
-RETRY_FAILED_AFTER = timedelta(hours=1)  # a refund the provider refused or could not be asked about
+CHECK_PENDING_AFTER = timedelta(minutes=2)  # a refund in progress, or a provider that did not answer
+RETRY_FAILED_AFTER = timedelta(hours=1)  # a refund the provider refused
+MAX_REFUND_ATTEMPTS = 3
 MERCHANT_REFUNDABLE = {Status.PAID, Status.IN_REVIEW, Status.DELIVERED}
 
 
-def refund_id_for(order_id: str) -> str:
-    """The order's one refund request id (64 characters at most, as every provider allows)."""
-    return f"rf_{order_id}"[:64]
+def refund_id_for(order_id: str, attempt: int = 0) -> str:
+    """The id of the order's refund request (64 characters at most, as every provider allows)."""
+    return f"rf_{order_id}" if attempt == 0 else f"rf_{order_id}_{attempt}"
 
 
 def refund_request(order: Order) -> RefundRequest:
     if order.payment is None:
         raise IntegrityViolation(f"order {order.order_id} is {order.status.value} without a payment")
     return RefundRequest(
-        refund_id=refund_id_for(order.order_id),
+        refund_id=refund_id_for(order.order_id, order.refund_attempt),
         order_id=order.order_id,
         payment_id=order.payment.payment_id,
         amount=order.payment.amount,
@@ -45,18 +48,15 @@ def refund_request(order: Order) -> RefundRequest:
 def request_refund(order: Order, orders: OrderStore, stock: StockStore, now: datetime, reason: str) -> Order:
     """The merchant refunds a paid order: -> REFUNDING, due at once; stock never bound goes back.
 
-    Asking again for an order already REFUNDING or REFUNDED changes nothing."""
-    if order.status in (Status.REFUNDING, Status.REFUNDED):
-        return order
-    if order.status not in MERCHANT_REFUNDABLE:
-        raise StateConflict(
-            f"an order in {order.status.value} has no payment to refund", code="not_refundable"
-        )
-    left = order.status
-    facts = {"reason": reason[:200] or "refunded by the merchant", "by": "merchant"}
-    order = orders.transition(order, "refund.requested", now, facts, due_in=timedelta(0))
-    if left != Status.DELIVERED:
-        stock.release(order.product_id, order.slots, order.order_id)  # only slots never bound go back
+    Asking again for an order already REFUNDING or REFUNDED changes nothing but that release."""
+    if order.status not in (Status.REFUNDING, Status.REFUNDED):
+        if order.status not in MERCHANT_REFUNDABLE:
+            raise StateConflict(
+                f"an order in {order.status.value} has no payment to refund", code="not_refundable"
+            )
+        facts = {"reason": reason[:200] or "refunded by the merchant", "by": "merchant"}
+        order = orders.transition(order, "refund.requested", now, facts, due_in=timedelta(0))
+    stock.release(order.product_id, order.slots, order.order_id)  # only slots never bound go back
     return order
 
 
@@ -65,28 +65,36 @@ def send_refund(
 ) -> RefundState | None:
     """One attempt to get a REFUNDING order's money back; REFUNDED once the provider says so.
 
-    Returns the refund's state at the provider, or None if the provider could not be asked (the
-    order stays due and is tried again)."""
+    Returns the refund's state at the provider, or None if the provider refused the request (the
+    order stays due and is tried again later). ProviderUnavailable is raised after it is recorded,
+    so a caller can stop asking that provider."""
     request = refund_request(order)
     try:
         state = provider.refund_state(request)
+        if state == RefundState.FAILED and order.refund_attempt + 1 < MAX_REFUND_ATTEMPTS:
+            if not orders.next_refund_attempt(order):
+                return None  # another run moved on meanwhile
+            order = order.model_copy(update={"refund_attempt": order.refund_attempt + 1})
+            request, state = refund_request(order), None
         if state is None:
             state = provider.refund(request)
             checkpoint("refund:after-sent")
-    except ProviderError as error:
-        orders.record_refund_failure(
-            order.order_id, f"{type(error).__name__}: {error}", now + CHECK_PENDING_AFTER
-        )
+    except (ProviderError, DomainError) as error:  # DomainError: an answer that does not verify
+        retry = CHECK_PENDING_AFTER if isinstance(error, ProviderUnavailable) else RETRY_FAILED_AFTER
+        orders.record_refund_failure(order.order_id, f"{type(error).__name__}: {error}", now + retry)
         logger.warning("refund not sent", extra={"order_id": order.order_id, "error": str(error)})
+        if isinstance(error, ProviderUnavailable):
+            raise
         return None
     if state == RefundState.SUCCEEDED:
         confirm_refund(order, orders, now, {"refund_id": request.refund_id, "via": "provider answer"})
     elif state == RefundState.PENDING:
         orders.postpone(order.order_id, Status.REFUNDING, until=now + CHECK_PENDING_AFTER)
     else:
-        orders.record_refund_failure(
-            order.order_id, "the provider refused the refund", now + RETRY_FAILED_AFTER
-        )
+        failure = f"the provider refused refund {request.refund_id} (attempt {order.refund_attempt + 1})"
+        if order.refund_attempt + 1 >= MAX_REFUND_ATTEMPTS:
+            failure += "; no further attempt is made: resolve it at the provider"
+        orders.record_refund_failure(order.order_id, failure, now + RETRY_FAILED_AFTER)
         logger.error("refund failed at the provider", extra={"order_id": order.order_id})
     return state
 

@@ -95,7 +95,7 @@ def post_refund(order_id: str) -> Response[str]:
         {
             "order_id": order.order_id,
             "status": order.status.value,
-            "refund_id": refund_id_for(order.order_id),
+            "refund_id": refund_id_for(order.order_id, order.refund_attempt),
         },
     )
 

@@ -10,9 +10,10 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from shared.errors import DomainError
 from shared.orders import Status
-from shared.providers import PaymentProvider, ProviderError, RefundRequest, RefundState
-from shared.refunds import CHECK_PENDING_AFTER, send_refund
+from shared.providers import PaymentProvider, ProviderError, ProviderUnavailable, RefundRequest, RefundState
+from shared.refunds import RETRY_FAILED_AFTER, send_refund
 from shared.store.orders import OrderStore
 from shared.store.payment_events import OwedPayment, PaymentEventStore
 
@@ -25,22 +26,29 @@ def refund_orders(
     now: datetime,
     out_of_time: Callable[[], bool] = lambda: False,
 ) -> tuple[int, int]:
-    """Returns (orders refunded, refunds still pending or failed)."""
+    """Returns (orders refunded, refunds still pending or failed). A provider that does not answer
+    is not asked again in this run."""
     refunded = waiting = 0
+    down: set[str] = set()
     for entry in orders.outstanding(Status.REFUNDING, before=now, limit=100):
         if out_of_time():
             break
         order = orders.get(entry.order_id)
-        if order is None or order.status != Status.REFUNDING:
+        if order is None or order.status != Status.REFUNDING or order.provider in down:
             continue
         provider = provider_for(order.provider)
         if provider is None:
             orders.record_refund_failure(
-                order.order_id, f"provider {order.provider} is not configured", now + CHECK_PENDING_AFTER
+                order.order_id, f"provider {order.provider} is not configured", now + RETRY_FAILED_AFTER
             )
             waiting += 1
             continue
-        state = send_refund(order, provider, orders, now)
+        try:
+            state = send_refund(order, provider, orders, now)
+        except ProviderUnavailable:
+            down.add(order.provider)
+            waiting += 1
+            continue
         refunded += state == RefundState.SUCCEEDED
         waiting += state != RefundState.SUCCEEDED
     return refunded, waiting
@@ -51,14 +59,18 @@ def refund_owed_payments(
     orders: OrderStore,
     provider_for: Callable[[str], PaymentProvider | None],
     providers: list[str],
+    out_of_time: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Give back payments kept for refund; the order's own payment is left to its REFUNDING order."""
+    """Give back payments kept for refund; the order's own payment is left to its REFUNDING order.
+    One the provider refuses is moved aside for an operator (PaymentEventStore.mark_refund_failed)."""
     returned = 0
     for name in providers:
         provider = provider_for(name)
         if provider is None:
             continue
         for owed in events.owed(name):
+            if out_of_time():
+                return returned
             order = orders.get(owed.order_id)
             if (
                 order is not None
@@ -69,19 +81,27 @@ def refund_owed_payments(
                     events.mark_refunded(owed.event_key)
                 continue  # refunded with the order, under the order's refund id
             try:
-                done = _give_back(provider, owed)
-            except ProviderError as error:
+                state = _give_back(provider, owed)
+            except ProviderUnavailable as error:
                 logger.warning(
                     "owed payment not refunded", extra={"order_id": owed.order_id, "error": str(error)}
                 )
                 break  # this provider is not answering; the next run tries again
-            if done:  # pending: asked again next run, under the same refund id
+            except (ProviderError, DomainError) as error:
+                events.mark_refund_failed(owed.event_key, name, f"{type(error).__name__}: {error}")
+                logger.error("owed payment refund refused", extra={"order_id": owed.order_id})
+                continue
+            if state == RefundState.SUCCEEDED:
                 events.mark_refunded(owed.event_key)
                 returned += 1
+            elif state == RefundState.FAILED:
+                events.mark_refund_failed(owed.event_key, name, "the provider reports the refund failed")
+                logger.error("owed payment refund failed", extra={"order_id": owed.order_id})
+            # pending: asked again next run, under the same refund id
     return returned
 
 
-def _give_back(provider: PaymentProvider, owed: OwedPayment) -> bool:
+def _give_back(provider: PaymentProvider, owed: OwedPayment) -> RefundState:
     digest = hashlib.sha256(owed.event_key.encode()).hexdigest()[:32]
     request = RefundRequest(
         refund_id=f"rp_{digest}",
@@ -91,5 +111,4 @@ def _give_back(provider: PaymentProvider, owed: OwedPayment) -> bool:
         paid=owed.amount,
         reason="a second payment for one order",
     )
-    state = provider.refund_state(request) or provider.refund(request)
-    return state == RefundState.SUCCEEDED
+    return provider.refund_state(request) or provider.refund(request)

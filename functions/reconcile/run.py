@@ -23,7 +23,7 @@ from shared.providers.registry import configured, provider
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
-PROVIDER_SHARE = 0.4  # of the run's time, at most, for asking providers about unpaid orders
+PROVIDER_SHARE = 0.5  # of the run's time, at most, for calls to providers (questions and refunds)
 
 
 def reconcile(config: Settings, now: datetime, seconds: float = 45.0) -> dict[str, Any]:
@@ -46,7 +46,13 @@ def reconcile(config: Settings, now: datetime, seconds: float = 45.0) -> dict[st
         now=now,
         redrive_after=retry_after,
     )
-    questions_end = time.monotonic() + seconds * PROVIDER_SHARE
+    # One budget for every step that calls providers: a provider that hangs (up to ~12 s a call,
+    # shared/providers/http.py) cannot keep the run from its audit, clean-up and report.
+    providers_end = time.monotonic() + seconds * PROVIDER_SHARE
+
+    def out_of_time() -> bool:
+        return time.monotonic() > providers_end
+
     report: dict[str, Any] = {"failed_steps": []}
 
     def step(name: str, work: Callable[[], Any], fallback: Any) -> Any:
@@ -59,7 +65,7 @@ def reconcile(config: Settings, now: datetime, seconds: float = 45.0) -> dict[st
 
     report["payments_recovered"], report["providers_asked"] = step(
         "lost_payments",
-        lambda: recover_payments(orders, provider, apply, now, lambda: time.monotonic() > questions_end),
+        lambda: recover_payments(orders, provider, apply, now, out_of_time),
         (0, 0),
     )
     report["expired"], report["returned_slots"] = step(
@@ -71,15 +77,12 @@ def reconcile(config: Settings, now: datetime, seconds: float = 45.0) -> dict[st
         (0, []),
     )
     # After the re-drives, so an order given up on just now is refunded in the same run.
-    refunds_end = time.monotonic() + seconds * PROVIDER_SHARE
     report["refunded"], report["refunds_waiting"] = step(
-        "refunds",
-        lambda: refund_orders(orders, provider, now, lambda: time.monotonic() > refunds_end),
-        (0, 0),
+        "refunds", lambda: refund_orders(orders, provider, now, out_of_time), (0, 0)
     )
     report["owed_refunded"] = step(
         "owed_payments",
-        lambda: refund_owed_payments(adapters.payment_events(), orders, provider, configured()),
+        lambda: refund_owed_payments(adapters.payment_events(), orders, provider, configured(), out_of_time),
         0,
     )
     # The audit comes before the burned-slot step, which settles shards and drops them from its index.

@@ -37,7 +37,7 @@ Providers = Callable[[str], PaymentProvider | None]
 class Checkout(BaseModel):
     order: Order
     access_token: str
-    pay_url: str
+    pay_url: str | None  # None once the order is no longer waiting for its payment
     pay_kind: Literal["redirect", "qr"] = "redirect"
 
 
@@ -111,7 +111,7 @@ def checkout(
     )
     tickets = _take_tickets(limits, buyer, order_id, until=int((now + reservation).timestamp()))
     try:
-        result, created = _reserve_and_create(
+        order, created = _reserve_and_create(
             request,
             product,
             stock,
@@ -122,8 +122,6 @@ def checkout(
             token,
             fingerprint,
             tickets,
-            providers,
-            public_base_url,
             twin_may_exist=idempotency_key is not None,
         )
     except BaseException:
@@ -133,7 +131,11 @@ def checkout(
         if not created:  # only an order created just now keeps the tickets it took
             for ticket in tickets:
                 limits.give_back(ticket, order_id)
-    return result
+    if not created:  # a concurrent retry with the same key made it
+        return _replay(order, fingerprint, token, providers, public_base_url)
+    # The order holds its stock and tickets from here on, whether or not the provider answers now:
+    # a retry with the same Idempotency-Key starts its payment, or it expires like any unpaid order.
+    return _with_payment(order, token, providers, public_base_url)
 
 
 def _take_tickets(
@@ -163,17 +165,16 @@ def _reserve_and_create(
     token: str,
     fingerprint: str | None,
     tickets: list[Ticket],
-    providers: Providers,
-    public_base_url: str,
     twin_may_exist: bool,
-) -> tuple[Checkout, bool]:
-    """Claim stock and write the order; (checkout, True) if this call created the order."""
+) -> tuple[Order, bool]:
+    """Claim stock and write the order; (the order, True) if this call created it, else the order a
+    concurrent retry with the same key created."""
     total = product.total_for(request.quantity)
     try:
         slots = stock.claim(product.product_id, product.shards, request.quantity, order_id)
     except OutOfStock:
         if twin_may_exist and (twin := orders.get(order_id)):  # a concurrent retry took the stock
-            return _replay(twin, fingerprint, token, providers, public_base_url), False
+            return twin, False
         raise
     checkpoint("checkout:after-claim")
     created = chain_event(order_id, [], "order.created", now, {"quantity": request.quantity})
@@ -200,9 +201,9 @@ def _reserve_and_create(
         winner = orders.get(order_id)
         assert winner is not None
         stock.release_unkept(product.product_id, slots, winner.slots, order_id)
-        return _replay(winner, fingerprint, token, providers, public_base_url), False
+        return winner, False
     checkpoint("checkout:after-order-created")
-    return _with_payment(order, token, providers, public_base_url), True
+    return order, True
 
 
 def _replay(
@@ -215,10 +216,13 @@ def _replay(
 
 def _with_payment(order: Order, token: str, providers: Providers, public_base_url: str) -> Checkout:
     """Start the payment at the order's provider: idempotent per order there (a replay gets the same
-    payment). An order no longer unpaid starts nothing; a provider that fails is a 503 to retry."""
+    payment). An order no longer unpaid starts nothing (no pay URL); a provider that fails is a 503
+    to retry with the same Idempotency-Key."""
     provider = providers(order.provider)
-    if order.status != Status.PENDING_PAYMENT or provider is None:
-        raise StateConflict(f"order {order.order_id} is {order.status.value}; start a new checkout")
+    if order.status != Status.PENDING_PAYMENT:
+        return Checkout(order=order, access_token=token, pay_url=None)
+    if provider is None:
+        raise StateConflict(f"payment provider '{order.provider}' is no longer configured for this shop")
     try:
         start = provider.start(order, return_url=f"{public_base_url}/o/{order.order_id}")
     except ProviderError as error:

@@ -31,6 +31,7 @@ class Outcome(StrEnum):
         "partial_refund"  # part of the payment was given back (recorded; the order keeps its state)
     )
     IGNORED = "ignored"  # a verified event that changes nothing (a failed payment, a failed refund)
+    OWED_REFUNDED = "owed_refunded"  # a payment kept for refund was given back
 
 
 def apply_event(event: PaymentEvent, stores: Stores, now: datetime, redrive_after: timedelta) -> Outcome:
@@ -167,10 +168,13 @@ def apply_refund(event: PaymentEvent, stores: Stores, now: datetime) -> Outcome:
 
     It may be ours (REFUNDING), the merchant's from the provider's dashboard, or arrive before the
     payment's own callback; in every case nothing is delivered after it, and stock not yet bound
-    goes back. A refund of part of the payment is recorded and changes no state."""
+    goes back. A refund of part of the payment is recorded and changes no state; a refund of another
+    payment than the order's (one kept for refund) settles that payment."""
     order = stores.orders.get(event.order_id)
     if order is None:
         raise BadInput("refund is for an order this shop does not know", code="unknown_order")
+    if order.payment is not None and order.payment.payment_id != event.payment_id:
+        return _other_payment_refunded(order, event, stores)
     check_refund_matches(order, event)
     if not stores.events.record(event):
         return Outcome.DUPLICATE
@@ -178,24 +182,38 @@ def apply_refund(event: PaymentEvent, stores: Stores, now: datetime) -> Outcome:
         stores.events.mark_applied(event)
         return Outcome.PARTIAL_REFUND
     facts = {"provider": event.provider, "payment_id": event.payment_id, "refund_id": event.refund_id or ""}
-    payment = order.payment or Payment(
-        provider=event.provider, payment_id=event.payment_id, event_id=event.event_id, amount=order.total
-    )
     for _ in range(CONFLICT_RETRIES):
         if order.status == Status.REFUNDED:
             break
+        if order.payment is not None and order.payment.payment_id != event.payment_id:
+            return _other_payment_refunded(order, event, stores)  # another payment settled it meanwhile
+        payment = order.payment or Payment(
+            provider=event.provider, payment_id=event.payment_id, event_id=event.event_id, amount=order.total
+        )
         try:
             order = stores.orders.transition(order, "refund.confirmed", now, facts, payment=payment)
+            break
         except StateConflict:
             reread = stores.orders.get(order.order_id)
             assert reread is not None
             order = reread
-            continue
-        stores.stock.release(order.product_id, order.slots, order.order_id)  # only slots never bound
-        for ticket in order.tickets:
-            stores.limits.give_back(ticket, order.order_id)
-        break
     else:
         raise StateConflict(f"order {order.order_id} kept changing; the provider will retry")
+    # Also when a retry finds the order REFUNDED already: these are idempotent, and a crash may
+    # have come between the REFUNDED write and them.
+    stores.stock.release(order.product_id, order.slots, order.order_id)  # only slots never bound
+    for ticket in order.tickets:
+        stores.limits.give_back(ticket, order.order_id)
     stores.events.mark_applied(event)
     return Outcome.REFUNDED
+
+
+def _other_payment_refunded(order: Order, event: PaymentEvent, stores: Stores) -> Outcome:
+    """A refund of a payment the order does not hold (a second payment, kept for refund): that
+    payment is owed no more; the order is untouched."""
+    check_refund_matches(order.model_copy(update={"payment": None}), event)
+    if not stores.events.record(event):
+        return Outcome.DUPLICATE
+    stores.events.settle_owed(event.provider, order.order_id, event.payment_id)
+    stores.events.mark_applied(event)
+    return Outcome.OWED_REFUNDED

@@ -12,7 +12,9 @@ from pathlib import Path
 from infra.local.runtime import LocalRuntime
 from infra.local.template import ROOT
 
-PROVIDERS_FILE = ROOT / ".miaofa" / "providers.json"  # optional: Stripe / Alipay / WeChat Pay (docs/payments.md)
+PROVIDERS_FILE = (
+    ROOT / ".miaofa" / "providers.json"
+)  # optional: Stripe / Alipay / WeChat Pay (docs/payments.md)
 
 
 def _providers() -> dict:

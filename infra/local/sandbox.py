@@ -24,6 +24,7 @@ class SandboxProvider:
         self.base_url, self.secret = base_url, secret
         self.payments: dict[str, dict] = {}  # payment_id -> what was paid
         self.refunds: dict[str, dict] = {}  # refund_id -> what was given back
+        self.refund_outcome = "succeeded"  # what a new refund becomes ("failed": as a closed card does)
         self._lock = threading.Lock()
 
     @property
@@ -87,7 +88,10 @@ class SandboxProvider:
                 "payment_id": payment_id,
                 "amount": data["amount"],
                 "currency": data["currency"],
-                "status": "succeeded",
+                # a payment given back in full is no longer one the shop may deliver for
+                "status": "refunded"
+                if sum(r["amount"] for r in self.refunds_for(payment_id)) >= data["amount"]
+                else "succeeded",
             }
             for payment_id, data in self.payments_for(order_id).items()
         ]
@@ -132,7 +136,11 @@ class SandboxProvider:
             paid = self.payments.get(payment_id)
             if paid is None:
                 return _error(404, "not_found", "no such payment")
-            given = sum(r["amount"] for r in self.refunds.values() if r["payment_id"] == payment_id)
+            given = sum(
+                r["amount"]
+                for r in self.refunds.values()
+                if r["payment_id"] == payment_id and r["status"] != "failed"
+            )
             if refund_id not in self.refunds:
                 if amount <= 0 or given + amount > paid["amount"]:
                     return _error(400, "bad_request", "refund is larger than what is left of the payment")
@@ -140,7 +148,7 @@ class SandboxProvider:
                     "refund_id": refund_id,
                     "payment_id": payment_id,
                     "amount": amount,
-                    "status": "succeeded",
+                    "status": self.refund_outcome,
                 }
             refund = dict(self.refunds[refund_id])
         return self._signed(refund)
@@ -151,8 +159,13 @@ class SandboxProvider:
         return 200, {"content-type": "application/json", "sandbox-signature": signature}, body
 
     def refunds_for(self, payment_id: str) -> list[dict]:
+        """The refunds that gave money back for `payment_id` (failed ones gave nothing)."""
         with self._lock:
-            return [dict(r) for r in self.refunds.values() if r["payment_id"] == payment_id]
+            return [
+                dict(r)
+                for r in self.refunds.values()
+                if r["payment_id"] == payment_id and r["status"] != "failed"
+            ]
 
     def payments_for(self, order_id: str) -> dict[str, dict]:
         """payment_id -> what was paid, for every payment taken for `order_id`."""

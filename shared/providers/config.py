@@ -21,6 +21,8 @@ class ProviderConfigError(ValueError):
 
 
 def _strong(value: str) -> str:
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError("contains whitespace or control characters")
     folded = value.strip().lower()
     if folded in DEVELOPMENT_SECRETS or len(folded) < MIN_SECRET_LENGTH:
         raise ValueError("is empty, short or a development default")

@@ -74,6 +74,7 @@ class OrderItem(Model):
     delivery_failures = NumberAttribute(null=True)
     delivery_failed_at = NumberAttribute(null=True)
     refund_error = UnicodeAttribute(null=True)  # the last refund failure, for operators
+    refund_attempt = NumberAttribute(null=True)  # which refund request is current (see shared/refunds.py)
 
 
 def _event_json(event: Event) -> str:
@@ -102,6 +103,7 @@ def _to_order(item: OrderItem) -> Order:
         delivery_error=item.delivery_error,
         delivery_failures=int(item.delivery_failures or 0),
         refund_error=item.refund_error,
+        refund_attempt=int(item.refund_attempt or 0),
     )
 
 
@@ -278,6 +280,24 @@ class OrderStore:
         except UpdateError as error_:
             if not condition_failed(error_):
                 raise
+
+    def next_refund_attempt(self, order: Order) -> bool:
+        """Make the next refund request current, once: conditional on the attempt `order` saw, so of
+        two runs that both found the last refund failed only one moves on."""
+        condition = OrderItem.status == Status.REFUNDING.value
+        if order.refund_attempt:
+            condition &= OrderItem.refund_attempt == order.refund_attempt
+        else:
+            condition &= OrderItem.refund_attempt.does_not_exist() | (OrderItem.refund_attempt == 0)
+        try:
+            OrderItem(order_id=order.order_id).update(
+                actions=[OrderItem.refund_attempt.set(order.refund_attempt + 1)], condition=condition
+            )
+        except UpdateError as error:
+            if condition_failed(error):
+                return False
+            raise
+        return True
 
     def clear_due(self, order_id: str, status: Status) -> None:
         """Drop an order from the `due` index once its outstanding work in `status` is done."""

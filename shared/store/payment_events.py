@@ -40,7 +40,8 @@ class PaymentEventItem(Model):
     expires = NumberAttribute(null=True)  # TTL; removed while a refund is owed
     amount = NumberAttribute(null=True)
     currency = UnicodeAttribute(null=True)
-    refund_due = UnicodeAttribute(null=True)
+    refund_due = UnicodeAttribute(null=True)  # the provider, or `<provider>#failed`
+    refund_error = UnicodeAttribute(null=True)
     needs_refund_index = NeedsRefundIndex()
 
 
@@ -105,6 +106,23 @@ class PaymentEventStore:
             )
             for item in PaymentEventItem.needs_refund_index.query(provider, limit=limit)
         ]
+
+    def mark_refund_failed(self, event_key: str, provider: str, reason: str) -> None:
+        """The provider refused to refund it: moved to the `<provider>#failed` partition of the index,
+        where an operator finds it, out of the way of the refunds still to send."""
+        PaymentEventItem(event_key=event_key).update(
+            actions=[
+                PaymentEventItem.refund_due.set(f"{provider}#failed"),
+                PaymentEventItem.refund_error.set(reason[:500]),
+            ]
+        )
+
+    def settle_owed(self, provider: str, order_id: str, payment_id: str) -> None:
+        """A payment kept for refund was refunded (by us or from the provider's dashboard)."""
+        for partition in (provider, f"{provider}#failed"):
+            for owed in self.owed(partition, limit=None):
+                if (owed.order_id, owed.payment_id) == (order_id, payment_id):
+                    self.mark_refunded(owed.event_key)
 
     def mark_refunded(self, event_key: str) -> None:
         """The payment is back with the buyer: out of the index, and kept no longer than any event."""

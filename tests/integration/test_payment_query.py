@@ -344,12 +344,12 @@ def test_a_provider_that_is_not_there_is_unavailable():
 
 def test_a_passing_outage_is_retried(peer):
     busy = (503, {"Content-Type": "text/plain"}, b"busy")
-    fake = peer(lambda n: busy if n <= 2 else signed(answer_body()))
+    fake = peer(lambda n: busy if n <= 1 else signed(answer_body()))
     assert [event.payment_id for event in SandboxProvider(fake.url, SECRET).query(ORDER_ID)] == ["pay_1"]
-    assert len(fake.requests) == 3
+    assert len(fake.requests) == 2  # one retry (shared/providers/http.py)
 
 
-@pytest.mark.parametrize(("status", "attempts"), [(503, 3), (500, 1)])
+@pytest.mark.parametrize(("status", "attempts"), [(503, 2), (500, 1)])
 def test_a_lasting_outage_is_unavailable(peer, status, attempts):
     fake = peer(always((status, {"Content-Type": "text/plain"}, b"down")))
     with pytest.raises(ProviderUnavailable):

@@ -9,10 +9,14 @@ import pytest
 
 from functions.reconcile.expiry import expire_reservations
 from functions.reconcile.run import reconcile
+from functions.storefront.checkout import CheckoutRequest, checkout
 from shared import faults
-from shared.adapters import orders, payment_events, stock
+from shared.adapters import limits, orders, payment_events, stock
 from shared.adapters import shop as shop_store
+from shared.errors import ProviderDown, TooMany
 from shared.orders import Payment, utcnow
+from shared.providers import ProviderUnavailable
+from shared.refunds import MAX_REFUND_ATTEMPTS, refund_id_for
 from shared.settings import settings
 from tests.support import new_codes, poll, stored_order
 
@@ -151,3 +155,150 @@ def test_an_unpaid_order_cannot_be_refunded(shop):
     response = refund(shop, order["order_id"])
     assert (response.status_code, response.json()["error"]["code"]) == (409, "not_refundable")
     assert stored_order(order["order_id"]).status == "PENDING_PAYMENT"
+
+
+# ---------------------------------------------------------------- found in review: each failed before
+
+
+def test_a_refund_the_provider_fails_is_sent_again_as_the_next_attempt_then_left_to_an_operator(shop):
+    sandbox = shop.runtime.sandbox
+    order, payment_id = paid_after_it_sold_out(shop)
+    sandbox.refund_outcome = "failed"  # e.g. the buyer's card was closed
+    try:
+        now = utcnow()
+        for hour in range(MAX_REFUND_ATTEMPTS + 2):
+            reconcile(settings(), now + timedelta(hours=hour, minutes=1))
+        stored = stored_order(order["order_id"])
+        assert stored.status == "REFUNDING" and "no further attempt" in stored.refund_error
+        tried = sorted(r["refund_id"] for r in sandbox.refunds.values() if r["payment_id"] == payment_id)
+        assert tried == sorted(refund_id_for(order["order_id"], n) for n in range(MAX_REFUND_ATTEMPTS))
+    finally:
+        sandbox.refund_outcome = "succeeded"
+
+
+def test_a_failed_refund_that_succeeds_on_its_next_attempt_refunds_once(shop):
+    sandbox = shop.runtime.sandbox
+    order, payment_id = paid_after_it_sold_out(shop)
+    sandbox.refund_outcome = "failed"
+    try:
+        reconcile(settings(), utcnow())
+    finally:
+        sandbox.refund_outcome = "succeeded"
+    reconcile(settings(), utcnow() + timedelta(hours=1, minutes=1))
+
+    assert stored_order(order["order_id"]).status == "REFUNDED"
+    (refund,) = sandbox.refunds_for(payment_id)
+    assert refund["refund_id"] == refund_id_for(order["order_id"], 1)
+
+
+class DownProvider:
+    """A provider peer that never answers (as during an outage)."""
+
+    name = "sandbox"
+
+    def start(self, order, return_url):
+        raise ProviderUnavailable("sandbox call failed: ConnectTimeoutError")
+
+
+def test_a_checkout_whose_payment_cannot_be_started_keeps_its_place_in_the_buyers_cap(shop):
+    product_id = shop.new_product(new_codes(5))
+    request = CheckoutRequest(product_id=product_id, quantity=1, email="outage@example.com")
+
+    def attempt(providers):
+        return checkout(
+            request,
+            shop_store(),
+            stock(),
+            orders(),
+            limits(),
+            now=utcnow(),
+            reservation=timedelta(minutes=15),
+            providers=providers,
+            public_base_url="http://127.0.0.1",
+            client="198.51.100.40",
+            caps=(1, 1),
+        )
+
+    with pytest.raises(ProviderDown):
+        attempt(lambda name: DownProvider())
+    with pytest.raises(TooMany):  # the unpaid order still holds the buyer's one place
+        attempt(lambda name: DownProvider())
+    assert shop.stock(product_id)["reserved"] == 1
+
+
+def test_a_refund_callback_retried_after_a_crash_still_returns_the_stock(shop, monkeypatch):
+    from functions.webhook.payment import Outcome, apply_refund
+    from shared.adapters import stores
+    from shared.money import Money
+    from shared.payments import PaymentEvent
+
+    product_id = shop.new_product(new_codes(2))
+    order = shop.buy(product_id)
+    refund = PaymentEvent(
+        provider="sandbox",
+        event_id=f"evt_{secrets.token_hex(6)}",
+        type="refund.succeeded",
+        order_id=order["order_id"],
+        payment_id=f"pay_{secrets.token_hex(6)}",
+        amount=Money(amount=order["total"]["amount"], currency="CNY"),
+    )
+    bound = stores()
+    release = bound.stock.release
+    crashes = iter([True])
+
+    def crash_once(*args, **kwargs):
+        if next(crashes, False):
+            raise faults.InjectedFault("between the REFUNDED write and the release")
+        return release(*args, **kwargs)
+
+    monkeypatch.setattr(bound.stock, "release", crash_once)
+    with pytest.raises(faults.InjectedFault):
+        apply_refund(refund, bound, utcnow())
+    assert stored_order(order["order_id"]).status == "REFUNDED"
+
+    assert apply_refund(refund, bound, utcnow()) == Outcome.REFUNDED  # the provider sends it again
+    assert shop.stock(product_id)["reserved"] == 0
+
+
+def test_a_refund_of_a_payment_kept_for_refund_is_acknowledged_and_settles_it(shop):
+    sandbox = shop.runtime.sandbox
+    order = shop.buy(shop.new_product(new_codes(2)))
+    assert sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
+    shop.wait_for(order, "DELIVERED")
+    assert sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")  # paid twice
+    kept = stored_order(order["order_id"]).payment.payment_id
+    (extra,) = [payment_id for payment_id in sandbox.payments_for(order["order_id"]) if payment_id != kept]
+    assert any(order["order_id"] in o.order_id for o in payment_events().owed("sandbox", limit=None))
+
+    refunded = shop.payment_event(order, payment_id=extra)  # refunded from the provider's dashboard
+    refunded["type"] = "refund.succeeded"
+    answer = shop.callback(refunded)
+
+    assert (answer.status_code, answer.json()["outcome"]) == (200, "owed_refunded")
+    assert not any(o.order_id == order["order_id"] for o in payment_events().owed("sandbox", limit=None))
+    assert stored_order(order["order_id"]).status == "DELIVERED"
+
+
+def test_one_refused_owed_refund_does_not_hold_up_the_others(shop):
+    sandbox = shop.runtime.sandbox
+    extras = []
+    for _ in range(2):
+        order = shop.buy(shop.new_product(new_codes(2)))
+        assert sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
+        shop.wait_for(order, "DELIVERED")
+        assert sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
+        kept = stored_order(order["order_id"]).payment.payment_id
+        extras += [p for p in sandbox.payments_for(order["order_id"]) if p != kept]
+    with sandbox._lock:  # the first was refunded at the provider already: a refund of it is refused
+        sandbox.refunds["rf_dashboard"] = {
+            "refund_id": "rf_dashboard",
+            "payment_id": extras[0],
+            "amount": 1999,
+            "status": "succeeded",
+        }
+
+    reconcile(settings(), utcnow())
+
+    assert len(sandbox.refunds_for(extras[1])) == 1
+    failed = payment_events().owed("sandbox#failed", limit=None)
+    assert [o.payment_id for o in failed if o.payment_id in extras] == [extras[0]]
