@@ -20,9 +20,12 @@ from infra.ops.dlq import DeadLetter, DeadLetterQueue
 from infra.ops.pacing import RateLimiter
 from infra.ops.selection import Selection, parse_duration
 from infra.ops.target import LOCAL_FILE, Target, TargetError, resolve
+from shared.errors import DomainError
 from shared.orders import Order
+from shared.store.keys import KeyStore
 from shared.store.ops import OpsStore
 from shared.store.orders import OrderStore
+from shared.store.shop import is_id
 
 QUEUES = {"delivery": ("DeliveryQueue", "DeliveryDLQ"), "notify": ("NotifyQueue", "NotifyDLQ")}
 
@@ -188,6 +191,46 @@ class Commands:
                 self.console.print(*([""] if n else []), *views.report_lines(report))
         return 0
 
+    # ---- merchant API keys
+    def keys_store(self) -> KeyStore:
+        return KeyStore(table=self.target.table("ShopTable"))
+
+    def keys_list(self) -> int:
+        found = self.keys_store().keys(self.args.merchant)
+        rows = [
+            {"key_id": r.key_id, "prefix": r.prefix, "created_at": r.created_at.isoformat()} for r in found
+        ]
+        if self.args.json:
+            self.console.print(json.dumps(rows, indent=2))
+        elif not rows:
+            self.console.print(f"merchant {self.args.merchant} has no keys")
+        else:
+            self.console.print(*(f"{r['key_id']}  {r['prefix']}…  created {r['created_at']}" for r in rows))
+        return 0
+
+    def keys_create(self) -> int:
+        record, api_key = self.keys_store().create(self.args.merchant, live=self.args.live)
+        self._show_new_key(record.key_id, api_key)
+        return 0
+
+    def keys_rotate(self) -> int:
+        record, api_key = self.keys_store().rotate(self.args.merchant, self.args.key)
+        self._show_new_key(record.key_id, api_key, replaced=self.args.key)
+        return 0
+
+    def keys_revoke(self) -> int:
+        record = self.keys_store().revoke(self.args.merchant, self.args.key)
+        self.console.print(
+            f"revoked {record.key_id} ({record.prefix}…); API Gateway may accept it for up to 5 more minutes"
+        )
+        return 0
+
+    def _show_new_key(self, key_id: str, api_key: str, replaced: str | None = None) -> None:
+        """The key goes to stdout alone (for `KEY=$(miaofa-ops keys create …)`), the rest to stderr."""
+        print(api_key, file=self.console.out)
+        done = f"new key {key_id}" + (f", {replaced} revoked" if replaced else "")
+        print(f"{done}; it is shown only now: store it safely", file=self.console.err)
+
     # ---- helpers
     def _pacing(self) -> dict[str, Any]:
         pacing: dict[str, Any] = {}
@@ -264,8 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     as_json = _Parser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON")
 
-    parser = _Parser(prog="miaofa-ops", description="Dead-letter queues and reconciliation reports.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{dlq,reports}")
+    parser = _Parser(
+        prog="miaofa-ops", description="Dead-letter queues, reconciliation reports and merchant API keys."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{dlq,reports,keys}")
     dlq = commands.add_parser("dlq", help="inspect, replay or purge a dead-letter queue")
     actions = dlq.add_subparsers(dest="action", required=True, metavar="{list,show,replay,purge}")
     common = [where, queue]
@@ -307,7 +352,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--last", type=_positive(int), default=5, metavar="N", help="how many (default: %(default)s)"
     )
     reports.set_defaults(run=Commands.reports)
+
+    keys = commands.add_parser("keys", help="a merchant's API keys: list, create, rotate, revoke")
+    key_actions = keys.add_subparsers(dest="action", required=True, metavar="{list,create,rotate,revoke}")
+    merchant = _Parser(add_help=False)
+    merchant.add_argument(
+        "--merchant", required=True, type=_id("mer"), metavar="ID", help="the merchant (mer_…)"
+    )
+    key_actions.add_parser(
+        "list", parents=[where, merchant, as_json], help="the merchant's keys (never the keys)"
+    ).set_defaults(run=Commands.keys_list)
+    create = key_actions.add_parser("create", parents=[where, merchant], help="a new key, printed once")
+    create.add_argument("--live", action="store_true", help="an mk_live_ key (default: mk_test_)")
+    create.set_defaults(run=Commands.keys_create)
+    for name, run, text in (
+        ("rotate", Commands.keys_rotate, "a new key, then this one revoked"),
+        ("revoke", Commands.keys_revoke, "this key stops working"),
+    ):
+        action = key_actions.add_parser(name, parents=[where, merchant], help=text)
+        action.add_argument("--key", required=True, type=_id("key"), metavar="ID", help="the key (key_…)")
+        action.set_defaults(run=run)
     return parser
+
+
+def _id(prefix: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if not is_id(text, prefix):
+            raise argparse.ArgumentTypeError(f"not a {prefix}_ id: {text!r}")
+        return text
+
+    return parse
 
 
 def main(
@@ -339,6 +413,9 @@ def main(
     except BotoCoreError as error:
         hint = " (is `make run` still running?)" if chosen and chosen.endpoint else ""
         print(f"miaofa-ops: {error}{hint}", file=console.err)
+        return 1
+    except DomainError as error:
+        print(f"miaofa-ops: {error.message}", file=console.err)
         return 1
     except PynamoDBException as error:
         print(f"miaofa-ops: reading DynamoDB failed: {error.cause or error}", file=console.err)

@@ -20,7 +20,7 @@ STACK_QUEUES = {
     "NotifyQueueUrl": "NotifyQueue",
     "NotifyDLQUrl": "NotifyDLQ",
 }
-STACK_TABLES = {"OrdersTableName": "OrdersTable", "OpsTableName": "OpsTable"}
+STACK_TABLES = {"OrdersTableName": "OrdersTable", "OpsTableName": "OpsTable", "ShopTableName": "ShopTable"}
 
 
 class TargetError(Exception):

@@ -430,6 +430,7 @@ def test_a_stack_is_a_target_through_its_outputs(runtime, queues):
         "NotifyDLQUrl": runtime.info.queues["NotifyDLQ"],
         "OrdersTableName": runtime.info.tables["OrdersTable"],
         "OpsTableName": runtime.info.tables["OpsTable"],
+        "ShopTableName": runtime.info.tables["ShopTable"],
     }
     stack = f"ops-{secrets.token_hex(4)}"
     boto3.client("cloudformation").create_stack(

@@ -110,6 +110,7 @@ def test_a_stack_target_maps_its_outputs_to_the_logical_ids():
         "NotifyDLQUrl": "https://sqs/ndlq",
         "OrdersTableName": "prod-OrdersTable-1",
         "OpsTableName": "prod-OpsTable-1",
+        "ShopTableName": "prod-ShopTable-1",
         "ApiUrl": "https://api",
     }
     target = stack_target("prod", outputs, "eu-west-1")
