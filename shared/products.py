@@ -1,7 +1,8 @@
 """Products a merchant sells, and the rules a checkout must respect."""
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,6 +12,69 @@ from shared.money import MAX_AMOUNT, Money
 DeliveryMode = Literal["stock"]
 # What reconciliation does with a paid order it could not deliver after its bounded re-drives.
 UndeliverablePolicy = Literal["refund", "hold"]
+
+MAX_PER_ORDER = 100  # the largest quantity any product may allow in one order
+MAX_PRICE_TIERS = 20
+MAX_INSTRUCTIONS_LENGTH = 2000
+
+
+class PriceTier(BaseModel):
+    """Wholesale: from `min_quantity` units on, each unit costs `price`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_quantity: int = Field(strict=True, ge=2, le=MAX_PER_ORDER)
+    price: Money
+
+
+class Terms(Protocol):
+    """What a product's selling rules are made of (a stored product, or a merchant's request for one)."""
+
+    @property
+    def price(self) -> Money: ...
+    @property
+    def min_per_order(self) -> int: ...
+    @property
+    def max_per_order(self) -> int: ...
+    @property
+    def daily_limit_per_buyer(self) -> int | None: ...
+    @property
+    def price_tiers(self) -> Sequence[PriceTier]: ...
+
+
+def unit_price(terms: Terms, quantity: int) -> Money:
+    """The tier with the largest min_quantity at or below `quantity`, else the product's price."""
+    price = terms.price
+    for tier in terms.price_tiers:
+        if tier.min_quantity <= quantity:
+            price = tier.price
+    return price
+
+
+def broken_rule(terms: Terms) -> str | None:
+    """The first selling rule these terms break, in words naming the fields, or None."""
+    if terms.min_per_order > terms.max_per_order:
+        return "min_per_order must not be larger than max_per_order"
+    if terms.daily_limit_per_buyer is not None and terms.daily_limit_per_buyer < terms.min_per_order:
+        return "daily_limit_per_buyer must be at least min_per_order, or nobody could buy"
+    previous = None
+    for tier in terms.price_tiers:
+        if tier.price.currency != terms.price.currency:
+            return f"price_tiers: every price must be in the product's currency ({terms.price.currency})"
+        if previous is not None and tier.min_quantity <= previous.min_quantity:
+            return "price_tiers must be sorted by min_quantity, each larger than the one before"
+        if tier.price.amount >= (previous or terms).price.amount:
+            return "price_tiers: each price must be lower than the price before it"
+        if tier.min_quantity > terms.max_per_order:
+            return f"price_tiers: min_quantity {tier.min_quantity} is above max_per_order, so no order reaches it"
+        previous = tier
+    largest = max(
+        unit_price(terms, quantity).amount * quantity
+        for quantity in range(terms.min_per_order, terms.max_per_order + 1)
+    )
+    if largest > MAX_AMOUNT:
+        return "price × quantity up to max_per_order is larger than a payment can be"
+    return None
 
 
 class Product(BaseModel):
@@ -27,15 +91,26 @@ class Product(BaseModel):
     active: bool
     created_at: datetime
     when_undeliverable: UndeliverablePolicy = "refund"
+    min_per_order: int = Field(default=1, ge=1)
+    daily_limit_per_buyer: int | None = Field(default=None, ge=1)  # units per buyer e-mail per UTC day
+    price_tiers: tuple[PriceTier, ...] = ()
+    instructions: str = ""  # shown to the buyer once the order is delivered, never before
+    low_stock_threshold: int = Field(default=0, ge=0)  # 0: no stock.low webhook
+
+    def unit_price(self, quantity: int) -> Money:
+        return unit_price(self, quantity)
 
     def total_for(self, quantity: int) -> Money:
-        if self.price.amount * quantity > MAX_AMOUNT:
+        unit = self.unit_price(quantity)
+        if unit.amount * quantity > MAX_AMOUNT:
             raise Invalid("the total is larger than a payment can be", code="total_too_large")
-        return self.price.times(quantity)
+        return unit.times(quantity)
 
     def check_quantity(self, quantity: int) -> None:
-        if quantity < 1 or quantity > self.max_per_order:
-            raise Invalid(f"quantity must be between 1 and {self.max_per_order} for this product")
+        if quantity < self.min_per_order or quantity > self.max_per_order:
+            raise Invalid(
+                f"quantity must be between {self.min_per_order} and {self.max_per_order} for this product"
+            )
 
 
 class StockLevels(BaseModel):

@@ -13,6 +13,7 @@ MAX_REFUND_ATTEMPTS); after that the order stays REFUNDING with its `refund_erro
 import logging
 from datetime import datetime, timedelta
 
+from shared import notify
 from shared.errors import DomainError, IntegrityViolation, StateConflict
 from shared.faults import checkpoint
 from shared.orders import Order, Status
@@ -102,9 +103,11 @@ def send_refund(
 def confirm_refund(order: Order, orders: OrderStore, now: datetime, facts: dict[str, str]) -> Order:
     """REFUNDING -> REFUNDED; an order already REFUNDED (a callback and an answer both said so) stays."""
     try:
-        return orders.transition(order, "refund.confirmed", now, facts)
+        refunded = orders.transition(order, "refund.confirmed", now, facts)
     except StateConflict:
         reread = orders.get(order.order_id)
-        if reread is not None and reread.status == Status.REFUNDED:
-            return reread
-        raise
+        if reread is None or reread.status != Status.REFUNDED:
+            raise
+        refunded = reread
+    notify.emit("order.refunded", refunded)  # never fails the refund
+    return refunded

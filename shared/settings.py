@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     limits_table: str = Field(alias="LIMITS_TABLE")
     ops_table: str = Field(alias="OPS_TABLE")
     delivery_queue_url: str = Field(alias="DELIVERY_QUEUE_URL")
+    notify_queue_url: str = Field(default="", alias="NOTIFY_QUEUE_URL")
     codes_key_id: str = Field(alias="CODES_KEY_ID")
     public_base_url: str = Field(alias="PUBLIC_BASE_URL")
     sandbox_secret: str = Field(default="", alias="SANDBOX_SECRET")

@@ -58,12 +58,10 @@ def test_every_function_handler_exists_and_routes_match_the_contract():
     assert all(
         r.authorizer == "MerchantAuthorizerFunction" for r in infra.routes if r.path.startswith("/merchant")
     )
-    (trigger,) = infra.triggers
-    assert (trigger.queue, trigger.function, trigger.report_failures) == (
-        "DeliveryQueue",
-        "DeliverFunction",
-        True,
-    )
+    assert {(t.queue, t.function, t.report_failures) for t in infra.triggers} == {
+        ("DeliveryQueue", "DeliverFunction", True),
+        ("NotifyQueue", "NotifyFunction", True),
+    }
     assert [(s.function, s.every_seconds) for s in infra.schedules] == [("ReconcileFunction", 60)]
 
 

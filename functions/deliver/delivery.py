@@ -2,18 +2,22 @@
 
 A redelivered message finds the slots already bound to this order and binds nothing new. A failure
 is recorded on the order (for operators reading the dead-letter queue) and raised, so the message
-is retried and, after the queue's maxReceiveCount, dead-lettered.
+is retried and, after the queue's maxReceiveCount, dead-lettered. A delivered order tells its
+merchant (order.delivered, and stock.low if the product's stock is now at or below its threshold);
+that never fails the delivery.
 """
 
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from shared import adapters, notify
 from shared.codes import CodeCipher
 from shared.errors import IntegrityViolation, StateConflict
 from shared.faults import checkpoint
-from shared.orders import Status
+from shared.orders import Order, Status
 from shared.store.orders import OrderStore
+from shared.store.shop import ShopStore
 from shared.store.stock import StockStore
 
 logger = logging.getLogger(__name__)
@@ -30,6 +34,7 @@ def deliver(
     stock: StockStore,
     cipher_for: Callable[[str], CodeCipher],
     now: datetime,
+    shop: ShopStore | None = None,
 ) -> Status:
     """Fulfil a PAID order; returns the order's status afterwards. Raises to have the message retried."""
     order = orders.get(order_id)
@@ -37,6 +42,8 @@ def deliver(
         raise IntegrityViolation(f"delivery requested for unknown order {order_id}")
     if order.status != Status.PAID:
         logger.info("nothing to deliver", extra={"order_id": order_id, "status": order.status.value})
+        if order.status == Status.DELIVERED:  # maybe a retry after a crash before the merchant was told
+            tell_merchant(order, stock, shop or adapters.shop())
         return order.status
     stock.bind(order.product_id, order.slots, order.order_id)
     checkpoint("deliver:after-bind")
@@ -54,4 +61,20 @@ def deliver(
             raise
         order = reread
     logger.info("order delivered", extra={"order_id": order_id})
+    tell_merchant(order, stock, shop or adapters.shop())
     return order.status
+
+
+def tell_merchant(order: Order, stock: StockStore, shop: ShopStore) -> None:
+    """order.delivered, and stock.low when the delivery leaves the product at or below its threshold.
+
+    Best effort: a failure is logged, the order stays DELIVERED (a retried message emits the same
+    events again, under the same ids)."""
+    try:
+        notify.emit("order.delivered", order)
+        product = shop.product(order.product_id)
+        if product is not None and notify.low_stock_threshold(product) > 0:
+            available = stock.available(product.product_id, product.shards)
+            notify.publish(notify.stock_low_event(product, available, order))
+    except Exception as error:
+        logger.warning("merchant not told", extra={"order_id": order.order_id, "error": type(error).__name__})

@@ -1,19 +1,36 @@
-"""Merchant use cases: create a product, import its codes, read its stock levels."""
+"""Merchant use cases: create, change and list products, import their codes, read their stock levels."""
 
+import base64
+import binascii
+import hashlib
+import hmac
 import json
 from datetime import datetime
-from typing import Literal
+from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.errors import Invalid, MalformedJson, NotFound
-from shared.money import MAX_AMOUNT, Money
-from shared.products import Product, UndeliverablePolicy
+from shared.errors import BadInput, Invalid, MalformedJson, NotFound
+from shared.http import validate
+from shared.money import Money
+from shared.products import (
+    MAX_INSTRUCTIONS_LENGTH,
+    MAX_PER_ORDER,
+    MAX_PRICE_TIERS,
+    PriceTier,
+    Product,
+    UndeliverablePolicy,
+    broken_rule,
+)
 from shared.store.shop import ShopStore, is_id, new_id
 from shared.store.stock import NewCode, StockStore
 
 MAX_CODES_PER_REQUEST = 10_000
 MAX_CODE_LENGTH = 512
+MAX_DAILY_LIMIT = 1_000_000
+MAX_LOW_STOCK_THRESHOLD = 1_000_000_000
+PRODUCTS_CURSOR_PURPOSE: Final = b"miaofa:merchant-products-cursor:v1"
+MAX_CURSOR_LENGTH: Final = 512
 
 
 class ProductRequest(BaseModel):
@@ -23,15 +40,20 @@ class ProductRequest(BaseModel):
     description: str = Field(default="", max_length=5000)
     price: Money
     delivery: Literal["stock"] = "stock"
-    max_per_order: int = Field(default=10, ge=1, le=100)
+    min_per_order: int = Field(default=1, strict=True, ge=1, le=MAX_PER_ORDER)
+    max_per_order: int = Field(default=10, ge=1, le=MAX_PER_ORDER)
+    daily_limit_per_buyer: int | None = Field(default=None, strict=True, ge=1, le=MAX_DAILY_LIMIT)
+    price_tiers: list[PriceTier] = Field(default=[], max_length=MAX_PRICE_TIERS)
+    instructions: str = Field(default="", max_length=MAX_INSTRUCTIONS_LENGTH)
+    low_stock_threshold: int = Field(default=0, strict=True, ge=0, le=MAX_LOW_STOCK_THRESHOLD)
     shards: int = Field(default=4, ge=1, le=64)
     active: bool = True
     when_undeliverable: UndeliverablePolicy = "refund"
 
     @model_validator(mode="after")
-    def _largest_order_is_payable(self) -> "ProductRequest":
-        if self.price.amount * self.max_per_order > MAX_AMOUNT:
-            raise ValueError("price × max_per_order is larger than a payment can be")
+    def _rules_hold(self) -> "ProductRequest":
+        if problem := broken_rule(self):
+            raise ValueError(problem)
         return self
 
 
@@ -52,6 +74,162 @@ def owned_product(merchant_id: str, product_id: str, shop: ShopStore) -> Product
     if product is None or product.merchant_id != merchant_id:
         raise NotFound("no such product", code="product_not_found")
     return product
+
+
+# Only daily_limit_per_buyer may be set to null (no limit); shards and delivery never change.
+_NOT_NULLABLE = (
+    "name",
+    "description",
+    "price",
+    "active",
+    "min_per_order",
+    "max_per_order",
+    "price_tiers",
+    "instructions",
+    "low_stock_threshold",
+    "when_undeliverable",
+)
+_UNCHANGEABLE = ("shards", "delivery")
+
+
+class ProductChange(BaseModel):
+    """PATCH /merchant/products/{id}: the fields given are changed, the others kept."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as they are: "no" is not false
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    price: Money | None = None
+    active: bool | None = None
+    min_per_order: int | None = Field(default=None, ge=1, le=MAX_PER_ORDER)
+    max_per_order: int | None = Field(default=None, ge=1, le=MAX_PER_ORDER)
+    daily_limit_per_buyer: int | None = Field(default=None, ge=1, le=MAX_DAILY_LIMIT)
+    price_tiers: list[PriceTier] | None = Field(default=None, max_length=MAX_PRICE_TIERS)
+    instructions: str | None = Field(default=None, max_length=MAX_INSTRUCTIONS_LENGTH)
+    low_stock_threshold: int | None = Field(default=None, ge=0, le=MAX_LOW_STOCK_THRESHOLD)
+    when_undeliverable: UndeliverablePolicy | None = None
+
+    @field_validator(*_NOT_NULLABLE, mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+    def apply(self, product: Product) -> Product:
+        """The product with this change made, or Invalid (422) naming the rule the result would break."""
+        given = {name: getattr(self, name) for name in self.model_fields_set}
+        if self.price_tiers is not None:
+            given["price_tiers"] = tuple(self.price_tiers)
+        changed = product.model_copy(update=given)
+        if problem := broken_rule(changed):
+            raise Invalid(problem)
+        return Product.model_validate(changed.model_dump())  # model_copy does not validate; this does
+
+
+def parse_change(data: Any) -> ProductChange:
+    """A PATCH body; a field that cannot change is named as such, any other unknown field is 422."""
+    if isinstance(data, dict):
+        for name in _UNCHANGEABLE:
+            if name in data:
+                raise Invalid(f"{name} cannot be changed once the product exists", code=f"invalid_{name}")
+    return validate(ProductChange, data)
+
+
+def change_product(merchant_id: str, product_id: str, change: ProductChange, shop: ShopStore) -> Product:
+    """Apply a change to the merchant's own product in one conditional write; a change that breaks a
+    rule writes nothing, and another merchant's product is indistinguishable from a missing one."""
+    missing = NotFound("no such product", code="product_not_found")
+
+    def changed(product: Product) -> Product:
+        if product.merchant_id != merchant_id:
+            raise missing
+        return change.apply(product)
+
+    product = shop.change_product(product_id, changed) if is_id(product_id, "prd") else None
+    if product is None:
+        raise missing
+    return product
+
+
+class ProductQuery(BaseModel):
+    """The query string of GET /merchant/products."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    active: bool | None = None
+    limit: int = Field(default=50, ge=1, le=100)
+    cursor: str | None = None
+
+    @field_validator("active", mode="before")
+    @classmethod
+    def _true_or_false(cls, value: Any) -> Any:
+        if value not in ("true", "false"):
+            raise ValueError("must be true or false")
+        return value == "true"
+
+
+def parse_product_query(parameters: dict[str, str] | None) -> ProductQuery:
+    """The listing's parameters; an empty one counts as absent, an unknown one is refused (422)."""
+    given = {name: value for name, value in (parameters or {}).items() if value != ""}
+    unknown = sorted(set(given) - set(ProductQuery.model_fields))
+    if unknown:
+        raise Invalid(f"unknown query parameter '{unknown[0][:40]}'", code="unknown_parameter")
+    return validate(ProductQuery, given)
+
+
+class ProductListing(BaseModel):
+    products: list[Product]
+    next_cursor: str | None
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor_mac(secret: str, merchant_id: str, active: bool | None, payload: bytes) -> bytes:
+    if not secret:
+        raise RuntimeError("ORDER_TOKEN_SECRET is not set; cursors cannot be signed")
+    bound = json.dumps({"merchant": merchant_id, "active": active}, separators=(",", ":")).encode()
+    message = PRODUCTS_CURSOR_PURPOSE + b"\0" + hashlib.sha256(bound).digest() + payload
+    return hmac.new(secret.encode(), message, hashlib.sha256).digest()
+
+
+def sign_product_cursor(before: int, merchant_id: str, active: bool | None, secret: str) -> str:
+    """An opaque cursor to the products listed before catalogue position `before`, valid only for
+    this merchant and this filter."""
+    payload = str(before).encode()
+    return f"{_b64(payload)}.{_b64(_cursor_mac(secret, merchant_id, active, payload))}"
+
+
+def read_product_cursor(cursor: str, merchant_id: str, active: bool | None, secret: str) -> int:
+    """The catalogue position a cursor stands for, or 400 invalid_cursor if this merchant with this
+    filter was not given it."""
+    refused = BadInput("cursor is not valid for this listing; start again without it", code="invalid_cursor")
+    payload_text, _, mac_text = cursor.partition(".")
+    if len(cursor) > MAX_CURSOR_LENGTH or not payload_text or not mac_text:
+        raise refused
+    try:
+        payload = base64.urlsafe_b64decode(payload_text + "=" * (-len(payload_text) % 4))
+        mac = base64.urlsafe_b64decode(mac_text + "=" * (-len(mac_text) % 4))
+    except (binascii.Error, ValueError):
+        raise refused from None
+    if not hmac.compare_digest(mac, _cursor_mac(secret, merchant_id, active, payload)):
+        raise refused
+    if not payload.isdigit() or not payload.isascii():
+        raise refused
+    return int(payload)
+
+
+def list_products(merchant_id: str, query: ProductQuery, shop: ShopStore, secret: str) -> ProductListing:
+    """One page of the merchant's own products, newest first, and the cursor to the next (None at the end)."""
+    before = read_product_cursor(query.cursor, merchant_id, query.active, secret) if query.cursor else None
+    page = shop.products_of(merchant_id, query.limit, before=before, active=query.active)
+    resume = page.resume_before
+    return ProductListing(
+        products=page.products,
+        next_cursor=sign_product_cursor(resume, merchant_id, query.active, secret) if resume else None,
+    )
 
 
 class Problem(BaseModel):

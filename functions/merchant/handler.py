@@ -3,13 +3,13 @@
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.merchant import order_routes, product_routes, stock_routes
+from functions.merchant import order_routes, product_routes, stock_routes, webhook_routes
 from functions.merchant.routing import logger
 from shared.http import install_error_handlers
 
 app = APIGatewayHttpResolver()
 install_error_handlers(app, logger)
-for area in (product_routes, stock_routes, order_routes):
+for area in (product_routes, stock_routes, order_routes, webhook_routes):
     app.include_router(area.router)
 
 

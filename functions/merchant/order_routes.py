@@ -1,15 +1,18 @@
-"""Merchant routes: the merchant's orders (refunds)."""
+"""Merchant routes: the merchant's orders (list, detail, refund)."""
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import BaseModel, ConfigDict, Field
 
+from functions.merchant.orders import list_orders, order_detail, parse_query
 from functions.merchant.refund import refund_order
 from functions.merchant.routing import logger, merchant_id
 from shared import adapters
 from shared.http import json_response, parse_json, text_body, validate
-from shared.orders import Status, utcnow
+from shared.orders import Order, Status, utcnow
 from shared.refunds import refund_id_for
+from shared.settings import settings
+from shared.store.orders import OrderSummary
 
 router = Router()
 
@@ -18,6 +21,73 @@ class RefundBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(default="", max_length=200)
+
+
+def summary_body(order: OrderSummary | Order) -> dict:
+    return {
+        "order_id": order.order_id,
+        "status": order.status.value,
+        "product_id": order.product_id,
+        "quantity": order.quantity,
+        "total": order.total.model_dump(),
+        "email": order.email,
+        "provider": order.provider,
+        "created_at": order.created_at.isoformat(),
+    }
+
+
+def _refund_body(order: Order) -> dict | None:
+    refunding = order.status in (Status.REFUNDING, Status.REFUNDED)
+    if not refunding and not any(e.type.startswith("refund.") for e in order.history):
+        return None
+    return {"refund_id": refund_id_for(order.order_id, order.refund_attempt), "error": order.refund_error}
+
+
+@router.get("/merchant/orders")
+def get_orders() -> Response[str]:
+    query = parse_query(router.current_event.query_string_parameters)
+    listing = list_orders(merchant_id(router), query, adapters.orders(), settings().order_token_secret)
+    return json_response(
+        200,
+        {"orders": [summary_body(o) for o in listing.orders], "next_cursor": listing.next_cursor},
+    )
+
+
+@router.get("/merchant/orders/<order_id>")
+def get_order(order_id: str) -> Response[str]:
+    merchant = merchant_id(router)
+    detail = order_detail(merchant, order_id, adapters.orders(), adapters.stock(), adapters.shop())
+    order = detail.order
+    payment = order.payment
+    body = {
+        **summary_body(order),
+        "expires_at": order.expires_at.isoformat(),
+        "payment": (
+            {
+                "provider": payment.provider,
+                "payment_id": payment.payment_id,
+                "amount": payment.amount.model_dump(),
+            }
+            if payment is not None
+            else None
+        ),
+        "refund": _refund_body(order),
+        "events": [{"type": e.type, "at": e.at.isoformat(), "data": e.data} for e in order.history],
+        "history_intact": detail.history_intact,
+    }
+    if detail.codes is not None:
+        # Audit: who read which order's codes, and how many (never the codes themselves).
+        logger.info(
+            "order codes read",
+            extra={
+                "audit": "codes_read",
+                "order_id": order.order_id,
+                "merchant_id": merchant,
+                "count": len(detail.codes),
+            },
+        )
+        body["items"] = [{"code": code} for code in detail.codes]
+    return json_response(200, body)
 
 
 @router.post("/merchant/orders/<order_id>/refund")

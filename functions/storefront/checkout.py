@@ -5,7 +5,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
@@ -15,7 +15,7 @@ from shared.faults import checkpoint
 from shared.orders import Order, Status, Ticket, chain_event
 from shared.products import Product
 from shared.providers import CURRENCIES, PaymentProvider, ProviderError
-from shared.store.limits import LimitStore, buyer_key
+from shared.store.limits import DailyCount, LimitStore, buyer_key
 from shared.store.orders import OrderStore
 from shared.store.shop import ShopStore, new_id
 from shared.store.stock import StockStore
@@ -110,7 +110,10 @@ def checkout(
         [(buyer_key("client", client), caps[1])] if client else []
     )
     tickets = _take_tickets(limits, buyer, order_id, until=int((now + reservation).timestamp()))
+    counted: DailyCount | None = None
+    created = False
     try:
+        counted = _count_daily(limits, product, request, now)
         order, created = _reserve_and_create(
             request,
             product,
@@ -124,11 +127,11 @@ def checkout(
             tickets,
             twin_may_exist=idempotency_key is not None,
         )
-    except BaseException:
-        created = False
-        raise
+        checkpoint("checkout:after-order-created")
     finally:
-        if not created:  # only an order created just now keeps the tickets it took
+        if not created:  # only an order created just now keeps the tickets and the daily count it took
+            if counted is not None:
+                limits.uncount_daily(counted)
             for ticket in tickets:
                 limits.give_back(ticket, order_id)
     if not created:  # a concurrent retry with the same key made it
@@ -152,6 +155,27 @@ def _take_tickets(
             )
         taken.append(ticket)
     return taken
+
+
+def _count_daily(
+    limits: LimitStore, product: Product, request: CheckoutRequest, now: datetime
+) -> DailyCount | None:
+    """Count the units against the product's per-buyer daily limit (per e-mail, per UTC day), or 429."""
+    if product.daily_limit_per_buyer is None:
+        return None
+    counted = limits.count_daily(
+        product.product_id,
+        str(request.email),
+        now.astimezone(UTC).date(),
+        request.quantity,
+        product.daily_limit_per_buyer,
+    )
+    if counted is None:
+        raise TooMany(
+            f"this e-mail may order at most {product.daily_limit_per_buyer} of this product per day (UTC)",
+            code="daily_limit_reached",
+        )
+    return counted
 
 
 def _reserve_and_create(
@@ -202,7 +226,6 @@ def _reserve_and_create(
         assert winner is not None
         stock.release_unkept(product.product_id, slots, winner.slots, order_id)
         return winner, False
-    checkpoint("checkout:after-order-created")
     return order, True
 
 

@@ -41,6 +41,9 @@ def get_product(product_id: str) -> Response[str]:
             "price": product.price.model_dump(),
             "available": adapters.stock().available(product.product_id, product.shards),
             "delivery": {"mode": "instant", "eta_seconds": 1},
+            "min_per_order": product.min_per_order,
+            "max_per_order": product.max_per_order,
+            "price_tiers": [tier.model_dump() for tier in product.price_tiers],
         },
     )
 
@@ -98,6 +101,8 @@ def get_order(order_id: str) -> Response[str]:
         cipher = adapters.shop().cipher(order.merchant_id)
         codes = adapters.stock().read_codes(order.product_id, order.slots, order.order_id, cipher)
         body["items"] = [{"code": code} for code in codes]
+        product = adapters.shop().product(order.product_id)  # its instructions, for the buyer only
+        body["instructions"] = product.instructions if product is not None else ""
     return json_response(200, body)
 
 

@@ -40,7 +40,7 @@ def product_page(product: Product, available: int) -> str:
         else f"""
 <form id="buy">
   <label for="quantity">Quantity</label>
-  <input id="quantity" name="quantity" type="number" min="1" max="{product.max_per_order}" value="1" required>
+  <input id="quantity" name="quantity" type="number" min="{product.min_per_order}" max="{product.max_per_order}" value="{product.min_per_order}" required>
   <label for="email">E-mail</label>
   <input id="email" name="email" type="email" autocomplete="email" required>
   <button type="submit" id="pay">Buy</button>

@@ -1,4 +1,5 @@
-"""Applying a verified payment: bind it to its order (I3), record it once (I5), order -> PAID, enqueue.
+"""Applying a verified payment: bind it to its order (I3), record it once (I5), order -> PAID, enqueue,
+tell the merchant (order.paid; order.refunded for a refund).
 
 Each step is idempotent, so a provider's retry after a crash at any point converges: the event
 record says whether the whole application finished, not merely whether it started.
@@ -7,6 +8,7 @@ record says whether the whole application finished, not merely whether it starte
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from shared import notify
 from shared.adapters import Stores
 from shared.errors import BadInput, OutOfStock, StateConflict
 from shared.faults import checkpoint
@@ -93,6 +95,7 @@ def apply_payment(
     elif order.status == Status.PAID:
         queue.send(order.order_id)
         checkpoint("webhook:after-enqueue")
+        notify.emit("order.paid", order)  # never fails the payment
     for ticket in order.tickets:  # no longer unpaid: the buyer's place is free again (idempotent;
         limits.give_back(ticket, order.order_id)  # after the enqueue, off the delivery's critical path)
     events.mark_applied(event)
@@ -204,6 +207,7 @@ def apply_refund(event: PaymentEvent, stores: Stores, now: datetime) -> Outcome:
     stores.stock.release(order.product_id, order.slots, order.order_id)  # only slots never bound
     for ticket in order.tickets:
         stores.limits.give_back(ticket, order.order_id)
+    notify.emit("order.refunded", order)  # the same event id on a retry
     stores.events.mark_applied(event)
     return Outcome.REFUNDED
 

@@ -3,12 +3,13 @@ entry (I7), conditional on the state it leaves and on the history head it extend
 
 A sparse index `due` holds only orders that still need something done by a deadline (payment
 before the reservation expires, delivery soon after payment), so reconciliation's cost follows
-the outstanding work, never the number of orders.
+the outstanding work, never the number of orders. The index `by_merchant` lists one merchant's
+orders by creation time (the merchant API's order list).
 """
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
 from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
@@ -43,6 +44,17 @@ class DueIndex(GlobalSecondaryIndex["OrderItem"]):
     due_at = NumberAttribute(range_key=True)
 
 
+class MerchantIndex(GlobalSecondaryIndex["OrderItem"]):
+    class Meta:
+        index_name = "by_merchant"
+        projection = IncludeProjection(
+            ["status", "product_id", "email", "quantity", "total_amount", "currency", "provider"]
+        )
+
+    merchant_id = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
 class OrderItem(Model):
     class Meta:
         table_name: str | None = None
@@ -67,6 +79,7 @@ class OrderItem(Model):
     due_status = UnicodeAttribute(null=True)
     due_at = NumberAttribute(null=True)
     due_index = DueIndex()
+    by_merchant = MerchantIndex()
     status_at = NumberAttribute(null=True)  # when the order entered its status (ages in reports)
     tickets = UnicodeAttribute(null=True)
     redrives = NumberAttribute(null=True)
@@ -115,6 +128,71 @@ class DueEntry(BaseModel):
     order_id: str
     due_at: int
     status_at: int | None = None
+
+
+class OrderSummary(BaseModel):
+    """An order as the `by_merchant` index lists it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    order_id: str
+    status: Status
+    product_id: str
+    quantity: int
+    total: Money
+    email: str
+    provider: str
+    created_at: datetime
+
+
+class OrderFilter(BaseModel):
+    """Which of a merchant's orders to list; every field given must match."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Status | None = None
+    product_id: str | None = None
+    email: str | None = None  # matched case-insensitively
+    created_from: datetime | None = None  # inclusive
+    created_to: datetime | None = None  # exclusive
+
+
+class OrderPosition(BaseModel):
+    """Where a listing of a merchant's orders stopped; the next page starts just after it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    created_at: datetime
+    order_id: str
+
+
+class MerchantOrders(BaseModel):
+    orders: list[OrderSummary]
+    resume_after: OrderPosition | None  # None: nothing further matches
+
+
+MAX_PAGE_SIZE: Final = 100  # items DynamoDB evaluates per request when a filter may drop some
+MAX_PAGES: Final = 10  # requests one listing may make before it returns what it has found so far
+_CREATED_AT = UTCDateTimeAttribute()
+
+
+def _summary(item: OrderItem) -> OrderSummary:
+    return OrderSummary(
+        order_id=item.order_id,
+        status=Status(item.status),
+        product_id=item.product_id,
+        quantity=int(item.quantity),
+        total=Money(amount=int(item.total_amount), currency=item.currency),
+        email=item.email,
+        provider=item.provider,
+        created_at=item.created_at,
+    )
+
+
+def _position(key: dict[str, Any]) -> OrderPosition:
+    return OrderPosition(
+        created_at=_CREATED_AT.deserialize(key["created_at"]["S"]), order_id=key["order_id"]["S"]
+    )
 
 
 class OrderStore:
@@ -210,6 +288,57 @@ class OrderStore:
                 "slots": slots if slots is not None else order.slots,
             }
         )
+
+    def for_merchant(
+        self,
+        merchant_id: str,
+        filters: OrderFilter,
+        limit: int,
+        after: OrderPosition | None = None,
+        page_size: int | None = None,
+        max_pages: int = MAX_PAGES,
+    ) -> MerchantOrders:
+        """Up to `limit` of the merchant's orders matching `filters`, newest first, after `after`.
+
+        DynamoDB applies its Limit before the filter, so this reads on until the page is full or the
+        index is exhausted, but at most `max_pages` requests: a short (even empty) page with a
+        position to resume from means "more may follow", not "no more"."""
+        if filters.created_from and filters.created_to and filters.created_from >= filters.created_to:
+            return MerchantOrders(orders=[], resume_after=None)
+        email = filters.email.lower() if filters.email is not None else None
+        filtered = filters.status is not None or filters.product_id is not None or email is not None
+        query = OrderItem.by_merchant.query(
+            merchant_id,
+            range_key_condition=_created_between(filters.created_from, filters.created_to),
+            filter_condition=_matching(filters),
+            scan_index_forward=False,
+            page_size=page_size or (MAX_PAGE_SIZE if filtered else limit),
+            last_evaluated_key=(
+                {
+                    "order_id": {"S": after.order_id},
+                    "merchant_id": {"S": merchant_id},  # the caller's own partition, whatever `after` says
+                    "created_at": {"S": _CREATED_AT.serialize(after.created_at)},
+                }
+                if after is not None
+                else None
+            ),
+        )
+        found: list[OrderSummary] = []
+        for pages, page in enumerate(query.page_iter, start=1):
+            items = [OrderItem.from_raw_data(raw) for raw in page.get("Items", [])]
+            for index, item in enumerate(items):
+                if email is not None and item.email.lower() != email:
+                    continue
+                found.append(_summary(item))
+                if len(found) == limit:
+                    if index < len(items) - 1:  # stopped inside DynamoDB's page: resume after this one
+                        return MerchantOrders(orders=found, resume_after=_resume_at(item))
+                    last = query.page_iter.last_evaluated_key
+                    return MerchantOrders(orders=found, resume_after=_position(last) if last else None)
+            last = query.page_iter.last_evaluated_key
+            if last is not None and pages >= max_pages:
+                return MerchantOrders(orders=found, resume_after=_position(last))
+        return MerchantOrders(orders=found, resume_after=None)
 
     def history_intact(self, order_id: str) -> bool:
         """I7: the stored history verifies against the separately stored head hash."""
@@ -320,3 +449,30 @@ class OrderStore:
         except UpdateError as error:
             if not condition_failed(error):
                 raise
+
+
+def _created_between(start: datetime | None, end: datetime | None) -> Any:
+    """The key condition for `start <= created_at < end` (microseconds are the stored precision)."""
+    created_at = MerchantIndex.created_at
+    if start is not None and end is not None:
+        return created_at.between(start, end - timedelta(microseconds=1))
+    if start is not None:
+        return created_at >= start
+    if end is not None:
+        return created_at < end
+    return None
+
+
+def _matching(filters: OrderFilter) -> Any:
+    """The server-side filter for exact fields (the e-mail, case-insensitive, is matched here)."""
+    condition = None
+    if filters.status is not None:
+        condition = OrderItem.status == filters.status.value
+    if filters.product_id is not None:
+        same_product = OrderItem.product_id == filters.product_id
+        condition = same_product if condition is None else condition & same_product
+    return condition
+
+
+def _resume_at(item: OrderItem) -> OrderPosition:
+    return OrderPosition(created_at=item.created_at, order_id=item.order_id)

@@ -1,25 +1,39 @@
-"""Merchants, their API keys (stored as hashes only), their code keys, and their products."""
+"""Merchants, their API keys (stored as hashes only), their code keys, and their products.
+
+A merchant's products are listed newest first through the merchant's catalogue: a counter item
+hands each new product a position (one atomic ADD), and one small item per position names the
+product. The table has no index, so a page is two batch reads of at most `limit` items each,
+whatever the number of merchants or products."""
 
 import hashlib
 import re
 import secrets
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import boto3
+from pydantic import BaseModel
 from pynamodb.attributes import (
     BinaryAttribute,
     BooleanAttribute,
+    ListAttribute,
+    MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
+from pynamodb.exceptions import UpdateError
 from pynamodb.models import Model
 
 from shared.codes import CodeCipher
+from shared.errors import StateConflict
 from shared.money import Money
+from shared.notify import MerchantWebhook
 from shared.orders import utcnow
-from shared.products import Product
+from shared.products import PriceTier, Product
 from shared.settings import settings
+from shared.store.errors import condition_failed
 
 
 class _ShopModel(Model):
@@ -40,6 +54,11 @@ class ApiKeyItem(_ShopModel):
     created_at = UTCDateTimeAttribute()
 
 
+class TierAttribute(MapAttribute[str, Any]):
+    min_quantity = NumberAttribute()
+    price_amount = NumberAttribute()  # in the product's currency
+
+
 class ProductItem(_ShopModel):
     merchant_id = UnicodeAttribute()
     name = UnicodeAttribute()
@@ -52,6 +71,50 @@ class ProductItem(_ShopModel):
     active = BooleanAttribute()
     created_at = UTCDateTimeAttribute()
     when_undeliverable = UnicodeAttribute(null=True)
+    # Added with the merchant API (issue 6): absent on older products, which read as the defaults.
+    min_per_order = NumberAttribute(null=True)
+    daily_limit_per_buyer = NumberAttribute(null=True)
+    price_tiers = ListAttribute(of=TierAttribute, null=True)
+    instructions = UnicodeAttribute(null=True)
+    low_stock_threshold = NumberAttribute(null=True)
+    version = NumberAttribute(null=True)  # bumped by every change; a change is conditional on it
+
+
+class CatalogHeadItem(_ShopModel):
+    """`catalog#<merchant>`: how many catalogue positions the merchant's products have taken."""
+
+    taken = NumberAttribute()
+
+
+class CatalogEntryItem(_ShopModel):
+    """`catalog#<merchant>#<position>`: the product created at that position."""
+
+    product_id = UnicodeAttribute()
+
+
+class ProductPage(BaseModel):
+    products: list[Product]
+    resume_before: int | None  # list the positions below this one next; None: nothing left
+
+
+# Attributes a PATCH may change (shards, delivery, merchant and creation time never change).
+_CHANGEABLE = (
+    "name",
+    "description",
+    "price_amount",
+    "currency",
+    "active",
+    "min_per_order",
+    "max_per_order",
+    "daily_limit_per_buyer",
+    "price_tiers",
+    "instructions",
+    "low_stock_threshold",
+    "when_undeliverable",
+)
+_CHANGE_ATTEMPTS = 5
+_BATCH = 100  # DynamoDB's BatchGetItem limit
+_SCAN_BUDGET = 500  # catalogue positions one filtered page reads at most before it returns what it has
 
 
 def key_hash(api_key: str) -> str:
@@ -69,7 +132,7 @@ def is_id(value: str, prefix: str) -> bool:
 
 class ShopStore:
     def __init__(self) -> None:
-        for model in (_ShopModel, MerchantItem, ApiKeyItem, ProductItem):
+        for model in (_ShopModel, MerchantItem, ApiKeyItem, ProductItem, CatalogHeadItem, CatalogEntryItem):
             model.Meta.table_name = settings().shop_table
         self._ciphers: dict[str, CodeCipher] = {}
         self._lock = threading.Lock()
@@ -87,10 +150,9 @@ class ShopStore:
             sealed_data_key=data_key["CiphertextBlob"],
             created_at=utcnow(),
         ).save(condition=MerchantItem.pk.does_not_exist())
-        api_key = api_key or f"mk_{'live' if live else 'test'}_{secrets.token_urlsafe(24)}"
-        ApiKeyItem(pk=f"apikey#{key_hash(api_key)}", merchant_id=merchant_id, created_at=utcnow()).save(
-            condition=ApiKeyItem.pk.does_not_exist()
-        )
+        from shared.store.keys import KeyStore  # keys.py builds on this module's key items
+
+        _, api_key = KeyStore(settings().shop_table).create(merchant_id, live=live, api_key=api_key)
         return merchant_id, api_key
 
     def merchant_for_key(self, api_key: str) -> str | None:
@@ -109,40 +171,216 @@ class ShopStore:
             return self._ciphers[merchant_id]
 
     def put_product(self, product: Product) -> None:
+        """Store a new product at the next position of its merchant's catalogue. A crash before the
+        last write leaves at most a position naming no product, which listings skip."""
+        head = CatalogHeadItem(pk=f"catalog#{product.merchant_id}")
+        head.update(actions=[CatalogHeadItem.taken.add(1)])
+        CatalogEntryItem(
+            pk=_entry_key(product.merchant_id, int(head.taken)), product_id=product.product_id
+        ).save()
         ProductItem(
             pk=f"product#{product.product_id}",
             merchant_id=product.merchant_id,
-            name=product.name,
-            description=product.description,
-            price_amount=product.price.amount,
-            currency=product.price.currency,
             delivery=product.delivery,
-            max_per_order=product.max_per_order,
             shards=product.shards,
-            active=product.active,
             created_at=product.created_at,
-            when_undeliverable=product.when_undeliverable,
+            **_changeable(product),
         ).save(condition=ProductItem.pk.does_not_exist())
 
-    def product(self, product_id: str) -> Product | None:
+    def product(self, product_id: str, consistent: bool = False) -> Product | None:
         try:
-            item = ProductItem.get(f"product#{product_id}")
+            item = ProductItem.get(f"product#{product_id}", consistent_read=consistent)
         except ProductItem.DoesNotExist:
             return None
         return _to_product(item)
 
+    def change_product(self, product_id: str, change: Callable[[Product], Product]) -> Product | None:
+        """Apply `change` to the stored product and write what it changed in one write, conditional on
+        the product being unchanged since it was read (re-read and re-applied if it was). None if there
+        is no such product; whatever `change` raises propagates with nothing written."""
+        for _ in range(_CHANGE_ATTEMPTS):
+            try:
+                item = ProductItem.get(f"product#{product_id}", consistent_read=True)
+            except ProductItem.DoesNotExist:
+                return None
+            before = _to_product(item)
+            after = change(before)
+            old, new = _changeable(before), _changeable(after)
+            actions = [
+                getattr(ProductItem, name).set(new[name])
+                if new[name] is not None
+                else getattr(ProductItem, name).remove()
+                for name in _CHANGEABLE
+                if _comparable(new[name]) != _comparable(old[name])
+            ]
+            if not actions:
+                return after
+            version = None if item.version is None else int(item.version)
+            unchanged = (
+                ProductItem.version.does_not_exist() if version is None else ProductItem.version == version
+            )
+            try:
+                item.update(
+                    actions=[*actions, ProductItem.version.set((version or 0) + 1)],
+                    condition=unchanged & (ProductItem.merchant_id == after.merchant_id),
+                )
+            except UpdateError as error:
+                if condition_failed(error):
+                    continue  # changed by someone else meanwhile: apply the change to what is there now
+                raise
+            return _to_product(item)
+        raise StateConflict(
+            "the product kept changing while this change was made; retry", code="product_changed"
+        )
+
+    def products_of(
+        self, merchant_id: str, limit: int, before: int | None = None, active: bool | None = None
+    ) -> ProductPage:
+        """The merchant's products newest first, at catalogue positions below `before`; with `active`,
+        only those. A filtered page reads at most a bounded number of positions, so it may hold fewer
+        than `limit` products and still have a `resume_before`."""
+        try:
+            count = int(CatalogHeadItem.get(f"catalog#{merchant_id}", consistent_read=True).taken)
+        except CatalogHeadItem.DoesNotExist:
+            count = 0
+        position = min(count, before - 1) if before is not None else count  # the next position to read
+        found: list[Product] = []
+        read = 0
+        while position >= 1 and len(found) < limit and read < _SCAN_BUDGET:
+            wanted = _BATCH if active is not None else limit - len(found)
+            positions = list(range(position, max(0, position - wanted), -1))
+            entries = {
+                int(entry.pk.rsplit("#", 1)[1]): entry.product_id
+                for entry in CatalogEntryItem.batch_get(
+                    [_entry_key(merchant_id, p) for p in positions], consistent_read=True
+                )
+            }
+            products = {
+                item.pk.removeprefix("product#"): _to_product(item)
+                for item in ProductItem.batch_get(
+                    [f"product#{product_id}" for product_id in set(entries.values())], consistent_read=True
+                )
+            }
+            read += len(positions)
+            for p in positions:
+                product = products.get(entries.get(p, ""))
+                position = p - 1
+                if product is None or product.merchant_id != merchant_id:
+                    continue  # a position whose product was never written (a crash between writes)
+                if active is None or product.active == active:
+                    found.append(product)
+                    if len(found) == limit:
+                        break
+        return ProductPage(products=found, resume_before=position + 1 if position >= 1 else None)
+
+    # ---- the merchant's webhook (shared/notify.py); the secret is sealed with the merchant's cipher
+
+    def put_webhook(
+        self, merchant_id: str, url: str, events: tuple[str, ...], secret: str
+    ) -> MerchantWebhook:
+        """Set (or replace, rotating its secret) the merchant's webhook, in one write."""
+        item = WebhookItem(
+            pk=f"webhook#{merchant_id}",
+            url=url,
+            events=" ".join(events),
+            sealed_secret=self.cipher(merchant_id).encrypt(secret, _webhook_identity(merchant_id)),
+            updated_at=utcnow(),
+        )
+        item.save()
+        return _to_webhook(merchant_id, item, secret)
+
+    def webhook(self, merchant_id: str) -> MerchantWebhook | None:
+        """The merchant's webhook with its secret opened, or None if it has none."""
+        try:
+            item = WebhookItem.get(f"webhook#{merchant_id}", consistent_read=True)
+        except WebhookItem.DoesNotExist:
+            return None
+        secret = self.cipher(merchant_id).decrypt(item.sealed_secret, _webhook_identity(merchant_id))
+        return _to_webhook(merchant_id, item, secret)
+
+    def delete_webhook(self, merchant_id: str) -> None:
+        """Turn the merchant's webhook off (nothing is sent any more); no webhook is no change."""
+        WebhookItem(pk=f"webhook#{merchant_id}").delete()
+
+
+def _entry_key(merchant_id: str, position: int) -> str:
+    return f"catalog#{merchant_id}#{position:012d}"
+
+
+def _changeable(product: Product) -> dict[str, Any]:
+    """The product's changeable attributes as stored (None: the attribute is absent)."""
+    return {
+        "name": product.name,
+        "description": product.description,
+        "price_amount": product.price.amount,
+        "currency": product.price.currency,
+        "active": product.active,
+        "min_per_order": product.min_per_order,
+        "max_per_order": product.max_per_order,
+        "daily_limit_per_buyer": product.daily_limit_per_buyer,
+        "price_tiers": [
+            TierAttribute(min_quantity=tier.min_quantity, price_amount=tier.price.amount)
+            for tier in product.price_tiers
+        ],
+        "instructions": product.instructions,
+        "low_stock_threshold": product.low_stock_threshold,
+        "when_undeliverable": product.when_undeliverable,
+    }
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, list):
+        return [(int(tier.min_quantity), int(tier.price_amount)) for tier in value]
+    return value
+
 
 def _to_product(item: ProductItem) -> Product:
+    currency = item.currency
     return Product(
         product_id=item.pk.removeprefix("product#"),
         merchant_id=item.merchant_id,
         name=item.name,
         description=item.description,
-        price=Money(amount=int(item.price_amount), currency=item.currency),
+        price=Money(amount=int(item.price_amount), currency=currency),
         delivery=item.delivery,  # type: ignore[arg-type]
         max_per_order=int(item.max_per_order),
         shards=int(item.shards),
         active=bool(item.active),
         created_at=item.created_at,
         when_undeliverable=item.when_undeliverable or "refund",  # type: ignore[arg-type]
+        min_per_order=int(item.min_per_order or 1),
+        daily_limit_per_buyer=None if item.daily_limit_per_buyer is None else int(item.daily_limit_per_buyer),
+        price_tiers=tuple(
+            PriceTier(
+                min_quantity=int(tier.min_quantity),
+                price=Money(amount=int(tier.price_amount), currency=currency),
+            )
+            for tier in item.price_tiers or []
+        ),
+        instructions=item.instructions or "",
+        low_stock_threshold=int(item.low_stock_threshold or 0),
+    )
+
+
+class WebhookItem(_ShopModel):
+    url = UnicodeAttribute()
+    events = UnicodeAttribute()  # space-separated event types
+    sealed_secret = BinaryAttribute(legacy_encoding=False)
+    updated_at = UTCDateTimeAttribute()
+
+
+def _webhook_identity(merchant_id: str) -> bytes:
+    """Associated data binding a sealed webhook secret to its merchant's webhook item."""
+    return f"webhook-secret/{merchant_id}".encode()
+
+
+def _to_webhook(merchant_id: str, item: WebhookItem, secret: str) -> MerchantWebhook:
+    return MerchantWebhook.model_validate(
+        {
+            "merchant_id": merchant_id,
+            "url": item.url,
+            "events": tuple(item.events.split()),
+            "secret": secret,
+            "updated_at": item.updated_at,
+        }
     )

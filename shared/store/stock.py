@@ -6,10 +6,16 @@ A shard item counts its slots: `filled` slots hold codes, `cursor` slots have be
 each reserved slot to the order, conditional on it being unbound (I1).
 """
 
+import base64
+import json
 import random
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TypeVar
 
 from pydantic import BaseModel
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
@@ -19,7 +25,7 @@ from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from shared.codes import CodeCipher, slot_identity
-from shared.errors import ImportInProgress, IntegrityViolation, OutOfStock
+from shared.errors import BadInput, ImportInProgress, IntegrityViolation, Invalid, OutOfStock
 from shared.faults import checkpoint
 from shared.orders import SlotRange
 from shared.products import StockLevels
@@ -27,7 +33,13 @@ from shared.settings import settings
 from shared.store.errors import condition_failed
 
 IMPORT_LEASE_SECONDS = 300
+REMOVAL_ATTEMPTS = 50  # per shard; an attempt fails only when a checkout took a slot meanwhile
+PARALLEL = 8  # requests a removal keeps in flight (shards are independent; so are look-up groups)
+LOOKUP_GROUP = 500  # keys per parallel look-up (five BatchGetItem requests)
+Result = TypeVar("Result")
+_Item = TypeVar("_Item", bound="_StockModel")
 RETURNED = "returned"
+REMOVED = "removed"  # holder (and fingerprint) of a slot whose code the merchant took out of stock
 DUE = "due"  # the one value of the sparse `audit` and `held` index keys
 
 
@@ -60,11 +72,18 @@ class ShardItem(_StockModel):
     mark_cursor = NumberAttribute(null=True)
     mark_at = NumberAttribute(null=True)
     audit_due = UnicodeAttribute(null=True)
+    # Stock removal (`remove_codes`): the slots [filled - fenced, filled) wait for a code moved into
+    # them and cannot be handed out meanwhile (`remaining` leaves them out); `removed` counts the
+    # codes taken out of this shard's fresh slots.
+    fenced = NumberAttribute(null=True)
+    removed = NumberAttribute(null=True)
     audit_index = AuditIndex()
 
 
 class SoldIndex(GlobalSecondaryIndex["SlotItem"]):
-    """Sparse: only bound slots carry `sold_key`, so counting sold codes reads only those."""
+    """Sparse: only slots that left the stock carry `sold_key`, so counting them reads only those:
+    `<product>#<shard>` for a slot bound to an order, `<product>#removed` for a returned slot the
+    merchant removed."""
 
     class Meta:
         index_name = "sold"
@@ -118,11 +137,27 @@ class FingerprintItem(_StockModel):
 
     shard = NumberAttribute()
     slot = NumberAttribute()
+    source = UnicodeAttribute(null=True)  # the import chunk that added the code (`add_codes`)
 
 
 class ImportLeaseItem(_StockModel):
     owner = UnicodeAttribute()
     until = NumberAttribute()
+
+
+class ImportChunkItem(_StockModel):
+    """One chunk of a resumable import: a keyed hash of the request it was taken for, and its answer."""
+
+    digest = UnicodeAttribute()
+    answer = BinaryAttribute(null=True, legacy_encoding=False)  # zlib-compressed JSON
+    at = NumberAttribute()
+
+
+class RemovalItem(_StockModel):
+    """A removal's plan for one shard, kept until its codes have moved: whoever takes the product's
+    lease next finishes a removal that crashed part-way (`_finish_removals`)."""
+
+    plan = UnicodeAttribute()  # RemovalPlan as JSON
 
 
 def _shard_key(shard: int) -> str:
@@ -141,6 +176,18 @@ def _fingerprint_pk(product_id: str) -> str:
     return f"{product_id}#fingerprints"
 
 
+def _chunk_key(product_id: str, import_id: str, chunk: int) -> tuple[str, str]:
+    return f"{product_id}#imports", f"{import_id}#{chunk:07d}"
+
+
+def _removal_pk(product_id: str) -> str:
+    return f"{product_id}#removals"
+
+
+def _removed_key(product_id: str) -> str:
+    return f"{product_id}#removed"
+
+
 class NewCode(BaseModel):
     """A code from an import, with the line it came from."""
 
@@ -153,10 +200,48 @@ class StoreResult(BaseModel):
     duplicate_lines: list[int]
 
 
+class RemovalResult(BaseModel):
+    """Lines (of the removal request) whose code was removed, is not in stock, or is reserved or sold."""
+
+    removed: list[int]
+    not_found: list[int]
+    not_available: list[int]
+
+
+class RemovalPlan(BaseModel):
+    """Removing `targets` (fresh slots) from a shard of `before` slots: the codes the shard keeps in
+    its last slots move down into the targets below `after`, then the shard ends at `after`."""
+
+    shard: int
+    before: int
+    targets: list[int]
+
+    @property
+    def after(self) -> int:
+        return self.before - len(self.targets)
+
+    @property
+    def moves(self) -> list[tuple[int, int]]:
+        """(from, to): the kept codes of the shard's last slots, each into a target below `after`."""
+        gone = set(self.targets)
+        kept = [n for n in range(self.after, self.before) if n not in gone]
+        return list(zip(kept, [n for n in self.targets if n < self.after], strict=True))
+
+    @property
+    def base(self) -> int:
+        """The first slot that cannot be handed out until the moves are done."""
+        return self.moves[0][1] if self.moves else self.after
+
+
+class ExportPage(BaseModel):
+    codes: list[str]
+    next: str | None  # where the next page starts (opaque), None after the last
+
+
 class StockStore:
     def __init__(self) -> None:
         _StockModel.Meta.table_name = settings().stock_table
-        for model in (ShardItem, SlotItem, FingerprintItem, ImportLeaseItem):
+        for model in (ShardItem, SlotItem, FingerprintItem, ImportLeaseItem, ImportChunkItem, RemovalItem):
             model.Meta.table_name = settings().stock_table
 
     def create_shards(self, product_id: str, shards: int) -> None:
@@ -171,23 +256,26 @@ class StockStore:
         return [found[_shard_key(k)] for k in range(shards) if _shard_key(k) in found]
 
     def available(self, product_id: str, shards: int) -> int:
-        fresh = sum(int(item.remaining) for item in self._shards(product_id, shards))
+        fresh = sum(int(item.remaining) + int(item.fenced or 0) for item in self._shards(product_id, shards))
         return fresh + SlotItem.returned_index.count(product_id)
 
     def levels(self, product_id: str, shards: int) -> StockLevels:
         items = self._shards(product_id, shards)
         sold = sum(SlotItem.sold_index.count(f"{product_id}#{k}") for k in range(shards))
-        return self._levels(items, sold, SlotItem.returned_index.count(product_id))
+        removed = SlotItem.sold_index.count(_removed_key(product_id))
+        return self._levels(items, sold, SlotItem.returned_index.count(product_id), removed)
 
     @staticmethod
-    def _levels(items: list[ShardItem], sold: int, pooled: int) -> StockLevels:
+    def _levels(items: list[ShardItem], sold: int, pooled: int, removed_pooled: int = 0) -> StockLevels:
+        """Removed codes leave `imported`: fresh ones by the shard's `filled`, returned ones (below the
+        cursor) by `removed_pooled`, so available + reserved + sold + returned = imported still holds."""
         handed_out = sum(int(item.cursor) for item in items)
         return StockLevels(
-            available=sum(int(item.remaining) for item in items) + pooled,
-            reserved=handed_out - sold - pooled,
+            available=sum(int(item.remaining) + int(item.fenced or 0) for item in items) + pooled,
+            reserved=handed_out - sold - pooled - removed_pooled,
             sold=sold,
             returned=0,
-            imported=sum(int(item.filled) for item in items),
+            imported=sum(int(item.filled) for item in items) - removed_pooled,
         )
 
     def claim(
@@ -308,13 +396,19 @@ class StockStore:
         for item in items:
             shard = int(item.sk.split("#")[1])
             filled, cursor, remaining = int(item.filled), int(item.cursor), int(item.remaining)
+            fenced = int(item.fenced or 0)
             sold = SlotItem.sold_index.count(f"{product_id}#{shard}")
             sold_total += sold
-            if remaining != filled - cursor or min(filled, cursor, remaining) < 0:
-                problems.append(f"shard {shard}: filled {filled}, handed out {cursor}, remaining {remaining}")
+            if remaining + fenced != filled - cursor or min(filled, cursor, remaining, fenced) < 0:
+                problems.append(
+                    f"shard {shard}: filled {filled}, handed out {cursor}, remaining {remaining}, fenced {fenced}"
+                )
             if sold > cursor:
                 problems.append(f"shard {shard}: {sold} sold but only {cursor} handed out")
-        levels = self._levels(items, sold_total, SlotItem.returned_index.count(product_id))
+            if fenced:  # a removal moves codes for a moment; one still fenced at the next run crashed
+                problems.append(f"shard {shard}: {fenced} slots fenced by an unfinished stock removal")
+        removed = SlotItem.sold_index.count(_removed_key(product_id))
+        levels = self._levels(items, sold_total, SlotItem.returned_index.count(product_id), removed)
         if min(levels.available, levels.reserved, levels.sold) < 0:
             problems.append(f"a level is negative: {levels.model_dump()}")
         return levels, problems
@@ -486,31 +580,44 @@ class StockStore:
         return codes
 
     def add_codes(
-        self, product_id: str, shards: int, codes: Sequence[NewCode], cipher: CodeCipher
+        self,
+        product_id: str,
+        shards: int,
+        codes: Sequence[NewCode],
+        cipher: CodeCipher,
+        source: str | None = None,
     ) -> StoreResult:
         """Append codes under the product's import lease; codes already in stock are reported, not added.
 
         Slots are written past each shard's `filled` mark and counted only by the final shard update,
         so a crash part-way leaves uncounted slots that the next import overwrites.
+        `source` names the import chunk: codes in stock that this same chunk added (a retry after a
+        crash that lost its answer) count as added again, not as duplicates, so the answer repeats.
         """
         owner = self._acquire_lease(product_id)
         try:
+            self._finish_removals(product_id, shards, cipher)
             # Consistent: a stale `filled` would place new codes over counted (even sold) slots.
             items = self._shards(product_id, shards, consistent=True)
             filled = {int(item.sk.split("#")[1]): int(item.filled) for item in items}
             fingerprints = {c.line: cipher.fingerprint(c.code) for c in codes}
             known = self._committed_fingerprints(product_id, set(fingerprints.values()), filled)
             fresh = [c for c in codes if fingerprints[c.line] not in known]
-            duplicates = [c.line for c in codes if fingerprints[c.line] in known]
-            placed = self._place(product_id, fresh, fingerprints, filled, cipher)
+            ours = {fp for fp, added_by in known.items() if source is not None and added_by == source}
+            again = [c for c in codes if fingerprints[c.line] in ours]
+            duplicates = [c.line for c in codes if fingerprints[c.line] in known.keys() - ours]
+            placed = self._place(product_id, fresh, fingerprints, filled, cipher, source)
             self._commit(product_id, placed, filled)
-            return StoreResult(added=len(fresh), duplicate_lines=duplicates)
+            return StoreResult(added=len(fresh) + len(again), duplicate_lines=duplicates)
         finally:
             self._release_lease(product_id, owner)
 
-    def _committed_fingerprints(self, product_id: str, wanted: set[str], filled: dict[int, int]) -> set[str]:
-        """Fingerprints held by counted slots. A fingerprint left by a crashed import may point past
-        `filled`, or at a slot since reused by another code: both are stale, not duplicates."""
+    def _committed_fingerprints(
+        self, product_id: str, wanted: set[str], filled: dict[int, int]
+    ) -> dict[str, str | None]:
+        """Fingerprints held by counted slots, with the import chunk that added each. A fingerprint
+        left by a crashed import may point past `filled`, or at a slot since reused by another code
+        (or removed): both are stale, not duplicates."""
         keys = [(_fingerprint_pk(product_id), fp) for fp in wanted]
         candidates = [
             item
@@ -518,8 +625,15 @@ class StockStore:
             if int(item.slot) < filled.get(int(item.shard), 0)
         ]
         slot_keys = [(_slot_pk(product_id, int(c.shard)), _slot_sk(int(c.slot))) for c in candidates]
-        held = {item.fingerprint for item in SlotItem.batch_get(slot_keys, consistent_read=True)}
-        return {c.sk for c in candidates if c.sk in held}
+        held = {
+            (item.pk, item.sk, item.fingerprint)
+            for item in SlotItem.batch_get(slot_keys, consistent_read=True)
+        }
+        return {
+            c.sk: c.source
+            for c in candidates
+            if (_slot_pk(product_id, int(c.shard)), _slot_sk(int(c.slot)), c.sk) in held
+        }
 
     def _place(
         self,
@@ -528,6 +642,7 @@ class StockStore:
         fingerprints: dict[int, str],
         filled: dict[int, int],
         cipher: CodeCipher,
+        source: str | None = None,
     ) -> dict[int, int]:
         """Write slots and fingerprints round-robin over the shards; returns codes added per shard."""
         added = dict.fromkeys(filled, 0)
@@ -548,7 +663,9 @@ class StockStore:
                     )
                 )
                 prints.save(
-                    FingerprintItem(pk=_fingerprint_pk(product_id), sk=fingerprint, shard=shard, slot=slot)
+                    FingerprintItem(
+                        pk=_fingerprint_pk(product_id), sk=fingerprint, shard=shard, slot=slot, source=source
+                    )
                 )
         return added
 
@@ -564,6 +681,298 @@ class StockStore:
                     condition=ShardItem.filled == filled[shard],
                 )
 
+    # ---- resumable imports: one answer per (import id, chunk)
+    def claim_chunk(self, product_id: str, import_id: str, chunk: int, digest: str) -> dict | None:
+        """Take (import id, chunk) for the request with this keyed hash: None if it is to be imported
+        now, its recorded answer if it was answered before. Another request under the same key is
+        refused (422 `import_chunk_reused`) before anything is written."""
+        pk, sk = _chunk_key(product_id, import_id, chunk)
+        for _ in range(2):
+            try:
+                found = ImportChunkItem.get(pk, sk, consistent_read=True)
+            except ImportChunkItem.DoesNotExist:
+                try:
+                    ImportChunkItem(pk=pk, sk=sk, digest=digest, at=int(time.time())).save(
+                        condition=ImportChunkItem.pk.does_not_exist()
+                    )
+                    return None
+                except PutError as error:
+                    if not condition_failed(error):
+                        raise
+                    continue  # another request took it a moment ago: read what it took it for
+            if found.digest != digest:
+                raise Invalid(
+                    f"chunk {chunk} of import {import_id} was sent before with another body; "
+                    "resend that body, or start a new import id",
+                    code="import_chunk_reused",
+                )
+            # Taken but unanswered: an earlier attempt died (or is running; the lease tells).
+            return _unpack(found.answer) if found.answer is not None else None
+        raise ImportInProgress("this import chunk is being taken by another request; retry")
+
+    def record_chunk(self, product_id: str, import_id: str, chunk: int, digest: str, answer: dict) -> dict:
+        """Keep the chunk's answer; returns the answer that stands (the first one recorded)."""
+        pk, sk = _chunk_key(product_id, import_id, chunk)
+        try:
+            ImportChunkItem(pk=pk, sk=sk).update(
+                actions=[ImportChunkItem.answer.set(_pack(answer))],
+                condition=(ImportChunkItem.digest == digest) & ImportChunkItem.answer.does_not_exist(),
+            )
+            return answer
+        except UpdateError as error:
+            if not condition_failed(error):
+                raise
+        recorded = ImportChunkItem.get(pk, sk, consistent_read=True)
+        return _unpack(recorded.answer) if recorded.answer is not None else answer
+
+    # ---- removing unsold codes
+    def remove_codes(
+        self, product_id: str, shards: int, codes: Sequence[NewCode], cipher: CodeCipher
+    ) -> RemovalResult:
+        """Take codes that are still available out of stock, under the product's import lease.
+
+        A fresh code (not handed out yet) leaves its shard: the shard's last slots' codes move down
+        into the removed ones' slots and `filled` shrinks, so the cursor never meets a gap. A code
+        given back to stock (the returned pool) is marked removed where it is. Reserved, sold and
+        bound codes stay. Every step is safe to crash after (`RemovalItem`, `_finish_removals`)."""
+        owner = self._acquire_lease(product_id)
+        try:
+            self._finish_removals(product_id, shards, cipher)
+            fingerprints = {c.line: cipher.fingerprint(c.code) for c in codes}
+            located = self._locate(product_id, set(fingerprints.values()))
+            shard_items = {
+                int(item.sk.split("#")[1]): item for item in self._shards(product_id, shards, consistent=True)
+            }
+            result = RemovalResult(removed=[], not_found=[], not_available=[])
+            # shard -> slot -> line. Their fingerprints stay: pointing at a slot that now holds another
+            # code (or past `filled`), they are stale, which every reader checks (`_locate`).
+            fresh: dict[int, dict[int, int]] = {}
+            for line, fingerprint in fingerprints.items():
+                found = located.get(fingerprint)
+                item = shard_items.get(found[0]) if found else None
+                if found is None or item is None or found[1] >= int(item.filled):
+                    result.not_found.append(line)
+                    continue
+                shard, slot, held = found
+                if slot >= int(item.cursor) and held.order_id is None and held.holder is None:
+                    fresh.setdefault(shard, {})[slot] = line
+                elif held.holder == RETURNED and held.order_id is None:
+                    done = self._remove_returned(product_id, shard, slot, fingerprint)
+                    (result.removed if done else result.not_available).append(line)
+                else:
+                    result.not_available.append(line)
+            # Shards share nothing, so they are removed from at once (a 10,000-code removal within
+            # the API's 29 s).
+            done = _in_parallel(
+                [
+                    partial(self._remove_fresh, product_id, shard, targets, cipher)
+                    for shard, targets in fresh.items()
+                ]
+            )
+            for removed, late in done:
+                result.removed.extend(removed)
+                result.not_available.extend(late)
+            for lines in (result.removed, result.not_found, result.not_available):
+                lines.sort()
+            return result
+        finally:
+            self._release_lease(product_id, owner)
+
+    def _locate(self, product_id: str, wanted: set[str]) -> dict[str, tuple[int, int, SlotItem]]:
+        """Where each fingerprint's code is (shard, slot, the slot as read), if a slot holds it."""
+        keys = [(_fingerprint_pk(product_id), fp) for fp in wanted]
+        pointers = _get_all(FingerprintItem, keys)
+        slot_keys = [(_slot_pk(product_id, int(p.shard)), _slot_sk(int(p.slot))) for p in pointers]
+        # Without the sealed codes: a removal needs to know where each code is, never what it is.
+        unsealed = ["pk", "sk", "fingerprint", "order_id", "holder"]
+        slots = {(s.pk, s.sk): s for s in _get_all(SlotItem, slot_keys, unsealed)}
+        located: dict[str, tuple[int, int, SlotItem]] = {}
+        for pointer in pointers:
+            slot = slots.get((_slot_pk(product_id, int(pointer.shard)), _slot_sk(int(pointer.slot))))
+            if slot is not None and slot.fingerprint == pointer.sk:
+                located[pointer.sk] = (int(pointer.shard), int(pointer.slot), slot)
+        return located
+
+    def _remove_returned(self, product_id: str, shard: int, slot: int, fingerprint: str) -> bool:
+        """Remove a code from the returned pool, where it lies; False if a checkout took it first.
+
+        The slot keeps no code; `sold_key = <product>#removed` counts it (levels, audit) in the same write."""
+        try:
+            SlotItem(pk=_slot_pk(product_id, shard), sk=_slot_sk(slot)).update(
+                actions=[
+                    SlotItem.holder.set(REMOVED),
+                    SlotItem.fingerprint.set(REMOVED),
+                    SlotItem.sold_key.set(_removed_key(product_id)),
+                    SlotItem.returned_key.remove(),
+                    SlotItem.sealed_code.remove(),
+                ],
+                condition=(SlotItem.holder == RETURNED)
+                & SlotItem.returned_key.exists()
+                & SlotItem.order_id.does_not_exist()
+                & (SlotItem.fingerprint == fingerprint),
+            )
+        except UpdateError as error:
+            if condition_failed(error):
+                return False
+            raise
+        FingerprintItem(pk=_fingerprint_pk(product_id), sk=fingerprint).delete()
+        return True
+
+    def _remove_fresh(
+        self, product_id: str, shard: int, targets: dict[int, int], cipher: CodeCipher
+    ) -> tuple[list[int], list[int]]:
+        """Remove fresh slots (slot -> line) from a shard: (lines removed, lines handed out meanwhile)."""
+        late: list[int] = []
+        targets = dict(targets)
+        for _ in range(REMOVAL_ATTEMPTS):
+            if not targets:
+                break
+            item = ShardItem.get(product_id, _shard_key(shard), consistent_read=True)
+            for slot in [n for n in targets if n < int(item.cursor)]:
+                late.append(targets.pop(slot))
+            if not targets:
+                break
+            plan = RemovalPlan(shard=shard, before=int(item.filled), targets=sorted(targets))
+            RemovalItem(pk=_removal_pk(product_id), sk=_shard_key(shard), plan=plan.model_dump_json()).save()
+            try:
+                # One write settles the counts: the shard ends at `after`, and until the codes have
+                # moved the cursor can hand out only the slots below the first target.
+                item.update(
+                    actions=[
+                        ShardItem.filled.add(-len(plan.targets)),
+                        ShardItem.remaining.add(-(plan.before - plan.base)),
+                        ShardItem.fenced.set(plan.after - plan.base),
+                        ShardItem.removed.add(len(plan.targets)),
+                        ShardItem.audit_due.set(DUE),
+                    ],
+                    condition=(ShardItem.filled == plan.before)
+                    & (ShardItem.cursor <= plan.base)
+                    & (ShardItem.fenced.does_not_exist() | (ShardItem.fenced == 0)),
+                )
+            except UpdateError as error:
+                if not condition_failed(error):
+                    raise
+                continue  # a checkout took slots meanwhile: read again, without the ones it took
+            self._finish_removal(product_id, plan, cipher)
+            return sorted(targets.values()), late
+        RemovalItem(pk=_removal_pk(product_id), sk=_shard_key(shard)).delete()
+        if targets:  # each failed attempt drops the slots a checkout took, so this means a bug
+            raise IntegrityViolation(f"shard {shard} of {product_id} kept refusing its removal")
+        return [], late
+
+    def _finish_removals(self, product_id: str, shards: int, cipher: CodeCipher) -> None:
+        """Finish any removal that crashed part-way (run by every holder of the lease, first).
+        By key, one per shard: a Query would cost the embedded AWS a scan of the whole table."""
+        keys = [(_removal_pk(product_id), _shard_key(k)) for k in range(shards)]
+        for pending in RemovalItem.batch_get(keys, consistent_read=True):
+            self._finish_removal(product_id, RemovalPlan.model_validate_json(pending.plan), cipher)
+
+    def _finish_removal(self, product_id: str, plan: RemovalPlan, cipher: CodeCipher) -> None:
+        """Move the kept codes into the removed slots, lift the fence, drop the shard's old last slots.
+
+        Idempotent: the kept codes stay in the old last slots until the fence is lifted."""
+        item = ShardItem.get(product_id, _shard_key(plan.shard), consistent_read=True)
+        fenced = int(item.fenced or 0)
+        if int(item.filled) == plan.before and not fenced:  # the shrink never happened
+            RemovalItem(pk=_removal_pk(product_id), sk=_shard_key(plan.shard)).delete()
+            return
+        if int(item.filled) != plan.after:
+            raise IntegrityViolation(
+                f"shard {plan.shard} of {product_id} has {item.filled} slots; its removal planned {plan.after}"
+            )
+        pk = _slot_pk(product_id, plan.shard)
+        if fenced:
+            moves = plan.moves
+            kept = {
+                int(s.sk): s
+                for s in SlotItem.batch_get([(pk, _slot_sk(a)) for a, _ in moves], consistent_read=True)
+            }
+            pointers = {
+                p.sk: p
+                for p in FingerprintItem.batch_get(
+                    [(_fingerprint_pk(product_id), kept[a].fingerprint) for a, _ in moves],
+                    consistent_read=True,
+                )
+            }
+            with SlotItem.batch_write() as slots, FingerprintItem.batch_write() as prints:
+                for old, new in moves:
+                    code = cipher.decrypt(kept[old].sealed_code, slot_identity(product_id, plan.shard, old))
+                    fingerprint = kept[old].fingerprint
+                    sealed = cipher.encrypt(code, slot_identity(product_id, plan.shard, new))
+                    slots.save(SlotItem(pk=pk, sk=_slot_sk(new), sealed_code=sealed, fingerprint=fingerprint))
+                    source = pointers[fingerprint].source if fingerprint in pointers else None
+                    prints.save(
+                        FingerprintItem(
+                            pk=_fingerprint_pk(product_id),
+                            sk=fingerprint,
+                            shard=plan.shard,
+                            slot=new,
+                            source=source,
+                        )
+                    )
+            item.update(
+                actions=[ShardItem.remaining.add(fenced), ShardItem.fenced.set(0)],
+                condition=ShardItem.fenced == fenced,
+            )
+        with SlotItem.batch_write() as slots:  # the old last slots: moved copies and removed codes
+            for slot in range(plan.after, plan.before):
+                slots.delete(SlotItem(pk=pk, sk=_slot_sk(slot)))
+        RemovalItem(pk=_removal_pk(product_id), sk=_shard_key(plan.shard)).delete()
+
+    # ---- exporting unsold codes
+    def export_codes(
+        self, product_id: str, shards: int, cipher: CodeCipher, start: str | None, limit: int
+    ) -> ExportPage:
+        """One page of the codes still available (fresh slots shard by shard, then the returned pool),
+        decrypted. `start`: the previous page's `next`. Under the lease, so no removal is half-way."""
+        position = _decode_position(start)
+        owner = self._acquire_lease(product_id)
+        try:
+            self._finish_removals(product_id, shards, cipher)
+            codes: list[str] = []
+            if position.get("pool") is None:
+                for item in self._shards(product_id, shards, consistent=True):
+                    shard = int(item.sk.split("#")[1])
+                    if shard < position.get("shard", 0):
+                        continue
+                    after = position.get("slot", -1) if shard == position.get("shard") else -1
+                    low, high = max(int(item.cursor), after + 1), int(item.filled) - 1
+                    if low > high:
+                        continue
+                    for slot in SlotItem.query(
+                        _slot_pk(product_id, shard),
+                        SlotItem.sk.between(_slot_sk(low), _slot_sk(high)),
+                        consistent_read=True,
+                    ):
+                        number = int(slot.sk)
+                        if slot.order_id is not None or slot.holder is not None:
+                            continue
+                        codes.append(
+                            cipher.decrypt(slot.sealed_code, slot_identity(product_id, shard, number))
+                        )
+                        if len(codes) == limit:
+                            return ExportPage(
+                                codes=codes, next=_encode_position({"shard": shard, "slot": number})
+                            )
+                position = {"pool": None}
+            last = position.get("pool")
+            start_key = (
+                {"pk": {"S": last[0]}, "sk": {"S": last[1]}, "returned_key": {"S": product_id}}
+                if last
+                else None
+            )
+            for entry in SlotItem.returned_index.query(product_id, last_evaluated_key=start_key):
+                slot = SlotItem.get(entry.pk, entry.sk, consistent_read=True)
+                if slot.holder == RETURNED and slot.order_id is None:
+                    shard = int(entry.pk.rsplit("#", 1)[1])
+                    identity = slot_identity(product_id, shard, int(entry.sk))
+                    codes.append(cipher.decrypt(slot.sealed_code, identity))
+                    if len(codes) == limit:
+                        return ExportPage(codes=codes, next=_encode_position({"pool": [entry.pk, entry.sk]}))
+            return ExportPage(codes=codes, next=None)
+        finally:
+            self._release_lease(product_id, owner)
+
     def _acquire_lease(self, product_id: str) -> str:
         owner, now = uuid.uuid4().hex, int(time.time())
         try:
@@ -573,7 +982,7 @@ class StockStore:
         except PutError as error:
             if condition_failed(error):
                 raise ImportInProgress(
-                    "another stock import for this product is running; retry when it ends"
+                    "another stock import, removal or export for this product is running; retry when it ends"
                 ) from None
             raise
         return owner
@@ -584,3 +993,63 @@ class StockStore:
         except DeleteError as error:
             if not condition_failed(error):
                 raise
+
+
+def _pack(answer: dict) -> bytes:
+    return zlib.compress(json.dumps(answer, separators=(",", ":")).encode())
+
+
+def _unpack(packed: bytes) -> dict:
+    return dict(json.loads(zlib.decompress(packed)))
+
+
+def _encode_position(position: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_position(token: str | None) -> dict:
+    """An export page's start, as `_encode_position` wrote it; anything else is 400 `invalid_cursor`."""
+    if token is None:
+        return {}
+    try:
+        position = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        valid = isinstance(position, dict) and (
+            (set(position) == {"shard", "slot"} and all(type(position[k]) is int for k in position))
+            or (
+                set(position) == {"pool"}
+                and isinstance(position["pool"], list)
+                and len(position["pool"]) == 2
+                and all(isinstance(part, str) for part in position["pool"])
+            )
+        )
+    except (ValueError, RecursionError):
+        valid = False
+    if not valid:
+        raise BadInput(
+            "cursor is not one this export handed out; start again without it", code="invalid_cursor"
+        )
+    return dict(position)
+
+
+def _in_parallel(tasks: Sequence[Callable[[], Result]]) -> list[Result]:
+    """Run independent tasks at once; their results in order (the first failure is raised once all end)."""
+    if len(tasks) <= 1:
+        return [task() for task in tasks]
+    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(tasks))) as pool:
+        futures = [pool.submit(task) for task in tasks]
+        return [future.result() for future in futures]
+
+
+def _get_all(
+    model: type[_Item], keys: Sequence[tuple[str, str]], attributes: list[str] | None = None
+) -> list[_Item]:
+    """Consistent BatchGetItem of many keys, groups of them at once."""
+    groups = [keys[n : n + LOOKUP_GROUP] for n in range(0, len(keys), LOOKUP_GROUP)]
+    found = _in_parallel([partial(_get_group, model, group, attributes) for group in groups])
+    return [item for part in found for item in part]
+
+
+def _get_group(
+    model: type[_Item], keys: Sequence[tuple[str, str]], attributes: list[str] | None
+) -> list[_Item]:
+    return list(model.batch_get(keys, consistent_read=True, attributes_to_get=attributes))

@@ -1,0 +1,178 @@
+"""Merchant use cases on orders: list them (filters, signed cursors) and read one (with its codes).
+
+A cursor is the position the last page stopped at, signed under the server secret together with
+the merchant and the filters it was issued for: it cannot be edited into another position, used by
+another merchant, or carried over to other filters."""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
+
+from shared.errors import BadInput, Invalid, NotFound
+from shared.http import validate
+from shared.orders import Order, Status
+from shared.store.orders import OrderFilter, OrderPosition, OrderStore, OrderSummary
+from shared.store.shop import ShopStore, is_id
+from shared.store.stock import StockStore
+
+CURSOR_PURPOSE: Final = b"miaofa:merchant-orders-cursor:v1"
+MAX_CURSOR_LENGTH: Final = 512
+QUERY_PARAMETERS: Final = frozenset({"status", "product_id", "email", "from", "to", "limit", "cursor"})
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+_UNENCODED_PLUS = re.compile(r"(?<=\d) (?=\d{2}:\d{2}$)")  # "+08:00" sent unencoded arrives as " 08:00"
+
+
+def _rfc3339(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    value = _UNENCODED_PLUS.sub("+", value)
+    if not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 time with its offset, e.g. 2024-05-01T00:00:00Z")
+    try:
+        return datetime.fromisoformat(value.upper()).astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
+        raise ValueError("is out of range") from None
+
+
+class OrderQuery(BaseModel):
+    """The query string of GET /merchant/orders."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Status | None = None
+    product_id: str | None = Field(default=None, min_length=1, max_length=64)
+    email: EmailStr | None = Field(default=None, max_length=254)
+    created_from: datetime | None = Field(default=None, alias="from")
+    created_to: datetime | None = Field(default=None, alias="to")
+    limit: int = Field(default=50, ge=1, le=100)
+    cursor: str | None = None
+
+    _parse_times = field_validator("created_from", "created_to", mode="before")(_rfc3339)
+
+    @field_validator("created_to")
+    @classmethod
+    def _after_from(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("created_from")
+        if value is not None and start is not None and value <= start:
+            raise ValueError("must be later than 'from'")
+        return value
+
+    def filters(self) -> OrderFilter:
+        return OrderFilter(
+            status=self.status,
+            product_id=self.product_id,
+            email=str(self.email).lower() if self.email is not None else None,
+            created_from=self.created_from,
+            created_to=self.created_to,
+        )
+
+
+def parse_query(parameters: dict[str, str] | None) -> OrderQuery:
+    """The listing's parameters; an empty one counts as absent, an unknown one is refused (422)."""
+    given = {name: value for name, value in (parameters or {}).items() if value != ""}
+    unknown = sorted(set(given) - QUERY_PARAMETERS)
+    if unknown:
+        raise Invalid(f"unknown query parameter '{unknown[0][:40]}'", code="unknown_parameter")
+    return validate(OrderQuery, given)
+
+
+class OrderListing(BaseModel):
+    orders: list[OrderSummary]
+    next_cursor: str | None
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(secret: str, merchant_id: str, filters: OrderFilter, payload: bytes) -> bytes:
+    if not secret:
+        raise RuntimeError("ORDER_TOKEN_SECRET is not set; cursors cannot be signed")
+    bound = json.dumps(
+        {"merchant": merchant_id, "filters": filters.model_dump(mode="json")},
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+    message = CURSOR_PURPOSE + b"\0" + hashlib.sha256(bound).digest() + payload
+    return hmac.new(secret.encode(), message, hashlib.sha256).digest()
+
+
+def sign_cursor(position: OrderPosition, merchant_id: str, filters: OrderFilter, secret: str) -> str:
+    """An opaque cursor for resuming after `position`, valid only for this merchant and these filters."""
+    payload = json.dumps(
+        [position.created_at.astimezone(UTC).isoformat(timespec="microseconds"), position.order_id],
+        separators=(",", ":"),
+    ).encode()
+    return f"{_b64(payload)}.{_b64(_mac(secret, merchant_id, filters, payload))}"
+
+
+def read_cursor(cursor: str, merchant_id: str, filters: OrderFilter, secret: str) -> OrderPosition:
+    """The position a cursor stands for, or 400 invalid_cursor if this merchant with these filters was
+    not given it."""
+    refused = BadInput("cursor is not valid for this listing; start again without it", code="invalid_cursor")
+    payload_text, _, mac_text = cursor.partition(".")
+    if len(cursor) > MAX_CURSOR_LENGTH or not payload_text or not mac_text:
+        raise refused
+    try:
+        payload, mac = _unb64(payload_text), _unb64(mac_text)
+    except (binascii.Error, ValueError):
+        raise refused from None
+    if not hmac.compare_digest(mac, _mac(secret, merchant_id, filters, payload)):
+        raise refused
+    try:
+        created_at, order_id = json.loads(payload)
+        position = OrderPosition(created_at=datetime.fromisoformat(created_at), order_id=order_id)
+    except (ValueError, TypeError):
+        raise refused from None
+    if position.created_at.tzinfo is None or not is_id(position.order_id, "ord"):
+        raise refused
+    return position
+
+
+def list_orders(merchant_id: str, query: OrderQuery, orders: OrderStore, secret: str) -> OrderListing:
+    """One page of the merchant's own orders, newest first, and the cursor to the next (None at the end)."""
+    filters = query.filters()
+    after = read_cursor(query.cursor, merchant_id, filters, secret) if query.cursor else None
+    page = orders.for_merchant(merchant_id, filters, query.limit, after)
+    resume = page.resume_after
+    return OrderListing(
+        orders=page.orders,
+        next_cursor=sign_cursor(resume, merchant_id, filters, secret) if resume is not None else None,
+    )
+
+
+def owned_order(merchant_id: str, order_id: str, orders: OrderStore) -> Order:
+    """The merchant's own order; another merchant's is indistinguishable from a missing one."""
+    order = orders.get(order_id) if is_id(order_id, "ord") else None
+    if order is None or order.merchant_id != merchant_id:
+        raise NotFound("no such order", code="order_not_found")
+    return order
+
+
+class OrderDetail(BaseModel):
+    order: Order
+    history_intact: bool
+    codes: list[str] | None  # only once DELIVERED
+
+
+def order_detail(
+    merchant_id: str, order_id: str, orders: OrderStore, stock: StockStore, shop: ShopStore
+) -> OrderDetail:
+    """One of the merchant's orders with its verified history and, once delivered, its codes."""
+    order = owned_order(merchant_id, order_id, orders)
+    codes = None
+    if order.status == Status.DELIVERED:
+        cipher = shop.cipher(order.merchant_id)
+        codes = stock.read_codes(order.product_id, order.slots, order.order_id, cipher)
+    return OrderDetail(order=order, history_intact=orders.history_intact(order.order_id), codes=codes)

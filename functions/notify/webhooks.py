@@ -1,0 +1,81 @@
+"""Sending one notification to its merchant's webhook: signed, once per attempt, retried by SQS.
+
+The signature is Stripe's scheme: `Miaofa-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret,
+"<t>.<body>")>`. A failed attempt (no answer, or anything but 2xx) is retried by the notify queue
+after an exponential backoff (BACKOFF_BASE_SECONDS × 2^(attempt-1), at most MAX_BACKOFF_SECONDS);
+after MAX_ATTEMPTS the queue dead-letters it (template.yaml, NotifyQueue's maxReceiveCount).
+"""
+
+import hashlib
+import hmac
+from enum import StrEnum
+from functools import cache
+
+import urllib3
+
+from shared.notify import MerchantWebhook, Notification
+from shared.providers.http import call, new_pool
+from shared.store.shop import ShopStore
+
+BACKOFF_BASE_SECONDS = 30
+MAX_BACKOFF_SECONDS = 15 * 60
+MAX_ATTEMPTS = 8  # NotifyQueue's maxReceiveCount: the attempt after which SQS dead-letters
+TIMEOUT = urllib3.Timeout(connect=2, read=5)
+SUCCESS = tuple(range(200, 300))
+
+
+class Sent(StrEnum):
+    SENT = "sent"
+    NO_WEBHOOK = "no_webhook"  # the merchant has none (or turned it off): nothing to do
+    NOT_WANTED = "not_wanted"  # the merchant's webhook does not take this event type
+
+
+def signature(secret: str, body: bytes, timestamp: int) -> str:
+    """The Miaofa-Signature header's value for `body` sent at `timestamp`."""
+    signed = f"{timestamp}.".encode() + body
+    return f"t={timestamp},v1={hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()}"
+
+
+def retry_delay(attempt: int) -> int:
+    """Seconds before the next attempt after attempt number `attempt` (1, 2, ...) failed; 0 after
+    the last one, so SQS dead-letters it at once instead of after another backoff."""
+    if attempt >= MAX_ATTEMPTS:
+        return 0
+    return int(min(MAX_BACKOFF_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempt - 1)))
+
+
+@cache
+def pool() -> urllib3.PoolManager:
+    # No retries here: each attempt is one request, the queue does the retrying (with backoff).
+    return new_pool(timeout=TIMEOUT, retries=urllib3.Retry(total=0, redirect=0, raise_on_status=False))
+
+
+def send(notification: Notification, shop: ShopStore, http: urllib3.PoolManager, now: int) -> Sent:
+    """POST the notification to its merchant's webhook; raises (ProviderError) for any failure."""
+    webhook = shop.webhook(notification.merchant_id)
+    if webhook is None:
+        return Sent.NO_WEBHOOK
+    if not webhook.wants(notification.type):
+        return Sent.NOT_WANTED
+    body = notification.body()
+    call(
+        http,
+        "merchant webhook",
+        "POST",
+        webhook.url,
+        _headers(webhook, notification, body, now),
+        body,
+        SUCCESS,
+    )
+    return Sent.SENT
+
+
+def _headers(webhook: MerchantWebhook, notification: Notification, body: bytes, now: int) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "miaofa-webhooks/1",
+        "Miaofa-Signature": signature(webhook.secret.get_secret_value(), body, now),
+        "Miaofa-Event-Id": notification.event_id,
+        "Miaofa-Event-Type": notification.type,
+        "Idempotency-Key": notification.event_id,
+    }

@@ -1,0 +1,82 @@
+"""Merchant B gets 404 for everything of merchant A's, route by route, and changes nothing of A's.
+
+The cases are generated from the template's route table: a new /merchant route fails
+`test_every_merchant_route_has_an_isolation_case` until it gets a case here."""
+
+import pytest
+
+from infra.local.template import load
+from tests.support import new_codes, stored_order
+
+MERCHANT_ROUTES = sorted((r.method, r.path) for r in load().routes if r.path.startswith("/merchant"))
+
+# Routes naming one of A's resources: B must get exactly what a missing resource gets.
+BY_ID = {
+    ("GET", "/merchant/products/{product_id}"): {},
+    ("PATCH", "/merchant/products/{product_id}"): {"json": {"name": "taken over"}},
+    ("POST", "/merchant/products/{product_id}/stock"): {
+        "data": b"B-WAS-HERE-1",
+        "headers": {"Content-Type": "text/plain"},
+    },
+    ("GET", "/merchant/products/{product_id}/stock"): {},
+    ("DELETE", "/merchant/products/{product_id}/stock"): {"json": {"codes": ["A-CODE-0"]}},
+    ("GET", "/merchant/products/{product_id}/stock/export"): {},
+    ("GET", "/merchant/orders/{order_id}"): {},
+    ("POST", "/merchant/orders/{order_id}/refund"): {"json": {"reason": "mine now"}},
+}
+# Routes over the caller's own collection: B's answer must not contain A's resources.
+LISTS = {("GET", "/merchant/products"), ("GET", "/merchant/orders")}
+# Routes that name no one's resource (they make or configure the caller's own).
+OWN = {
+    ("POST", "/merchant/products"),
+    ("PUT", "/merchant/webhook"),
+    ("GET", "/merchant/webhook"),
+    ("DELETE", "/merchant/webhook"),
+}
+
+
+def test_every_merchant_route_has_an_isolation_case():
+    assert set(MERCHANT_ROUTES) == set(BY_ID) | LISTS | (OWN & set(MERCHANT_ROUTES))
+
+
+@pytest.fixture(scope="module")
+def a_shop(shop):
+    """Merchant A's product (with stock) and a delivered order, and merchant B's key."""
+    from shared.adapters import shop as shop_store
+
+    _, key_a = shop_store().create_merchant("Merchant A")
+    _, key_b = shop_store().create_merchant("Merchant B")
+    product_id = shop.new_product([f"A-CODE-{n}" for n in range(3)] + new_codes(2), key=key_a)
+    order = shop.buy(product_id)
+    assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
+    shop.wait_for(order, "DELIVERED")
+    return {"key_a": key_a, "key_b": key_b, "product_id": product_id, "order_id": order["order_id"]}
+
+
+def _snapshot(shop, a_shop) -> tuple:
+    product = shop.merchant("GET", f"/merchant/products/{a_shop['product_id']}", key=a_shop["key_a"]).json()
+    order = stored_order(a_shop["order_id"])
+    return product, shop.stock(a_shop["product_id"], key=a_shop["key_a"]), order.status, len(order.history)
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(BY_ID), ids=[f"{m} {p}" for m, p in sorted(BY_ID)])
+def test_merchant_b_gets_404_for_merchant_as_resource_and_changes_nothing(shop, a_shop, method, path):
+    before = _snapshot(shop, a_shop)
+    target = path.format(product_id=a_shop["product_id"], order_id=a_shop["order_id"])
+    missing = path.format(product_id="prd_" + "0" * 20, order_id="ord_" + "0" * 20)
+
+    theirs = shop.merchant(method, target, key=a_shop["key_b"], **BY_ID[(method, path)])
+    nobodys = shop.merchant(method, missing, key=a_shop["key_b"], **BY_ID[(method, path)])
+
+    assert theirs.status_code == 404, theirs.text
+    assert (theirs.status_code, theirs.json()) == (nobodys.status_code, nobodys.json())
+    assert _snapshot(shop, a_shop) == before
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(LISTS))
+def test_merchant_b_never_sees_merchant_as_resources_in_a_list(shop, a_shop, method, path):
+    mine = shop.merchant(method, path, key=a_shop["key_a"])
+    theirs = shop.merchant(method, path, key=a_shop["key_b"])
+    assert mine.status_code == theirs.status_code == 200, (mine.text, theirs.text)
+    assert a_shop["product_id"] in mine.text or a_shop["order_id"] in mine.text
+    assert a_shop["product_id"] not in theirs.text and a_shop["order_id"] not in theirs.text
