@@ -58,7 +58,9 @@ class KeyStore:
     def keys(self, merchant_id: str) -> list[KeyRecord]:
         return self._read(merchant_id)[0]
 
-    def create(self, merchant_id: str, live: bool = False, api_key: str | None = None) -> tuple[KeyRecord, str]:
+    def create(
+        self, merchant_id: str, live: bool = False, api_key: str | None = None
+    ) -> tuple[KeyRecord, str]:
         """A new key for the merchant: (its record, the key itself, shown this once)."""
         api_key = api_key or new_api_key(live)
         record = KeyRecord(
