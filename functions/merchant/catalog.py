@@ -1,15 +1,12 @@
 """Merchant use cases: create, change and list products, import their codes, read their stock levels."""
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 from datetime import datetime
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.cursors import read_cursor, sign_cursor
 from shared.errors import BadInput, Invalid, MalformedJson, NotFound
 from shared.http import validate
 from shared.money import Money
@@ -30,7 +27,6 @@ MAX_CODE_LENGTH = 512
 MAX_DAILY_LIMIT = 1_000_000
 MAX_LOW_STOCK_THRESHOLD = 1_000_000_000
 PRODUCTS_CURSOR_PURPOSE: Final = b"miaofa:merchant-products-cursor:v1"
-MAX_CURSOR_LENGTH: Final = 512
 
 
 class ProductRequest(BaseModel):
@@ -183,41 +179,20 @@ class ProductListing(BaseModel):
     next_cursor: str | None
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _cursor_mac(secret: str, merchant_id: str, active: bool | None, payload: bytes) -> bytes:
-    if not secret:
-        raise RuntimeError("ORDER_TOKEN_SECRET is not set; cursors cannot be signed")
-    bound = json.dumps({"merchant": merchant_id, "active": active}, separators=(",", ":")).encode()
-    message = PRODUCTS_CURSOR_PURPOSE + b"\0" + hashlib.sha256(bound).digest() + payload
-    return hmac.new(secret.encode(), message, hashlib.sha256).digest()
-
-
 def sign_product_cursor(before: int, merchant_id: str, active: bool | None, secret: str) -> str:
     """An opaque cursor to the products listed before catalogue position `before`, valid only for
     this merchant and this filter."""
-    payload = str(before).encode()
-    return f"{_b64(payload)}.{_b64(_cursor_mac(secret, merchant_id, active, payload))}"
+    binding = {"merchant": merchant_id, "active": active}
+    return sign_cursor(PRODUCTS_CURSOR_PURPOSE, binding, str(before).encode(), secret)
 
 
 def read_product_cursor(cursor: str, merchant_id: str, active: bool | None, secret: str) -> int:
     """The catalogue position a cursor stands for, or 400 invalid_cursor if this merchant with this
     filter was not given it."""
-    refused = BadInput("cursor is not valid for this listing; start again without it", code="invalid_cursor")
-    payload_text, _, mac_text = cursor.partition(".")
-    if len(cursor) > MAX_CURSOR_LENGTH or not payload_text or not mac_text:
-        raise refused
-    try:
-        payload = base64.urlsafe_b64decode(payload_text + "=" * (-len(payload_text) % 4))
-        mac = base64.urlsafe_b64decode(mac_text + "=" * (-len(mac_text) % 4))
-    except (binascii.Error, ValueError):
-        raise refused from None
-    if not hmac.compare_digest(mac, _cursor_mac(secret, merchant_id, active, payload)):
-        raise refused
+    binding = {"merchant": merchant_id, "active": active}
+    payload = read_cursor(PRODUCTS_CURSOR_PURPOSE, binding, cursor, secret)
     if not payload.isdigit() or not payload.isascii():
-        raise refused
+        raise BadInput("cursor is not valid for this listing; start again without it", code="invalid_cursor")
     return int(payload)
 
 

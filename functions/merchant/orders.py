@@ -4,10 +4,6 @@ A cursor is the position the last page stopped at, signed under the server secre
 the merchant and the filters it was issued for: it cannot be edited into another position, used by
 another merchant, or carried over to other filters."""
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 import re
 from datetime import UTC, datetime
@@ -15,6 +11,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 
+from shared.cursors import read_cursor as verified_cursor
+from shared.cursors import sign_cursor as signed_cursor
 from shared.errors import BadInput, Invalid, NotFound
 from shared.http import validate
 from shared.orders import Order, Status
@@ -23,7 +21,6 @@ from shared.store.shop import ShopStore, is_id
 from shared.store.stock import StockStore
 
 CURSOR_PURPOSE: Final = b"miaofa:merchant-orders-cursor:v1"
-MAX_CURSOR_LENGTH: Final = 512
 QUERY_PARAMETERS: Final = frozenset({"status", "product_id", "email", "from", "to", "limit", "cursor"})
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 _UNENCODED_PLUS = re.compile(r"(?<=\d) (?=\d{2}:\d{2}$)")  # "+08:00" sent unencoded arrives as " 08:00"
@@ -88,24 +85,8 @@ class OrderListing(BaseModel):
     next_cursor: str | None
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _mac(secret: str, merchant_id: str, filters: OrderFilter, payload: bytes) -> bytes:
-    if not secret:
-        raise RuntimeError("ORDER_TOKEN_SECRET is not set; cursors cannot be signed")
-    bound = json.dumps(
-        {"merchant": merchant_id, "filters": filters.model_dump(mode="json")},
-        sort_keys=True,
-        separators=(",", ":"),
-    ).encode()
-    message = CURSOR_PURPOSE + b"\0" + hashlib.sha256(bound).digest() + payload
-    return hmac.new(secret.encode(), message, hashlib.sha256).digest()
+def _binding(merchant_id: str, filters: OrderFilter) -> dict[str, Any]:
+    return {"merchant": merchant_id, "filters": filters.model_dump(mode="json")}
 
 
 def sign_cursor(position: OrderPosition, merchant_id: str, filters: OrderFilter, secret: str) -> str:
@@ -114,22 +95,14 @@ def sign_cursor(position: OrderPosition, merchant_id: str, filters: OrderFilter,
         [position.created_at.astimezone(UTC).isoformat(timespec="microseconds"), position.order_id],
         separators=(",", ":"),
     ).encode()
-    return f"{_b64(payload)}.{_b64(_mac(secret, merchant_id, filters, payload))}"
+    return signed_cursor(CURSOR_PURPOSE, _binding(merchant_id, filters), payload, secret)
 
 
 def read_cursor(cursor: str, merchant_id: str, filters: OrderFilter, secret: str) -> OrderPosition:
     """The position a cursor stands for, or 400 invalid_cursor if this merchant with these filters was
     not given it."""
+    payload = verified_cursor(CURSOR_PURPOSE, _binding(merchant_id, filters), cursor, secret)
     refused = BadInput("cursor is not valid for this listing; start again without it", code="invalid_cursor")
-    payload_text, _, mac_text = cursor.partition(".")
-    if len(cursor) > MAX_CURSOR_LENGTH or not payload_text or not mac_text:
-        raise refused
-    try:
-        payload, mac = _unb64(payload_text), _unb64(mac_text)
-    except (binascii.Error, ValueError):
-        raise refused from None
-    if not hmac.compare_digest(mac, _mac(secret, merchant_id, filters, payload)):
-        raise refused
     try:
         created_at, order_id = json.loads(payload)
         position = OrderPosition(created_at=datetime.fromisoformat(created_at), order_id=order_id)
