@@ -22,6 +22,10 @@ class MalformedJson(DomainError):
     status, code = 400, "malformed_json"
 
 
+class UnsupportedContentType(DomainError):
+    status, code = 415, "unsupported_media_type"
+
+
 class InvalidSignature(DomainError):
     status, code = 400, "invalid_signature"
 

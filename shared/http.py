@@ -1,16 +1,78 @@
 """HTTP edges: request parsing and the one mapping of domain errors to API.md's error shape."""
 
 import json
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel, ValidationError
 
-from shared.errors import DomainError, Invalid, MalformedJson
+from shared.errors import DomainError, Invalid, MalformedJson, UnsupportedContentType
 
 Model = TypeVar("Model", bound=BaseModel)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """API.md's one error shape: {"error": {"code", "message"}}."""
+
+    error: ErrorDetail
+
+
+class GatewayRefusal(BaseModel):
+    """API Gateway's own body when the authorizer refuses (HTTP APIs cannot shape it)."""
+
+    message: str
+
+
+_ERROR_MEANING = {
+    400: "bad input: malformed JSON, or a bad signature",
+    401: "no API key (API Gateway's own body)",
+    403: "an unknown or revoked API key (API Gateway's own body)",
+    404: "unknown, or not yours",
+    409: "state conflict or out of stock",
+    415: "a content type this route does not take",
+    422: "well-formed input that breaks a rule",
+    429: "rate limited",
+    503: "a payment provider did not answer; retry as it is",
+}
+
+
+def documented(
+    status: int,
+    description: str,
+    model: type[BaseModel] | None = None,
+    *,
+    errors: Sequence[int] = (),
+    media: str | None = None,
+) -> dict[int, Any]:
+    """The `responses` of a route for its OpenAPI entry: its success (a model as JSON, or a text
+    `media` type), and each error it can answer (always 422, which request validation may give),
+    all in the one error shape."""
+    success: dict[str, Any] = {"description": description}
+    if model is not None:
+        success["content"] = {"application/json": {"model": model}}
+    elif media is not None:
+        success["content"] = {media: {"schema": {"type": "object" if media.endswith("json") else "string"}}}
+    else:
+        success["content"] = {}  # no body (e.g. 204)
+    answers: dict[int, Any] = {status: success}
+    for code in sorted({*errors, 422}):
+        answers[code] = {
+            "description": _ERROR_MEANING[code],
+            "content": {"application/json": {"model": GatewayRefusal if code in (401, 403) else ErrorBody}},
+        }
+    return answers
 
 
 def error_response(status: int, code: str, message: str) -> Response[str]:
@@ -20,6 +82,38 @@ def error_response(status: int, code: str, message: str) -> Response[str]:
 
 def json_response(status: int, payload: Any) -> Response[str]:
     return Response(status_code=status, content_type="application/json", body=json.dumps(payload))
+
+
+def query_parameters(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI `parameters` (for a route's `openapi_extensions`) for a query string that its handler
+    validates with `model` itself, keeping rules Powertools has no words for (an unknown name is
+    refused, an empty value is absent): the document and the check share the one model."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    parameters = [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "schema": {k: v for k, v in field.items() if k != "default"},
+        }
+        for name, field in schema["properties"].items()
+    ]
+    return {"parameters": parameters}
+
+
+def request_body(
+    description: str, model: type[BaseModel] | None = None, *, text: bool = False
+) -> dict[str, Any]:
+    """An OpenAPI `requestBody` (for `openapi_extensions`) for a body its handler parses itself:
+    JSON by `model`, and/or `text/plain`; always optional, as those handlers take an empty body."""
+    content: dict[str, Any] = {}
+    if text:
+        content["text/plain"] = {"schema": {"type": "string"}}
+    if model is not None:
+        content["application/json"] = {
+            "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")
+        }
+    return {"requestBody": {"description": description, "required": False, "content": content}}
 
 
 def text_body(event: BaseProxyEvent) -> str:
@@ -43,11 +137,30 @@ def validate(model: type[Model], data: Any) -> Model:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise Invalid(
-            f"{where}: {first['msg']}", code=f"invalid_{first['loc'][0]}" if first["loc"] else None
-        ) from None
+        raise _invalid(error.errors()[0]) from None
+
+
+def _invalid(problem: Any) -> Invalid:
+    """A pydantic problem as the 422 the API documents: `invalid_<field>` and "<where>: <what>" (a
+    whole-body problem about one field names it in its context's `field`)."""
+    location = [str(part) for part in problem.get("loc", ())] or [
+        str(field) for field in [(problem.get("ctx") or {}).get("field")] if field
+    ]
+    where = ".".join(location) or "body"
+    return Invalid(
+        f"{where}: {problem.get('msg', 'invalid')}", code=f"invalid_{location[0]}" if location else None
+    )
+
+
+def request_problem(error: RequestValidationError) -> DomainError:
+    """Powertools' request validation (JSON bodies, path parameters) in the API's error shape."""
+    problem = error.errors()[0]
+    if problem.get("type") == "json_invalid":
+        return MalformedJson("request body is not valid JSON")
+    location = list(problem.get("loc", ()))
+    if location and location[0] in ("body", "query", "path", "header"):
+        location = location[1:]
+    return _invalid({**problem, "loc": location})
 
 
 def install_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None:
@@ -57,6 +170,22 @@ def install_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None:
     def _domain(error: DomainError) -> Response[str]:
         logger.info("request refused", extra={"error_code": error.code, "status": error.status})
         return error_response(error.status, error.code, error.message)
+
+    @app.exception_handler(RequestValidationError)
+    def _request(error: RequestValidationError) -> Response[str]:
+        return _domain(request_problem(error))
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _content_type(_: RequestUnsupportedContentType) -> Response[str]:
+        return _domain(UnsupportedContentType("this route takes application/json"))
+
+    @app.exception_handler(UnicodeDecodeError)
+    def _not_text(_: UnicodeDecodeError) -> Response[str]:
+        return _domain(MalformedJson("request body is not UTF-8 text"))
+
+    @app.exception_handler(RecursionError)
+    def _too_deep(_: RecursionError) -> Response[str]:
+        return _domain(MalformedJson("request body is nested too deeply"))
 
     @app.not_found
     def _not_found(_: Exception) -> Response[str]:

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from shared.cursors import read_cursor, sign_cursor
 from shared.errors import BadInput, Invalid, MalformedJson, NotFound
@@ -105,6 +106,17 @@ class ProductChange(BaseModel):
     low_stock_threshold: int | None = Field(default=None, ge=0, le=MAX_LOW_STOCK_THRESHOLD)
     when_undeliverable: UndeliverablePolicy | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _unchangeable(cls, data: Any) -> Any:
+        """A field that cannot change is named as such (any other unknown field: extra_forbidden)."""
+        for name in _UNCHANGEABLE:
+            if isinstance(data, dict) and name in data:
+                raise PydanticCustomError(
+                    "unchangeable", "{field} cannot be changed once the product exists", {"field": name}
+                )
+        return data
+
     @field_validator(*_NOT_NULLABLE, mode="before")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
@@ -121,15 +133,6 @@ class ProductChange(BaseModel):
         if problem := broken_rule(changed):
             raise Invalid(problem)
         return Product.model_validate(changed.model_dump())  # model_copy does not validate; this does
-
-
-def parse_change(data: Any) -> ProductChange:
-    """A PATCH body; a field that cannot change is named as such, any other unknown field is 422."""
-    if isinstance(data, dict):
-        for name in _UNCHANGEABLE:
-            if name in data:
-                raise Invalid(f"{name} cannot be changed once the product exists", code=f"invalid_{name}")
-    return validate(ProductChange, data)
 
 
 def change_product(merchant_id: str, product_id: str, change: ProductChange, shop: ShopStore) -> Product:

@@ -1,14 +1,19 @@
 """Merchant API behind the API-key authorizer: one resolver, one router per area of the shop."""
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.merchant import order_routes, product_routes, stock_routes, webhook_routes
 from functions.merchant.routing import logger
 from shared.http import install_error_handlers
 
-app = APIGatewayHttpResolver()
+app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app, logger)
+app.configure_openapi(
+    title="miaofa merchant API",
+    security_schemes={"merchantKey": HTTPBearer(description="a merchant API key, mk_live_… or mk_test_…")},
+)
 for area in (product_routes, stock_routes, order_routes, webhook_routes):
     app.include_router(area.router)
 

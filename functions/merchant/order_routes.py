@@ -4,11 +4,20 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.merchant.orders import list_orders, order_detail, parse_query
+from functions.merchant.orders import OrderQuery, list_orders, order_detail, parse_query
 from functions.merchant.refund import refund_order
-from functions.merchant.routing import logger, merchant_id
+from functions.merchant.routing import MERCHANT_KEY, logger, merchant_id
+from functions.merchant.schemas import OrderDetail, OrderPage, RefundStarted
 from shared import adapters
-from shared.http import json_response, parse_json, text_body, validate
+from shared.http import (
+    documented,
+    json_response,
+    parse_json,
+    query_parameters,
+    request_body,
+    text_body,
+    validate,
+)
 from shared.orders import Order, Status, utcnow
 from shared.refunds import refund_id_for
 from shared.settings import settings
@@ -43,7 +52,16 @@ def _refund_body(order: Order) -> dict | None:
     return {"refund_id": refund_id_for(order.order_id, order.refund_attempt), "error": order.refund_error}
 
 
-@router.get("/merchant/orders")
+@router.get(
+    "/merchant/orders",
+    summary="Your orders, newest first, filtered",
+    tags=["merchant"],
+    security=MERCHANT_KEY,
+    openapi_extensions=query_parameters(OrderQuery),
+    responses=documented(
+        200, "a page of orders; follow next_cursor until null", OrderPage, errors=[400, 401, 403]
+    ),
+)
 def get_orders() -> Response[str]:
     query = parse_query(router.current_event.query_string_parameters)
     listing = list_orders(merchant_id(router), query, adapters.orders(), settings().order_token_secret)
@@ -53,7 +71,13 @@ def get_orders() -> Response[str]:
     )
 
 
-@router.get("/merchant/orders/<order_id>")
+@router.get(
+    "/merchant/orders/<order_id>",
+    summary="One of your orders, with its codes while DELIVERED (audited)",
+    tags=["merchant"],
+    security=MERCHANT_KEY,
+    responses=documented(200, "the order", OrderDetail, errors=[401, 403, 404]),
+)
 def get_order(order_id: str) -> Response[str]:
     merchant = merchant_id(router)
     detail = order_detail(merchant, order_id, adapters.orders(), adapters.stock(), adapters.shop())
@@ -90,7 +114,22 @@ def get_order(order_id: str) -> Response[str]:
     return json_response(200, body)
 
 
-@router.post("/merchant/orders/<order_id>/refund")
+@router.post(
+    "/merchant/orders/<order_id>/refund",
+    summary="Refund a paid order through its provider",
+    tags=["merchant"],
+    security=MERCHANT_KEY,
+    openapi_extensions=request_body("an optional reason", RefundBody),
+    responses={
+        **documented(
+            202,
+            "refund sent; REFUNDING until the provider confirms",
+            RefundStarted,
+            errors=[400, 401, 403, 404, 409, 503],
+        ),
+        200: {"description": "refunded", "content": {"application/json": {"model": RefundStarted}}},
+    },
+)
 def post_refund(order_id: str) -> Response[str]:
     merchant = merchant_id(router)
     raw = text_body(router.current_event)

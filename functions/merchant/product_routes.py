@@ -1,20 +1,25 @@
 """Merchant routes: products."""
 
+from typing import Annotated
+
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from functions.merchant.catalog import (
+    ProductChange,
+    ProductQuery,
     ProductRequest,
     change_product,
     create_product,
     list_products,
     owned_product,
-    parse_change,
     parse_product_query,
 )
-from functions.merchant.routing import logger, merchant_id
+from functions.merchant.routing import MERCHANT_KEY, logger, merchant_id
+from functions.merchant.schemas import MerchantProduct, ProductPage
 from shared import adapters
-from shared.http import json_response, parse_json, text_body, validate
+from shared.http import documented, json_response, query_parameters
 from shared.orders import utcnow
 from shared.products import Product
 from shared.settings import settings
@@ -27,15 +32,29 @@ def product_body(product: Product) -> dict:
     return {"id": product.product_id, **body}
 
 
-@router.post("/merchant/products")
-def post_product() -> Response[str]:
-    request = validate(ProductRequest, parse_json(text_body(router.current_event)))
+@router.post(
+    "/merchant/products",
+    summary="Create a product",
+    tags=["merchant"],
+    security=MERCHANT_KEY,
+    responses=documented(201, "the product", MerchantProduct, errors=[400, 401, 403, 415]),
+)
+def post_product(request: Annotated[ProductRequest, Body()]) -> Response[str]:
     product = create_product(merchant_id(router), request, adapters.shop(), adapters.stock(), now=utcnow())
     logger.info("product created", extra={"product_id": product.product_id})
     return json_response(201, product_body(product))
 
 
-@router.get("/merchant/products")
+@router.get(
+    "/merchant/products",
+    summary="Your products, newest first",
+    tags=["merchant"],
+    security=MERCHANT_KEY,
+    openapi_extensions=query_parameters(ProductQuery),
+    responses=documented(
+        200, "a page of products; follow next_cursor until null", ProductPage, errors=[400, 401, 403]
+    ),
+)
 def get_products() -> Response[str]:
     query = parse_product_query(router.current_event.query_string_parameters)
     listing = list_products(merchant_id(router), query, adapters.shop(), settings().order_token_secret)
@@ -44,14 +63,27 @@ def get_products() -> Response[str]:
     )
 
 
-@router.get("/merchant/products/<product_id>")
+@router.get(
+    "/merchant/products/<product_id>",
+    summary="One of your products",
+    tags=["merchant"],
+    security=MERCHANT_KEY,
+    responses=documented(200, "the product", MerchantProduct, errors=[401, 403, 404]),
+)
 def get_product(product_id: str) -> Response[str]:
     return json_response(200, product_body(owned_product(merchant_id(router), product_id, adapters.shop())))
 
 
-@router.patch("/merchant/products/<product_id>")
-def patch_product(product_id: str) -> Response[str]:
-    change = parse_change(parse_json(text_body(router.current_event)))
+@router.patch(
+    "/merchant/products/<product_id>",
+    summary="Change the fields given (deactivate with active: false)",
+    tags=["merchant"],
+    security=MERCHANT_KEY,
+    responses=documented(
+        200, "the product as changed", MerchantProduct, errors=[400, 401, 403, 404, 409, 415]
+    ),
+)
+def patch_product(product_id: str, change: Annotated[ProductChange, Body()]) -> Response[str]:
     product = change_product(merchant_id(router), product_id, change, adapters.shop())
     logger.info(
         "product changed", extra={"product_id": product.product_id, "fields": sorted(change.model_fields_set)}

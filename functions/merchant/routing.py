@@ -7,6 +7,9 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from shared.errors import Unauthorized
 
 logger = Logger(service="merchant")
+MERCHANT_KEY: list[dict[str, list[str]]] = [
+    {"merchantKey": []}
+]  # every merchant route: the OpenAPI security requirement
 
 
 def merchant_id(router: Router) -> str:

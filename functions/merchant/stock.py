@@ -39,7 +39,7 @@ class ImportAnswer:
     replayed: bool  # the chunk was answered before; this is that answer and nothing was added
 
 
-def import_headers(headers: Mapping[str, str]) -> tuple[Chunk | None, int]:
+def import_headers(headers: Mapping[str, str | None]) -> tuple[Chunk | None, int]:
     """The optional headers Import-Id + Import-Chunk (both or neither) and Import-First-Line (default 1)."""
     import_id, number, first = (
         headers.get(name) for name in ("import-id", "import-chunk", "import-first-line")

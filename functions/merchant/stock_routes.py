@@ -1,14 +1,19 @@
 """Merchant routes: a product's stock (import, levels, removal, export)."""
 
+from typing import Annotated
+
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 
 from functions.merchant import stock
 from functions.merchant.catalog import owned_product
-from functions.merchant.routing import logger, merchant_id
+from functions.merchant.routing import MERCHANT_KEY, logger, merchant_id
+from functions.merchant.schemas import CodeList, StockImported, StockRemoved
 from shared import adapters
-from shared.http import json_response, text_body
+from shared.http import documented, json_response, request_body, text_body
 from shared.orders import utcnow
+from shared.products import StockLevels
 
 router = Router()
 
@@ -17,11 +22,35 @@ def _content_type() -> str:
     return router.current_event.headers.get("content-type", "text/plain")
 
 
-@router.post("/merchant/products/<product_id>/stock")
-def post_stock(product_id: str) -> Response[str]:
+@router.post(
+    "/merchant/products/<product_id>/stock",
+    summary="Import codes: text/plain, one per line, or JSON {codes}",
+    description="A resumable import sends chunks with Import-Id, Import-Chunk and Import-First-Line; "
+    "a chunk sent again is answered again (Import-Replayed: true), never imported twice.",
+    tags=["merchant"],
+    security=MERCHANT_KEY,
+    openapi_extensions=request_body("the codes", CodeList, text=True),
+    responses=documented(
+        200, "what was added, and each refused line", StockImported, errors=[400, 401, 403, 404, 409]
+    ),
+)
+def post_stock(
+    product_id: str,
+    import_id: Annotated[
+        str | None, Header(alias="import-id", description="names a resumable import")
+    ] = None,
+    import_chunk: Annotated[
+        str | None, Header(alias="import-chunk", description="this chunk's number")
+    ] = None,
+    import_first_line: Annotated[
+        str | None, Header(alias="import-first-line", description="this chunk's first line in the file")
+    ] = None,
+) -> Response[str]:
     merchant = merchant_id(router)
     product = owned_product(merchant, product_id, adapters.shop())
-    chunk, first_line = stock.import_headers(router.current_event.headers)
+    chunk, first_line = stock.import_headers(
+        {"import-id": import_id, "import-chunk": import_chunk, "import-first-line": import_first_line}
+    )
     answer = stock.import_codes(
         product,
         text_body(router.current_event),
@@ -46,14 +75,31 @@ def post_stock(product_id: str) -> Response[str]:
     return response
 
 
-@router.get("/merchant/products/<product_id>/stock")
+@router.get(
+    "/merchant/products/<product_id>/stock",
+    summary="Stock levels",
+    tags=["merchant"],
+    security=MERCHANT_KEY,
+    responses=documented(
+        200, "available + reserved + sold + returned = imported", StockLevels, errors=[401, 403, 404]
+    ),
+)
 def get_stock(product_id: str) -> Response[str]:
     product = owned_product(merchant_id(router), product_id, adapters.shop())
     levels = adapters.stock().levels(product.product_id, product.shards)
     return json_response(200, levels.model_dump())
 
 
-@router.delete("/merchant/products/<product_id>/stock")
+@router.delete(
+    "/merchant/products/<product_id>/stock",
+    summary="Remove unsold codes",
+    tags=["merchant"],
+    security=MERCHANT_KEY,
+    openapi_extensions=request_body("the codes to remove", CodeList, text=True),
+    responses=documented(
+        200, "what was removed; lines not found or not available", StockRemoved, errors=[400, 401, 403, 404]
+    ),
+)
 def delete_stock(product_id: str) -> Response[str]:
     merchant = merchant_id(router)
     product = owned_product(merchant, product_id, adapters.shop())
@@ -68,16 +114,26 @@ def delete_stock(product_id: str) -> Response[str]:
     return json_response(200, removed)
 
 
-@router.get("/merchant/products/<product_id>/stock/export")
-def export_stock(product_id: str) -> Response[str]:
+@router.get(
+    "/merchant/products/<product_id>/stock/export",
+    summary="Export unsold codes (audited)",
+    description="One code per line; the header Next-Cursor, while more follow.",
+    tags=["merchant"],
+    security=MERCHANT_KEY,
+    responses=documented(200, "a page of unsold codes", media="text/plain", errors=[400, 401, 403, 404]),
+)
+def export_stock(
+    product_id: str,
+    cursor: Annotated[str | None, Query(description="Next-Cursor of the page before")] = None,
+    limit: Annotated[str | None, Query(description=f"codes per page, 1 to {stock.EXPORT_PAGE}")] = None,
+) -> Response[str]:
     merchant = merchant_id(router)
     product = owned_product(merchant, product_id, adapters.shop())
-    query = router.current_event.query_string_parameters or {}
     page = stock.export_codes(
         merchant,
         product,
-        query.get("cursor"),
-        stock.export_limit(query.get("limit")),
+        cursor,
+        stock.export_limit(limit),
         adapters.shop().cipher(merchant),
         adapters.stock(),
         adapters.ops(),

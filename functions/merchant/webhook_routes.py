@@ -1,13 +1,17 @@
 """Merchant routes: the merchant's webhook (where its order and stock events are POSTed, signed)."""
 
+from typing import Annotated
+
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.merchant.routing import logger, merchant_id
+from functions.merchant.routing import MERCHANT_KEY, logger, merchant_id
+from functions.merchant.schemas import Webhook, WebhookSet
 from shared import adapters
 from shared.errors import NotFound
-from shared.http import json_response, parse_json, text_body, validate
+from shared.http import documented, json_response
 from shared.notify import EVENT_TYPES, MAX_URL_LENGTH, EventType, check_webhook_url, new_secret
 from shared.settings import settings
 
@@ -21,11 +25,18 @@ class WebhookBody(BaseModel):
     events: list[EventType] = Field(default_factory=lambda: list(EVENT_TYPES), min_length=1)
 
 
-@router.put("/merchant/webhook")
-def put_webhook() -> Response[str]:
+@router.put(
+    "/merchant/webhook",
+    summary="Set the webhook (again: a new secret)",
+    tags=["merchant"],
+    security=MERCHANT_KEY,
+    responses=documented(
+        200, "the webhook and its secret, shown in this answer only", WebhookSet, errors=[400, 401, 403, 415]
+    ),
+)
+def put_webhook(body: Annotated[WebhookBody, Body()]) -> Response[str]:
     """Set the webhook (again: a new secret); the secret is in this answer only."""
     merchant = merchant_id(router)
-    body = validate(WebhookBody, parse_json(text_body(router.current_event)))
     url = check_webhook_url(body.url, local_mode=settings().local_mode)
     events = tuple(t for t in EVENT_TYPES if t in body.events)
     webhook = adapters.shop().put_webhook(merchant, url, events, new_secret())
@@ -35,7 +46,13 @@ def put_webhook() -> Response[str]:
     )
 
 
-@router.get("/merchant/webhook")
+@router.get(
+    "/merchant/webhook",
+    summary="The webhook (never its secret)",
+    tags=["merchant"],
+    security=MERCHANT_KEY,
+    responses=documented(200, "the webhook", Webhook, errors=[401, 403, 404]),
+)
 def get_webhook() -> Response[str]:
     webhook = adapters.shop().webhook(merchant_id(router))
     if webhook is None:
@@ -43,7 +60,13 @@ def get_webhook() -> Response[str]:
     return json_response(200, {"url": webhook.url, "events": list(webhook.events)})
 
 
-@router.delete("/merchant/webhook")
+@router.delete(
+    "/merchant/webhook",
+    summary="Remove the webhook",
+    tags=["merchant"],
+    security=MERCHANT_KEY,
+    responses=documented(204, "removed (or there was none)", errors=[401, 403]),
+)
 def delete_webhook() -> Response[str]:
     adapters.shop().delete_webhook(merchant_id(router))
     logger.info("webhook removed")

@@ -1,16 +1,19 @@
 """Storefront: the buyer API and the hosted pages."""
 
 from datetime import timedelta
+from typing import Annotated
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.storefront.checkout import CheckoutRequest, checkout, token_matches
 from functions.storefront.pages import order_page, product_page
+from functions.storefront.schemas import BuyerOrder, OrderCreated, PublicProduct
 from shared import adapters
 from shared.errors import NotFound
-from shared.http import install_error_handlers, json_response, parse_json, text_body, validate
+from shared.http import documented, install_error_handlers, json_response
 from shared.orders import Status, utcnow
 from shared.products import Product
 from shared.providers import registry
@@ -18,7 +21,7 @@ from shared.settings import settings
 from shared.store.shop import is_id
 
 logger = Logger(service="storefront")
-app = APIGatewayHttpResolver()
+app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app, logger)
 
 
@@ -29,7 +32,12 @@ def _product(product_id: str) -> Product:
     return product
 
 
-@app.get("/api/products/<product_id>")
+@app.get(
+    "/api/products/<product_id>",
+    summary="A product as buyers see it",
+    tags=["buyer"],
+    responses=documented(200, "the product", PublicProduct, errors=[404]),
+)
 def get_product(product_id: str) -> Response[str]:
     product = _product(product_id)
     return json_response(
@@ -48,9 +56,20 @@ def get_product(product_id: str) -> Response[str]:
     )
 
 
-@app.post("/api/orders")
-def create_order() -> Response[str]:
-    request = validate(CheckoutRequest, parse_json(text_body(app.current_event)))
+@app.post(
+    "/api/orders",
+    summary="Create an order: stock reserved, payment started",
+    tags=["buyer"],
+    responses=documented(
+        201, "the order, waiting for its payment", OrderCreated, errors=[400, 404, 409, 415, 429, 503]
+    ),
+)
+def create_order(
+    request: Annotated[CheckoutRequest, Body()],
+    idempotency_key: Annotated[
+        str | None, Header(alias="idempotency-key", description="the same key replays the same order")
+    ] = None,
+) -> Response[str]:
     config = settings()
     result = checkout(
         request,
@@ -62,7 +81,7 @@ def create_order() -> Response[str]:
         reservation=timedelta(minutes=config.reservation_minutes),
         providers=registry.provider,
         public_base_url=config.public_base_url,
-        idempotency_key=app.current_event.headers.get("idempotency-key"),
+        idempotency_key=idempotency_key,
         client=app.current_event.request_context.http.source_ip,
         caps=(config.max_pending_per_email, config.max_pending_per_client),
         token_secret=config.order_token_secret,
@@ -82,9 +101,17 @@ def create_order() -> Response[str]:
     )
 
 
-@app.get("/api/orders/<order_id>")
-def get_order(order_id: str) -> Response[str]:
-    header = app.current_event.headers.get("authorization", "")
+@app.get(
+    "/api/orders/<order_id>",
+    summary="An order, for whoever holds its access token",
+    tags=["buyer"],
+    responses=documented(200, "the order; its codes once DELIVERED", BuyerOrder, errors=[404]),
+)
+def get_order(
+    order_id: str,
+    authorization: Annotated[str | None, Header(description="Bearer <access_token>")] = None,
+) -> Response[str]:
+    header = authorization or ""
     token = header[7:] if header.lower().startswith("bearer ") else None
     order = adapters.orders().get(order_id) if is_id(order_id, "ord") else None
     if order is None or not token_matches(order, token):
@@ -106,7 +133,12 @@ def get_order(order_id: str) -> Response[str]:
     return json_response(200, body)
 
 
-@app.get("/p/<product_id>")
+@app.get(
+    "/p/<product_id>",
+    summary="The hosted product page",
+    tags=["pages"],
+    responses=documented(200, "the page", media="text/html", errors=[404]),
+)
 def product_html(product_id: str) -> Response[str]:
     product = _product(product_id)
     available = adapters.stock().available(product.product_id, product.shards)
@@ -115,7 +147,12 @@ def product_html(product_id: str) -> Response[str]:
     )
 
 
-@app.get("/o/<order_id>")
+@app.get(
+    "/o/<order_id>",
+    summary="The hosted order page (the access token stays in the URL fragment)",
+    tags=["pages"],
+    responses=documented(200, "the page", media="text/html", errors=[404]),
+)
 def order_html(order_id: str) -> Response[str]:
     if not is_id(order_id, "ord"):
         raise NotFound("no such order", code="order_not_found")

@@ -3,22 +3,32 @@
 import base64
 import json
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from functions.webhook.payment import Outcome, apply_event
 from shared import adapters
 from shared.errors import NotFound
-from shared.http import install_error_handlers
+from shared.http import documented, install_error_handlers, request_body
 from shared.orders import utcnow
-from shared.providers import PROVIDERS, registry
+from shared.providers import PROVIDERS, REPLIES, Reply, registry
 from shared.settings import settings
 
 logger = Logger(service="webhook")
-app = APIGatewayHttpResolver()
+
+
+class CallbackRecorded(BaseModel):
+    received: bool
+    outcome: Outcome
+
+
+app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app, logger)
 
 
@@ -28,9 +38,8 @@ def _raw_body() -> bytes:
     return base64.b64decode(body) if event.is_base64_encoded else body.encode()
 
 
-@app.post("/webhooks/<name>")
 def callback(name: str) -> Response[str]:
-    provider = registry.provider(name) if name in PROVIDERS else None
+    provider = registry.provider(name)
     if provider is None:
         raise NotFound(f"payment provider '{name}' is not configured", code="provider_not_configured")
     headers = {key.lower(): value for key, value in app.current_event.headers.items()}
@@ -53,6 +62,35 @@ def callback(name: str) -> Response[str]:
     reply = provider.acknowledgement()
     body = reply.body if reply.body is not None else json.dumps({"received": True, "outcome": outcome.value})
     return Response(status_code=reply.status, content_type=reply.content_type, body=body)
+
+
+def _callback_from(name: str) -> Callable[[], Response[str]]:
+    def route() -> Response[str]:
+        return callback(name)
+
+    route.__name__ = f"callback_{name}"
+    return route
+
+
+def _recorded(reply: Reply) -> dict[int, Any]:
+    """The provider's own "recorded, don't send again" (docs/payments.md), then the errors."""
+    if reply.body is None:
+        return documented(reply.status, "recorded: do not send again", CallbackRecorded, errors=[400, 404])
+    media = reply.content_type if reply.body else None
+    return documented(
+        reply.status, f"recorded: do not send again ({reply.body!r})", media=media, errors=[400, 404]
+    )
+
+
+for _name in PROVIDERS:  # one route per provider, as API Gateway has them (template.yaml)
+    app.post(
+        f"/webhooks/{_name}",
+        summary=f"Payment callbacks from {_name} (signed; see docs/payments.md)",
+        tags=["payment callbacks"],
+        operation_id=f"callback_{_name}",
+        openapi_extensions=request_body("the provider's signed callback, read as raw bytes", text=True),
+        responses=_recorded(REPLIES[_name]),
+    )(_callback_from(_name))
 
 
 @logger.inject_lambda_context(log_event=False)

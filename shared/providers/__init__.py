@@ -22,15 +22,6 @@ PROVIDERS = ("sandbox", "stripe", "alipay", "wechatpay")
 CURRENCIES: dict[str, set[str]] = {"alipay": {"CNY"}, "wechatpay": {"CNY"}}
 
 
-class PaymentStart(BaseModel):
-    """Where the buyer pays: a page to redirect to, or QR content to show (Alipay precreate, WeChat Native)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: Literal["redirect", "qr"]
-    url: str
-
-
 class Reply(BaseModel):
     """What the provider expects back from a callback it may stop sending (Alipay: the text `success`)."""
 
@@ -39,6 +30,26 @@ class Reply(BaseModel):
     status: int = 200
     content_type: str = "application/json"
     body: str | None = None  # None: the shop's own `{"received": true, "outcome": …}`
+
+
+# What each provider is told when its callback is recorded (each provider's acknowledgement()).
+REPLIES: dict[str, Reply] = {
+    "sandbox": Reply(),
+    "stripe": Reply(),
+    # Alipay re-sends the notify until it reads exactly these seven characters.
+    "alipay": Reply(status=200, content_type="text/plain", body="success"),
+    # "接收成功：HTTP应答状态码需返回200或204，无需返回应答报文" — the status alone says received.
+    "wechatpay": Reply(status=204, content_type="text/plain", body=""),
+}
+
+
+class PaymentStart(BaseModel):
+    """Where the buyer pays: a page to redirect to, or QR content to show (Alipay precreate, WeChat Native)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["redirect", "qr"]
+    url: str
 
 
 class RefundRequest(BaseModel):

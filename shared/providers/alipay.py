@@ -26,6 +26,7 @@ from shared.money import Money, from_major, to_major
 from shared.orders import Order
 from shared.payments import EventType, PaymentEvent
 from shared.providers import (
+    REPLIES,
     PaymentStart,
     ProviderRefused,
     ProviderUnavailable,
@@ -205,8 +206,7 @@ class AlipayProvider:
         return self._events(params)
 
     def acknowledgement(self) -> Reply:
-        # Alipay re-sends the notify until it reads exactly these seven characters.
-        return Reply(status=200, content_type="text/plain", body="success")
+        return REPLIES["alipay"]
 
     def query(self, order_id: str) -> list[PaymentEvent]:
         answer = self._api("alipay.trade.query", {"out_trade_no": order_id}, absent_ok=True)

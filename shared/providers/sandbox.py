@@ -18,7 +18,7 @@ from shared.errors import PaymentMismatch
 from shared.money import MAX_AMOUNT, Money
 from shared.orders import Order
 from shared.payments import PaymentEvent, parse_sandbox_event, sandbox_signature, verify_sandbox_signature
-from shared.providers import PaymentStart, RefundRequest, RefundState, Reply, UnexpectedAnswer
+from shared.providers import REPLIES, PaymentStart, RefundRequest, RefundState, Reply, UnexpectedAnswer
 from shared.providers.http import call, new_pool, parse_body
 
 SIGNATURE_TOLERANCE = 300  # seconds
@@ -86,7 +86,7 @@ class SandboxProvider:
         return [parse_sandbox_event(body)]
 
     def acknowledgement(self) -> Reply:
-        return Reply()
+        return REPLIES["sandbox"]
 
     def query(self, order_id: str) -> list[PaymentEvent]:
         """Succeeded payments the sandbox took for `order_id`, as events with ids stable across queries."""

@@ -19,7 +19,7 @@ from shared.errors import BadInput
 from shared.money import MAX_AMOUNT, Money
 from shared.orders import Order
 from shared.payments import PaymentEvent, verify_sandbox_signature
-from shared.providers import PaymentStart, RefundRequest, RefundState, Reply, UnexpectedAnswer
+from shared.providers import REPLIES, PaymentStart, RefundRequest, RefundState, Reply, UnexpectedAnswer
 from shared.providers.config import StripeConfig
 from shared.providers.http import call, new_pool, parse_body, validate_data
 
@@ -184,7 +184,7 @@ class StripeProvider:
         return []
 
     def acknowledgement(self) -> Reply:
-        return Reply()
+        return REPLIES["stripe"]
 
     def query(self, order_id: str) -> list[PaymentEvent]:
         """Succeeded PaymentIntents made for the order (search lags writes by up to a minute, and

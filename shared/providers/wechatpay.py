@@ -33,6 +33,7 @@ from shared.money import MAX_AMOUNT, Money
 from shared.orders import Order
 from shared.payments import PaymentEvent, check_window
 from shared.providers import (
+    REPLIES,
     PaymentStart,
     ProviderRefused,
     RefundRequest,
@@ -191,8 +192,7 @@ class WechatPayProvider:
         return []
 
     def acknowledgement(self) -> Reply:
-        # "接收成功：HTTP应答状态码需返回200或204，无需返回应答报文" — the status alone says received.
-        return Reply(status=204, content_type="text/plain", body="")
+        return REPLIES["wechatpay"]
 
     def query(self, order_id: str) -> list[PaymentEvent]:
         mchid = quote(self._config.mchid, safe="")

@@ -24,23 +24,33 @@ def test_a_signed_callback_nested_too_deep_is_400(shop):
     assert (response.status_code, response.json()["error"]["code"]) == (400, "bad_request")
 
 
-def test_json_without_a_text_content_type_is_still_read(shop):
+def test_a_json_route_reads_a_body_without_a_content_type_and_refuses_another_with_415(shop):
     product_id = shop.new_product(new_codes(1))
-    body = json.dumps({"product_id": product_id, "quantity": 1, "email": "a@example.com"})
-    response = shop.http.post(
-        f"{shop.url}/api/orders", data=body.encode(), headers={"Content-Type": "application/vnd.api+json"}
+    body = json.dumps({"product_id": product_id, "quantity": 1, "email": "a@example.com"}).encode()
+    refused = shop.http.post(
+        f"{shop.url}/api/orders", data=body, headers={"Content-Type": "application/vnd.api+json"}
     )
-    assert response.status_code == 201
+    assert (refused.status_code, refused.json()["error"]["code"]) == (415, "unsupported_media_type")
+    assert shop.stock(product_id)["reserved"] == 0
+    bare = shop.http.post(f"{shop.url}/api/orders", data=body, headers={"Content-Type": ""})
+    assert bare.status_code == 201
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/octet-stream", "text/plain"])
 def test_a_body_that_is_not_utf8_is_400(shop, content_type):
+    """JSON routes take application/json only (else 415); the stock import takes text and JSON."""
     product_id = shop.new_product([])
-    for path in ("/api/orders", f"/merchant/products/{product_id}/stock"):
+    json_only = (
+        (400, "malformed_json") if content_type == "application/json" else (415, "unsupported_media_type")
+    )
+    for path, expected in (
+        ("/api/orders", json_only),
+        (f"/merchant/products/{product_id}/stock", (400, "malformed_json")),
+    ):
         response = shop.merchant(
             "POST", path, data=b"\xff\xfe\x00code", headers={"Content-Type": content_type}
         )
-        assert (response.status_code, response.json()["error"]["code"]) == (400, "malformed_json"), path
+        assert (response.status_code, response.json()["error"]["code"]) == expected, path
 
 
 def test_an_invalid_content_length_is_400_not_a_dropped_connection(shop):

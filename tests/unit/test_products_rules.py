@@ -8,12 +8,12 @@ from pydantic import ValidationError
 from functions.merchant.catalog import (
     ProductChange,
     ProductRequest,
-    parse_change,
     parse_product_query,
     read_product_cursor,
     sign_product_cursor,
 )
 from shared.errors import DomainError, Invalid
+from shared.http import validate
 from shared.money import MAX_AMOUNT, Money
 from shared.products import PriceTier, Product, broken_rule
 
@@ -136,36 +136,37 @@ def test_a_new_product_that_breaks_a_rule_is_refused():
 
 def test_a_change_is_checked_against_the_product_it_changes():
     current = product(min_per_order=2, max_per_order=10, price_tiers=())
-    assert parse_change({"max_per_order": 5}).apply(current).max_per_order == 5
+    assert validate(ProductChange, {"max_per_order": 5}).apply(current).max_per_order == 5
     with pytest.raises(Invalid, match="min_per_order must not be larger"):
-        parse_change({"max_per_order": 1}).apply(current)
+        validate(ProductChange, {"max_per_order": 1}).apply(current)
 
 
 def test_a_change_of_price_currency_must_bring_tiers_in_that_currency():
     with pytest.raises(Invalid, match="product's currency"):
-        parse_change({"price": {"amount": 1000, "currency": "USD"}}).apply(product())
-    changed = parse_change(
-        {"price": {"amount": 1000, "currency": "USD"}, "price_tiers": [tier(5, 900, "USD").model_dump()]}
+        validate(ProductChange, {"price": {"amount": 1000, "currency": "USD"}}).apply(product())
+    changed = validate(
+        ProductChange,
+        {"price": {"amount": 1000, "currency": "USD"}, "price_tiers": [tier(5, 900, "USD").model_dump()]},
     ).apply(product())
     assert changed.unit_price(5) == Money(amount=900, currency="USD")
 
 
 def test_a_change_keeps_what_it_does_not_name():
     current = product(instructions="Redeem at example.com", daily_limit_per_buyer=4)
-    changed = parse_change({"name": "Renamed"}).apply(current)
+    changed = validate(ProductChange, {"name": "Renamed"}).apply(current)
     assert changed == current.model_copy(update={"name": "Renamed"})
 
 
 def test_only_the_daily_limit_may_be_set_to_null():
     assert (
-        parse_change({"daily_limit_per_buyer": None})
+        validate(ProductChange, {"daily_limit_per_buyer": None})
         .apply(product(daily_limit_per_buyer=3))
         .daily_limit_per_buyer
         is None
     )
     for field in ("name", "price", "active", "max_per_order", "price_tiers", "instructions"):
         with pytest.raises(Invalid) as refused:
-            parse_change({field: None})
+            validate(ProductChange, {field: None})
         assert refused.value.code == f"invalid_{field}"
 
 
@@ -191,12 +192,12 @@ def test_only_the_daily_limit_may_be_set_to_null():
 )
 def test_a_change_the_api_does_not_take_is_422(body, code):
     with pytest.raises(Invalid) as refused:
-        parse_change(body)
+        validate(ProductChange, body)
     assert (refused.value.status, refused.value.code) == (422, code)
 
 
 def test_instructions_up_to_2000_characters_are_taken():
-    assert parse_change({"instructions": "x" * 2000}).apply(product()).instructions == "x" * 2000
+    assert validate(ProductChange, {"instructions": "x" * 2000}).apply(product()).instructions == "x" * 2000
 
 
 def test_an_empty_change_changes_nothing():

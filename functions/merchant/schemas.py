@@ -1,0 +1,118 @@
+"""What the merchant API answers, as models: the OpenAPI document's schemas for these routes."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.money import Money
+from shared.notify import EventType
+from shared.orders import Status
+from shared.products import DeliveryMode, PriceTier, UndeliverablePolicy
+
+
+class MerchantProduct(BaseModel):
+    id: str
+    name: str
+    description: str
+    price: Money
+    delivery: DeliveryMode
+    active: bool
+    created_at: datetime
+    min_per_order: int
+    max_per_order: int
+    daily_limit_per_buyer: int | None
+    price_tiers: list[PriceTier]
+    instructions: str
+    low_stock_threshold: int
+    when_undeliverable: UndeliverablePolicy
+
+
+class ProductPage(BaseModel):
+    products: list[MerchantProduct]
+    next_cursor: str | None
+
+
+class Problem(BaseModel):
+    line: int
+    reason: str
+
+
+class CodeList(BaseModel):
+    """The JSON form of a stock body (the other is text/plain, one code per line)."""
+
+    codes: list[str]
+
+
+class StockImported(BaseModel):
+    added: int
+    duplicates: int
+    rejected: int
+    problems: list[Problem]
+
+
+class StockRemoved(BaseModel):
+    removed: int
+    not_found: list[int]
+    not_available: list[int]
+
+
+class OrderSummary(BaseModel):
+    order_id: str
+    status: Status
+    product_id: str
+    quantity: int
+    total: Money
+    email: str
+    provider: str
+    created_at: datetime
+
+
+class OrderPage(BaseModel):
+    orders: list[OrderSummary]
+    next_cursor: str | None
+
+
+class Payment(BaseModel):
+    provider: str
+    payment_id: str
+    amount: Money
+
+
+class Refund(BaseModel):
+    refund_id: str
+    error: str | None
+
+
+class OrderEvent(BaseModel):
+    type: str
+    at: datetime
+    data: dict[str, Any]
+
+
+class Item(BaseModel):
+    code: str
+
+
+class OrderDetail(OrderSummary):
+    expires_at: datetime
+    payment: Payment | None
+    refund: Refund | None
+    events: list[OrderEvent]
+    history_intact: bool
+    items: list[Item] | None = None  # while DELIVERED
+
+
+class RefundStarted(BaseModel):
+    order_id: str
+    status: Status
+    refund_id: str
+
+
+class Webhook(BaseModel):
+    url: str
+    events: list[EventType]
+
+
+class WebhookSet(Webhook):
+    secret: str  # shown in this answer only

@@ -1,0 +1,61 @@
+"""What the buyer API answers, as models: the OpenAPI document's schemas for these routes."""
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from shared.money import Money
+from shared.orders import Status
+from shared.products import PriceTier
+
+
+class Delivery(BaseModel):
+    mode: Literal["instant", "review", "manual"]
+    eta_seconds: int
+
+
+class PublicProduct(BaseModel):
+    id: str
+    name: str
+    description: str
+    price: Money
+    available: int
+    delivery: Delivery
+    min_per_order: int
+    max_per_order: int
+    price_tiers: list[PriceTier]
+
+
+class PaymentStart(BaseModel):
+    provider: str
+    url: str | None  # null once the order no longer waits for its payment (a replayed request)
+    kind: Literal["redirect", "qr"]
+
+
+class OrderCreated(BaseModel):
+    order_id: str
+    access_token: str
+    status: Status
+    total: Money
+    expires_at: str
+    payment: PaymentStart
+
+
+class Event(BaseModel):
+    type: str
+    at: str
+
+
+class Item(BaseModel):
+    code: str
+
+
+class BuyerOrder(BaseModel):
+    order_id: str
+    status: Status
+    quantity: int
+    total: Money
+    events: list[Event]
+    eta_seconds: int
+    items: list[Item] | None = None  # once DELIVERED
+    instructions: str | None = None  # once DELIVERED
