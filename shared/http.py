@@ -1,6 +1,7 @@
 """HTTP edges: request parsing and the one mapping of domain errors to API.md's error shape."""
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -16,6 +17,11 @@ from pydantic import BaseModel, ValidationError
 from shared.errors import DomainError, Invalid, MalformedJson, UnsupportedContentType
 
 Model = TypeVar("Model", bound=BaseModel)
+
+# Powertools logs each route's arguments at DEBUG ("Calling API Route Handler: {...}"): validated
+# bodies and headers, so access tokens, Idempotency-Keys, e-mails and webhook URLs. Those never go to
+# logs (tests/e2e/test_no_plaintext.py), so its router's logger stays at INFO whatever the rest is.
+logging.getLogger("aws_lambda_powertools.event_handler.api_gateway").setLevel(logging.INFO)
 
 
 class ErrorDetail(BaseModel):

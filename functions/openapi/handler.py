@@ -49,11 +49,11 @@ def document() -> dict[str, Any]:
     )
     named: dict[str, Any] = {}
     for resolver in resolvers():
-        schema = _plain(resolver.get_openapi_schema())
-        for name, definition in schema.get("components", {}).get("schemas", {}).items():
+        part = _plain(resolver.get_openapi_schema())
+        for name, definition in part.get("components", {}).get("schemas", {}).items():
             if named.setdefault(name, definition) != definition:  # the merge would keep one silently
                 raise ValueError(f"two different OpenAPI schemas are named {name}")
-        merged.add_schema(schema)
+        merged.add_schema(part)
     schema: dict[str, Any] = json.loads(merged.get_openapi_json_schema())
     # Powertools' own validation-error schemas: never answered here (errors have the one shape).
     for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
