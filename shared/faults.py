@@ -19,6 +19,8 @@ POINTS = (
 )
 # Between the refund request and recording its answer (tests/integration/test_refunds.py).
 REFUND_POINTS = ("refund:after-sent",)
+# Between two shards' counts in a stock import (tests/integration/test_reusable_codes.py).
+IMPORT_POINTS = ("import:between-shards",)
 
 _armed: set[str] = set()
 _lock = threading.Lock()
@@ -39,7 +41,7 @@ def checkpoint(name: str) -> None:
 
 
 def arm(name: str) -> None:
-    if name not in POINTS + REFUND_POINTS:
+    if name not in POINTS + REFUND_POINTS + IMPORT_POINTS:
         raise ValueError(f"unknown crash point {name!r}")
     with _lock:
         _armed.add(name)

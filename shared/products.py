@@ -16,6 +16,7 @@ UndeliverablePolicy = Literal["refund", "hold"]
 MAX_PER_ORDER = 100  # the largest quantity any product may allow in one order
 MAX_PRICE_TIERS = 20
 MAX_INSTRUCTIONS_LENGTH = 2000
+MAX_SALES_PER_CODE = 10_000  # a reusable code is sold at most this many times
 
 
 class PriceTier(BaseModel):
@@ -96,6 +97,9 @@ class Product(BaseModel):
     price_tiers: tuple[PriceTier, ...] = ()
     instructions: str = ""  # shown to the buyer once the order is delivered, never before
     low_stock_threshold: int = Field(default=0, ge=0)  # 0: no stock.low webhook
+    # How many times each imported code is sold: 1 (one code, one order: I1), or more for a reusable
+    # code (a shared account, a download key). Stock is counted in sales: each code fills that many slots.
+    sales_per_code: int = Field(default=1, ge=1)
 
     def unit_price(self, quantity: int) -> Money:
         return unit_price(self, quantity)

@@ -57,7 +57,9 @@ class Shop:
         max_per_order: int = 5,
         shards: int = 4,
         key: str | None = None,
+        **fields: Any,
     ) -> str:
+        """A new product (any other product fields given as keywords) with these codes imported."""
         created = self.merchant(
             "POST",
             "/merchant/products",
@@ -67,6 +69,7 @@ class Shop:
                 "price": {"amount": price, "currency": currency},
                 "max_per_order": max_per_order,
                 "shards": shards,
+                **fields,
             },
         )
         assert created.status_code == 201, created.text

@@ -15,6 +15,7 @@ from shared.products import (
     MAX_INSTRUCTIONS_LENGTH,
     MAX_PER_ORDER,
     MAX_PRICE_TIERS,
+    MAX_SALES_PER_CODE,
     PriceTier,
     Product,
     UndeliverablePolicy,
@@ -44,6 +45,7 @@ class ProductRequest(BaseModel):
     instructions: str = Field(default="", max_length=MAX_INSTRUCTIONS_LENGTH)
     low_stock_threshold: int = Field(default=0, strict=True, ge=0, le=MAX_LOW_STOCK_THRESHOLD)
     shards: int = Field(default=4, ge=1, le=64)
+    sales_per_code: int = Field(default=1, strict=True, ge=1, le=MAX_SALES_PER_CODE)
     active: bool = True
     when_undeliverable: UndeliverablePolicy = "refund"
 
@@ -73,7 +75,8 @@ def owned_product(merchant_id: str, product_id: str, shop: ShopStore) -> Product
     return product
 
 
-# Only daily_limit_per_buyer may be set to null (no limit); shards and delivery never change.
+# Only daily_limit_per_buyer may be set to null (no limit); shards, delivery and sales per code never
+# change (the stock already imported is laid out by them).
 _NOT_NULLABLE = (
     "name",
     "description",
@@ -86,7 +89,7 @@ _NOT_NULLABLE = (
     "low_stock_threshold",
     "when_undeliverable",
 )
-_UNCHANGEABLE = ("shards", "delivery")
+_UNCHANGEABLE = ("shards", "delivery", "sales_per_code")
 
 
 class ProductChange(BaseModel):

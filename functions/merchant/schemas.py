@@ -26,6 +26,7 @@ class MerchantProduct(BaseModel):
     instructions: str
     low_stock_threshold: int
     when_undeliverable: UndeliverablePolicy
+    sales_per_code: int
 
 
 class ProductPage(BaseModel):

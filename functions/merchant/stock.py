@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from functions.merchant.catalog import ParsedCodes, Problem, parse_codes
+from functions.merchant.catalog import MAX_CODES_PER_REQUEST, ParsedCodes, Problem, parse_codes
 from shared.codes import CodeCipher
 from shared.errors import Invalid
 from shared.products import Product
@@ -80,6 +80,18 @@ def numbered_codes(body: str, content_type: str, first_line: int = 1) -> ParsedC
     )
 
 
+def slots_fit(product: Product, parsed: ParsedCodes) -> None:
+    """A reusable product's code fills `sales_per_code` slots; a request writes at most as many slots
+    as a request of single-use codes may (422 `too_many_codes`, nothing written)."""
+    if product.sales_per_code > 1 and len(parsed.codes) * product.sales_per_code > MAX_CODES_PER_REQUEST:
+        most = MAX_CODES_PER_REQUEST // product.sales_per_code
+        raise Invalid(
+            f"this product sells each code {product.sales_per_code} times: at most {most} codes per "
+            "request; split the file",
+            code="too_many_codes",
+        )
+
+
 def import_codes(
     product: Product,
     body: str,
@@ -91,6 +103,7 @@ def import_codes(
 ) -> ImportAnswer:
     """Import one request's codes; a chunk of a resumable import is imported once, then answered again."""
     parsed = numbered_codes(body, content_type, first_line)  # a refused body takes no chunk
+    slots_fit(product, parsed)
     digest = None
     if chunk is not None:
         # Keyed (the merchant's fingerprint key): the stored hash says nothing about the codes.
@@ -100,7 +113,12 @@ def import_codes(
         if recorded is not None:
             return ImportAnswer(recorded, replayed=True)
     stored = stock.add_codes(
-        product.product_id, product.shards, parsed.codes, cipher, source=chunk.source if chunk else None
+        product.product_id,
+        product.shards,
+        parsed.codes,
+        cipher,
+        source=chunk.source if chunk else None,
+        copies=product.sales_per_code,
     )
     duplicates = sorted(parsed.duplicate_lines + stored.duplicate_lines)
     problems = [p.model_dump() for p in parsed.rejected] + [
@@ -123,7 +141,10 @@ def remove_codes(
     """Take available codes out of stock: `{"removed": n, "not_found": [lines], "not_available": [lines]}`
     (lines: 1-based positions in `codes`; not available = reserved, sold or bound, so kept)."""
     parsed = parse_codes(body, content_type)
-    result = stock.remove_codes(product.product_id, product.shards, parsed.codes, cipher)
+    slots_fit(product, parsed)
+    result = stock.remove_codes(
+        product.product_id, product.shards, parsed.codes, cipher, copies=product.sales_per_code
+    )
     return {
         "removed": len(result.removed),
         "not_found": sorted(result.not_found + [p.line for p in parsed.rejected]),

@@ -435,17 +435,20 @@ class Commands:
 
     def stock_import(self) -> int:
         data, lines = read_lines(self.args.file)
-        self.api.call("GET", self.product_path(), self.console, f"product {self.args.product}")
-        import_id = self.args.import_id or default_import_id(
-            self.api.key, self.args.product, self.args.chunk, data
-        )
-        chunks = -(-len(lines) // self.args.chunk)
+        product = self.api.call("GET", self.product_path(), self.console, f"product {self.args.product}")
+        sales = int(product.json().get("sales_per_code", 1))
+        size = self.args.chunk
+        if sales > 1 and size * sales > MAX_CHUNK:  # a reusable code fills one slot per sale
+            size = max(1, MAX_CHUNK // sales)
+            self.console.note(f"each code is sold {sales:,} times: chunks of {size:,} codes")
+        import_id = self.args.import_id or default_import_id(self.api.key, self.args.product, size, data)
+        chunks = -(-len(lines) // size)
         self.console.note(
             f"importing {len(lines):,} lines of {self.args.file} into {self.args.product} in {chunks} "
-            f"chunks of up to {self.args.chunk:,} (import id {import_id})"
+            f"chunks of up to {size:,} (import id {import_id})"
         )
         importer = StockImport(
-            self.api, self.console, self.args.product, self.args.chunk, import_id, not self.args.no_progress
+            self.api, self.console, self.args.product, size, import_id, not self.args.no_progress
         )
         summary = importer.run(str(self.args.file), lines)
         if self.args.json:

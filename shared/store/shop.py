@@ -77,6 +77,7 @@ class ProductItem(_ShopModel):
     price_tiers = ListAttribute(of=TierAttribute, null=True)
     instructions = UnicodeAttribute(null=True)
     low_stock_threshold = NumberAttribute(null=True)
+    sales_per_code = NumberAttribute(null=True)
     version = NumberAttribute(null=True)  # bumped by every change; a change is conditional on it
 
 
@@ -183,6 +184,7 @@ class ShopStore:
             merchant_id=product.merchant_id,
             delivery=product.delivery,
             shards=product.shards,
+            sales_per_code=product.sales_per_code,
             created_at=product.created_at,
             **_changeable(product),
         ).save(condition=ProductItem.pk.does_not_exist())
@@ -359,6 +361,7 @@ def _to_product(item: ProductItem) -> Product:
         ),
         instructions=item.instructions or "",
         low_stock_threshold=int(item.low_stock_threshold or 0),
+        sales_per_code=int(item.sales_per_code or 1),
     )
 
 

@@ -12,7 +12,7 @@ import random
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
@@ -178,6 +178,12 @@ def _fingerprint_pk(product_id: str) -> str:
 
 def _chunk_key(product_id: str, import_id: str, chunk: int) -> tuple[str, str]:
     return f"{product_id}#imports", f"{import_id}#{chunk:07d}"
+
+
+def copy_fingerprints(fingerprint: str, copies: int) -> list[str]:
+    """The fingerprints of a code's copies (a reusable product sells each code `copies` times): copy 0
+    under the code's own keyed hash, so a single-use product's stock is unchanged, copy n under `<hash>.n`."""
+    return [fingerprint] + [f"{fingerprint}.{n}" for n in range(1, copies)]
 
 
 def _removal_pk(product_id: str) -> str:
@@ -586,13 +592,16 @@ class StockStore:
         codes: Sequence[NewCode],
         cipher: CodeCipher,
         source: str | None = None,
+        copies: int = 1,
     ) -> StoreResult:
         """Append codes under the product's import lease; codes already in stock are reported, not added.
+        `copies`: how many slots each code fills (a reusable product's sales per code).
 
         Slots are written past each shard's `filled` mark and counted only by the final shard update,
         so a crash part-way leaves uncounted slots that the next import overwrites.
         `source` names the import chunk: codes in stock that this same chunk added (a retry after a
-        crash that lost its answer) count as added again, not as duplicates, so the answer repeats.
+        crash that lost its answer) count as added again, not as duplicates, so the answer repeats;
+        their copies that no shard counted yet (the crash came between two shards' updates) are added.
         """
         owner = self._acquire_lease(product_id)
         try:
@@ -600,15 +609,21 @@ class StockStore:
             # Consistent: a stale `filled` would place new codes over counted (even sold) slots.
             items = self._shards(product_id, shards, consistent=True)
             filled = {int(item.sk.split("#")[1]): int(item.filled) for item in items}
-            fingerprints = {c.line: cipher.fingerprint(c.code) for c in codes}
-            known = self._committed_fingerprints(product_id, set(fingerprints.values()), filled)
-            fresh = [c for c in codes if fingerprints[c.line] not in known]
-            ours = {fp for fp, added_by in known.items() if source is not None and added_by == source}
-            again = [c for c in codes if fingerprints[c.line] in ours]
-            duplicates = [c.line for c in codes if fingerprints[c.line] in known.keys() - ours]
-            placed = self._place(product_id, fresh, fingerprints, filled, cipher, source)
+            prints = {c.line: copy_fingerprints(cipher.fingerprint(c.code), copies) for c in codes}
+            known = self._committed_fingerprints(
+                product_id, {fp for line in prints.values() for fp in line}, filled
+            )
+            added, duplicates, wanted = 0, [], []
+            for new in codes:
+                sources = {known[fp] for fp in prints[new.line] if fp in known}
+                if sources and (source is None or sources != {source}):
+                    duplicates.append(new.line)
+                    continue
+                added += 1
+                wanted += [(new, copy, fp) for copy, fp in enumerate(prints[new.line]) if fp not in known]
+            placed = self._place(product_id, wanted, filled, cipher, source)
             self._commit(product_id, placed, filled)
-            return StoreResult(added=len(fresh) + len(again), duplicate_lines=duplicates)
+            return StoreResult(added=added, duplicate_lines=duplicates)
         finally:
             self._release_lease(product_id, owner)
 
@@ -638,22 +653,24 @@ class StockStore:
     def _place(
         self,
         product_id: str,
-        fresh: Iterable[NewCode],
-        fingerprints: dict[int, str],
+        wanted: Sequence[tuple[NewCode, int, str]],
         filled: dict[int, int],
         cipher: CodeCipher,
         source: str | None = None,
     ) -> dict[int, int]:
-        """Write slots and fingerprints round-robin over the shards; returns codes added per shard."""
+        """Write slots and fingerprints for (code, copy, fingerprint): the n-th code's copy c in the
+        (n + c)-th emptiest shard, round-robin, so a reusable code's sales spread over every shard,
+        and one shard's consecutive slots hold other codes where there are others. Copies first
+        (all codes' copy 0, then copy 1, ...). Returns slots added per shard."""
         added = dict.fromkeys(filled, 0)
         order = sorted(filled, key=lambda k: filled[k])
+        index = {line: n for n, line in enumerate(dict.fromkeys(new.line for new, _, _ in wanted))}
         with SlotItem.batch_write() as slots, FingerprintItem.batch_write() as prints:
-            for i, new in enumerate(fresh):
-                shard = order[i % len(order)]
+            for new, copy, fingerprint in sorted(wanted, key=lambda w: (w[1], index[w[0].line])):
+                shard = order[(index[new.line] + copy) % len(order)]
                 slot = filled[shard] + added[shard]
                 added[shard] += 1
                 sealed = cipher.encrypt(new.code, slot_identity(product_id, shard, slot))
-                fingerprint = fingerprints[new.line]
                 slots.save(
                     SlotItem(
                         pk=_slot_pk(product_id, shard),
@@ -680,6 +697,7 @@ class StockStore:
                     ],
                     condition=ShardItem.filled == filled[shard],
                 )
+                checkpoint("import:between-shards")
 
     # ---- resumable imports: one answer per (import id, chunk)
     def claim_chunk(self, product_id: str, import_id: str, chunk: int, digest: str) -> dict | None:
@@ -727,40 +745,44 @@ class StockStore:
 
     # ---- removing unsold codes
     def remove_codes(
-        self, product_id: str, shards: int, codes: Sequence[NewCode], cipher: CodeCipher
+        self, product_id: str, shards: int, codes: Sequence[NewCode], cipher: CodeCipher, copies: int = 1
     ) -> RemovalResult:
-        """Take codes that are still available out of stock, under the product's import lease.
+        """Take codes that are still available out of stock, under the product's import lease; of a
+        reusable product's code (`copies` > 1), every copy still available.
 
         A fresh code (not handed out yet) leaves its shard: the shard's last slots' codes move down
         into the removed ones' slots and `filled` shrinks, so the cursor never meets a gap. A code
         given back to stock (the returned pool) is marked removed where it is. Reserved, sold and
-        bound codes stay. Every step is safe to crash after (`RemovalItem`, `_finish_removals`)."""
+        bound codes stay. Every step is safe to crash after (`RemovalItem`, `_finish_removals`).
+        A line counts as removed when any copy of its code was; as not available when copies of it
+        are in stock but none could be removed."""
         owner = self._acquire_lease(product_id)
         try:
             self._finish_removals(product_id, shards, cipher)
-            fingerprints = {c.line: cipher.fingerprint(c.code) for c in codes}
-            located = self._locate(product_id, set(fingerprints.values()))
+            prints = {c.line: copy_fingerprints(cipher.fingerprint(c.code), copies) for c in codes}
+            located = self._locate(product_id, {fp for line in prints.values() for fp in line})
             shard_items = {
                 int(item.sk.split("#")[1]): item for item in self._shards(product_id, shards, consistent=True)
             }
-            result = RemovalResult(removed=[], not_found=[], not_available=[])
+            removed: set[int] = set()
+            kept: set[int] = set()
             # shard -> slot -> line. Their fingerprints stay: pointing at a slot that now holds another
             # code (or past `filled`), they are stale, which every reader checks (`_locate`).
             fresh: dict[int, dict[int, int]] = {}
-            for line, fingerprint in fingerprints.items():
-                found = located.get(fingerprint)
-                item = shard_items.get(found[0]) if found else None
-                if found is None or item is None or found[1] >= int(item.filled):
-                    result.not_found.append(line)
-                    continue
-                shard, slot, held = found
-                if slot >= int(item.cursor) and held.order_id is None and held.holder is None:
-                    fresh.setdefault(shard, {})[slot] = line
-                elif held.holder == RETURNED and held.order_id is None:
-                    done = self._remove_returned(product_id, shard, slot, fingerprint)
-                    (result.removed if done else result.not_available).append(line)
-                else:
-                    result.not_available.append(line)
+            for line, fingerprints in prints.items():
+                for fingerprint in fingerprints:
+                    found = located.get(fingerprint)
+                    item = shard_items.get(found[0]) if found else None
+                    if found is None or item is None or found[1] >= int(item.filled):
+                        continue
+                    shard, slot, held = found
+                    if slot >= int(item.cursor) and held.order_id is None and held.holder is None:
+                        fresh.setdefault(shard, {})[slot] = line
+                    elif held.holder == RETURNED and held.order_id is None:
+                        done = self._remove_returned(product_id, shard, slot, fingerprint)
+                        (removed if done else kept).add(line)
+                    else:
+                        kept.add(line)
             # Shards share nothing, so they are removed from at once (a 10,000-code removal within
             # the API's 29 s).
             done = _in_parallel(
@@ -769,12 +791,14 @@ class StockStore:
                     for shard, targets in fresh.items()
                 ]
             )
-            for removed, late in done:
-                result.removed.extend(removed)
-                result.not_available.extend(late)
-            for lines in (result.removed, result.not_found, result.not_available):
-                lines.sort()
-            return result
+            for gone, late in done:
+                removed.update(gone)
+                kept.update(late)
+            return RemovalResult(
+                removed=sorted(removed),
+                not_found=sorted(prints.keys() - removed - kept),
+                not_available=sorted(kept - removed),
+            )
         finally:
             self._release_lease(product_id, owner)
 

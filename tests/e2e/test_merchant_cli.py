@@ -89,6 +89,23 @@ def test_export_writes_the_available_codes_to_a_private_file(shop, tmp_path):
     assert code == 0 and sorted(out.splitlines()) == sorted(codes)
 
 
+def test_an_import_of_reusable_codes_sends_chunks_the_api_takes(shop, tmp_path):
+    """Each code of this product fills 2,000 slots and a request fills at most 10,000: 5 codes a chunk."""
+    product_id = shop.new_product([], sales_per_code=2000)
+    codes = new_codes(6, prefix="CLI-REUSE")
+    file = tmp_path / "codes.txt"
+    file.write_text("\n".join(codes) + "\n")
+
+    code, out, err = run(
+        shop, "stock", "import", str(file), "--product", product_id, "--chunk", "10", "--json"
+    )
+
+    assert code == 0, err
+    assert "each code is sold 2,000 times: chunks of 5 codes" in err
+    assert (json.loads(out)["added"], json.loads(out)["chunks"]) == (6, 2)
+    assert shop.stock(product_id)["imported"] == 12_000
+
+
 def test_products_list_shows_the_merchants_products(shop):
     product_id = shop.new_product([])
     code, out, err = run(shop, "products", "list", "--json")

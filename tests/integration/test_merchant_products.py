@@ -89,6 +89,7 @@ def test_a_listed_product_has_every_field_with_its_defaults(shop, merchant):
         "price_tiers": [],
         "instructions": "",
         "low_stock_threshold": 0,
+        "sales_per_code": 1,
     }
 
 
@@ -219,6 +220,7 @@ TIERS = [{"min_quantity": 3, "price": {"amount": 900, "currency": "CNY"}}]
         ({"price": {"amount": 1000, "currency": "USD"}}, "validation_error"),  # the tiers stay in CNY
         ({"price": {"amount": 300_000_000_000, "currency": "CNY"}, "price_tiers": []}, "validation_error"),
         ({"shards": 8}, "invalid_shards"),
+        ({"sales_per_code": 2}, "invalid_sales_per_code"),
         ({"delivery": "license"}, "invalid_delivery"),
         ({"stock": 100}, "invalid_stock"),
         ({"name": None}, "invalid_name"),
