@@ -5,11 +5,13 @@ from typing import Annotated
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
+from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.storefront import i18n
 from functions.storefront.checkout import CheckoutRequest, checkout, token_matches
-from functions.storefront.pages import order_page, product_page
+from functions.storefront.pages import Page, order_page, product_page
 from functions.storefront.schemas import BuyerOrder, OrderCreated, PublicProduct
 from shared import adapters
 from shared.errors import NotFound
@@ -121,6 +123,7 @@ def get_order(
         "status": order.status.value,
         "quantity": order.quantity,
         "total": order.total.model_dump(),
+        "expires_at": order.expires_at.isoformat(),
         "events": [{"type": e.type, "at": e.at.isoformat()} for e in order.history],
         "eta_seconds": 0 if order.status == Status.DELIVERED else 1,
     }
@@ -133,18 +136,41 @@ def get_order(
     return json_response(200, body)
 
 
+def _language(lang: str | None) -> str:
+    cookies = dict(c.partition("=")[::2] for c in app.current_event.cookies or [])
+    return i18n.choose(lang, cookies.get(i18n.COOKIE), app.current_event.headers.get("accept-language"))
+
+
+def _html(page: Page, lang: str | None) -> Response[str]:
+    """A page, remembering the language toggle's choice in a cookie."""
+    cookies = []
+    if lang in i18n.LANGUAGES:
+        cookies = [
+            Cookie(name=i18n.COOKIE, value=lang, path="/", max_age=31_536_000, same_site=SameSite.LAX_MODE)
+        ]
+    return Response(
+        status_code=200,
+        content_type="text/html; charset=utf-8",
+        body=page.html,
+        headers=page.headers,
+        cookies=cookies,
+    )
+
+
+LANG = Annotated[str | None, Query(description="zh-CN or en; remembered in a cookie")]
+
+
 @app.get(
     "/p/<product_id>",
     summary="The hosted product page",
     tags=["pages"],
     responses=documented(200, "the page", media="text/html", errors=[404]),
 )
-def product_html(product_id: str) -> Response[str]:
+def product_html(product_id: str, lang: LANG = None) -> Response[str]:
     product = _product(product_id)
     available = adapters.stock().available(product.product_id, product.shards)
-    return Response(
-        status_code=200, content_type="text/html; charset=utf-8", body=product_page(product, available)
-    )
+    page = product_page(product, available, registry.configured(), _language(lang))
+    return _html(page, lang)
 
 
 @app.get(
@@ -153,10 +179,10 @@ def product_html(product_id: str) -> Response[str]:
     tags=["pages"],
     responses=documented(200, "the page", media="text/html", errors=[404]),
 )
-def order_html(order_id: str) -> Response[str]:
+def order_html(order_id: str, lang: LANG = None) -> Response[str]:
     if not is_id(order_id, "ord"):
         raise NotFound("no such order", code="order_not_found")
-    return Response(status_code=200, content_type="text/html; charset=utf-8", body=order_page(order_id))
+    return _html(order_page(order_id, _language(lang)), lang)
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -1,12 +1,77 @@
-"""Minimal hosted pages: product (checkout) and order. Everything from a merchant is escaped."""
+"""The hosted pages: product (checkout) and order, server-rendered in the buyer's language.
 
+Everything from a merchant or a buyer is escaped here and set with textContent by the scripts.
+Each page runs one inline script and one inline style, allowed by their hashes in a strict
+Content-Security-Policy: nothing else runs, loads or is framed, and no Referer leaves the page.
+"""
+
+import base64
+import hashlib
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
+from pathlib import Path
 
+from functions.storefront.i18n import LANGUAGES, TEXTS
 from shared.money import Money
 from shared.products import Product
 
+STATIC = Path(__file__).parent / "static"
 ZERO_DECIMAL = {"JPY", "KRW", "VND"}
+
+_STYLE = """
+:root{color-scheme:light}
+body{font-family:system-ui,"PingFang SC","Microsoft YaHei",sans-serif;max-width:40rem;margin:0 auto;
+padding:1rem;color:#111;background:#fff;line-height:1.55;overflow-wrap:anywhere}
+header{display:flex;justify-content:flex-end}a{color:#0645ad}
+h1{font-size:1.5rem;margin:.5rem 0}h2{font-size:1.15rem;margin:1.5rem 0 .5rem}
+label,legend{display:block;margin:.75rem 0 .25rem;font-weight:600}
+input{font-size:1rem;padding:.6rem;width:100%;box-sizing:border-box;border:1px solid #555;border-radius:.3rem}
+fieldset{border:0;padding:0;margin:0}fieldset label{font-weight:400;display:flex;gap:.5rem;align-items:center}
+fieldset input{width:auto}
+button{font-size:1rem;padding:.65rem 1rem;border-radius:.3rem;cursor:pointer;border:1px solid #0a5c2e;
+background:#0a6b35;color:#fff;min-height:2.75rem}
+button.secondary{background:#fff;color:#0a5c2e;margin:.25rem .5rem .25rem 0}
+button[type=submit]{width:100%;margin-top:1rem}button:disabled{background:#555;border-color:#555}
+.error{color:#b00020}.muted{color:#444}.description{white-space:pre-line}
+.soldout{font-weight:700;color:#b00020;font-size:1.2rem}
+ul.codes{list-style:none;padding:0}ul.codes li{margin:.5rem 0}
+.code{display:block;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:1.15rem;background:#f1f1f1;
+padding:.6rem;border-radius:.3rem;word-break:break-all}
+#instructions{white-space:pre-wrap}[hidden]{display:none!important}
+"""
+
+
+def _script(*names: str) -> str:
+    return "\n".join((STATIC / name).read_text() for name in names)
+
+
+def _source_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+PRODUCT_SCRIPT = _script("product.js", "lookup.js")
+ORDER_SCRIPT = _script("order.js", "lookup.js")
+
+
+@dataclass(frozen=True)
+class Page:
+    html: str
+    script: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        policy = (
+            f"default-src 'none'; script-src {_source_hash(self.script)}; style-src {_source_hash(_STYLE)}; "
+            "connect-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        )
+        return {
+            "Content-Security-Policy": policy,
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        }
 
 
 def format_money(money: Money) -> str:
@@ -15,85 +80,82 @@ def format_money(money: Money) -> str:
     return f"{money.amount // 100}.{money.amount % 100:02d} {money.currency}"
 
 
-_STYLE = """
-body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;color:#111;line-height:1.5}
-label{display:block;margin:.75rem 0 .25rem}input,button{font-size:1rem;padding:.5rem;width:100%;box-sizing:border-box}
-button{background:#0b5;color:#fff;border:0;border-radius:.3rem;margin-top:1rem;cursor:pointer}
-.error{color:#b00020}.code{font-family:monospace;font-size:1.2rem;background:#f3f3f3;padding:.5rem;margin:.25rem 0}
-"""
-
-
-def _page(title: str, body: str) -> str:
-    return (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+def _page(lang: str, title: str, data: dict[str, str], body: str, script: str) -> Page:
+    other = next(code for code in LANGUAGES if code != lang)
+    texts = json.dumps(TEXTS[lang], ensure_ascii=False).replace("<", "\\u003c")
+    attributes = "".join(f' data-{name}="{escape(value)}"' for name, value in data.items())
+    html = (
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f'<meta name="referrer" content="no-referrer"><title>{escape(title)}</title>'
-        f"<style>{_STYLE}</style></head><body>{body}</body></html>"
+        f"<style>{_STYLE}</style></head><body>"
+        f'<header><a id="lang-toggle" href="?lang={other}" hreflang="{other}" lang="{other}">'
+        f"{escape(TEXTS[lang]['switch'])}</a></header>"
+        f'<main id="page" data-lang="{lang}"{attributes}>{body}{_lookup(lang)}</main>'
+        f'<script type="application/json" id="texts">{texts}</script>'
+        f"<script>{script}</script></body></html>"
+    )
+    return Page(html=html, script=script)
+
+
+def _lookup(lang: str) -> str:
+    t = TEXTS[lang]
+    return (
+        f'<section aria-labelledby="lookup-title"><h2 id="lookup-title">{escape(t["lookup"])}</h2>'
+        '<form id="lookup"><label for="lookup-email">'
+        f'{escape(t["email"])}</label><input id="lookup-email" name="lookup-email" type="email" '
+        f'autocomplete="email" required><button type="submit" class="secondary">{escape(t["send_link"])}'
+        '</button><p id="lookup-note" role="status"></p></form></section>'
     )
 
 
-def product_page(product: Product, available: int) -> str:
-    sold_out = available <= 0
-    form = (
-        '<p class="error" id="soldout">Sold out.</p>'
-        if sold_out
-        else f"""
-<form id="buy">
-  <label for="quantity">Quantity</label>
-  <input id="quantity" name="quantity" type="number" min="{product.min_per_order}" max="{product.max_per_order}" value="{product.min_per_order}" required>
-  <label for="email">E-mail</label>
-  <input id="email" name="email" type="email" autocomplete="email" required>
-  <button type="submit" id="pay">Buy</button>
-  <p class="error" id="error" role="alert"></p>
-</form>
-<script>
-document.getElementById("buy").addEventListener("submit", async (e) => {{
-  e.preventDefault();
-  const res = await fetch("/api/orders", {{method: "POST", headers: {{"Content-Type": "application/json"}},
-    body: JSON.stringify({{product_id: {json.dumps(product.product_id)}, quantity: Number(e.target.quantity.value),
-                          email: e.target.email.value}})}});
-  const body = await res.json();
-  if (!res.ok) {{ document.getElementById("error").textContent = body.error.message; return; }}
-  localStorage.setItem("miaofa:token:" + body.order_id, body.access_token);
-  location.href = body.payment.url;
-}});
-</script>"""
+def product_page(product: Product, available: int, providers: Sequence[str], lang: str) -> Page:
+    t = TEXTS[lang]
+    tiers = "".join(
+        f"<li>{escape(t['each_from'].format(quantity=tier.min_quantity, price=format_money(tier.price)))}</li>"
+        for tier in product.price_tiers
     )
-    return _page(
-        product.name,
-        f'<h1 id="name">{escape(product.name)}</h1><p id="description">{escape(product.description)}</p>'
-        f'<p>Price: <strong id="price">{escape(format_money(product.price))}</strong> · '
-        f'<span id="available">{available}</span> in stock · delivered instantly</p>{form}',
+    if available <= 0:
+        offer = f'<p class="soldout" id="soldout" role="status">{escape(t["sold_out"])}</p><p>{escape(t["sold_out_long"])}</p>'
+    else:
+        choices = "".join(
+            f'<label><input type="radio" name="provider" value="{escape(name)}"{" checked" if n == 0 else ""}>'
+            f"{escape(t.get('provider.' + name, name))}</label>"
+            for n, name in enumerate(providers)
+        )
+        offer = (
+            f'<p id="available">{escape(t["in_stock"].format(count=available))}</p>'
+            f'<p id="delivery">{escape(t["instant"])}</p>'
+            '<form id="buy" novalidate>'
+            f'<label for="quantity">{escape(t["quantity"])}</label>'
+            f'<input id="quantity" name="quantity" type="number" inputmode="numeric" '
+            f'min="{product.min_per_order}" max="{min(product.max_per_order, available)}" '
+            f'value="{product.min_per_order}" required>'
+            f'<label for="email">{escape(t["email"])}</label>'
+            '<input id="email" name="email" type="email" autocomplete="email" required>'
+            f"<fieldset><legend>{escape(t['pay_with'])}</legend>{choices}</fieldset>"
+            f'<button type="submit" id="pay">{escape(t["buy"])}</button>'
+            '<p class="error" id="error" role="alert"></p></form>'
+        )
+    body = (
+        f'<h1 id="name">{escape(product.name)}</h1>'
+        f'<p class="description" id="description">{escape(product.description)}</p>'
+        f'<p>{escape(t["price"])}: <strong id="price">{escape(format_money(product.price))}</strong></p>'
+        f"{f'<ul id=tiers>{tiers}</ul>' if tiers else ''}{offer}"
     )
+    return _page(lang, product.name, {"product-id": product.product_id}, body, PRODUCT_SCRIPT)
 
 
-def order_page(order_id: str) -> str:
-    return _page(
-        "Your order",
-        f"""<h1>Order <span id="order-id">{escape(order_id)}</span></h1>
-<p>Status: <strong id="status">loading…</strong></p>
-<div id="codes"></div><ol id="events"></ol><p class="error" id="error" role="alert"></p>
-<script>
-const orderId = {json.dumps(order_id)};
-const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
-if (fromHash) {{ localStorage.setItem("miaofa:token:" + orderId, fromHash); history.replaceState(null, "", location.pathname); }}
-const token = localStorage.getItem("miaofa:token:" + orderId);
-let delay = 500;
-async function poll() {{
-  if (!token) {{ document.getElementById("error").textContent = "This browser has no access to this order."; return; }}
-  const res = await fetch("/api/orders/" + orderId, {{headers: {{Authorization: "Bearer " + token}}}});
-  if (!res.ok) {{ document.getElementById("error").textContent = "Order not found."; return; }}
-  const order = await res.json();
-  document.getElementById("status").textContent = order.status;
-  const events = document.getElementById("events"); events.replaceChildren();
-  for (const ev of order.events) {{ const li = document.createElement("li"); li.textContent = ev.type + " · " + ev.at; events.append(li); }}
-  if (order.items) {{
-    const box = document.getElementById("codes"); box.replaceChildren();
-    for (const item of order.items) {{ const d = document.createElement("div"); d.className = "code"; d.textContent = item.code; box.append(d); }}
-    return;
-  }}
-  delay = Math.min(delay * 1.5, 5000); setTimeout(poll, delay);
-}}
-poll();
-</script>""",
+def order_page(order_id: str, lang: str) -> Page:
+    t = TEXTS[lang]
+    body = (
+        f'<h1>{escape(t["order"])} <span id="order-id">{escape(order_id)}</span></h1>'
+        f'<p>{escape(t["status"])}: <strong id="status">{escape(t["loading"])}</strong></p>'
+        '<p id="explain" role="status" aria-live="polite"></p>'
+        f'<section id="qr-box" hidden><p>{escape(t["scan"])}</p><code class="code" id="qr"></code></section>'
+        f'<section id="delivered" hidden><h2>{escape(t["codes"])}</h2><ul class="codes" id="codes"></ul>'
+        '<div id="code-actions"></div>'
+        f'<div id="instructions-box" hidden><h2>{escape(t["instructions"])}</h2><p id="instructions"></p></div>'
+        f'</section><h2>{escape(t["timeline"])}</h2><ol id="events"></ol>'
     )
+    return _page(lang, f"{t['order']} {order_id}", {"order-id": order_id}, body, ORDER_SCRIPT)

@@ -55,6 +55,7 @@ class BuyerOrder(BaseModel):
     status: Status
     quantity: int
     total: Money
+    expires_at: str  # when an unpaid order's reservation ends
     events: list[Event]
     eta_seconds: int
     items: list[Item] | None = None  # once DELIVERED

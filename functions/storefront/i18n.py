@@ -1,0 +1,172 @@
+"""The hosted pages' languages: zh-CN and en, chosen by the buyer's toggle, else Accept-Language."""
+
+from typing import Final
+
+LANGUAGES: Final = ("zh-CN", "en")
+DEFAULT: Final = "en"
+COOKIE: Final = "miaofa_lang"
+
+TEXTS: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "switch": "中文",
+        "price": "Price",
+        "each_from": "from {quantity}: {price} each",
+        "in_stock": "{count} in stock",
+        "sold_out": "Sold out",
+        "sold_out_long": "This product is sold out. Nothing can be bought until the shop adds stock.",
+        "instant": "Instant delivery: your code is on the order page seconds after payment.",
+        "quantity": "Quantity",
+        "email": "E-mail (for your receipt and to find this order again)",
+        "pay_with": "Pay with",
+        "buy": "Buy",
+        "working": "Starting your payment…",
+        "provider.sandbox": "Sandbox (test payment)",
+        "provider.stripe": "Card (Stripe)",
+        "provider.alipay": "Alipay",
+        "provider.wechatpay": "WeChat Pay",
+        "scan": "Scan to pay, then come back to this page:",
+        "order": "Order",
+        "status": "Status",
+        "timeline": "Timeline",
+        "codes": "Your codes",
+        "copy": "Copy",
+        "copied": "Copied",
+        "copy_all": "Copy all",
+        "download": "Download as text",
+        "instructions": "How to use",
+        "loading": "Loading…",
+        "no_access": "This browser cannot open this order. Use the link in your e-mail, "
+        "or look your orders up by e-mail below.",
+        "not_found": "No such order, or this link is no longer valid.",
+        "offline": "Cannot reach the shop; trying again…",
+        "status.PENDING_PAYMENT": "Waiting for your payment",
+        "status.PAID": "Paid — your code is on its way",
+        "status.IN_REVIEW": "In review",
+        "status.DELIVERED": "Delivered",
+        "status.EXPIRED": "Expired",
+        "status.REFUNDING": "Being refunded",
+        "status.REFUNDED": "Refunded",
+        "status.CLAIMED": "After-sales claim open",
+        "status.REPLACED": "Replaced",
+        "explain.PENDING_PAYMENT": "Finish the payment before {expires}; your code appears here by itself.",
+        "explain.PAID": "Payment received. Delivery takes a second or two; this page updates by itself.",
+        "explain.IN_REVIEW": "Your payment is being checked by the shop. You will get the code or your "
+        "money back; this page updates by itself.",
+        "explain.DELIVERED": "Your codes are below. Keep them safe: anyone with a code can use it.",
+        "explain.EXPIRED": "This order was not paid in time and has expired. Nothing was charged.",
+        "explain.REFUNDING": "Your payment is being returned to you.",
+        "explain.REFUNDED": "Your payment was returned to you.",
+        "explain.SOLD_OUT": "It sold out before your payment arrived, so your payment is returned to you.",
+        "explain.CLAIMED": "The shop is looking at your after-sales claim.",
+        "explain.REPLACED": "Your code was replaced.",
+        "event.order.created": "Order placed",
+        "event.payment.succeeded": "Payment received",
+        "event.payment.failed": "Payment failed",
+        "event.order.delivered": "Code delivered",
+        "event.reservation.expired": "Reservation expired",
+        "event.review.held": "Held for review",
+        "event.review.released": "Review passed",
+        "event.refund.requested": "Refund started",
+        "event.refund.confirmed": "Refund completed",
+        "event.claim.opened": "Claim opened",
+        "event.claim.replaced": "Code replaced",
+        "buy_again": "Back to the product",
+        "lookup": "Find my orders",
+        "lookup_sent": "If this address has orders here, a link to them is on its way.",
+        "send_link": "E-mail me a link",
+        "error.out_of_stock": "Sold out: not enough stock left for this quantity.",
+        "error.daily_limit_reached": "You have reached this product's daily limit.",
+        "error.rate_limited": "Too many requests; please wait a minute and try again.",
+        "error.other": "Something went wrong: {message}",
+    },
+    "zh-CN": {
+        "switch": "English",
+        "price": "价格",
+        "each_from": "{quantity} 件起：每件 {price}",
+        "in_stock": "库存 {count}",
+        "sold_out": "已售罄",
+        "sold_out_long": "此商品已售罄，商家补货前无法购买。",
+        "instant": "秒发：付款后几秒内卡密即显示在订单页。",
+        "quantity": "数量",
+        "email": "邮箱（用于接收凭证和找回订单）",
+        "pay_with": "支付方式",
+        "buy": "购买",
+        "working": "正在发起支付…",
+        "provider.sandbox": "沙箱（测试支付）",
+        "provider.stripe": "银行卡（Stripe）",
+        "provider.alipay": "支付宝",
+        "provider.wechatpay": "微信支付",
+        "scan": "扫码支付，然后回到本页：",
+        "order": "订单",
+        "status": "状态",
+        "timeline": "订单进度",
+        "codes": "您的卡密",
+        "copy": "复制",
+        "copied": "已复制",
+        "copy_all": "全部复制",
+        "download": "下载为文本",
+        "instructions": "使用说明",
+        "loading": "加载中…",
+        "no_access": "此浏览器无法打开该订单。请使用邮件中的链接，或在下方用邮箱查询订单。",
+        "not_found": "订单不存在，或链接已失效。",
+        "offline": "暂时无法连接商店，正在重试…",
+        "status.PENDING_PAYMENT": "等待付款",
+        "status.PAID": "已付款，正在发货",
+        "status.IN_REVIEW": "审核中",
+        "status.DELIVERED": "已发货",
+        "status.EXPIRED": "已过期",
+        "status.REFUNDING": "退款中",
+        "status.REFUNDED": "已退款",
+        "status.CLAIMED": "售后处理中",
+        "status.REPLACED": "已更换",
+        "explain.PENDING_PAYMENT": "请在 {expires} 前完成付款；卡密会自动显示在此页。",
+        "explain.PAID": "已收到付款。发货只需一两秒，本页会自动更新。",
+        "explain.IN_REVIEW": "商家正在核实您的付款。您会收到卡密或退款，本页会自动更新。",
+        "explain.DELIVERED": "卡密如下，请妥善保管：任何拿到卡密的人都能使用。",
+        "explain.EXPIRED": "订单未在时限内付款，已过期，未扣款。",
+        "explain.REFUNDING": "您的付款正在退回。",
+        "explain.REFUNDED": "您的付款已退回。",
+        "explain.SOLD_OUT": "您的付款到达前商品已售罄，付款将退回给您。",
+        "explain.CLAIMED": "商家正在处理您的售后申请。",
+        "explain.REPLACED": "您的卡密已更换。",
+        "event.order.created": "已下单",
+        "event.payment.succeeded": "已付款",
+        "event.payment.failed": "付款失败",
+        "event.order.delivered": "已发货",
+        "event.reservation.expired": "预留已过期",
+        "event.review.held": "进入审核",
+        "event.review.released": "审核通过",
+        "event.refund.requested": "开始退款",
+        "event.refund.confirmed": "退款完成",
+        "event.claim.opened": "发起售后",
+        "event.claim.replaced": "已更换卡密",
+        "buy_again": "返回商品页",
+        "lookup": "查询我的订单",
+        "lookup_sent": "如果该邮箱在本店有订单，查询链接已发送。",
+        "send_link": "发送查询链接",
+        "error.out_of_stock": "库存不足，无法购买该数量。",
+        "error.daily_limit_reached": "您今天购买此商品已达上限。",
+        "error.rate_limited": "请求过于频繁，请稍后再试。",
+        "error.other": "出错了：{message}",
+    },
+}
+
+
+def choose(chosen: str | None, cookie: str | None, accept_language: str | None) -> str:
+    """The page's language: the toggle's choice (query, then cookie), else the buyer's preferred
+    language that we have (Accept-Language, by q-value), else English."""
+    for explicit in (chosen, cookie):
+        if explicit in LANGUAGES:
+            return str(explicit)
+    best, best_q = DEFAULT, 0.0
+    for part in (accept_language or "")[:1000].split(","):
+        tag, _, params = part.strip().partition(";")
+        try:
+            q = float(params.strip().removeprefix("q=")) if params.strip().startswith("q=") else 1.0
+        except ValueError:
+            continue
+        primary = tag.strip().lower().split("-")[0]
+        language = {"zh": "zh-CN", "en": "en"}.get(primary)
+        if language and q > best_q:
+            best, best_q = language, q
+    return best

@@ -1,0 +1,55 @@
+"""Playwright driving Debian's Chromium (/usr/bin/chromium, installed by `make test`) headless
+against the local runtime. Screenshots go to test-artifacts/browser/."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("MIAOFA_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+# Collects what the page's Content-Security-Policy refused: a strict policy must refuse nothing of ours.
+WATCH_CSP = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", (e) => window.__violations.push(e.violatedDirective));
+"""
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browse(chromium, shop):
+    """browse(locale=..., width=...) -> a new page in a fresh context (its own storage)."""
+    contexts = []
+
+    def open_page(locale: str = "en-US", width: int = 1280, height: int = 900):
+        context = chromium.new_context(
+            locale=locale,
+            viewport={"width": width, "height": height},
+            accept_downloads=True,
+            permissions=["clipboard-read", "clipboard-write"],
+        )
+        context.add_init_script(WATCH_CSP)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def snap(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
