@@ -1,5 +1,6 @@
 """The process's adapters, built on first use (never at import time) and reused while warm."""
 
+import logging
 from dataclasses import dataclass
 from functools import cache
 
@@ -10,6 +11,10 @@ from shared.store.orders import OrderStore
 from shared.store.payment_events import PaymentEventStore
 from shared.store.shop import ShopStore
 from shared.store.stock import StockStore
+
+# botocore logs every response body at DEBUG: Secrets Manager's provider credentials, KMS's plaintext
+# data keys. Those never go to logs (tests/e2e/test_no_plaintext.py), whatever the level of the rest.
+logging.getLogger("botocore").setLevel(logging.INFO)
 
 
 @cache

@@ -43,3 +43,8 @@ def to_major(money: Money) -> str:
         return str(money.amount)
     whole, fraction = divmod(money.amount, 10**digits)
     return f"{whole}.{fraction:0{digits}d}"
+
+
+def display(money: Money) -> str:
+    """1999 CNY -> `"19.99 CNY"`: as pages and mails show an amount."""
+    return f"{to_major(money)} {money.currency}"

@@ -129,7 +129,11 @@ class NotifyQueue:
         self._url = _queue_url()
 
     def send(self, notification: Notification) -> None:
-        self._sqs.send_message(QueueUrl=self._url, MessageBody=notification.body().decode())
+        self.send_body(notification.body().decode())
+
+    def send_body(self, body: str) -> None:
+        """Any message for the notify function (a merchant event, or a buyer's mail: shared/mail.py)."""
+        self._sqs.send_message(QueueUrl=self._url, MessageBody=body)
 
     def retry_later(self, receipt_handle: str, seconds: int) -> None:
         """Hide a received message for `seconds` (its backoff) before SQS hands it out again."""

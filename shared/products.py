@@ -100,6 +100,8 @@ class Product(BaseModel):
     # How many times each imported code is sold: 1 (one code, one order: I1), or more for a reusable
     # code (a shared account, a download key). Stock is counted in sales: each code fills that many slots.
     sales_per_code: int = Field(default=1, ge=1)
+    # The confirmation e-mail carries only a link to the order page, unless the merchant opts in.
+    email_codes: bool = False
 
     def unit_price(self, quantity: int) -> Money:
         return unit_price(self, quantity)

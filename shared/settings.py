@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     payment_query_after_seconds: int = Field(default=120, ge=10, alias="PAYMENT_QUERY_AFTER_SECONDS")
     max_pending_per_email: int = Field(default=3, ge=1, alias="MAX_PENDING_PER_EMAIL")
     max_pending_per_client: int = Field(default=20, ge=1, alias="MAX_PENDING_PER_CLIENT")
+    lookups_per_email_hour: int = Field(default=3, ge=1, alias="LOOKUPS_PER_EMAIL_HOUR")
+    lookups_per_client_hour: int = Field(default=10, ge=1, alias="LOOKUPS_PER_CLIENT_HOUR")
+    # The sender of buyers' mail (a verified SES identity); empty: no mail is sent (logged).
+    mail_from: str = Field(default="", alias="MAIL_FROM")
     signature_tolerance_seconds: int = Field(default=300, ge=1, alias="SIGNATURE_TOLERANCE_SECONDS")
 
     @model_validator(mode="after")

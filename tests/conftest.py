@@ -38,8 +38,13 @@ def runtime(kits):
     from infra.local.runtime import LocalRuntime
 
     # Every test buyer comes from 127.0.0.1 and many leave orders unpaid: lift the reservation caps
-    # here (tests/integration/test_reservation_caps.py checks them with small values).
-    caps = {"MAX_PENDING_PER_EMAIL": "1000000", "MAX_PENDING_PER_CLIENT": "1000000"}
+    # here (tests/integration/test_reservation_caps.py checks them with small values), and the
+    # look-ups per client address.
+    caps = {
+        "MAX_PENDING_PER_EMAIL": "1000000",
+        "MAX_PENDING_PER_CLIENT": "1000000",
+        "LOOKUPS_PER_CLIENT_HOUR": "1000000",  # the per-client cap: tests/integration/test_buyer_mail.py
+    }
     providers = {name: kit.config() for name, kit in kits.items()}
     local = LocalRuntime(
         port=0, quiet=True, seed=True, schedule_seconds=3600, environment=caps, providers=providers

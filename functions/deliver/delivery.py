@@ -11,10 +11,11 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from shared import adapters, notify
+from shared import adapters, mail, notify
 from shared.codes import CodeCipher
 from shared.errors import IntegrityViolation, StateConflict
 from shared.faults import checkpoint
+from shared.mail import MailRequest
 from shared.orders import Order, Status
 from shared.store.orders import OrderStore
 from shared.store.shop import ShopStore
@@ -42,7 +43,7 @@ def deliver(
         raise IntegrityViolation(f"delivery requested for unknown order {order_id}")
     if order.status != Status.PAID:
         logger.info("nothing to deliver", extra={"order_id": order_id, "status": order.status.value})
-        if order.status == Status.DELIVERED:  # maybe a retry after a crash before the merchant was told
+        if order.status == Status.DELIVERED:  # maybe a retry after a crash before anyone was told
             tell_merchant(order, stock, shop or adapters.shop())
         return order.status
     stock.bind(order.product_id, order.slots, order.order_id)
@@ -66,10 +67,12 @@ def deliver(
 
 
 def tell_merchant(order: Order, stock: StockStore, shop: ShopStore) -> None:
-    """order.delivered, and stock.low when the delivery leaves the product at or below its threshold.
+    """order.delivered, and stock.low when the delivery leaves the product at or below its threshold;
+    and the buyer's confirmation mail (a retry after a crash may send it twice, never zero times).
 
     Best effort: a failure is logged, the order stays DELIVERED (a retried message emits the same
     events again, under the same ids)."""
+    mail.request(MailRequest(mail="order", order_id=order.order_id))  # never raises
     try:
         notify.emit("order.delivered", order)
         product = shop.product(order.product_id)

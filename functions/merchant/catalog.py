@@ -46,6 +46,7 @@ class ProductRequest(BaseModel):
     low_stock_threshold: int = Field(default=0, strict=True, ge=0, le=MAX_LOW_STOCK_THRESHOLD)
     shards: int = Field(default=4, ge=1, le=64)
     sales_per_code: int = Field(default=1, strict=True, ge=1, le=MAX_SALES_PER_CODE)
+    email_codes: bool = Field(default=False, strict=True)
     active: bool = True
     when_undeliverable: UndeliverablePolicy = "refund"
 
@@ -88,6 +89,7 @@ _NOT_NULLABLE = (
     "instructions",
     "low_stock_threshold",
     "when_undeliverable",
+    "email_codes",
 )
 _UNCHANGEABLE = ("shards", "delivery", "sales_per_code")
 
@@ -108,6 +110,7 @@ class ProductChange(BaseModel):
     instructions: str | None = Field(default=None, max_length=MAX_INSTRUCTIONS_LENGTH)
     low_stock_threshold: int | None = Field(default=None, ge=0, le=MAX_LOW_STOCK_THRESHOLD)
     when_undeliverable: UndeliverablePolicy | None = None
+    email_codes: bool | None = None
 
     @model_validator(mode="before")
     @classmethod

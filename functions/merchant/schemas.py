@@ -27,6 +27,7 @@ class MerchantProduct(BaseModel):
     low_stock_threshold: int
     when_undeliverable: UndeliverablePolicy
     sales_per_code: int
+    email_codes: bool
 
 
 class ProductPage(BaseModel):

@@ -1,6 +1,8 @@
-"""Notify: a batch from the notify queue; each event is POSTed to its merchant's webhook. A failed
+"""Notify: a batch from the notify queue; each merchant event is POSTed to its merchant's webhook,
+each buyer's mail request is written and sent through SES (functions/notify/mail.py). A failed
 record is reported, hidden for its backoff, retried, and dead-lettered after the queue's limit."""
 
+import json
 import time
 
 from aws_lambda_powertools import Logger, Metrics
@@ -10,9 +12,11 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.notify import webhooks
+from functions.notify import mail, webhooks
 from shared import adapters
+from shared.mail import MailRequest
 from shared.notify import notify_queue, parse
+from shared.orders import utcnow
 
 logger = Logger(service="notify")
 metrics = Metrics(service="notify")
@@ -21,27 +25,52 @@ metrics = Metrics(service="notify")
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
+def _is_mail(body: str) -> bool:
+    try:
+        return "mail" in json.loads(body)
+    except (ValueError, TypeError, RecursionError):
+        return False
+
+
+def _retry_later(record: SQSRecord, about: dict[str, str], metric: str, message: str, error: str) -> None:
+    """Count and log a failed record (never its body, address, URL or secret) and hide it for its backoff."""
+    attempt = int(record.attributes.approximate_receive_count or 1)
+    delay = webhooks.retry_delay(attempt)
+    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+    logger.warning(message, extra={**about, "attempt": attempt, "retry_in": delay, "error": error})
+    notify_queue().retry_later(record.receipt_handle, delay)
+
+
+def _mail(record: SQSRecord) -> None:
+    """A buyer's mail; a failure is retried like a webhook."""
+    about = {"message_id": record.message_id}
+    try:
+        request = MailRequest.model_validate_json(record.body)
+        about["mail"] = request.mail
+        done = mail.send(request, adapters.orders(), adapters.shop(), adapters.stock(), now=utcnow())
+    except Exception as error:
+        _retry_later(record, about, "MailFailures", "mail not sent", type(error).__name__)
+        raise
+    metrics.add_metric(
+        name="MailSent" if done == mail.Mailed.SENT else "MailSkipped", unit=MetricUnit.Count, value=1
+    )
+    logger.info("mail done", extra={**about, "outcome": done.value})
+
+
 def _record(record: SQSRecord) -> None:
+    if _is_mail(record.body):
+        _mail(record)
+        return
     about: dict[str, str] = {"message_id": record.message_id}
     try:
         notification = parse(record.body)
         about.update(event_id=notification.event_id, type=notification.type)
         sent = webhooks.send(notification, adapters.shop(), webhooks.pool(), now=int(time.time()))
     except Exception as error:
-        attempt = int(record.attributes.approximate_receive_count or 1)
-        delay = webhooks.retry_delay(attempt)
-        metrics.add_metric(name="WebhookFailures", unit=MetricUnit.Count, value=1)
-        # Never the body, the URL or the secret: the error's kind and our own message only.
-        logger.warning(
-            "webhook not delivered",
-            extra={
-                **about,
-                "attempt": attempt,
-                "retry_in": delay,
-                "error": f"{type(error).__name__}: {error}",
-            },
+        # The error's kind and our own message only (ProviderError messages name no URL or secret).
+        _retry_later(
+            record, about, "WebhookFailures", "webhook not delivered", f"{type(error).__name__}: {error}"
         )
-        notify_queue().retry_later(record.receipt_handle, delay)
         raise
     sent_or_not = "WebhooksSent" if sent == webhooks.Sent.SENT else "NotificationsSkipped"
     metrics.add_metric(name=sent_or_not, unit=MetricUnit.Count, value=1)

@@ -1,5 +1,6 @@
 """Storefront: the buyer API and the hosted pages."""
 
+import time
 from datetime import timedelta
 from typing import Annotated
 
@@ -11,9 +12,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.storefront import i18n
 from functions.storefront.checkout import CheckoutRequest, checkout, token_matches
+from functions.storefront.lookup import LookupAccepted, LookupRequest, request_lookup
 from functions.storefront.pages import Page, order_page, product_page
 from functions.storefront.schemas import BuyerOrder, OrderCreated, PublicProduct
-from shared import adapters
+from shared import adapters, links
 from shared.errors import NotFound
 from shared.http import documented, install_error_handlers, json_response
 from shared.orders import Status, utcnow
@@ -103,6 +105,27 @@ def create_order(
     )
 
 
+@app.post(
+    "/api/orders/lookup",
+    summary="E-mail the address a magic link to each of its orders (always 202)",
+    tags=["buyer"],
+    status_code=202,
+    responses=documented(
+        202, "accepted, whether or not the address has orders", LookupAccepted, errors=[400, 415, 429]
+    ),
+)
+def lookup_orders(request: Annotated[LookupRequest, Body()]) -> Response[str]:
+    config = settings()
+    answer = request_lookup(
+        request,
+        app.current_event.request_context.http.source_ip,
+        adapters.limits(),
+        (config.lookups_per_email_hour, config.lookups_per_client_hour),
+        now=int(time.time()),
+    )
+    return json_response(202, answer)
+
+
 @app.get(
     "/api/orders/<order_id>",
     summary="An order, for whoever holds its access token",
@@ -116,7 +139,11 @@ def get_order(
     header = authorization or ""
     token = header[7:] if header.lower().startswith("bearer ") else None
     order = adapters.orders().get(order_id) if is_id(order_id, "ord") else None
-    if order is None or not token_matches(order, token):
+    opened = order is not None and (
+        token_matches(order, token)
+        or (token is not None and links.opens(token, order.order_id, utcnow(), settings().order_token_secret))
+    )
+    if order is None or not opened:
         raise NotFound("no such order", code="order_not_found")
     body = {
         "order_id": order.order_id,

@@ -14,11 +14,10 @@ from html import escape
 from pathlib import Path
 
 from functions.storefront.i18n import LANGUAGES, TEXTS
-from shared.money import Money
+from shared.money import display
 from shared.products import Product
 
 STATIC = Path(__file__).parent / "static"
-ZERO_DECIMAL = {"JPY", "KRW", "VND"}
 
 _STYLE = """
 :root{color-scheme:light}
@@ -74,12 +73,6 @@ class Page:
         }
 
 
-def format_money(money: Money) -> str:
-    if money.currency in ZERO_DECIMAL:
-        return f"{money.amount} {money.currency}"
-    return f"{money.amount // 100}.{money.amount % 100:02d} {money.currency}"
-
-
 def _page(lang: str, title: str, data: dict[str, str], body: str, script: str) -> Page:
     other = next(code for code in LANGUAGES if code != lang)
     texts = json.dumps(TEXTS[lang], ensure_ascii=False).replace("<", "\\u003c")
@@ -112,7 +105,7 @@ def _lookup(lang: str) -> str:
 def product_page(product: Product, available: int, providers: Sequence[str], lang: str) -> Page:
     t = TEXTS[lang]
     tiers = "".join(
-        f"<li>{escape(t['each_from'].format(quantity=tier.min_quantity, price=format_money(tier.price)))}</li>"
+        f"<li>{escape(t['each_from'].format(quantity=tier.min_quantity, price=display(tier.price)))}</li>"
         for tier in product.price_tiers
     )
     if available <= 0:
@@ -140,7 +133,7 @@ def product_page(product: Product, available: int, providers: Sequence[str], lan
     body = (
         f'<h1 id="name">{escape(product.name)}</h1>'
         f'<p class="description" id="description">{escape(product.description)}</p>'
-        f'<p>{escape(t["price"])}: <strong id="price">{escape(format_money(product.price))}</strong></p>'
+        f'<p>{escape(t["price"])}: <strong id="price">{escape(display(product.price))}</strong></p>'
         f"{f'<ul id=tiers>{tiers}</ul>' if tiers else ''}{offer}"
     )
     return _page(lang, product.name, {"product-id": product.product_id}, body, PRODUCT_SCRIPT)

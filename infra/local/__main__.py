@@ -50,6 +50,7 @@ def main() -> None:
     print(
         f"\nmiaofa is running locally (ready in {time.monotonic() - started:.1f}s)\n"
         f"  demo product page: {info.url}/p/{info.demo_product_id}\n"
+        f"  mail it sent:      {info.url}/_local/mail\n"
         f"  merchant API key:  {info.merchant_key}\n"
         f"  embedded AWS:      {info.aws_endpoint}\n"
         f"  details:           {Path('.miaofa/local.json')}\n"

@@ -85,7 +85,8 @@ class Provisioned:
 def provision(
     infra: Infrastructure, parameters: dict[str, str], secrets: dict[str, str] | None = None
 ) -> Provisioned:
-    """Create every table, queue, key and secret the template declares; names are their logical ids.
+    """Create every table, queue, key, secret and mail identity the template declares; names are their
+    logical ids.
 
     `secrets` gives a secret's value by logical id (local config); a secret not given is `{}`."""
     done = Provisioned(parameters)
@@ -129,4 +130,7 @@ def provision(
         value = (secrets or {}).get(name, "{}")
         arn = secretsmanager.create_secret(Name=name, SecretString=value)["ARN"]
         done.refs[name], done.arns[name] = arn, arn
+    ses = boto3.client("ses", region_name=REGION)
+    for identity in infra.mail_identities:
+        ses.verify_email_identity(EmailAddress=done.resolve(identity))
     return done

@@ -15,12 +15,15 @@ from infra.local import template
 from infra.local.aws import REGION, EmbeddedAws, provision
 from infra.local.gateway import Gateway
 from infra.local.lambdas import LocalFunction
+from infra.local.mailbox import PREFIX as MAILBOX_PREFIX
+from infra.local.mailbox import handle as mailbox
 from infra.local.sandbox import PREFIX as SANDBOX_PREFIX
 from infra.local.sandbox import SandboxProvider
 from infra.local.triggers import QueuePoller, Schedule
 from shared.providers.config import parse_configs
 
 DEMO_CODES = 100
+LOCAL_MAIL_FROM = "shop@miaofa.local"  # the embedded SES identity buyers' mail comes from
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class LocalRuntime:
             "SandboxPayUrl": self.sandbox.pay_url,
             "SandboxApiUrl": self.sandbox.api_url,
             "LocalMode": "true",
+            "MailFrom": LOCAL_MAIL_FROM,
             "AWS::Region": REGION,
             "AWS::StackName": "miaofa-local",
         }
@@ -113,6 +117,7 @@ class LocalRuntime:
             self.overrides
         )  # e.g. tests raising the per-client caps: they all come from 127.0.0.1
         self.gateway.extras[SANDBOX_PREFIX] = self.sandbox.handle
+        self.gateway.extras[MAILBOX_PREFIX] = mailbox
         self.gateway.start()
         for trigger in infra.triggers:
             self.pollers[trigger.queue] = QueuePoller(

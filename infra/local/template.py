@@ -58,6 +58,7 @@ class Infrastructure:
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
+    mail_identities: list[Any] = field(default_factory=list)  # EmailIdentity values (Refs)
     functions: dict[str, dict[str, Any]] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)
     triggers: list[QueueTrigger] = field(default_factory=list)
@@ -102,6 +103,8 @@ def load(path: Path = TEMPLATE) -> Infrastructure:
             infra.keys.append(logical_id)
         elif kind == "AWS::SecretsManager::Secret":
             infra.secrets.append(logical_id)
+        elif kind == "AWS::SES::EmailIdentity":
+            infra.mail_identities.append(props["EmailIdentity"])
         elif kind == "AWS::Lambda::Function":
             infra.functions[logical_id] = props
         elif kind == "AWS::Lambda::EventSourceMapping":

@@ -6,7 +6,8 @@ checkouts cannot exceed the cap. A ticket that is never given back (a crash) fre
 
 Per-buyer daily limits on a product are counters: one item per (product, buyer e-mail, UTC day)
 counts the units ordered, and a checkout adds its quantity with one conditional update that holds
-only if the sum stays within the limit, so simultaneous checkouts cannot exceed it.
+only if the sum stays within the limit, so simultaneous checkouts cannot exceed it. Order look-ups
+are capped per hour the same way (`take_hourly`).
 """
 
 import calendar
@@ -36,7 +37,7 @@ class TicketItem(Model):
     expires = NumberAttribute()  # TTL, a day after `until`: only housekeeping, never relied on
 
 
-class DailyCountItem(Model):
+class DailyCountItem(Model):  # also the hourly counters (`take_hourly`)
     class Meta:
         table_name: str | None = None
 
@@ -93,20 +94,15 @@ class LimitStore:
     ) -> DailyCount | None:
         """Add `units` to what this e-mail ordered of the product on `day` (UTC), if the total stays
         within `limit`; None (nothing added) if it would not."""
-        if units > limit:
-            return None
         pk, sk = f"daily#{product_id}#{buyer_key('email', email)}", day.isoformat()
         expires = calendar.timegm((day + timedelta(days=3)).timetuple())
-        try:
-            DailyCountItem(pk=pk, sk=sk).update(
-                actions=[DailyCountItem.units.add(units), DailyCountItem.expires.set(expires)],
-                condition=DailyCountItem.units.does_not_exist() | (DailyCountItem.units <= limit - units),
-            )
-        except UpdateError as error:
-            if condition_failed(error):
-                return None
-            raise
-        return DailyCount(pk=pk, sk=sk, units=units)
+        return DailyCount(pk=pk, sk=sk, units=units) if _add_within(pk, sk, units, limit, expires) else None
+
+    def take_hourly(self, key: str, limit: int, now: int) -> bool:
+        """Count one request of `key` (a buyer_key) in the current hour; False (nothing counted) once
+        `limit` were counted this hour."""
+        hour = now // 3600
+        return _add_within(f"hourly#{key}", str(hour), 1, limit, (hour + 2) * 3600)
 
     def uncount_daily(self, count: DailyCount) -> None:
         """Give back what a checkout added, when it failed before its order existed (call once)."""
@@ -128,3 +124,19 @@ class LimitStore:
         except DailyCountItem.DoesNotExist:
             return 0
         return int(item.units)
+
+
+def _add_within(pk: str, sk: str, units: int, limit: int, expires: int) -> bool:
+    """Add `units` to a counter if its total stays within `limit` (one conditional update)."""
+    if units > limit:
+        return False
+    try:
+        DailyCountItem(pk=pk, sk=sk).update(
+            actions=[DailyCountItem.units.add(units), DailyCountItem.expires.set(expires)],
+            condition=DailyCountItem.units.does_not_exist() | (DailyCountItem.units <= limit - units),
+        )
+    except UpdateError as error:
+        if condition_failed(error):
+            return False
+        raise
+    return True

@@ -7,6 +7,7 @@ the outstanding work, never the number of orders. The index `by_merchant` lists 
 orders by creation time (the merchant API's order list).
 """
 
+import hashlib
 import json
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -55,6 +56,22 @@ class MerchantIndex(GlobalSecondaryIndex["OrderItem"]):
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
+class BuyerIndex(GlobalSecondaryIndex["OrderItem"]):
+    """A buyer's orders by e-mail (hashed, lower-cased), newest first: the order look-up."""
+
+    class Meta:
+        index_name = "by_buyer"
+        projection = IncludeProjection(["status", "product_id", "quantity", "total_amount", "currency"])
+
+    buyer = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+def buyer_of(email: str) -> str:
+    """The look-up key of an e-mail address: equal for any capitalisation, not the address itself."""
+    return hashlib.sha256(b"miaofa-buyer\0" + email.strip().lower().encode()).hexdigest()
+
+
 class OrderItem(Model):
     class Meta:
         table_name: str | None = None
@@ -80,6 +97,8 @@ class OrderItem(Model):
     due_at = NumberAttribute(null=True)
     due_index = DueIndex()
     by_merchant = MerchantIndex()
+    buyer = UnicodeAttribute(null=True)  # absent on orders from before the look-up existed
+    by_buyer = BuyerIndex()
     status_at = NumberAttribute(null=True)  # when the order entered its status (ages in reports)
     tickets = UnicodeAttribute(null=True)
     redrives = NumberAttribute(null=True)
@@ -211,6 +230,7 @@ class OrderStore:
             total_amount=order.total.amount,
             currency=order.total.currency,
             email=order.email,
+            buyer=buyer_of(order.email),
             provider=order.provider,
             status=order.status.value,
             access_token_hash=order.access_token_hash,
@@ -339,6 +359,11 @@ class OrderStore:
             if last is not None and pages >= max_pages:
                 return MerchantOrders(orders=found, resume_after=_position(last))
         return MerchantOrders(orders=found, resume_after=None)
+
+    def of_buyer(self, email: str, limit: int) -> list[str]:
+        """Ids of the newest `limit` orders placed with this e-mail address (any capitalisation)."""
+        query = OrderItem.by_buyer.query(buyer_of(email), scan_index_forward=False, limit=limit)
+        return [item.order_id for item in query]
 
     def history_intact(self, order_id: str) -> bool:
         """I7: the stored history verifies against the separately stored head hash."""

@@ -78,6 +78,7 @@ class ProductItem(_ShopModel):
     instructions = UnicodeAttribute(null=True)
     low_stock_threshold = NumberAttribute(null=True)
     sales_per_code = NumberAttribute(null=True)
+    email_codes = BooleanAttribute(null=True)
     version = NumberAttribute(null=True)  # bumped by every change; a change is conditional on it
 
 
@@ -327,6 +328,7 @@ def _changeable(product: Product) -> dict[str, Any]:
         "instructions": product.instructions,
         "low_stock_threshold": product.low_stock_threshold,
         "when_undeliverable": product.when_undeliverable,
+        "email_codes": product.email_codes,
     }
 
 
@@ -362,6 +364,7 @@ def _to_product(item: ProductItem) -> Product:
         instructions=item.instructions or "",
         low_stock_threshold=int(item.low_stock_threshold or 0),
         sales_per_code=int(item.sales_per_code or 1),
+        email_codes=bool(item.email_codes),
     )
 
 

@@ -1,0 +1,149 @@
+"""Buyers' mail, written and sent through SES: the confirmation of a delivered order, and the
+order look-up. In Chinese and English, one after the other (the buyer's language is not stored).
+
+A mail carries magic links (shared/links.py) to the order pages, never an access token; the codes
+themselves only when the product says so (`email_codes`). Nothing of a mail goes to the logs."""
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from enum import Enum
+from functools import cache
+
+import boto3
+
+from shared import links
+from shared.mail import MailRequest
+from shared.money import display
+from shared.orders import Order, Status
+from shared.products import Product
+from shared.settings import settings
+from shared.store.orders import OrderStore
+from shared.store.shop import ShopStore
+from shared.store.stock import StockStore
+
+LOOKUP_ORDERS = 20  # the newest orders a look-up mail lists
+ZH_STATUS = {
+    Status.PENDING_PAYMENT: "等待付款",
+    Status.PAID: "已付款",
+    Status.IN_REVIEW: "审核中",
+    Status.DELIVERED: "已发货",
+    Status.EXPIRED: "已过期",
+    Status.REFUNDING: "退款中",
+    Status.REFUNDED: "已退款",
+    Status.CLAIMED: "售后处理中",
+    Status.REPLACED: "已更换",
+}
+
+
+class Mailed(Enum):
+    SENT = "sent"
+    NOTHING = "nothing to send"  # a look-up for an address without orders, an order gone
+    OFF = "mail is off"  # no MAIL_FROM
+
+
+class Mail:
+    def __init__(self, to: str, subject: str, text: str) -> None:
+        self.to, self.subject, self.text = to, subject, text
+
+
+@cache
+def _ses():  # type: ignore[no-untyped-def]
+    return boto3.client("ses")
+
+
+def send(
+    request: MailRequest,
+    orders: OrderStore,
+    shop: ShopStore,
+    stock: StockStore,
+    now: datetime,
+    deliver: Callable[[Mail, str], None] | None = None,
+) -> Mailed:
+    config = settings()
+    if not config.mail_from:
+        return Mailed.OFF
+    if request.mail == "order":
+        mail = order_mail(str(request.order_id), orders, shop, stock, now)
+    else:
+        mail = lookup_mail(str(request.email), orders, shop, now)
+    if mail is None:
+        return Mailed.NOTHING
+    (deliver or _send_ses)(mail, config.mail_from)
+    return Mailed.SENT
+
+
+def _send_ses(mail: Mail, sender: str) -> None:
+    _ses().send_email(
+        Source=sender,
+        Destination={"ToAddresses": [mail.to]},
+        Message={
+            "Subject": {"Data": mail.subject, "Charset": "UTF-8"},
+            "Body": {"Text": {"Data": mail.text, "Charset": "UTF-8"}},
+        },
+    )
+
+
+def _link(order_id: str, now: datetime) -> str:
+    config = settings()
+    return links.order_url(config.public_base_url, order_id, now, config.order_token_secret)
+
+
+def _name(product: Product | None) -> str:
+    return product.name if product is not None else "—"
+
+
+def order_mail(
+    order_id: str, orders: OrderStore, shop: ShopStore, stock: StockStore, now: datetime
+) -> Mail | None:
+    order = orders.get(order_id)
+    if order is None or order.status != Status.DELIVERED:
+        return None
+    product = shop.product(order.product_id)
+    name, total, link = _name(product), display(order.total), _link(order.order_id, now)
+    text = [
+        f"您的订单 {order.order_id}（{name}，数量 {order.quantity}，{total}）已发货。",
+        f"查看卡密：{link}",
+        "",
+        f"Your order {order.order_id} ({name}, quantity {order.quantity}, {total}) is delivered.",
+        f"See your codes: {link}",
+        "",
+    ]
+    if product is not None and product.email_codes:
+        cipher = shop.cipher(order.merchant_id)
+        codes = stock.read_codes(order.product_id, order.slots, order.order_id, cipher)
+        text += ["卡密 / Codes:", *codes, ""]
+    text += _footer()
+    return Mail(order.email, f"订单已发货 / Your order is delivered: {name}", "\n".join(text))
+
+
+def lookup_mail(email: str, orders: OrderStore, shop: ShopStore, now: datetime) -> Mail | None:
+    found = [o for o in (orders.get(i) for i in orders.of_buyer(email, LOOKUP_ORDERS)) if o is not None]
+    if not found:
+        return None
+    names = {o.product_id: _name(shop.product(o.product_id)) for o in found}
+    text = [
+        f"您在本店的订单（最近 {len(found)} 个）/ Your orders in this shop (the newest {len(found)}):",
+        "",
+        *_listing(found, names, now),
+        "如果不是您本人申请的查询，可以忽略这封邮件。/ If you did not ask for this, ignore this mail.",
+        *_footer(),
+    ]
+    return Mail(email, "您的订单 / Your orders", "\n".join(text))  # to the address asked about
+
+
+def _listing(found: Sequence[Order], names: dict[str, str], now: datetime) -> list[str]:
+    lines = []
+    for order in found:
+        day = order.created_at.date().isoformat()
+        status = f"{ZH_STATUS.get(order.status, order.status.value)} / {order.status.value}"
+        lines += [
+            f"- {order.order_id} · {names[order.product_id]} · {day} · {status}",
+            f"  {_link(order.order_id, now)}",
+            "",
+        ]
+    return lines
+
+
+def _footer() -> list[str]:
+    days = links.LIFETIME.days
+    return [f"链接 {days} 天内有效，请勿转发。/ The links work for {days} days; do not forward them."]

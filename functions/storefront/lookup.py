@@ -1,0 +1,46 @@
+"""Order look-up by e-mail: the caller learns nothing (always 202, the same answer and the same work
+for any address); the address's owner gets a mail with a magic link to each of its orders.
+
+Capped per hour: per client address (429, which says nothing about the e-mail) and per e-mail
+(silently: no more mail this hour, so the look-up cannot be used to flood an inbox)."""
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from shared import mail
+from shared.errors import TooMany
+from shared.notify import NotifyQueue
+from shared.store.limits import LimitStore, buyer_key
+
+ACCEPTED = {
+    "status": "accepted",
+    "message": "If this address has orders here, a link to them is on its way.",
+}
+
+
+class LookupRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr = Field(max_length=254)
+
+
+class LookupAccepted(BaseModel):
+    status: str
+    message: str
+
+
+def request_lookup(
+    request: LookupRequest,
+    client: str,
+    limits: LimitStore,
+    caps: tuple[int, int],
+    now: int,
+    queue: NotifyQueue | None = None,
+) -> dict[str, str]:
+    """`caps`: (mails per e-mail, look-ups per client address) per hour."""
+    per_email, per_client = caps
+    if not limits.take_hourly(buyer_key("lookup-client", client), per_client, now):
+        raise TooMany("too many order look-ups from this address; try again within the hour")
+    email = str(request.email)
+    if limits.take_hourly(buyer_key("lookup-email", email), per_email, now):
+        mail.request(mail.MailRequest(mail="lookup", email=email), queue)
+    return ACCEPTED
