@@ -1,9 +1,10 @@
 """Stock import at scale through the merchant CLI's code path (`miaofa-merchant stock import`):
 N fresh codes from a file, in chunks of a resumable import, into the local runtime; codes/s per
 chunk (median) and overall, the final stock levels checked, then the same command run again
-(every chunk answered from its record, nothing added).
+(every chunk answered from its record, nothing added). With --sales-per-code K (a reusable product)
+each code fills K slots, so slots/s is the figure to compare with single-use codes/s.
 
-    .venv/bin/python -m bench.import [--codes 100000] [--chunk 5000] [--shards 4]
+    .venv/bin/python -m bench.import [--codes 100000] [--chunk 5000] [--shards 4] [--sales-per-code 1]
 """
 
 import argparse
@@ -18,7 +19,7 @@ from bench.local import start_runtime
 from infra.merchant.cli import Api, Console, StockImport, default_import_id, read_lines
 
 
-def run(codes: int, chunk: int, shards: int) -> int:
+def run(codes: int, chunk: int, shards: int, sales: int = 1) -> int:
     runtime = start_runtime()
     try:
         assert runtime.info is not None
@@ -27,7 +28,12 @@ def run(codes: int, chunk: int, shards: int) -> int:
             url,
             "POST",
             "/merchant/products",
-            {"name": "bench import", "price": {"amount": 1999, "currency": "CNY"}, "shards": shards},
+            {
+                "name": "bench import",
+                "price": {"amount": 1999, "currency": "CNY"},
+                "shards": shards,
+                "sales_per_code": sales,
+            },
         )["id"]
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "codes.txt"
@@ -45,7 +51,8 @@ def run(codes: int, chunk: int, shards: int) -> int:
     finally:
         runtime.stop()
 
-    expected = {"available": codes, "reserved": 0, "sold": 0, "returned": 0, "imported": codes}
+    slots = codes * sales
+    expected = {"available": slots, "reserved": 0, "sold": 0, "returned": 0, "imported": slots}
     counts = {key: first.total(key) for key in ("added", "duplicates", "rejected")}
     ok = (
         levels == expected
@@ -64,6 +71,7 @@ def run(codes: int, chunk: int, shards: int) -> int:
         f"re-run of the same command: {len(second.chunks)} chunks answered from their records in "
         f"{second.seconds:.1f} s, nothing added"
     )
+    print(f"slots/s overall: {slots / first.seconds:,.0f} ({sales} per code)")
     print("levels and counts " + ("correct" if ok else "WRONG"))
     print()
     print(
@@ -81,8 +89,9 @@ def main() -> int:
     parser.add_argument("--codes", type=int, default=100_000)
     parser.add_argument("--chunk", type=int, default=5_000)
     parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--sales-per-code", type=int, default=1)
     args = parser.parse_args()
-    return run(args.codes, args.chunk, args.shards)
+    return run(args.codes, args.chunk, args.shards, args.sales_per_code)
 
 
 if __name__ == "__main__":

@@ -89,9 +89,10 @@ def test_export_writes_the_available_codes_to_a_private_file(shop, tmp_path):
     assert code == 0 and sorted(out.splitlines()) == sorted(codes)
 
 
-def test_an_import_of_reusable_codes_sends_chunks_the_api_takes(shop, tmp_path):
+@pytest.mark.parametrize("large_product", [{"sales_per_code": 2000}], indirect=True)
+def test_an_import_of_reusable_codes_sends_chunks_the_api_takes(shop, tmp_path, large_product):
     """Each code of this product fills 2,000 slots and a request fills at most 10,000: 5 codes a chunk."""
-    product_id = shop.new_product([], sales_per_code=2000)
+    product_id = large_product
     codes = new_codes(6, prefix="CLI-REUSE")
     file = tmp_path / "codes.txt"
     file.write_text("\n".join(codes) + "\n")
@@ -145,10 +146,11 @@ def test_bad_input_and_refusals_are_clear_and_exit_non_zero(shop, tmp_path):
 
 
 @pytest.fixture
-def large_product(shop):
-    """A product whose stock is deleted afterwards: every Query in the embedded AWS reads the whole
-    table, so 40,000 items left behind would slow every later test of the session."""
-    product_id = shop.new_product([])
+def large_product(shop, request):
+    """A product (fields from an indirect parameter) whose stock is deleted afterwards: every Query in
+    the embedded AWS reads the whole table, so 40,000 items left behind would slow every later test
+    of the session."""
+    product_id = shop.new_product([], **getattr(request, "param", {}))
     yield product_id
     from shared.settings import settings
 
