@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from html import escape
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def _script(*names: str) -> str:
     return "\n".join((STATIC / name).read_text() for name in names)
 
 
+@cache  # the page's script and the style are constants: hashed once per container
 def _source_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
