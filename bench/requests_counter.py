@@ -99,7 +99,8 @@ class ThreadRequests:
                 )
 
     def _after_call(self, model: Any, **_: Any) -> None:
-        if threading.current_thread().name == self.thread_name:
+        name = threading.current_thread().name  # or a worker it started (shared/store/shards.py)
+        if name == self.thread_name or name.startswith(f"{self.thread_name}/"):
             self.counts[model.name] += 1
 
     def run(self, work: Callable[[], object]) -> tuple[Counter[str], float]:

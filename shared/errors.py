@@ -6,12 +6,15 @@ class DomainError(Exception):
 
     status = 400
     code = "bad_request"
+    retry_after: int | None = None  # seconds, sent as Retry-After (every 429 and 503 has one)
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class BadInput(DomainError):
@@ -57,13 +60,19 @@ class ImportInProgress(DomainError):
 
 
 class TooMany(DomainError):
-    status, code = 429, "rate_limited"
+    status, code, retry_after = 429, "rate_limited", 60
 
 
 class ProviderDown(DomainError):
     """The payment provider did not answer; the request can be retried as it is."""
 
-    status, code = 503, "payment_provider_unavailable"
+    status, code, retry_after = 503, "payment_provider_unavailable", 5
+
+
+class Busy(DomainError):
+    """AWS throttled a request past the SDK's retries: nothing is half-done; retry as it is."""
+
+    status, code, retry_after = 503, "busy", 1
 
 
 class Invalid(DomainError):

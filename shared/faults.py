@@ -8,6 +8,8 @@ import threading
 
 # Every write boundary on the hot path; the crash tests run once per entry.
 POINTS = (
+    "checkout:after-limits",
+    "claim:after-take",
     "checkout:after-claim",
     "checkout:after-order-created",
     "webhook:after-event-recorded",
@@ -19,6 +21,17 @@ POINTS = (
 )
 # Between the refund request and recording its answer (tests/integration/test_refunds.py).
 REFUND_POINTS = ("refund:after-sent",)
+# Off the happy path, each with its own scenario (tests/e2e/test_edge_crash_points.py).
+EDGE_POINTS = (
+    "claim:between-pieces",
+    "claim:giving-back",
+    "webhook:late-after-release",
+    "webhook:late-after-claim",
+    "redrive:after-claimed",
+    "redrive:between-refunding-and-release",
+    "refund:between-refunding-and-release",
+    "refund:after-confirmed",
+)
 # Between two shards' counts in a stock import (tests/integration/test_reusable_codes.py).
 IMPORT_POINTS = ("import:between-shards",)
 
@@ -41,10 +54,16 @@ def checkpoint(name: str) -> None:
 
 
 def arm(name: str) -> None:
-    if name not in POINTS + REFUND_POINTS + IMPORT_POINTS:
+    if name not in POINTS + REFUND_POINTS + IMPORT_POINTS + EDGE_POINTS:
         raise ValueError(f"unknown crash point {name!r}")
     with _lock:
         _armed.add(name)
+
+
+def disarm() -> None:
+    """Forget every armed point (one no scenario reached)."""
+    with _lock:
+        _armed.clear()
 
 
 def armed() -> set[str]:

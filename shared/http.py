@@ -14,7 +14,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel, ValidationError
 
-from shared.errors import DomainError, Invalid, MalformedJson, UnsupportedContentType
+from shared.errors import Busy, DomainError, Invalid, MalformedJson, UnsupportedContentType
+from shared.store.errors import throttled
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -50,7 +51,10 @@ _ERROR_MEANING = {
     415: "a content type this route does not take",
     422: "well-formed input that breaks a rule",
     429: "rate limited",
-    503: "a payment provider did not answer; retry as it is",
+    503: "busy (AWS throttled), or a payment provider did not answer: retry as it is after Retry-After",
+}
+_RETRY_AFTER = {
+    "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
 }
 
 
@@ -64,7 +68,7 @@ def documented(
 ) -> dict[int, Any]:
     """The `responses` of a route for its OpenAPI entry: its success (a model as JSON, or a text
     `media` type), and each error it can answer (always 422, which request validation may give),
-    all in the one error shape."""
+    all in the one error shape. Every route may be throttled by AWS (503 `busy`)."""
     success: dict[str, Any] = {"description": description}
     if model is not None:
         success["content"] = {"application/json": {"model": model}}
@@ -73,17 +77,20 @@ def documented(
     else:
         success["content"] = {}  # no body (e.g. 204)
     answers: dict[int, Any] = {status: success}
-    for code in sorted({*errors, 422}):
+    for code in sorted({*errors, 422, 503}):
         answers[code] = {
             "description": _ERROR_MEANING[code],
             "content": {"application/json": {"model": GatewayRefusal if code in (401, 403) else ErrorBody}},
         }
+        if code in (429, 503):
+            answers[code]["headers"] = _RETRY_AFTER
     return answers
 
 
-def error_response(status: int, code: str, message: str) -> Response[str]:
+def error_response(status: int, code: str, message: str, retry_after: int | None = None) -> Response[str]:
     body = json.dumps({"error": {"code": code, "message": message}})
-    return Response(status_code=status, content_type="application/json", body=body)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return Response(status_code=status, content_type="application/json", body=body, headers=headers)
 
 
 def json_response(status: int, payload: Any) -> Response[str]:
@@ -175,7 +182,7 @@ def install_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None:
     @app.exception_handler(DomainError)
     def _domain(error: DomainError) -> Response[str]:
         logger.info("request refused", extra={"error_code": error.code, "status": error.status})
-        return error_response(error.status, error.code, error.message)
+        return error_response(error.status, error.code, error.message, error.retry_after)
 
     @app.exception_handler(RequestValidationError)
     def _request(error: RequestValidationError) -> Response[str]:
@@ -199,5 +206,10 @@ def install_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None:
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response[str]:
+        if throttled(error):  # every write is safe to repeat, and what a failed checkout took goes back
+            logger.warning("throttled by AWS", extra={"error": type(error).__name__})
+            return _domain(
+                Busy("the shop is busy; retry in a moment (with the same Idempotency-Key, if any)")
+            )
         logger.exception("unexpected error")
         return error_response(500, "internal_error", "something went wrong on our side; please retry")

@@ -17,9 +17,9 @@ from functools import cache
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import boto3
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from shared import aws
 from shared.errors import Invalid
 from shared.orders import Order, Status
 from shared.products import Product
@@ -125,7 +125,7 @@ class NotifyQueue:
     """The notify queue: events for the notify function (and read back by the ops CLI)."""
 
     def __init__(self) -> None:
-        self._sqs = boto3.client("sqs")
+        self._sqs = aws.client("sqs")
         self._url = _queue_url()
 
     def send(self, notification: Notification) -> None:

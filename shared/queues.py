@@ -3,14 +3,13 @@ and by the ops CLI)."""
 
 import json
 
-import boto3
-
+from shared import aws
 from shared.settings import settings
 
 
 class DeliveryQueue:
     def __init__(self) -> None:
-        self._sqs = boto3.client("sqs")
+        self._sqs = aws.client("sqs")
         self._url = settings().delivery_queue_url
 
     def send(self, order_id: str) -> None:

@@ -56,19 +56,42 @@ def request_refund(order: Order, orders: OrderStore, stock: StockStore, now: dat
                 f"an order in {order.status.value} has no payment to refund", code="not_refundable"
             )
         facts = {"reason": reason[:200] or "refunded by the merchant", "by": "merchant"}
-        order = orders.transition(order, "refund.requested", now, facts, due_in=timedelta(0))
-    stock.release(order.product_id, order.slots, order.order_id)  # only slots never bound go back
+        try:
+            order = orders.transition(order, "refund.requested", now, facts, due_in=timedelta(0))
+        except StateConflict:  # changed meanwhile, or this write applied and its answer was lost
+            order = _reread(order, orders)
+            if order.status not in (Status.REFUNDING, Status.REFUNDED):
+                raise
+        checkpoint("refund:between-refunding-and-release")
+    return give_back_stock(order, stock)
+
+
+def give_back_stock(order: Order, stock: StockStore) -> Order:
+    """Return the slots a refunding or refunded order never bound (idempotent; bound codes stay its).
+
+    Every path that settles an order as REFUNDING or REFUNDED calls it, so a crash or a lost answer
+    after any one of them leaves no stock reserved to an order that will never deliver."""
+    stock.release(order.product_id, order.slots, order.order_id)
     return order
 
 
+def _reread(order: Order, orders: OrderStore) -> Order:
+    reread = orders.get(order.order_id)
+    if reread is None:
+        raise IntegrityViolation(f"order {order.order_id} vanished")
+    return reread
+
+
 def send_refund(
-    order: Order, provider: PaymentProvider, orders: OrderStore, now: datetime
+    order: Order, provider: PaymentProvider, orders: OrderStore, stock: StockStore, now: datetime
 ) -> RefundState | None:
-    """One attempt to get a REFUNDING order's money back; REFUNDED once the provider says so.
+    """One attempt to get a REFUNDING order's money back; REFUNDED once the provider says so. Its
+    never-bound stock goes back first (again, if an earlier path already did: idempotent).
 
     Returns the refund's state at the provider, or None if the provider refused the request (the
     order stays due and is tried again later). ProviderUnavailable is raised after it is recorded,
     so a caller can stop asking that provider."""
+    give_back_stock(order, stock)
     request = refund_request(order)
     try:
         state = provider.refund_state(request)
@@ -88,7 +111,7 @@ def send_refund(
             raise
         return None
     if state == RefundState.SUCCEEDED:
-        confirm_refund(order, orders, now, {"refund_id": request.refund_id, "via": "provider answer"})
+        confirm_refund(order, orders, stock, now, {"refund_id": request.refund_id, "via": "provider answer"})
     elif state == RefundState.PENDING:
         orders.postpone(order.order_id, Status.REFUNDING, until=now + CHECK_PENDING_AFTER)
     else:
@@ -100,14 +123,19 @@ def send_refund(
     return state
 
 
-def confirm_refund(order: Order, orders: OrderStore, now: datetime, facts: dict[str, str]) -> Order:
-    """REFUNDING -> REFUNDED; an order already REFUNDED (a callback and an answer both said so) stays."""
+def confirm_refund(
+    order: Order, orders: OrderStore, stock: StockStore, now: datetime, facts: dict[str, str]
+) -> Order:
+    """REFUNDING -> REFUNDED; an order already REFUNDED (a callback and an answer both said so, or
+    this write's answer was lost) stays. Its never-bound stock goes back first, so no crash after
+    this write can leave it reserved to a settled order."""
+    give_back_stock(order, stock)
     try:
         refunded = orders.transition(order, "refund.confirmed", now, facts)
     except StateConflict:
-        reread = orders.get(order.order_id)
-        if reread is None or reread.status != Status.REFUNDED:
+        refunded = _reread(order, orders)
+        if refunded.status != Status.REFUNDED:
             raise
-        refunded = reread
+    checkpoint("refund:after-confirmed")
     notify.emit("order.refunded", refunded)  # never fails the refund
     return refunded

@@ -1,6 +1,7 @@
 """One settings model, read from the environment once per process."""
 
 from functools import lru_cache
+from typing import Any, Final
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -8,6 +9,27 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Secrets that only local mode may use; anywhere else they are refused at start-up.
 DEVELOPMENT_SECRETS = {"", "dev", "test", "secret", "changeme", "local-sandbox-secret"}
 MIN_SECRET_LENGTH = 16
+
+# Write shards of the index keys every order writes (shared/store/shards.py, docs/allocation.md "Hot
+# keys"). A DynamoDB partition takes ~1,000 writes/s; per order, a `due` partition gets 2 writes (the
+# entry put, then removed or moved), a merchant's list partition 3 (put, then status PAID and
+# DELIVERED), a `held` one 2 per pooled slot, an `audit` one at most 1 per claim (keyed by product
+# and stock shard, so it spreads less evenly). These counts keep the hottest partition of every index
+# under its limit at 50,000 orders/s shop-wide; bench/capacity.py computes it from these values.
+# Only ever raise them: an entry under a shard beyond a lowered count is never read again.
+INDEX_SHARDS: Final = {
+    "due_shards": 128,
+    "merchant_order_shards": 192,
+    "held_shards": 128,
+    "audit_shards": 128,
+}
+# The embedded AWS walks the whole table for every index query, so locally (unless set) each index
+# has this many shards: the same code path, fewer queries.
+LOCAL_INDEX_SHARDS: Final = 4
+
+
+def _index_shards(name: str) -> Any:
+    return lambda data: LOCAL_INDEX_SHARDS if data.get("local_mode") else INDEX_SHARDS[name]
 
 
 class Settings(BaseSettings):
@@ -34,6 +56,13 @@ class Settings(BaseSettings):
     reservation_minutes: int = Field(default=15, ge=1, le=24 * 60, alias="RESERVATION_MINUTES")
     redrive_after_seconds: int = Field(default=120, ge=10, alias="REDRIVE_AFTER_SECONDS")
     max_delivery_redrives: int = Field(default=5, ge=1, le=100, alias="MAX_DELIVERY_REDRIVES")
+    # A delivery batch (functions/deliver/batch.py, docs/operations.md "Delivery timeouts"): retries an
+    # order gets before its message is dead-lettered; receives after which a message is handed back
+    # as a fresh copy (below the queue's maxReceiveCount); the most one order may take, so no order
+    # starts with less of the invocation left.
+    delivery_retries: int = Field(default=5, ge=1, le=100, alias="DELIVERY_RETRIES")
+    delivery_hand_back_after: int = Field(default=5, ge=2, le=1000, alias="DELIVERY_HAND_BACK_AFTER")
+    delivery_order_seconds: float = Field(default=6, gt=0, le=900, alias="DELIVERY_ORDER_SECONDS")
     payment_query_after_seconds: int = Field(default=120, ge=10, alias="PAYMENT_QUERY_AFTER_SECONDS")
     max_pending_per_email: int = Field(default=3, ge=1, alias="MAX_PENDING_PER_EMAIL")
     max_pending_per_client: int = Field(default=20, ge=1, alias="MAX_PENDING_PER_CLIENT")
@@ -42,6 +71,14 @@ class Settings(BaseSettings):
     # The sender of buyers' mail (a verified SES identity); empty: no mail is sent (logged).
     mail_from: str = Field(default="", alias="MAIL_FROM")
     signature_tolerance_seconds: int = Field(default=300, ge=1, alias="SIGNATURE_TOLERANCE_SECONDS")
+    due_shards: int = Field(default_factory=_index_shards("due_shards"), ge=1, le=1000, alias="DUE_SHARDS")
+    merchant_order_shards: int = Field(
+        default_factory=_index_shards("merchant_order_shards"), ge=1, le=1000, alias="MERCHANT_ORDER_SHARDS"
+    )
+    held_shards: int = Field(default_factory=_index_shards("held_shards"), ge=1, le=1000, alias="HELD_SHARDS")
+    audit_shards: int = Field(
+        default_factory=_index_shards("audit_shards"), ge=1, le=1000, alias="AUDIT_SHARDS"
+    )
 
     @model_validator(mode="after")
     def _no_development_secrets_in_the_cloud(self) -> "Settings":

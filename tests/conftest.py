@@ -7,12 +7,20 @@ at it, so checkouts, callbacks, queries and refunds for Stripe, Alipay and WeCha
 end without any network."""
 
 import importlib
+import os
 
 import pytest
 
+import tests.faults_aws  # noqa: F401 - first, so that every botocore client made later carries its hooks
 from tests.support import Shop
 
 KIT_MODULES = ("stripe", "alipay", "wechatpay")
+
+
+def pytest_report_header() -> str:
+    return (
+        f"miaofa DynamoDB: {os.environ.get('MIAOFA_STORE') or 'moto'} (MIAOFA_STORE, docs/local-runtime.md)"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -46,8 +54,15 @@ def runtime(kits):
         "LOOKUPS_PER_CLIENT_HOUR": "1000000",  # the per-client cap: tests/integration/test_buyer_mail.py
     }
     providers = {name: kit.config() for name, kit in kits.items()}
+    # The store is moto's DynamoDB unless MIAOFA_STORE=dynalite (the second pass of `make test`).
     local = LocalRuntime(
-        port=0, quiet=True, seed=True, schedule_seconds=3600, environment=caps, providers=providers
+        port=0,
+        quiet=True,
+        seed=True,
+        schedule_seconds=3600,
+        environment=caps,
+        providers=providers,
+        store=os.environ.get("MIAOFA_STORE") or "moto",
     )
     local.start()
     yield local

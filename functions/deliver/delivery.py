@@ -2,13 +2,15 @@
 
 A redelivered message finds the slots already bound to this order and binds nothing new. A failure
 is recorded on the order (for operators reading the dead-letter queue) and raised, so the message
-is retried and, after the queue's maxReceiveCount, dead-lettered. A delivered order tells its
-merchant (order.delivered, and stock.low if the product's stock is now at or below its threshold);
-that never fails the delivery.
+is retried. A retry is counted on the order before it starts, and one past the order's allowance is
+refused (RetriesExhausted), so the order's own failures, not its message's receives, decide when it
+is dead-lettered (functions/deliver/batch.py). A delivered order tells its merchant (order.delivered,
+and stock.low if the product's stock is now at or below its threshold); that never fails the delivery.
 """
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from shared import adapters, mail, notify
@@ -24,6 +26,22 @@ from shared.store.stock import StockStore
 logger = logging.getLogger(__name__)
 
 
+class UnknownOrder(IntegrityViolation):
+    """A delivery message for an order that does not exist: no retry can deliver it."""
+
+
+class RetriesExhausted(Exception):
+    """The order has used its retries: this one is not started, the message is dead-lettered."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A retried delivery: `attempt` names it (one receive of one message), `allowed` caps the order's."""
+
+    attempt: str
+    allowed: int
+
+
 def failure_reason(error: Exception) -> str:
     """What an operator reads about a failed delivery: the error's kind and our own message."""
     return f"{type(error).__name__}: {error}".rstrip(": ")
@@ -36,16 +54,23 @@ def deliver(
     cipher_for: Callable[[str], CodeCipher],
     now: datetime,
     shop: ShopStore | None = None,
+    retry: Retry | None = None,
 ) -> Status:
     """Fulfil a PAID order; returns the order's status afterwards. Raises to have the message retried."""
     order = orders.get(order_id)
     if order is None:
-        raise IntegrityViolation(f"delivery requested for unknown order {order_id}")
+        raise UnknownOrder(f"delivery requested for unknown order {order_id}")
     if order.status != Status.PAID:
         logger.info("nothing to deliver", extra={"order_id": order_id, "status": order.status.value})
         if order.status == Status.DELIVERED:  # maybe a retry after a crash before anyone was told
             tell_merchant(order, stock, shop or adapters.shop())
         return order.status
+    if retry is not None:
+        retries = orders.count_delivery_retry(order_id, retry.attempt)
+        if retries is None:  # it left PAID since it was read
+            return deliver(order_id, orders, stock, cipher_for, now, shop)
+        if retries > retry.allowed:
+            raise RetriesExhausted(f"order {order_id} has used its {retry.allowed} delivery retries")
     stock.bind(order.product_id, order.slots, order.order_id)
     checkpoint("deliver:after-bind")
     # DELIVERED promises a code the buyer can open: every bound code must decrypt, all of them.

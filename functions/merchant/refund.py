@@ -24,6 +24,6 @@ def refund_order(
     order = request_refund(order, orders, stock, now, reason)
     if order.status == Status.REFUNDING and provider is not None:
         with contextlib.suppress(ProviderUnavailable):  # recorded on the order; reconcile sends it later
-            send_refund(order, provider, orders, now)
+            send_refund(order, provider, orders, stock, now)
         order = orders.get(order_id) or order
     return order

@@ -9,9 +9,7 @@ from datetime import datetime
 from enum import Enum
 from functools import cache
 
-import boto3
-
-from shared import links
+from shared import aws, links
 from shared.mail import MailRequest
 from shared.money import display
 from shared.orders import Order, Status
@@ -48,7 +46,7 @@ class Mail:
 
 @cache
 def _ses():  # type: ignore[no-untyped-def]
-    return boto3.client("ses")
+    return aws.client("ses")
 
 
 def send(

@@ -5,6 +5,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+from functions.reconcile.burned import GRACE_SECONDS, claimants
 from shared.orders import Status
 from shared.store.orders import OrderStore
 from shared.store.shop import ShopStore
@@ -35,15 +36,23 @@ def orders_by_age(orders: OrderStore, now: datetime) -> dict[str, Any]:
     return report
 
 
-def audit_stock(shop: ShopStore, stock: StockStore, product_ids: list[str]) -> dict[str, list[str]]:
-    """I4 for each product whose stock moved since it was last settled: what does not add up, by product."""
-    problems: dict[str, list[str]] = {}
+def audit_stock(
+    shop: ShopStore, stock: StockStore, orders: OrderStore, product_ids: list[str], now: datetime
+) -> dict[str, list[str]]:
+    """I4 for each product whose stock moved since it was last settled: what does not add up, by product
+    (checked against the slots there and the orders they name, docs/allocation.md "Stock audit")."""
+    read, at = claimants(orders), int(now.timestamp())
+    problems = {
+        p: found for p, found in stock.audit_holds(read, at, GRACE_SECONDS).items() if p in product_ids
+    }
     for product_id in product_ids:
         product = shop.product(product_id)
         if product is None:
             problems[product_id] = ["stock without a product"]
             continue
-        _, found = stock.audit(product_id, product.shards)
+        found = stock.audit(product_id, product.shards, read, at, GRACE_SECONDS) + problems.get(
+            product_id, []
+        )
         if found:
             problems[product_id] = found
             logger.error("stock audit found a problem", extra={"product_id": product_id, "problems": found})

@@ -1,44 +1,39 @@
 """Return burned slots: claimed by a checkout that crashed before writing its order (I4).
 
 Only shards in the sparse `audit` index (their cursor moved since they were last settled) and
-holds older than the grace period are read, so the audit's cost follows recent sales.
+holds older than the grace period are read, so the audit's cost follows recent sales. Whether a
+slot is still wanted is asked of the order the slot names, by key and strongly consistently:
+never concluded from an index's silence (indexes lag writes on DynamoDB).
 """
 
 from datetime import datetime
-from functools import partial
 
-from shared.orders import Status
 from shared.store.orders import OrderStore
-from shared.store.stock import StockStore
+from shared.store.stock import Claimant, Claimants, StockStore
 
 GRACE_SECONDS = 300  # far longer than a claim-to-order-write gap; a snapshot younger than this waits
-OPEN = (Status.PENDING_PAYMENT, Status.PAID, Status.IN_REVIEW, Status.EXPIRED)  # slots still theirs
 
 
-class OpenSlots:
-    """The slots open orders hold, by product: read once per run, and only if some audit needs them."""
+def claimants(orders: OrderStore) -> Claimants:
+    """Read the named orders (one consistent BatchGetItem per 100) as the stock sees them."""
 
-    def __init__(self, orders: OrderStore) -> None:
-        self._orders = orders
-        self._by_product: dict[str, set[tuple[int, int]]] | None = None
+    def read(order_ids: set[str]) -> dict[str, Claimant]:
+        return {
+            order.order_id: Claimant(
+                status=order.status,
+                lists=frozenset((order.product_id, r.shard, n) for r in order.slots for n in r.slots()),
+            )
+            for order in orders.get_many(order_ids)
+        }
 
-    def __call__(self, product_id: str) -> set[tuple[int, int]]:
-        if self._by_product is None:
-            self._by_product = {}
-            for status in OPEN:
-                for entry in self._orders.outstanding(status):
-                    order = self._orders.get(entry.order_id)
-                    if order is not None:
-                        slots = self._by_product.setdefault(order.product_id, set())
-                        slots.update((r.shard, s) for r in order.slots for s in r.slots())
-        return self._by_product.get(product_id, set())
+    return read
 
 
 def return_burned_slots(orders: OrderStore, stock: StockStore, now: datetime) -> int:
-    held, at = OpenSlots(orders), int(now.timestamp())
+    read, at = claimants(orders), int(now.timestamp())
     returned = sum(
-        stock.return_burned(product_id, shard, at, GRACE_SECONDS, partial(held, product_id))
+        stock.return_burned(product_id, shard, at, GRACE_SECONDS, read)
         for product_id, shards in stock.shards_due().items()
         for shard in shards
     )
-    return returned + stock.return_abandoned_holds(at, GRACE_SECONDS, held)
+    return returned + stock.return_abandoned_holds(at, GRACE_SECONDS, read)

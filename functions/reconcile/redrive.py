@@ -5,8 +5,10 @@ import logging
 from datetime import datetime, timedelta
 
 from shared.errors import StateConflict
+from shared.faults import checkpoint
 from shared.orders import Order, Status
 from shared.queues import DeliveryQueue
+from shared.refunds import give_back_stock
 from shared.store.orders import OrderStore
 from shared.store.shop import ShopStore
 from shared.store.stock import StockStore
@@ -40,6 +42,7 @@ def redrive_paid(
             if _give_up(order, orders, shop, stock, now):
                 gave_up.append(order.order_id)
             continue
+        checkpoint("redrive:after-claimed")  # the next run re-drives it once this pause is over
         queue.send(order.order_id)
         sent += 1
     return sent, gave_up
@@ -52,13 +55,16 @@ def _give_up(order: Order, orders: OrderStore, shop: ShopStore, stock: StockStor
         "reason": f"not delivered after {order.redrives} re-drives",
         "last_error": (order.delivery_error or "none recorded")[:200],
     }
+    event = "review.held" if policy == "hold" else "refund.requested"
     try:
-        if policy == "hold":
-            orders.transition(order, "review.held", now, reason, due_in=timedelta(0))
-        else:
-            orders.transition(order, "refund.requested", now, reason, due_in=timedelta(0))
-            stock.release(order.product_id, order.slots, order.order_id)  # only slots never bound go back
-    except StateConflict:
-        return False  # delivered, or given up by a concurrent run, meanwhile
+        order = orders.transition(order, event, now, reason, due_in=timedelta(0))
+    except StateConflict:  # delivered or given up meanwhile, or this write applied and its answer was lost
+        reread = orders.get(order.order_id)
+        if reread is not None and reread.status in (Status.REFUNDING, Status.REFUNDED):
+            give_back_stock(reread, stock)  # whoever wrote it may not have got this far
+        return False
+    if policy != "hold":
+        checkpoint("redrive:between-refunding-and-release")  # the refund step gives it back then
+        give_back_stock(order, stock)
     logger.error("gave up delivering a paid order", extra={"order_id": order.order_id, "policy": policy})
     return True

@@ -13,15 +13,17 @@ from datetime import datetime
 from shared.errors import DomainError
 from shared.orders import Status
 from shared.providers import PaymentProvider, ProviderError, ProviderUnavailable, RefundRequest, RefundState
-from shared.refunds import RETRY_FAILED_AFTER, send_refund
+from shared.refunds import RETRY_FAILED_AFTER, give_back_stock, send_refund
 from shared.store.orders import OrderStore
 from shared.store.payment_events import OwedPayment, PaymentEventStore
+from shared.store.stock import StockStore
 
 logger = logging.getLogger(__name__)
 
 
 def refund_orders(
     orders: OrderStore,
+    stock: StockStore,
     provider_for: Callable[[str], PaymentProvider | None],
     now: datetime,
     out_of_time: Callable[[], bool] = lambda: False,
@@ -34,7 +36,10 @@ def refund_orders(
         if out_of_time():
             break
         order = orders.get(entry.order_id)
-        if order is None or order.status != Status.REFUNDING or order.provider in down:
+        if order is None or order.status != Status.REFUNDING:
+            continue
+        give_back_stock(order, stock)  # whatever the provider says: an earlier path may have crashed
+        if order.provider in down:
             continue
         provider = provider_for(order.provider)
         if provider is None:
@@ -44,7 +49,7 @@ def refund_orders(
             waiting += 1
             continue
         try:
-            state = send_refund(order, provider, orders, now)
+            state = send_refund(order, provider, orders, stock, now)
         except ProviderUnavailable:
             down.add(order.provider)
             waiting += 1

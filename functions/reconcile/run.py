@@ -78,7 +78,7 @@ def reconcile(config: Settings, now: datetime, seconds: float = 45.0) -> dict[st
     )
     # After the re-drives, so an order given up on just now is refunded in the same run.
     report["refunded"], report["refunds_waiting"] = step(
-        "refunds", lambda: refund_orders(orders, provider, now, out_of_time), (0, 0)
+        "refunds", lambda: refund_orders(orders, stock, provider, now, out_of_time), (0, 0)
     )
     report["owed_refunded"] = step(
         "owed_payments",
@@ -87,7 +87,7 @@ def reconcile(config: Settings, now: datetime, seconds: float = 45.0) -> dict[st
     )
     # The audit comes before the burned-slot step, which settles shards and drops them from its index.
     report["stock_problems"] = step(
-        "stock_audit", lambda: audit_stock(shop, stock, sorted(stock.shards_due())), {}
+        "stock_audit", lambda: audit_stock(shop, stock, orders, sorted(stock.shards_due()), now), {}
     )
     report["burned_returned"] = step("burned_slots", lambda: return_burned_slots(orders, stock, now), 0)
     report["orders"] = step("orders_by_age", lambda: orders_by_age(orders, now), None)

@@ -114,6 +114,7 @@ def checkout(
     created = False
     try:
         counted = _count_daily(limits, product, request, now)
+        checkpoint("checkout:after-limits")
         order, created = _reserve_and_create(
             request,
             product,
@@ -145,15 +146,18 @@ def _take_tickets(
     limits: LimitStore, buyer: list[tuple[str, int]], order_id: str, until: int
 ) -> list[Ticket]:
     taken: list[Ticket] = []
-    for key, cap in buyer:
-        ticket = limits.take(key, cap, order_id, until)
-        if ticket is None:
-            for held in taken:
-                limits.give_back(held, order_id)
-            raise TooMany(
-                "too many unpaid orders; pay or let one expire first", code="too_many_pending_orders"
-            )
-        taken.append(ticket)
+    try:
+        for key, cap in buyer:
+            ticket = limits.take(key, cap, order_id, until)
+            if ticket is None:
+                raise TooMany(
+                    "too many unpaid orders; pay or let one expire first", code="too_many_pending_orders"
+                )
+            taken.append(ticket)
+    except Exception:  # refused, or failed (throttled): the tickets already taken go back
+        for held in taken:
+            limits.give_back(held, order_id)
+        raise
     return taken
 
 
@@ -174,6 +178,7 @@ def _count_daily(
         raise TooMany(
             f"this e-mail may order at most {product.daily_limit_per_buyer} of this product per day (UTC)",
             code="daily_limit_reached",
+            retry_after=86_400 - int(now.timestamp()) % 86_400,  # the next UTC day
         )
     return counted
 
@@ -224,8 +229,14 @@ def _reserve_and_create(
     except AlreadyApplied:  # a concurrent retry with the same key got there first (or our answer was lost)
         winner = orders.get(order_id)
         assert winner is not None
+        if winner.slots == slots:  # our own write, found by the SDK's retry: it keeps what it took
+            return winner, True
         stock.release_unkept(product.product_id, slots, winner.slots, order_id)
         return winner, False
+    except Exception:  # failed past the SDK's retries (throttled), yet an earlier attempt may have applied
+        if (written := orders.get(order_id)) is not None and written.slots == slots:
+            return written, True
+        raise  # no order: its tickets and count go back; its slots, to reconciliation (burned)
     return order, True
 
 

@@ -77,6 +77,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "error.out_of_stock": "Sold out: not enough stock left for this quantity.",
         "error.daily_limit_reached": "You have reached this product's daily limit.",
         "error.rate_limited": "Too many requests; please wait a minute and try again.",
+        "error.busy": "The shop is very busy right now; please try again in a moment.",
         "error.other": "Something went wrong: {message}",
     },
     "zh-CN": {
@@ -147,6 +148,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "error.out_of_stock": "库存不足，无法购买该数量。",
         "error.daily_limit_reached": "您今天购买此商品已达上限。",
         "error.rate_limited": "请求过于频繁，请稍后再试。",
+        "error.busy": "当前访问人数较多，请稍后再试。",
         "error.other": "出错了：{message}",
     },
 }

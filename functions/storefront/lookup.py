@@ -39,7 +39,10 @@ def request_lookup(
     """`caps`: (mails per e-mail, look-ups per client address) per hour."""
     per_email, per_client = caps
     if not limits.take_hourly(buyer_key("lookup-client", client), per_client, now):
-        raise TooMany("too many order look-ups from this address; try again within the hour")
+        raise TooMany(
+            "too many order look-ups from this address; try again within the hour",
+            retry_after=3600 - now % 3600,  # the next hour's count
+        )
     email = str(request.email)
     if limits.take_hourly(buyer_key("lookup-email", email), per_email, now):
         mail.request(mail.MailRequest(mail="lookup", email=email), queue)

@@ -141,6 +141,7 @@ def _settle_late(
 ) -> Order:
     """A payment for an EXPIRED order: reserve again if stock exists and deliver, else refund."""
     stock.release(order.product_id, order.slots, order.order_id)  # idempotent; reconcile may not have yet
+    checkpoint("webhook:late-after-release")
     product = shop.product(order.product_id)
     assert product is not None
     try:
@@ -150,6 +151,7 @@ def _settle_late(
     except OutOfStock:
         facts = {**facts, "reason": "paid after the reservation expired; sold out"}
         return orders.transition(order, "refund.requested", now, facts, payment=payment, due_in=timedelta(0))
+    checkpoint("webhook:late-after-claim")  # the new slots name the order: reconcile returns them
     try:
         return orders.transition(
             order,

@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+from infra.local.dynalite import DynaliteError
 from infra.local.runtime import LocalRuntime
 from infra.local.template import ROOT
 
@@ -35,24 +36,32 @@ def main() -> None:
             merchant_key=os.environ.get("MIAOFA_MERCHANT_KEY") or None,
             sandbox_secret=os.environ.get("MIAOFA_SANDBOX_SECRET") or None,
             providers=_providers(),
+            store=os.environ.get("MIAOFA_STORE") or "moto",
         )
-    except ValueError as error:  # a weak key or secret, or a malformed provider config: refuse to start
+    except ValueError as error:  # a weak key or secret, a bad config or store name: refuse to start
         sys.exit(f"miaofa: {error}")
     print(
         "miaofa: starting the local runtime (embedded AWS, in-memory: stopping it forgets everything)…",
         flush=True,
     )
-    info = runtime.start()
+    try:
+        info = runtime.start()
+    except DynaliteError as error:  # MIAOFA_STORE=dynalite without Node.js, or npm could not install it
+        sys.exit(f"miaofa: {error}")
     state = ROOT / ".miaofa"
     state.mkdir(exist_ok=True)
     (state / "local.json").write_text(runtime.as_json())
     os.chmod(state / "local.json", 0o600)
+    dynamodb = (
+        f"  DynamoDB:          dynalite at {info.dynamodb_endpoint}\n" if info.store == "dynalite" else ""
+    )
     print(
         f"\nmiaofa is running locally (ready in {time.monotonic() - started:.1f}s)\n"
         f"  demo product page: {info.url}/p/{info.demo_product_id}\n"
         f"  mail it sent:      {info.url}/_local/mail\n"
         f"  merchant API key:  {info.merchant_key}\n"
         f"  embedded AWS:      {info.aws_endpoint}\n"
+        f"{dynamodb}"
         f"  details:           {Path('.miaofa/local.json')}\n"
         "Press Ctrl-C to stop.",
         flush=True,

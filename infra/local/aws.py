@@ -2,10 +2,12 @@
 
 import json
 import logging
+import sys
 import threading
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, ThreadedMotoServer, create_backend_app
 from werkzeug.serving import make_server
@@ -65,6 +67,17 @@ class EmbeddedAws:
         self._server.stop()
 
 
+def _enable_time_to_live(dynamodb: Any, table: str, specification: dict[str, Any]) -> bool:
+    """Turn on the table's TTL; False if the store has no TTL (dynalite has no UpdateTimeToLive)."""
+    try:
+        dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification=specification)
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "UnknownOperationException":
+            return False
+        raise
+    return True
+
+
 class Provisioned:
     """What `Ref` and `Fn::GetAtt ... Arn` resolve to for each created resource."""
 
@@ -98,12 +111,23 @@ def provision(
             k: props[k] for k in ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes") if k in props
         }
         dynamodb.create_table(TableName=name, BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"), **spec)
-        if props.get("TimeToLiveSpecification", {}).get("Enabled"):
-            dynamodb.update_time_to_live(
-                TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"]
-            )
         done.refs[name] = name
         done.arns[name] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+    without_ttl: list[str] = []
+    for name, props in infra.tables.items():
+        # A new table is CREATING for a while (on AWS, and on dynalite), and refuses items until ACTIVE.
+        dynamodb.get_waiter("table_exists").wait(
+            TableName=name, WaiterConfig={"Delay": 0.05, "MaxAttempts": 200}
+        )
+        ttl = props.get("TimeToLiveSpecification", {})
+        if ttl.get("Enabled") and not _enable_time_to_live(dynamodb, name, ttl):
+            without_ttl.append(name)
+    if without_ttl:  # TTL is housekeeping here: no code relies on an expired item being gone
+        print(
+            f"miaofa: the DynamoDB at {dynamodb.meta.endpoint_url} has no UpdateTimeToLive;"
+            f" expired items stay in {', '.join(without_ttl)}",
+            file=sys.stderr,
+        )
     # Dead-letter queues first, so redrive policies can name them.
     for name, props in sorted(infra.queues.items(), key=lambda item: "RedrivePolicy" in item[1]):
         attributes: dict[str, str] = {

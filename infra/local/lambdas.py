@@ -1,7 +1,8 @@
 """Functions run in-process as Lambda runs them: one invocation per container at a time.
 
 Each container is its own copy of the handler module (its own resolver, processor and state),
-so concurrent requests never share a handler's per-invocation state; idle containers are reused.
+so concurrent requests never share a handler's per-invocation state; idle containers are reused,
+except one whose invocation was killed (InvocationKilled), as Lambda replaces a dead runtime.
 """
 
 import contextlib
@@ -17,6 +18,12 @@ from typing import Any
 
 from infra.local.aws import ACCOUNT, REGION
 from infra.local.template import ROOT
+
+
+class InvocationKilled(BaseException):
+    """The invocation ended as a Lambda timeout or a dead runtime ends it: with no result at all, so an
+    SQS trigger deletes nothing. A BaseException, so that no handler's `except Exception` (nor
+    Powertools' per-record one) can turn it into a result; a test raises it inside a handler."""
 
 
 @dataclass
@@ -73,10 +80,16 @@ class LocalFunction:
             spec.loader.exec_module(module)
         return module
 
-    def invoke(self, event: dict[str, Any]) -> Any:
+    def invoke(self, event: dict[str, Any], context: Context | None = None) -> Any:
         module = self._container()
         try:
-            context = Context(self.name, self.memory, self.timeout)
-            return getattr(module, self._function)(event, context)
-        finally:
+            result = getattr(module, self._function)(
+                event, context or Context(self.name, self.memory, self.timeout)
+            )
+        except InvocationKilled:
+            raise  # the container is not reused
+        except BaseException:
             self._idle.put(module)
+            raise
+        self._idle.put(module)
+        return result

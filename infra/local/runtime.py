@@ -2,6 +2,9 @@
 an API Gateway look-alike, queue pollers, schedules, the sandbox provider and a seeded demo shop.
 
 Local mode is in-memory: stopping the runtime forgets everything.
+
+DynamoDB is moto's, or with `store="dynalite"` dynalite's, an independent implementation, while
+everything else stays on moto (docs/local-runtime.md).
 """
 
 import json
@@ -13,6 +16,7 @@ from typing import Any
 
 from infra.local import template
 from infra.local.aws import REGION, EmbeddedAws, provision
+from infra.local.dynalite import Dynalite
 from infra.local.gateway import Gateway
 from infra.local.lambdas import LocalFunction
 from infra.local.mailbox import PREFIX as MAILBOX_PREFIX
@@ -24,6 +28,7 @@ from shared.providers.config import parse_configs
 
 DEMO_CODES = 100
 LOCAL_MAIL_FROM = "shop@miaofa.local"  # the embedded SES identity buyers' mail comes from
+STORES = ("moto", "dynalite")  # what serves DynamoDB
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class LocalInfo:
     aws_endpoint: str
     queues: dict[str, str]  # logical id -> URL (the ops CLI reads these)
     tables: dict[str, str]  # logical id -> table name
+    store: str = "moto"  # what serves DynamoDB: moto (at aws_endpoint) or dynalite
+    dynamodb_endpoint: str = ""  # DynamoDB's endpoint (aws_endpoint on moto)
 
 
 class LocalRuntime:
@@ -50,7 +57,11 @@ class LocalRuntime:
         environment: dict[str, str] | None = None,
         run_triggers: bool = True,
         providers: dict[str, Any] | None = None,
+        store: str = "moto",
     ) -> None:
+        if store not in STORES:
+            raise ValueError(f"MIAOFA_STORE must be one of {', '.join(STORES)}, not {store!r}")
+        self.store = store
         if merchant_key and not (
             merchant_key.startswith(("mk_test_", "mk_live_")) and len(merchant_key) >= 24
         ):
@@ -71,6 +82,7 @@ class LocalRuntime:
         self.providers = dict(providers or {})
         parse_configs(self.providers)
         self.aws = EmbeddedAws()
+        self.dynalite = Dynalite() if self.store == "dynalite" else None
         self.functions: dict[str, LocalFunction] = {}
         self.pollers: dict[str, QueuePoller] = {}
         self.schedules: list[Schedule] = []
@@ -78,9 +90,12 @@ class LocalRuntime:
 
     def start(self) -> LocalInfo:
         endpoint = self.aws.start()
+        dynamodb_endpoint = self.dynalite.start() if self.dynalite else endpoint
         # Everything in this process talks to the embedded AWS, never to a real account.
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_DYNAMODB"):
             os.environ.pop(name, None)
+        if self.dynalite:  # boto3 and PynamoDB take a service's own endpoint over AWS_ENDPOINT_URL
+            os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_endpoint
         os.environ.update(
             AWS_ENDPOINT_URL=endpoint,
             AWS_DEFAULT_REGION=REGION,
@@ -143,6 +158,8 @@ class LocalRuntime:
             endpoint,
             queues=self.queue_urls,
             tables={name: resources.refs[name] for name in infra.tables},
+            store=self.store,
+            dynamodb_endpoint=dynamodb_endpoint,
         )
         return self.info
 
@@ -151,6 +168,8 @@ class LocalRuntime:
             runner.stop()
         self.gateway.stop()
         self.aws.stop()
+        if self.dynalite:
+            self.dynalite.stop()
 
     def _runners(self) -> list[QueuePoller | Schedule]:
         return [*self.pollers.values(), *self.schedules]

@@ -1,12 +1,16 @@
 """SQS event source mappings and schedules, run as Lambda's poller and EventBridge Scheduler would.
 
 A poller receives up to BatchSize messages, invokes the function with an SQS event, deletes the
-records that succeeded and leaves the failed ones (all of them if the function raised) to come back
-after the visibility timeout; SQS itself moves a message to its DLQ after maxReceiveCount receives.
+records that succeeded and leaves the failed ones to come back after the visibility timeout; SQS
+itself moves a message to its DLQ after maxReceiveCount receives. An invocation that raised, was
+killed (InvocationKilled) or ran past its function's Timeout has no result: as on Lambda, nothing of
+its batch is deleted and every record comes back with its receive count raised. (A local invocation
+cannot be stopped at its deadline; its result is thrown away once it returns.)
 """
 
 import sys
 import threading
+import time
 import traceback
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +18,7 @@ from typing import Any
 import boto3
 
 from infra.local.aws import REGION
-from infra.local.lambdas import LocalFunction
+from infra.local.lambdas import InvocationKilled, LocalFunction
 
 POLLERS_PER_QUEUE = 3  # Lambda starts with several concurrent pollers per event source
 
@@ -62,14 +66,17 @@ class QueuePoller:
         if not messages:
             return 0
         event = {"Records": [self._record(m) for m in messages]}
+        started = time.monotonic()
         try:
             result = self.function.invoke(event) or {}
+            if time.monotonic() - started > self.function.timeout:
+                raise InvocationKilled(f"Task timed out after {self.function.timeout} seconds")
             failed = (
                 {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
                 if self.report_failures
                 else set()
             )
-        except Exception:
+        except (Exception, InvocationKilled):
             traceback.print_exc(file=sys.stderr)
             failed = {m["MessageId"] for m in messages}
         done = [m for m in messages if m["MessageId"] not in failed]

@@ -33,6 +33,7 @@ class Target:
     tables: dict[str, str]  # logical id -> table name
     endpoint: str | None = None  # the embedded AWS, for local; None means real AWS
     region: str | None = None
+    dynamodb_endpoint: str | None = None  # local DynamoDB when not the embedded AWS's (dynalite)
     where: str = field(default="", compare=False)  # for messages: "local (http://…)" or "stack x"
 
     def queue(self, logical_id: str) -> str:
@@ -54,7 +55,10 @@ class Target:
         if self.endpoint:
             for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
                 os.environ.pop(name, None)
-            os.environ.update(AWS_ENDPOINT_URL=self.endpoint, **LOCAL_CREDENTIALS)
+            dynamodb = self.dynamodb_endpoint or self.endpoint
+            os.environ.update(
+                AWS_ENDPOINT_URL=self.endpoint, AWS_ENDPOINT_URL_DYNAMODB=dynamodb, **LOCAL_CREDENTIALS
+            )
         if self.region:
             os.environ.update(AWS_DEFAULT_REGION=self.region, AWS_REGION=self.region)
 
@@ -92,6 +96,7 @@ def local_target(info: Mapping[str, Any], where: str = "the local runtime") -> T
         queues=dict(info["queues"]),
         tables=dict(info["tables"]),
         endpoint=str(info["aws_endpoint"]),
+        dynamodb_endpoint=info.get("dynamodb_endpoint") or None,
         region=REGION,
         where=f"local ({info['aws_endpoint']})",
     )

@@ -4,7 +4,9 @@ secret (Stripe, Alipay, WeChat Pay), reused while warm and rebuilt when the secr
 from functools import lru_cache
 
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
 
+from shared import aws
 from shared.providers import PaymentProvider
 from shared.providers.config import ProviderConfigs, parse_configs
 from shared.settings import settings
@@ -25,6 +27,9 @@ def _secret_text() -> str:
     name = settings().payment_providers_secret
     if not name:
         return "{}"
+    # Powertools' own default provider (which clear_caches() empties), made with this shop's retries.
+    if "secrets" not in DEFAULT_PROVIDERS:
+        DEFAULT_PROVIDERS["secrets"] = parameters.SecretsProvider(boto_config=aws.config())
     value = parameters.get_secret(name, max_age=SECRET_MAX_AGE)
     return value if isinstance(value, str) else value.decode()
 

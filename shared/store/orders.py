@@ -3,12 +3,14 @@ entry (I7), conditional on the state it leaves and on the history head it extend
 
 A sparse index `due` holds only orders that still need something done by a deadline (payment
 before the reservation expires, delivery soon after payment), so reconciliation's cost follows
-the outstanding work, never the number of orders. The index `by_merchant` lists one merchant's
-orders by creation time (the merchant API's order list).
+the outstanding work, never the number of orders. The index `by_merchant_shard` lists one merchant's
+orders by creation time (the merchant API's order list). Both keys are written per order, so both
+are spread over write shards (shared/store/shards.py) and read by merging every shard.
 """
 
 import hashlib
 import json
+from collections import deque
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -34,6 +36,7 @@ from shared.orders import (
 )
 from shared.settings import settings
 from shared.store.errors import condition_failed
+from shared.store.shards import due_key, due_keys, each_shard, merchant_key, merchant_keys
 
 
 class DueIndex(GlobalSecondaryIndex["OrderItem"]):
@@ -46,14 +49,17 @@ class DueIndex(GlobalSecondaryIndex["OrderItem"]):
 
 
 class MerchantIndex(GlobalSecondaryIndex["OrderItem"]):
+    """A merchant's orders, newest first, over `merchant_order_shards` partitions per merchant, each
+    sorted by `<created_at>#<order_id>`: a unique position, so the shards merge into one order."""
+
     class Meta:
-        index_name = "by_merchant"
+        index_name = "by_merchant_shard"
         projection = IncludeProjection(
             ["status", "product_id", "email", "quantity", "total_amount", "currency", "provider"]
         )
 
-    merchant_id = UnicodeAttribute(hash_key=True)
-    created_at = UTCDateTimeAttribute(range_key=True)
+    merchant_shard = UnicodeAttribute(hash_key=True)
+    merchant_position = UnicodeAttribute(range_key=True)
 
 
 class BuyerIndex(GlobalSecondaryIndex["OrderItem"]):
@@ -93,9 +99,11 @@ class OrderItem(Model):
     request_hash = UnicodeAttribute(null=True)
     history = ListAttribute(of=UnicodeAttribute)
     head = UnicodeAttribute()
-    due_status = UnicodeAttribute(null=True)
+    due_status = UnicodeAttribute(null=True)  # `<status>#<shard>` (shared/store/shards.py)
     due_at = NumberAttribute(null=True)
     due_index = DueIndex()
+    merchant_shard = UnicodeAttribute(null=True)  # absent on orders from before the shards (not listed)
+    merchant_position = UnicodeAttribute(null=True)
     by_merchant = MerchantIndex()
     buyer = UnicodeAttribute(null=True)  # absent on orders from before the look-up existed
     by_buyer = BuyerIndex()
@@ -105,6 +113,8 @@ class OrderItem(Model):
     delivery_error = UnicodeAttribute(null=True)  # the last delivery failure, for operators
     delivery_failures = NumberAttribute(null=True)
     delivery_failed_at = NumberAttribute(null=True)
+    delivery_retries = NumberAttribute(null=True)  # retried deliveries started (functions/deliver/batch.py)
+    delivery_attempt = UnicodeAttribute(null=True)  # the last one counted: `<message id>#<receive>`
     refund_error = UnicodeAttribute(null=True)  # the last refund failure, for operators
     refund_attempt = NumberAttribute(null=True)  # which refund request is current (see shared/refunds.py)
 
@@ -150,7 +160,7 @@ class DueEntry(BaseModel):
 
 
 class OrderSummary(BaseModel):
-    """An order as the `by_merchant` index lists it."""
+    """An order as the `by_merchant_shard` index lists it."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -191,7 +201,8 @@ class MerchantOrders(BaseModel):
 
 
 MAX_PAGE_SIZE: Final = 100  # items DynamoDB evaluates per request when a filter may drop some
-MAX_PAGES: Final = 10  # requests one listing may make before it returns what it has found so far
+MAX_PAGES: Final = 10  # requests one listing may make, beyond one per shard, before it returns
+SPREAD_MARGIN: Final = 4  # items per shard read beyond its share of an unfiltered page
 _CREATED_AT = UTCDateTimeAttribute()
 
 
@@ -204,14 +215,24 @@ def _summary(item: OrderItem) -> OrderSummary:
         total=Money(amount=int(item.total_amount), currency=item.currency),
         email=item.email,
         provider=item.provider,
-        created_at=item.created_at,
+        created_at=_position(str(item.merchant_position)).created_at,  # the index keeps it in its key
     )
 
 
-def _position(key: dict[str, Any]) -> OrderPosition:
-    return OrderPosition(
-        created_at=_CREATED_AT.deserialize(key["created_at"]["S"]), order_id=key["order_id"]["S"]
-    )
+def _sort_key(created_at: datetime, order_id: str) -> str:
+    """An order's place in its merchant's list: fixed-width time, then the id (ties are ordered too)."""
+    return f"{_CREATED_AT.serialize(created_at)}#{order_id}"
+
+
+def _position(sort_key: str) -> OrderPosition:
+    created_at, order_id = sort_key.split("#", 1)
+    return OrderPosition(created_at=_CREATED_AT.deserialize(created_at), order_id=order_id)
+
+
+def _due_in(status: Status) -> Any:
+    """The condition "the order's `due` entry is for `status`", whichever shard (or none, written
+    before the shards) holds it: so a shard count raised since the entry was written still matches."""
+    return (OrderItem.due_status == status.value) | OrderItem.due_status.startswith(f"{status.value}#")
 
 
 class OrderStore:
@@ -241,9 +262,11 @@ class OrderStore:
             head=order.head,
             request_hash=order.request_hash,
             tickets=json.dumps([t.model_dump() for t in order.tickets]),
-            due_status=order.status.value,
+            due_status=due_key(order.status.value, order.order_id, settings().due_shards),
             due_at=int(min(order.expires_at, first_check).timestamp()),
             status_at=int(order.created_at.timestamp()),
+            merchant_shard=merchant_key(order.merchant_id, order.order_id, settings().merchant_order_shards),
+            merchant_position=_sort_key(order.created_at, order.order_id),
         )
         try:
             item.save(condition=OrderItem.order_id.does_not_exist())
@@ -286,7 +309,7 @@ class OrderStore:
             actions.append(OrderItem.slots.set(json.dumps([s.model_dump() for s in slots])))
         if due_in is not None:
             actions += [
-                OrderItem.due_status.set(new_status.value),
+                OrderItem.due_status.set(due_key(new_status.value, order.order_id, settings().due_shards)),
                 OrderItem.due_at.set(int((at + due_in).timestamp())),
             ]
         else:
@@ -320,50 +343,64 @@ class OrderStore:
     ) -> MerchantOrders:
         """Up to `limit` of the merchant's orders matching `filters`, newest first, after `after`.
 
-        DynamoDB applies its Limit before the filter, so this reads on until the page is full or the
-        index is exhausted, but at most `max_pages` requests: a short (even empty) page with a
-        position to resume from means "more may follow", not "no more"."""
-        if filters.created_from and filters.created_to and filters.created_from >= filters.created_to:
+        The orders are spread over the merchant's shards; this merges the shards' newest-first pages,
+        reading each shard once and then a further page only where the merge needs it. DynamoDB
+        applies its Limit before the filter, so at most `max_pages` such further requests are made:
+        a short (even empty) page with a position to resume from means "more may follow", not "no more"."""
+        upper = _sort_key(after.created_at, after.order_id) if after is not None else None
+        if filters.created_to is not None:
+            end = _CREATED_AT.serialize(filters.created_to)  # below every key of that microsecond
+            upper = end if upper is None else min(upper, end)
+        lower = _CREATED_AT.serialize(filters.created_from) if filters.created_from is not None else None
+        if limit < 1 or (lower is not None and upper is not None and upper <= lower):
             return MerchantOrders(orders=[], resume_after=None)
         email = filters.email.lower() if filters.email is not None else None
         filtered = filters.status is not None or filters.product_id is not None or email is not None
-        query = OrderItem.by_merchant.query(
-            merchant_id,
-            range_key_condition=_created_between(filters.created_from, filters.created_to),
-            filter_condition=_matching(filters),
-            scan_index_forward=False,
-            page_size=page_size or (MAX_PAGE_SIZE if filtered else limit),
-            last_evaluated_key=(
-                {
-                    "order_id": {"S": after.order_id},
-                    "merchant_id": {"S": merchant_id},  # the caller's own partition, whatever `after` says
-                    "created_at": {"S": _CREATED_AT.serialize(after.created_at)},
-                }
-                if after is not None
-                else None
-            ),
-        )
+        shards = merchant_keys(merchant_id, settings().merchant_order_shards)
+        share = -(-limit // len(shards)) + SPREAD_MARGIN
+        size = page_size or (MAX_PAGE_SIZE if filtered else min(limit, share))
+        streams = [_ListShard(key, lower, upper, _matching(filters), email, size) for key in shards]
+        each_shard(lambda stream: stream.read(), streams)
         found: list[OrderSummary] = []
-        for pages, page in enumerate(query.page_iter, start=1):
-            items = [OrderItem.from_raw_data(raw) for raw in page.get("Items", [])]
-            for index, item in enumerate(items):
-                if email is not None and item.email.lower() != email:
-                    continue
-                found.append(_summary(item))
-                if len(found) == limit:
-                    if index < len(items) - 1:  # stopped inside DynamoDB's page: resume after this one
-                        return MerchantOrders(orders=found, resume_after=_resume_at(item))
-                    last = query.page_iter.last_evaluated_key
-                    return MerchantOrders(orders=found, resume_after=_position(last) if last else None)
-            last = query.page_iter.last_evaluated_key
-            if last is not None and pages >= max_pages:
-                return MerchantOrders(orders=found, resume_after=_position(last))
-        return MerchantOrders(orders=found, resume_after=None)
+        further = 0
+        while len(found) < limit:
+            # A shard read to its frontier holds nothing newer than it; until it is read on, nothing
+            # older than that frontier may be listed, or the merge would skip that shard's next orders.
+            pending = [s for s in streams if not s.items and s.more is not None]
+            blocking = max(pending, key=lambda s: s.frontier(), default=None)
+            ready = max(
+                (s for s in streams if s.items), key=lambda s: s.items[0].merchant_position, default=None
+            )
+            if blocking is not None and (
+                ready is None or blocking.frontier() > ready.items[0].merchant_position
+            ):
+                if further >= max_pages:
+                    return MerchantOrders(orders=found, resume_after=_position(blocking.frontier()))
+                blocking.read()
+                further += 1
+                continue
+            if ready is None:
+                return MerchantOrders(orders=found, resume_after=None)  # every shard read to its end
+            listed = ready.items.popleft()
+            found.append(_summary(listed))
+        more = any(s.items or s.more is not None for s in streams)
+        return MerchantOrders(
+            orders=found, resume_after=_position(str(listed.merchant_position)) if more else None
+        )
 
     def of_buyer(self, email: str, limit: int) -> list[str]:
         """Ids of the newest `limit` orders placed with this e-mail address (any capitalisation)."""
         query = OrderItem.by_buyer.query(buyer_of(email), scan_index_forward=False, limit=limit)
         return [item.order_id for item in query]
+
+    def get_many(self, order_ids: set[str]) -> list[Order]:
+        """The orders with these ids that exist, read strongly consistently (BatchGetItem)."""
+        keys = sorted(order_ids)
+        return [
+            _to_order(item)
+            for n in range(0, len(keys), 100)
+            for item in OrderItem.batch_get(keys[n : n + 100], consistent_read=True)
+        ]
 
     def history_intact(self, order_id: str) -> bool:
         """I7: the stored history verifies against the separately stored head hash."""
@@ -377,17 +414,25 @@ class OrderStore:
     def outstanding(
         self, status: Status, before: datetime | None = None, limit: int | None = None
     ) -> list[DueEntry]:
-        """Orders in `status` with work outstanding (by `before`, if given), soonest deadline first."""
+        """Orders in `status` with work outstanding (by `before`, if given), soonest deadline first.
+
+        Reads every shard of `status` (each up to `limit`, so the merge's first `limit` are exact)."""
         condition = OrderItem.due_at <= int(before.timestamp()) if before is not None else None
-        query = OrderItem.due_index.query(status.value, condition, limit=limit, scan_index_forward=True)
-        return [
-            DueEntry(
-                order_id=item.order_id,
-                due_at=int(item.due_at or 0),
-                status_at=int(item.status_at) if item.status_at is not None else None,
-            )
-            for item in query
-        ]
+
+        def read(key: str) -> list[DueEntry]:
+            query = OrderItem.due_index.query(key, condition, limit=limit, scan_index_forward=True)
+            return [
+                DueEntry(
+                    order_id=item.order_id,
+                    due_at=int(item.due_at or 0),
+                    status_at=int(item.status_at) if item.status_at is not None else None,
+                )
+                for item in query
+            ]
+
+        shards = each_shard(read, due_keys(status.value, settings().due_shards))
+        merged = sorted((e for entries in shards for e in entries), key=lambda e: (e.due_at, e.order_id))
+        return merged[:limit] if limit is not None else merged
 
     def take_redrive(self, entry: DueEntry, until: datetime) -> int | None:
         """Claim one re-drive of an overdue PAID order: move its deadline to `until` and count it.
@@ -398,7 +443,7 @@ class OrderStore:
         try:
             item.update(
                 actions=[OrderItem.due_at.set(int(until.timestamp())), OrderItem.redrives.add(1)],
-                condition=(OrderItem.due_status == Status.PAID.value) & (OrderItem.due_at == entry.due_at),
+                condition=_due_in(Status.PAID) & (OrderItem.due_at == entry.due_at),
             )
         except UpdateError as error:
             if condition_failed(error):
@@ -421,6 +466,28 @@ class OrderStore:
             if not condition_failed(error_):
                 raise
 
+    def count_delivery_retry(self, order_id: str, attempt: str) -> int | None:
+        """Count a retried delivery of a PAID order as it starts, once per `attempt` (one receive of one
+        message), so a retry that never finishes (a timeout, a killed Lambda) counts all the same. Safe to
+        repeat: a repeated request finds its attempt recorded. The order's retries, or None if not PAID."""
+        item = OrderItem(order_id=order_id)
+        try:
+            item.update(
+                actions=[OrderItem.delivery_retries.add(1), OrderItem.delivery_attempt.set(attempt)],
+                condition=(OrderItem.status == Status.PAID.value)
+                & (OrderItem.delivery_attempt.does_not_exist() | (OrderItem.delivery_attempt != attempt)),
+            )
+        except UpdateError as error:
+            if not condition_failed(error):
+                raise
+            try:
+                item = OrderItem.get(order_id, consistent_read=True)
+            except OrderItem.DoesNotExist:
+                return None
+            if item.status != Status.PAID.value:
+                return None
+        return int(item.delivery_retries or 0)
+
     def record_refund_failure(self, order_id: str, error: str, retry_at: datetime) -> None:
         """Keep why a refund did not go through on a REFUNDING order, and when to try again."""
         try:
@@ -429,7 +496,7 @@ class OrderStore:
                     OrderItem.refund_error.set(error[:500]),
                     OrderItem.due_at.set(int(retry_at.timestamp())),
                 ],
-                condition=OrderItem.due_status == Status.REFUNDING.value,
+                condition=_due_in(Status.REFUNDING),
             )
         except UpdateError as error_:
             if not condition_failed(error_):
@@ -458,7 +525,7 @@ class OrderStore:
         try:
             OrderItem(order_id=order_id).update(
                 actions=[OrderItem.due_status.remove(), OrderItem.due_at.remove()],
-                condition=OrderItem.due_status == status.value,
+                condition=_due_in(status),
             )
         except UpdateError as error:
             if not condition_failed(error):
@@ -469,22 +536,23 @@ class OrderStore:
         try:
             OrderItem(order_id=order_id).update(
                 actions=[OrderItem.due_at.set(int(until.timestamp()))],
-                condition=OrderItem.due_status == status.value,
+                condition=_due_in(status),
             )
         except UpdateError as error:
             if not condition_failed(error):
                 raise
 
 
-def _created_between(start: datetime | None, end: datetime | None) -> Any:
-    """The key condition for `start <= created_at < end` (microseconds are the stored precision)."""
-    created_at = MerchantIndex.created_at
-    if start is not None and end is not None:
-        return created_at.between(start, end - timedelta(microseconds=1))
-    if start is not None:
-        return created_at >= start
-    if end is not None:
-        return created_at < end
+def _positions_between(lower: str | None, upper: str | None) -> Any:
+    """The key condition for `lower <= merchant_position < upper` (the position equal to `upper`,
+    which BETWEEN includes, is dropped when the page is read)."""
+    position = MerchantIndex.merchant_position
+    if lower is not None and upper is not None:
+        return position.between(lower, upper)
+    if lower is not None:
+        return position >= lower
+    if upper is not None:
+        return position < upper
     return None
 
 
@@ -499,5 +567,38 @@ def _matching(filters: OrderFilter) -> Any:
     return condition
 
 
-def _resume_at(item: OrderItem) -> OrderPosition:
-    return OrderPosition(created_at=item.created_at, order_id=item.order_id)
+class _ListShard:
+    """One shard of a merchant's order list, read newest first, a page (one request) at a time."""
+
+    def __init__(
+        self, key: str, lower: str | None, upper: str | None, condition: Any, email: str | None, size: int
+    ) -> None:
+        self.items: deque[OrderItem] = deque()  # read, matching, not listed yet
+        self.more: dict[str, Any] | None = {}  # where the next page starts; None once read to the end
+        self._upper, self._email = upper, email
+        query = OrderItem.by_merchant.query(
+            key,
+            range_key_condition=_positions_between(lower, upper),
+            filter_condition=condition,
+            scan_index_forward=False,
+            page_size=size,
+        )
+        self._pages = query.page_iter
+
+    def read(self) -> None:
+        """Read the shard's next page (one request)."""
+        page: dict[str, Any] = next(self._pages, {})
+        self.more = self._pages.last_evaluated_key
+        for raw in page.get("Items", []):
+            item = OrderItem.from_raw_data(raw)
+            if item.merchant_position != self._upper and (
+                self._email is None or item.email.lower() == self._email
+            ):
+                self.items.append(item)
+        if not self.items and self.more is not None and self.frontier() == self._upper:
+            self.read()  # the page held only the excluded order at `upper`: without this, no progress
+
+    def frontier(self) -> str:
+        """Every order of this shard not read yet is older than this position."""
+        assert self.more is not None
+        return str(self.more["merchant_position"]["S"])

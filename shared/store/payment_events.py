@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -56,6 +56,11 @@ def _key(event: PaymentEvent) -> str:
     return f"{event.provider}#{event.event_id}"
 
 
+def _owed_key(provider: str, payment_id: str) -> str:
+    """Where a payment owed back is kept: by the payment, never by the event that reported it."""
+    return f"owed#{provider}#{payment_id}"
+
+
 class PaymentEventStore:
     def __init__(self) -> None:
         PaymentEventItem.Meta.table_name = settings().payment_events_table
@@ -81,19 +86,28 @@ class PaymentEventStore:
         return not existing.applied
 
     def mark_needs_refund(self, event: PaymentEvent) -> None:
-        """Keep a payment that cannot be fulfilled (no expiry) where refunds will find it."""
-        PaymentEventItem(event_key=_key(event)).update(
-            actions=[
-                PaymentEventItem.refund_due.set(event.provider),
-                PaymentEventItem.amount.set(event.amount.amount),
-                PaymentEventItem.currency.set(event.amount.currency),
-                PaymentEventItem.expires.remove(),
-            ]
-        )
+        """Keep a payment that cannot be fulfilled (no expiry) where refunds will find it: one entry
+        per payment (provider and payment id), however many events report it — a provider query and
+        the callback, or a callback sent again — so it is owed back once. Safe to repeat."""
+        now = utcnow()
+        try:
+            PaymentEventItem(
+                event_key=_owed_key(event.provider, event.payment_id),
+                order_id=event.order_id,
+                payment_id=event.payment_id,
+                applied=True,
+                received_at=now,
+                amount=event.amount.amount,
+                currency=event.amount.currency,
+                refund_due=event.provider,
+            ).save(condition=PaymentEventItem.event_key.does_not_exist())
+        except PutError as error:
+            if not condition_failed(error):
+                raise  # else: already owed (or already given back): nothing more is owed
 
     def refunds_due(self, provider: str) -> list[str]:
-        """Event keys of payments owed back to buyers, oldest first."""
-        return [owed.event_key for owed in self.owed(provider)]
+        """`<provider>#<order id>#<payment id>` of payments owed back to buyers, oldest first."""
+        return [f"{provider}#{owed.order_id}#{owed.payment_id}" for owed in self.owed(provider)]
 
     def owed(self, provider: str, limit: int | None = 100) -> list[OwedPayment]:
         """Payments owed back to buyers (a second payment for one order, a late one), oldest first."""
@@ -119,19 +133,22 @@ class PaymentEventStore:
 
     def settle_owed(self, provider: str, order_id: str, payment_id: str) -> None:
         """A payment kept for refund was refunded (by us or from the provider's dashboard)."""
-        for partition in (provider, f"{provider}#failed"):
-            for owed in self.owed(partition, limit=None):
-                if (owed.order_id, owed.payment_id) == (order_id, payment_id):
-                    self.mark_refunded(owed.event_key)
+        self.mark_refunded(_owed_key(provider, payment_id))
 
     def mark_refunded(self, event_key: str) -> None:
-        """The payment is back with the buyer: out of the index, and kept no longer than any event."""
-        PaymentEventItem(event_key=event_key).update(
-            actions=[
-                PaymentEventItem.refund_due.remove(),
-                PaymentEventItem.expires.set(int((utcnow() + KEEP_FOR).timestamp())),
-            ]
-        )
+        """The payment is back with the buyer: out of the index, and kept no longer than any event.
+        The entry stays until then, so the same payment reported again is not owed twice."""
+        try:
+            PaymentEventItem(event_key=event_key).update(
+                actions=[
+                    PaymentEventItem.refund_due.remove(),
+                    PaymentEventItem.expires.set(int((utcnow() + KEEP_FOR).timestamp())),
+                ],
+                condition=PaymentEventItem.event_key.exists(),
+            )
+        except UpdateError as error:
+            if not condition_failed(error):
+                raise
 
     def mark_applied(self, event: PaymentEvent) -> None:
         PaymentEventItem(event_key=_key(event)).update(actions=[PaymentEventItem.applied.set(True)])

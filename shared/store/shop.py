@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 from pydantic import BaseModel
 from pynamodb.attributes import (
     BinaryAttribute,
@@ -26,6 +25,7 @@ from pynamodb.attributes import (
 from pynamodb.exceptions import UpdateError
 from pynamodb.models import Model
 
+from shared import aws
 from shared.codes import CodeCipher
 from shared.errors import StateConflict
 from shared.money import Money
@@ -138,7 +138,7 @@ class ShopStore:
             model.Meta.table_name = settings().shop_table
         self._ciphers: dict[str, CodeCipher] = {}
         self._lock = threading.Lock()
-        self._kms = boto3.client("kms")
+        self._kms = aws.client("kms")
 
     def create_merchant(self, name: str, api_key: str | None = None, live: bool = False) -> tuple[str, str]:
         """A new merchant with a KMS data key for its codes; returns (merchant_id, api key)."""

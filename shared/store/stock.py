@@ -14,11 +14,12 @@ import uuid
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from pydantic import BaseModel
-from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import BinaryAttribute, ListAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
@@ -27,10 +28,11 @@ from pynamodb.models import Model
 from shared.codes import CodeCipher, slot_identity
 from shared.errors import BadInput, ImportInProgress, IntegrityViolation, Invalid, OutOfStock
 from shared.faults import checkpoint
-from shared.orders import SlotRange
+from shared.orders import SlotRange, Status
 from shared.products import StockLevels
 from shared.settings import settings
 from shared.store.errors import condition_failed
+from shared.store.shards import audit_partition, held_partition, index_partitions, read_every
 
 IMPORT_LEASE_SECONDS = 300
 REMOVAL_ATTEMPTS = 50  # per shard; an attempt fails only when a checkout took a slot meanwhile
@@ -40,7 +42,7 @@ Result = TypeVar("Result")
 _Item = TypeVar("_Item", bound="_StockModel")
 RETURNED = "returned"
 REMOVED = "removed"  # holder (and fingerprint) of a slot whose code the merchant took out of stock
-DUE = "due"  # the one value of the sparse `audit` and `held` index keys
+DUE = "due"  # the `audit` and `held` key before write shards (`due#<k>`: shared/store/shards.py)
 
 
 class AuditIndex(GlobalSecondaryIndex["ShardItem"]):
@@ -72,6 +74,9 @@ class ShardItem(_StockModel):
     mark_cursor = NumberAttribute(null=True)
     mark_at = NumberAttribute(null=True)
     audit_due = UnicodeAttribute(null=True)
+    # The last claim's token and where it ended: a claim retried after a lost answer finds itself.
+    last_claim = UnicodeAttribute(null=True)
+    last_end = NumberAttribute(null=True)
     # Stock removal (`remove_codes`): the slots [filled - fenced, filled) wait for a code moved into
     # them and cannot be handed out meanwhile (`remaining` leaves them out); `removed` counts the
     # codes taken out of this shard's fresh slots.
@@ -140,6 +145,45 @@ class FingerprintItem(_StockModel):
     source = UnicodeAttribute(null=True)  # the import chunk that added the code (`add_codes`)
 
 
+class AuditStateItem(_StockModel):
+    """The stock audit's place in one shard (`pk=<product>`, `sk=audit#NNNN`): every slot below
+    `upto` was found where it belongs, except the `watch` ones, still held, that it reads again."""
+
+    upto = NumberAttribute(default=0)
+    watch = ListAttribute(of=NumberAttribute, default=list)
+
+
+@dataclass(frozen=True)
+class Claimant:
+    """An order as the stock sees it, read strongly consistently: the slots it lists, its status."""
+
+    status: Status
+    lists: frozenset[tuple[str, int, int]]  # (product, shard, slot)
+
+    def keeps(self, product_id: str, shard: int, slot: int) -> bool:
+        """Whether an unbound slot is still this order's: it lists it and may yet bind or release it."""
+        return self.status in HOLDING and (product_id, shard, slot) in self.lists
+
+    def lists_as_its_own(self, product_id: str, shard: int, slot: int) -> bool:
+        """Whether it lists the slot and stands on it (holding it, or delivered from it)."""
+        return self.status in HOLDING | DELIVERED_FROM and (product_id, shard, slot) in self.lists
+
+
+# Orders by id -> what each is (an id with no order is left out); one BatchGetItem, never an index.
+Claimants = Callable[[set[str]], dict[str, Claimant]]
+HOLDING = frozenset({Status.PENDING_PAYMENT, Status.PAID, Status.IN_REVIEW})
+DELIVERED_FROM = frozenset({Status.DELIVERED, Status.CLAIMED, Status.REPLACED})
+
+
+class CodeOwnerItem(_StockModel):
+    """Which of a merchant's products a code is in (`pk=code#<keyed hash>`, `sk=owner`): the hash key is
+    the merchant's own, so this is one namespace per merchant, and a code is in one product at most.
+    `nonce` changes with every registration, so a take-over of a stale entry cannot race one."""
+
+    product = UnicodeAttribute()
+    nonce = UnicodeAttribute()
+
+
 class ImportLeaseItem(_StockModel):
     owner = UnicodeAttribute()
     until = NumberAttribute()
@@ -178,6 +222,69 @@ def _fingerprint_pk(product_id: str) -> str:
 
 def _chunk_key(product_id: str, import_id: str, chunk: int) -> tuple[str, str]:
     return f"{product_id}#imports", f"{import_id}#{chunk:07d}"
+
+
+AUDIT_LOOKAHEAD = 8  # slots past the cursor the audit reads: a taken one there is counter drift
+_NOT_ORDERS = (None, RETURNED, REMOVED)
+
+
+def _classify(
+    product_id: str,
+    shard: int,
+    number: int,
+    slot: SlotItem,
+    found: dict[str, Claimant],
+    settled: int,
+    now: int,
+    grace: int,
+) -> tuple[str | None, bool]:
+    """(what is wrong with a slot below the cursor or None, whether the audit must read it again)."""
+    if slot.order_id is not None:
+        bound = found.get(str(slot.order_id))
+        if bound is None or (product_id, shard, number) not in bound.lists:
+            return f"bound to {slot.order_id}, which does not list it", True
+        others = _standing_on(found, product_id, shard, number, besides=str(slot.order_id))
+        return (
+            (f"bound to {slot.order_id} and listed by {', '.join(others)} as well", True)
+            if others
+            else (None, False)
+        )
+    if slot.holder == REMOVED:
+        return None, False
+    if slot.holder == RETURNED:
+        others = _standing_on(found, product_id, shard, number, besides="")
+        return (f"pooled, yet listed by {', '.join(others)}", True) if others else (None, False)
+    if slot.holder is None:  # handed out, never named: the burned-slot step returns it once settled
+        return (
+            (None, True)
+            if number >= settled
+            else ("handed out, held by no order, never returned (lost)", True)
+        )
+    holder = str(slot.holder)
+    others = _standing_on(found, product_id, shard, number, besides=holder)
+    if others:
+        return f"held by {holder} and listed by {', '.join(others)} as well", True
+    claimant = found.get(holder)
+    if claimant is not None and claimant.keeps(product_id, shard, number):
+        return None, True  # an open order's: read again until it is bound or released
+    if slot.held_at is not None and now - int(slot.held_at) < 2 * grace:
+        return None, True  # a claim the burned-slot step has not judged yet
+    why = "does not exist" if claimant is None else f"is {claimant.status.value} without holding it"
+    return f"held by {holder}, which {why} (lost)", True
+
+
+def _standing_on(
+    found: dict[str, Claimant], product_id: str, shard: int, number: int, besides: str
+) -> list[str]:
+    """Orders read this run, other than `besides`, that list the slot as theirs."""
+    return sorted(
+        o for o, c in found.items() if o != besides and c.lists_as_its_own(product_id, shard, number)
+    )
+
+
+def _code_of(fingerprint: str) -> str:
+    """The code a copy's fingerprint stands for (`<hash>.n` -> `<hash>`)."""
+    return fingerprint.split(".", 1)[0]
 
 
 def copy_fingerprints(fingerprint: str, copies: int) -> list[str]:
@@ -247,7 +354,16 @@ class ExportPage(BaseModel):
 class StockStore:
     def __init__(self) -> None:
         _StockModel.Meta.table_name = settings().stock_table
-        for model in (ShardItem, SlotItem, FingerprintItem, ImportLeaseItem, ImportChunkItem, RemovalItem):
+        for model in (
+            ShardItem,
+            SlotItem,
+            FingerprintItem,
+            ImportLeaseItem,
+            CodeOwnerItem,
+            ImportChunkItem,
+            RemovalItem,
+            AuditStateItem,
+        ):
             model.Meta.table_name = settings().stock_table
 
     def create_shards(self, product_id: str, shards: int) -> None:
@@ -293,48 +409,65 @@ class StockStore:
         `avoid`: returned slots not to take (an order re-reserving never takes back its own old slots,
         so a late repeat of their release cannot touch the new reservation)."""
         for shard in random.sample(range(shards), shards):
-            taken = self._take(product_id, shard, quantity)
+            taken = self._take(product_id, shard, quantity, order_id)
             if taken:
                 return [taken]
-        returned = self._take_returned(product_id, quantity, order_id, avoid)
+        # Stock spread thin: fresh pieces of several shards, then returned slots for the rest (never a
+        # second copy of a code the order already has, so a reusable code is not sold twice to one order).
         items = sorted(self._shards(product_id, shards), key=lambda item: -int(item.remaining))
+        spread = sum(int(item.remaining) for item in items)
+        if spread < quantity and spread + SlotItem.returned_index.count(product_id) < quantity:
+            raise OutOfStock("not enough stock left for this quantity")  # sold out: nothing taken
         fresh: list[SlotRange] = []
-        if len(returned) + sum(int(item.remaining) for item in items) >= quantity:
-            for item in items:
-                needed = quantity - len(returned) - sum(p.count for p in fresh)
-                taken = self._take(product_id, int(item.sk.split("#")[1]), min(needed, int(item.remaining)))
-                if taken:
-                    fresh.append(taken)
-        if len(returned) + sum(p.count for p in fresh) == quantity:
-            return returned + fresh
+        for item in items:
+            needed = quantity - sum(p.count for p in fresh)
+            taken = self._take(
+                product_id, int(item.sk.split("#")[1]), min(needed, int(item.remaining)), order_id
+            )
+            if taken:
+                fresh.append(taken)
+                checkpoint("claim:between-pieces")
+        needed = quantity - sum(p.count for p in fresh)
+        have = self._codes_in(product_id, fresh) if needed else set()
+        returned = self._take_returned(product_id, needed, order_id, avoid, have)
+        if len(returned) == needed:
+            return fresh + returned
         self.release(product_id, returned, order_id)
         for piece in fresh:
-            if not self._untake(product_id, piece):  # no longer its shard's last claim: return it instead
+            checkpoint("claim:giving-back")
+            if not self._untake(product_id, piece, order_id):  # not its shard's last claim: return it instead
                 self.release(product_id, [piece], order_id)
         raise OutOfStock("not enough stock left for this quantity")
+
+    def _codes_in(self, product_id: str, pieces: Sequence[SlotRange]) -> set[str]:
+        """The codes (by fingerprint, every copy as one) in these slots; read only on the rare pool path."""
+        keys = [(_slot_pk(product_id, p.shard), _slot_sk(n)) for p in pieces for n in p.slots()]
+        if not keys:
+            return set()
+        return {_code_of(s.fingerprint) for s in _get_all(SlotItem, keys, ["pk", "sk", "fingerprint"])}
 
     def shards_due(self) -> dict[str, list[int]]:
         """Shards to audit, by product: their cursor moved (or codes came) since they were last settled."""
         due: dict[str, list[int]] = {}
-        for entry in ShardItem.audit_index.query(DUE):
+        for entry in read_every(ShardItem.audit_index.query, index_partitions(settings().audit_shards)):
             due.setdefault(entry.pk, []).append(int(entry.sk.split("#")[1]))
         return due
 
-    def return_burned(
-        self, product_id: str, shard: int, now: int, grace: int, held: Callable[[], set[tuple[int, int]]]
-    ) -> int:
+    def return_burned(self, product_id: str, shard: int, now: int, grace: int, claimants: "Claimants") -> int:
         """Return one shard's burned slots (claimed, then the claimant crashed before its order was written).
 
-        A slot below a cursor snapshot older than `grace` seconds that is unbound, unheld and not
-        in `held()` (the slots of the product's open orders) has no owner left: it goes back to stock.
-        A shard with nothing handed out since its last snapshot leaves the `audit` index.
-        Returns how many went back. Safe to run concurrently: every write is conditional."""
+        A slot below a cursor snapshot older than `grace` seconds that is unbound and whose claimant
+        (named in the slot, read strongly consistently through `claimants`) does not hold it — no such
+        order, an order that does not list it, or one past holding stock — goes back to stock.
+        A shard with nothing handed out since its last snapshot, and nothing the stock audit still
+        watches, leaves the `audit` index. Returns how many went back. Safe to run concurrently:
+        every write is conditional."""
         item = ShardItem.get(product_id, _shard_key(shard), consistent_read=True)
         if item.mark_at is not None and now - int(item.mark_at) < grace:
             return 0
         settled, returned = int(item.settled_upto), 0
         if item.mark_at is not None:
-            returned = self._return_unheld(product_id, shard, settled, int(item.mark_cursor), held)
+            returned = self._return_unheld(product_id, shard, settled, int(item.mark_cursor), claimants)
             settled = int(item.mark_cursor)
         unchanged = (
             ShardItem.mark_at.does_not_exist()
@@ -342,7 +475,11 @@ class StockStore:
             else ShardItem.mark_at == int(item.mark_at)
         )
         actions: list[Action]
-        if int(item.cursor) == settled and item.mark_at is not None:
+        if (
+            int(item.cursor) == settled
+            and item.mark_at is not None
+            and self._audited(product_id, shard, settled)
+        ):
             # Everything handed out is accounted for; the next claim puts the shard back in the index.
             actions = [
                 ShardItem.settled_upto.set(settled),
@@ -367,60 +504,146 @@ class StockStore:
                 raise
         return returned
 
-    def return_abandoned_holds(
-        self, now: int, grace: int, held: Callable[[str], set[tuple[int, int]]]
-    ) -> int:
+    def return_abandoned_holds(self, now: int, grace: int, claimants: "Claimants") -> int:
         """Returned slots claimed again by a checkout (or late payment) that died before its order
-        write: held longer than `grace` by an order that does not list them. Given back as that holder.
-        `held(product_id)`: the slots the product's open orders hold."""
-        returned = 0
-        for entry in SlotItem.held_index.query(DUE, SlotItem.held_at <= now - grace):
-            product_id, shard = entry.pk.rsplit("#slots#", 1)
-            slot = SlotItem.get(entry.pk, entry.sk, consistent_read=True)
-            number = int(entry.sk)
-            if (
-                slot.held_at is None
-                or now - int(slot.held_at) < grace
-                or (int(shard), number) in held(product_id)
-            ):
+        write: held longer than `grace` by an order that does not hold them (read strongly
+        consistently, never concluded from an index's silence). Given back as that holder."""
+        held: list[tuple[str, int, SlotItem]] = []
+        old_enough = SlotItem.held_at <= now - grace
+        partitions = index_partitions(settings().held_shards)
+        for entry in read_every(lambda key: SlotItem.held_index.query(key, old_enough), partitions):
+            product_id, shard_text = entry.pk.rsplit("#slots#", 1)
+            try:
+                slot = SlotItem.get(entry.pk, entry.sk, consistent_read=True)
+            except SlotItem.DoesNotExist:
                 continue
-            returned += self.release(
-                product_id, [SlotRange(shard=int(shard), start=number, count=1)], str(slot.holder)
-            )
+            if slot.held_at is None or now - int(slot.held_at) < grace or slot.holder in (None, RETURNED):
+                continue
+            held.append((product_id, int(shard_text), slot))
+        found = claimants({str(slot.holder) for _, _, slot in held}) if held else {}
+        returned = 0
+        for product_id, shard, slot in held:
+            claimant = found.get(str(slot.holder))
+            if claimant is None or not claimant.keeps(product_id, shard, int(slot.sk)):
+                spot = SlotRange(shard=shard, start=int(slot.sk), count=1)
+                returned += self.release(product_id, [spot], str(slot.holder))
         return returned
 
-    def audit(self, product_id: str, shards: int) -> tuple[StockLevels, list[str]]:
-        """I4 for one product: its levels, and what does not add up (empty when all is well).
+    def audit(
+        self, product_id: str, shards: int, claimants: Claimants | None = None, now: int = 0, grace: int = 300
+    ) -> list[str]:
+        """I4 for one product, against the slots actually there: what does not add up (empty when all
+        is well). Without `claimants`, only the shards' counters are checked.
 
-        The counts come from sparse indexes, which lag writes by a moment: a single finding may be
-        such a lag, a repeated one is not (the alarm waits for two runs)."""
+        Every slot below a shard's cursor must be exactly one of: bound to an order that lists it,
+        pooled (or removed), held by an open order that lists it, or within the grace period of a
+        claim; none above the cursor may be taken, and no two orders may stand on one slot.
+        Incremental: each run reads only the slots handed out since the last one and those it
+        still watches (held by open orders), so its cost follows sales, not stock. A finding that is
+        a moment's race (a claim between two reads) goes away at the next run; the alarm waits for two."""
         items = self._shards(product_id, shards, consistent=True)
         problems = [
             f"shard {k} is missing" for k in range(shards) if _shard_key(k) not in {i.sk for i in items}
         ]
-        sold_total = 0
         for item in items:
             shard = int(item.sk.split("#")[1])
             filled, cursor, remaining = int(item.filled), int(item.cursor), int(item.remaining)
             fenced = int(item.fenced or 0)
-            sold = SlotItem.sold_index.count(f"{product_id}#{shard}")
-            sold_total += sold
             if remaining + fenced != filled - cursor or min(filled, cursor, remaining, fenced) < 0:
                 problems.append(
                     f"shard {shard}: filled {filled}, handed out {cursor}, remaining {remaining}, fenced {fenced}"
                 )
-            if sold > cursor:
-                problems.append(f"shard {shard}: {sold} sold but only {cursor} handed out")
             if fenced:  # a removal moves codes for a moment; one still fenced at the next run crashed
                 problems.append(f"shard {shard}: {fenced} slots fenced by an unfinished stock removal")
-        removed = SlotItem.sold_index.count(_removed_key(product_id))
-        levels = self._levels(items, sold_total, SlotItem.returned_index.count(product_id), removed)
-        if min(levels.available, levels.reserved, levels.sold) < 0:
-            problems.append(f"a level is negative: {levels.model_dump()}")
-        return levels, problems
+            elif claimants is not None:
+                problems += self._audit_slots(product_id, item, claimants, now, grace)
+        return problems
+
+    def _audit_slots(
+        self, product_id: str, item: ShardItem, claimants: Claimants, now: int, grace: int
+    ) -> list[str]:
+        """One shard's slots handed out since the last run, and those the audit still watches."""
+        shard, cursor, filled = int(item.sk.split("#")[1]), int(item.cursor), int(item.filled)
+        settled = int(item.settled_upto)
+        try:
+            state = AuditStateItem.get(product_id, f"audit#{shard:04d}", consistent_read=True)
+        except AuditStateItem.DoesNotExist:
+            state = AuditStateItem(pk=product_id, sk=f"audit#{shard:04d}", upto=0, watch=[])
+        upto = min(int(state.upto), cursor)
+        pk = _slot_pk(product_id, shard)
+        slots: dict[int, SlotItem] = {}
+        end = min(filled, cursor + AUDIT_LOOKAHEAD)  # a few past the cursor: taken ones there mean drift
+        if upto < end:
+            query = SlotItem.query(
+                pk, SlotItem.sk.between(_slot_sk(upto), _slot_sk(end - 1)), consistent_read=True
+            )
+            slots.update((int(s.sk), s) for s in query)
+        watched = [n for n in cast(list[int], state.watch) if n < upto]
+        slots.update((int(s.sk), s) for s in _get_all(SlotItem, [(pk, _slot_sk(n)) for n in watched]))
+        names = {
+            str(s.order_id or s.holder) for s in slots.values() if (s.order_id or s.holder) not in _NOT_ORDERS
+        }
+        found = claimants(names) if names else {}
+        problems: list[str] = []
+        watch: list[int] = []
+        for number in sorted(set(watched) | set(range(upto, end))):
+            slot = slots.get(number)
+            where = f"shard {shard} slot {number}"
+            if slot is None:
+                problems.append(f"{where}: missing below the {filled} slots the shard counts")
+                continue
+            if number >= cursor:
+                if slot.order_id is not None or slot.holder is not None:
+                    problems.append(
+                        f"{where}: taken ({slot.order_id or slot.holder}) but above the cursor {cursor}"
+                    )
+                continue
+            found_problem, still_open = _classify(product_id, shard, number, slot, found, settled, now, grace)
+            problems += [f"{where}: {found_problem}"] if found_problem else []
+            if still_open:
+                watch.append(number)
+        AuditStateItem(pk=product_id, sk=f"audit#{shard:04d}", upto=max(upto, cursor), watch=watch).save()
+        return problems
+
+    def audit_holds(self, claimants: Claimants, now: int, grace: int) -> dict[str, list[str]]:
+        """Pooled slots claimed again, shop-wide, by product: each older than twice the grace period
+        (the burned-slot step returns abandoned ones after one) must be held by an open order that
+        lists it. Reads only holds that old, which are few when all is well."""
+        held = []
+        old_enough = SlotItem.held_at <= now - 2 * grace
+        partitions = index_partitions(settings().held_shards)
+        for entry in read_every(lambda key: SlotItem.held_index.query(key, old_enough), partitions):
+            try:
+                held.append(SlotItem.get(entry.pk, entry.sk, consistent_read=True))
+            except SlotItem.DoesNotExist:
+                continue
+        held = [
+            s for s in held if s.order_id is None and s.holder not in _NOT_ORDERS and s.held_at is not None
+        ]
+        found = claimants({str(s.holder) for s in held}) if held else {}
+        problems: dict[str, list[str]] = {}
+        for slot in held:
+            product_id, shard = slot.pk.rsplit("#slots#", 1)
+            claimant = found.get(str(slot.holder))
+            if (now - int(slot.held_at)) >= 2 * grace and (
+                claimant is None or not claimant.keeps(product_id, int(shard), int(slot.sk))
+            ):
+                problems.setdefault(product_id, []).append(
+                    f"shard {shard} slot {int(slot.sk)}: pooled slot held by {slot.holder}, which does not hold it"
+                )
+        return problems
+
+    def _audited(self, product_id: str, shard: int, cursor: int) -> bool:
+        """Whether the stock audit has seen every slot up to `cursor` and watches none: until then the
+        shard stays in the `audit` index."""
+        try:
+            state = AuditStateItem.get(product_id, f"audit#{shard:04d}", consistent_read=True)
+        except AuditStateItem.DoesNotExist:
+            return cursor == 0
+        return int(state.upto) >= cursor and not state.watch
 
     def _return_unheld(
-        self, product_id: str, shard: int, start: int, end: int, held: Callable[[], set[tuple[int, int]]]
+        self, product_id: str, shard: int, start: int, end: int, claimants: "Claimants"
     ) -> int:
         if end <= start:
             return 0
@@ -429,39 +652,67 @@ class StockStore:
             SlotItem.sk.between(_slot_sk(start), _slot_sk(end - 1)),
             consistent_read=True,
         )
-        unowned = [int(s.sk) for s in query if s.order_id is None and s.holder is None]
-        if not unowned:
-            return 0  # the common case: open orders' slots are read only when a candidate exists
-        open_slots = held()
-        burned = [SlotRange(shard=shard, start=n, count=1) for n in unowned if (shard, n) not in open_slots]
-        return self.release(product_id, burned, order_id="")
+        unbound = [s for s in query if s.order_id is None and s.holder not in (RETURNED, REMOVED)]
+        named = {str(s.holder) for s in unbound if s.holder is not None}
+        found = claimants(named) if named else {}  # the common case: only claims of open orders
+        returned = 0
+        for slot in unbound:
+            number, holder = int(slot.sk), slot.holder
+            if holder is None:  # handed out by the cursor, never named: its claimant died at once
+                returned += self.release(product_id, [SlotRange(shard=shard, start=number, count=1)], "")
+                continue
+            claimant = found.get(str(holder))
+            if claimant is None or not claimant.keeps(product_id, shard, number):
+                spot = SlotRange(shard=shard, start=number, count=1)
+                returned += self.release(product_id, [spot], str(holder))
+        return returned
 
     def _take_returned(
-        self, product_id: str, quantity: int, order_id: str, avoid: Sequence[SlotRange]
+        self,
+        product_id: str,
+        quantity: int,
+        order_id: str,
+        avoid: Sequence[SlotRange],
+        codes: set[str] | None = None,
     ) -> list[SlotRange]:
-        """Claim up to `quantity` returned slots. The index may lag; the conditional write decides."""
+        """Claim up to `quantity` returned slots, at most one copy of each code, none of `codes`.
+        The index may lag; the conditional write decides. Safe to repeat: a retry whose first attempt
+        applied finds the slot held by this order already."""
         skip = {(_slot_pk(product_id, r.shard), _slot_sk(s)) for r in avoid for s in r.slots()}
+        have = set(codes or ())
         taken: list[SlotRange] = []
+        if quantity <= 0:
+            return taken
         for entry in SlotItem.returned_index.query(product_id):
-            if len(taken) == quantity:
-                break
             if (entry.pk, entry.sk) in skip:
+                continue
+            try:
+                slot = SlotItem.get(
+                    entry.pk, entry.sk, consistent_read=True, attributes_to_get=["fingerprint"]
+                )
+            except SlotItem.DoesNotExist:
+                continue
+            if _code_of(slot.fingerprint) in have:
                 continue
             try:
                 SlotItem(pk=entry.pk, sk=entry.sk).update(
                     actions=[
                         SlotItem.holder.set(order_id),
                         SlotItem.returned_key.remove(),
-                        SlotItem.held_key.set(DUE),
+                        SlotItem.held_key.set(held_partition(entry.pk, entry.sk, settings().held_shards)),
                         SlotItem.held_at.set(int(time.time())),
                     ],
-                    condition=(SlotItem.holder == RETURNED) & SlotItem.returned_key.exists(),
+                    condition=((SlotItem.holder == RETURNED) & SlotItem.returned_key.exists())
+                    | ((SlotItem.holder == order_id) & SlotItem.order_id.does_not_exist()),
                 )
             except UpdateError as error:
                 if condition_failed(error):
                     continue
                 raise
+            have.add(_code_of(slot.fingerprint))
             taken.append(SlotRange(shard=int(entry.pk.rsplit("#", 1)[1]), start=int(entry.sk), count=1))
+            if len(taken) == quantity:
+                break
         return taken
 
     def release_unkept(
@@ -504,40 +755,96 @@ class StockStore:
                         raise
         return released
 
-    def _take(self, product_id: str, shard: int, quantity: int) -> SlotRange | None:
+    def _take(self, product_id: str, shard: int, quantity: int, order_id: str) -> SlotRange | None:
+        """Hand out `quantity` slots from a shard's cursor and name `order_id` in each (`_stamp`).
+
+        Safe to repeat: the write records a token and refuses a second time, so an SDK retry after a
+        lost answer finds its first attempt (`last_claim`, `last_end`) instead of taking more slots."""
         if quantity <= 0:
             return None
+        token = uuid.uuid4().hex
         item = ShardItem(pk=product_id, sk=_shard_key(shard))
         try:
             item.update(
                 actions=[
                     ShardItem.cursor.add(quantity),
                     ShardItem.remaining.add(-quantity),
-                    ShardItem.audit_due.set(DUE),
+                    ShardItem.last_claim.set(token),
+                    ShardItem.last_end.set(ShardItem.cursor + quantity),
+                    ShardItem.audit_due.set(audit_partition(product_id, shard, settings().audit_shards)),
                 ],
-                condition=ShardItem.remaining >= quantity,
+                condition=(ShardItem.remaining >= quantity)
+                & (ShardItem.last_claim.does_not_exist() | (ShardItem.last_claim != token)),
             )
+            end = int(item.cursor)
         except UpdateError as error:
-            if condition_failed(error):
-                return None
-            raise
-        return SlotRange(shard=shard, start=int(item.cursor) - quantity, count=quantity)
+            if not condition_failed(error):
+                raise
+            # Refused: no stock here, or this very write applied and only its answer was lost.
+            seen = ShardItem.get(product_id, _shard_key(shard), consistent_read=True)
+            if seen.last_claim != token:
+                return None  # (a later claim may have overwritten the token: then the slots are burned)
+            end = int(seen.last_end)
+        piece = SlotRange(shard=shard, start=end - quantity, count=quantity)
+        checkpoint("claim:after-take")
+        if self._stamp(product_id, piece, order_id):
+            return piece
+        self.release(product_id, [piece], order_id)
+        return None
 
-    def _untake(self, product_id: str, piece: SlotRange) -> bool:
+    def _stamp(self, product_id: str, piece: SlotRange, order_id: str) -> bool:
+        """Name the claimant in each slot of a fresh claim, so that reconciliation asks the order itself
+        (a strongly consistent read), never an index, whether the slot is still wanted.
+
+        False if reconciliation returned one of them first (a claimant stalled past the grace period):
+        the caller gives the claim back. Safe to repeat."""
+        at = int(time.time())
+        for slot in piece.slots():
+            try:
+                SlotItem(pk=_slot_pk(product_id, piece.shard), sk=_slot_sk(slot)).update(
+                    actions=[SlotItem.holder.set(order_id), SlotItem.held_at.set(at)],
+                    condition=SlotItem.fingerprint.exists()
+                    & SlotItem.order_id.does_not_exist()
+                    & (SlotItem.holder.does_not_exist() | (SlotItem.holder == order_id)),
+                )
+            except UpdateError as error:
+                if condition_failed(error):
+                    return False
+                raise
+        return True
+
+    def _untake(self, product_id: str, piece: SlotRange, order_id: str) -> bool:
         """Wind a fresh claim back while it is still its shard's last one (False if it is not).
 
         Never below the burned-slot audit's snapshot: slots it has seen handed out must not be
-        handed out again from the cursor (the audit could return them to the pool as well)."""
+        handed out again from the cursor (the audit could return them to the pool as well).
+        The slots lose their claimant's name first, so the cursor can hand them out again.
+        Safe to repeat: a retry whose first attempt applied finds its token."""
+        for slot in piece.slots():
+            try:
+                SlotItem(pk=_slot_pk(product_id, piece.shard), sk=_slot_sk(slot)).update(
+                    actions=[SlotItem.holder.remove(), SlotItem.held_at.remove()],
+                    condition=(SlotItem.holder == order_id) & SlotItem.order_id.does_not_exist(),
+                )
+            except UpdateError as error:
+                if not condition_failed(error):
+                    raise
+        token = f"back:{uuid.uuid4().hex}"
         try:
             ShardItem(pk=product_id, sk=_shard_key(piece.shard)).update(
-                actions=[ShardItem.cursor.add(-piece.count), ShardItem.remaining.add(piece.count)],
+                actions=[
+                    ShardItem.cursor.add(-piece.count),
+                    ShardItem.remaining.add(piece.count),
+                    ShardItem.last_claim.set(token),
+                ],
                 condition=(ShardItem.cursor == piece.start + piece.count)
                 & (ShardItem.mark_cursor.does_not_exist() | (ShardItem.mark_cursor <= piece.start)),
             )
         except UpdateError as error:
-            if condition_failed(error):
-                return False
-            raise
+            if not condition_failed(error):
+                raise
+            seen = ShardItem.get(product_id, _shard_key(piece.shard), consistent_read=True)
+            return seen.last_claim == token
         return True
 
     def bind(self, product_id: str, ranges: Sequence[SlotRange], order_id: str) -> None:
@@ -613,10 +920,12 @@ class StockStore:
             known = self._committed_fingerprints(
                 product_id, {fp for line in prints.values() for fp in line}, filled
             )
+            fresh = [new for new in codes if not any(fp in known for fp in prints[new.line])]
+            elsewhere = self._own(product_id, {new.line: prints[new.line][0] for new in fresh})
             added, duplicates, wanted = 0, [], []
             for new in codes:
                 sources = {known[fp] for fp in prints[new.line] if fp in known}
-                if sources and (source is None or sources != {source}):
+                if (sources and (source is None or sources != {source})) or new.line in elsewhere:
                     duplicates.append(new.line)
                     continue
                 added += 1
@@ -626,6 +935,59 @@ class StockStore:
             return StoreResult(added=added, duplicate_lines=duplicates)
         finally:
             self._release_lease(product_id, owner)
+
+    def _own(self, product_id: str, fingerprints: dict[int, str]) -> set[int]:
+        """Register each new code (line -> fingerprint) as this product's, merchant-wide; the lines whose
+        code another product of the merchant holds (refused: two products would sell it twice).
+        One conditional put per code, several at once; a retry of this import finds its own entries."""
+        lines = sorted(fingerprints)
+        outcomes = _in_parallel([partial(self._own_one, product_id, fingerprints[line]) for line in lines])
+        return {line for line, mine in zip(lines, outcomes, strict=True) if not mine}
+
+    def _own_one(self, product_id: str, fingerprint: str) -> bool:
+        key = (f"code#{fingerprint}", "owner")
+        for _ in range(3):
+            try:
+                CodeOwnerItem(*key, product=product_id, nonce=uuid.uuid4().hex).save(
+                    condition=CodeOwnerItem.pk.does_not_exist() | (CodeOwnerItem.product == product_id)
+                )
+                return True
+            except PutError as error:
+                if not condition_failed(error):
+                    raise
+            try:
+                owner = CodeOwnerItem.get(*key, consistent_read=True)
+            except CodeOwnerItem.DoesNotExist:
+                continue
+            if self._holds(str(owner.product), fingerprint):
+                return False
+            try:  # stale (a crashed import, or the code left that product): take it over, unless re-registered
+                CodeOwnerItem(*key, product=product_id, nonce=uuid.uuid4().hex).save(
+                    condition=CodeOwnerItem.nonce == owner.nonce
+                )
+                return True
+            except PutError as error:
+                if not condition_failed(error):
+                    raise
+        raise ImportInProgress("another product's import is taking the same codes; retry when it ends")
+
+    def _holds(self, product_id: str, fingerprint: str) -> bool:
+        """Whether a product holds a code (its first copy) in a counted slot, or may be importing it."""
+        try:
+            lease = ImportLeaseItem.get(product_id, "import-lease", consistent_read=True)
+            if int(lease.until) >= int(time.time()):
+                return True  # mid-import: its slots may not be counted yet
+        except ImportLeaseItem.DoesNotExist:
+            pass
+        try:
+            pointer = FingerprintItem.get(_fingerprint_pk(product_id), fingerprint, consistent_read=True)
+            shard = ShardItem.get(product_id, _shard_key(int(pointer.shard)), consistent_read=True)
+            slot = SlotItem.get(
+                _slot_pk(product_id, int(pointer.shard)), _slot_sk(int(pointer.slot)), consistent_read=True
+            )
+        except (FingerprintItem.DoesNotExist, ShardItem.DoesNotExist, SlotItem.DoesNotExist):
+            return False
+        return int(pointer.slot) < int(shard.filled) and slot.fingerprint == fingerprint
 
     def _committed_fingerprints(
         self, product_id: str, wanted: set[str], filled: dict[int, int]
@@ -693,7 +1055,7 @@ class StockStore:
                     actions=[
                         ShardItem.filled.add(count),
                         ShardItem.remaining.add(count),
-                        ShardItem.audit_due.set(DUE),
+                        ShardItem.audit_due.set(audit_partition(product_id, shard, settings().audit_shards)),
                     ],
                     condition=ShardItem.filled == filled[shard],
                 )
@@ -867,7 +1229,7 @@ class StockStore:
                         ShardItem.remaining.add(-(plan.before - plan.base)),
                         ShardItem.fenced.set(plan.after - plan.base),
                         ShardItem.removed.add(len(plan.targets)),
-                        ShardItem.audit_due.set(DUE),
+                        ShardItem.audit_due.set(audit_partition(product_id, shard, settings().audit_shards)),
                     ],
                     condition=(ShardItem.filled == plan.before)
                     & (ShardItem.cursor <= plan.base)

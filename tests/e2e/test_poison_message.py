@@ -1,5 +1,5 @@
-"""The poison message, end to end: a paid order whose code cannot be opened fails delivery until SQS
-dead-letters its message; the operator sees why with `miaofa-ops dlq list`, fixes the cause and
+"""The poison message, end to end: a paid order whose code cannot be opened fails delivery until its
+retries are used up and its message is dead-lettered; the operator sees why with `miaofa-ops dlq list`, fixes the cause and
 replays it; the buyer gets the right code, once, however often the message is replayed."""
 
 import io
@@ -10,13 +10,14 @@ from dataclasses import asdict
 import boto3
 import pytest
 
+from infra.local import template
 from infra.ops.cli import Console, main
 from infra.ops.target import local_target
 from tests.support import new_codes, poll, stored_order
 
 pytestmark = pytest.mark.e2e
 
-TEMPLATE_VISIBILITY = "60"  # DeliveryQueue's VisibilityTimeout in template.yaml
+TEMPLATE_VISIBILITY = str(template.load().queues["DeliveryQueue"]["VisibilityTimeout"])
 POLLER_WAIT_SECONDS = 1  # the local runtime's pollers long-poll this long (infra/local/triggers.py)
 
 
@@ -92,7 +93,8 @@ def test_a_poison_message_is_dead_lettered_shown_fixed_and_replayed_to_one_deliv
         changed = time.monotonic()
         poll(lambda: time.monotonic() > changed + 2 * POLLER_WAIT_SECONDS, every=0.1)
         assert shop.runtime.sandbox.pay(order_id, order["total"]["amount"], "CNY")
-        # Five failed receives (maxReceiveCount), then SQS moves the message to DeliveryDLQ.
+        # The order's retries used up (DELIVERY_RETRIES, counted on the order), the deliver function
+        # moves its message to DeliveryDLQ.
         (dead,) = poll(lambda: dead_letters_of(runtime, order_id), deadline=60, every=0.5)
     finally:
         sqs.set_queue_attributes(

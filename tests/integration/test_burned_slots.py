@@ -12,6 +12,11 @@ from tests.support import new_codes, stored_order
 T0 = utcnow()  # one clock for the whole test: an audit over many products can take seconds
 
 
+def nobody(order_ids: set[str]) -> dict:
+    """No order holds anything (as the claimants of slots whose checkout died)."""
+    return {}
+
+
 def audit(after_seconds: float) -> int:
     return return_burned_slots(orders(), stock(), now=T0 + timedelta(seconds=after_seconds))
 
@@ -62,7 +67,7 @@ def test_a_claim_is_never_wound_back_below_the_audits_snapshot(shop):
 
     # Winding the claim back now could hand the slot out twice (cursor and pool): it must refuse,
     # and the all-or-nothing claim then releases the slot to the pool instead.
-    assert stock()._untake(product_id, piece) is False
+    assert stock()._untake(product_id, piece, "ord_" + "f" * 20) is False
     assert stock().release(product_id, [piece], "ord_" + "f" * 20) == 1
     assert shop.stock(product_id) == {"available": 2, "reserved": 0, "sold": 0, "returned": 0, "imported": 2}
 
@@ -81,15 +86,17 @@ def test_a_claim_wound_back_while_the_audit_runs_is_never_returned_to_the_pool_a
     product_id = shop.new_product(new_codes(3), shards=1)
     stock().claim(product_id, 1, 1, order_id="ord_" + "a" * 20)  # burned: its checkout died
     base = int(40_000 + (utcnow() - T0).total_seconds() + T0.timestamp())
-    stock().return_burned(product_id, 0, base, GRACE_SECONDS, set)  # snapshot: slot 0 handed out
-    piece = stock()._take(product_id, 0, 1)  # a piece of a multi-shard claim, about to give up
+    stock().return_burned(product_id, 0, base, GRACE_SECONDS, nobody)  # snapshot: slot 0 handed out
+    piece = stock()._take(
+        product_id, 0, 1, "ord_" + "b" * 20
+    )  # a piece of a multi-shard claim, about to give up
 
-    def open_slots():  # read by the audit between its shard read and its snapshot write
-        assert stock()._untake(product_id, piece) is True  # the claim winds the piece back
-        return set()
+    def open_slots(order_ids):  # read by the audit between its shard read and its snapshot write
+        assert stock()._untake(product_id, piece, "ord_" + "b" * 20) is True  # the claim winds the piece back
+        return {}
 
     stock().return_burned(product_id, 0, base + GRACE_SECONDS, GRACE_SECONDS, open_slots)
-    stock().return_burned(product_id, 0, base + 2 * GRACE_SECONDS, GRACE_SECONDS, set)
+    stock().return_burned(product_id, 0, base + 2 * GRACE_SECONDS, GRACE_SECONDS, nobody)
 
     assert shop.stock(product_id) == {"available": 3, "reserved": 0, "sold": 0, "returned": 0, "imported": 3}
-    assert stock().audit(product_id, 1)[1] == []
+    assert stock().audit(product_id, 1) == []

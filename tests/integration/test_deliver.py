@@ -4,10 +4,13 @@ records individually, and a redelivered message binds nothing new."""
 import json
 from datetime import timedelta
 
+import boto3
+
 from shared.adapters import orders, stock
 from shared.adapters import shop as shop_store
 from shared.orders import Payment, utcnow
-from tests.support import event, new_codes, stored_order
+from shared.settings import settings
+from tests.support import event, new_codes, poll, stored_order
 
 
 def mark_paid_without_enqueueing(order: dict, due_in: timedelta = timedelta(seconds=120)) -> None:
@@ -86,3 +89,44 @@ def test_an_unpaid_order_is_not_delivered(runtime, shop):
 
 def order_product(order: dict) -> str:
     return stored_order(order["order_id"]).product_id
+
+
+def test_a_retry_is_counted_once_however_often_its_request_is_repeated(runtime, shop):
+    order = shop.buy(shop.new_product(new_codes(1)))
+    mark_paid_without_enqueueing(order)
+    order_id = order["order_id"]
+
+    # The same receive counted twice, as when the SDK repeats a request whose answer was lost.
+    assert orders().count_delivery_retry(order_id, "msg-1#2") == 1
+    assert orders().count_delivery_retry(order_id, "msg-1#2") == 1
+    assert orders().count_delivery_retry(order_id, "msg-1#3") == 2
+    runtime.functions["DeliverFunction"].invoke(sqs_event(order_id))
+    assert orders().count_delivery_retry(order_id, "msg-1#4") is None  # no longer PAID: nothing counted
+
+
+def test_a_retry_past_the_orders_allowance_is_not_started(runtime, shop):
+    order = shop.buy(shop.new_product(new_codes(1)))
+    mark_paid_without_enqueueing(order)
+    order_id = order["order_id"]
+    allowed = settings().delivery_retries
+    for n in range(allowed):
+        orders().count_delivery_retry(order_id, f"earlier#{n + 2}")
+    retried = sqs_event(order_id)
+    retried["Records"][0]["attributes"]["ApproximateReceiveCount"] = "2"
+
+    # Its queue is the runtime's DeliveryQueue (the fixture's ARN): the message goes to DeliveryDLQ.
+    result = runtime.functions["DeliverFunction"].invoke(retried)
+
+    assert result == {"batchItemFailures": []}  # dead-lettered, so done with here
+    assert stored_order(order_id).status == "PAID"
+    assert shop.stock(order_product(order))["sold"] == 0
+    sqs, dlq = boto3.client("sqs"), runtime.info.queues["DeliveryDLQ"]
+
+    def dead_lettered() -> list[dict]:
+        messages = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=5)
+        mine = [m for m in messages.get("Messages", []) if m["Body"] == json.dumps({"order_id": order_id})]
+        for message in mine:  # other tests' letters come back after 5 s
+            sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+        return mine
+
+    assert len(poll(dead_lettered, deadline=15, every=0.2)) == 1

@@ -117,7 +117,8 @@ def test_a_late_payment_when_sold_out_is_kept_for_refund_and_delivers_nothing(sh
     assert response.json()["outcome"] == "needs_refund"
     record = stored_order(late["order_id"])
     assert record.status == "REFUNDING" and record.payment.payment_id == payment["data"]["payment_id"]
-    assert f"sandbox#{payment['id']}" in payment_events().refunds_due("sandbox")
+    owed = f"sandbox#{late['order_id']}#{payment['data']['payment_id']}"
+    assert owed in payment_events().refunds_due("sandbox")
     assert "items" not in shop.order(late["order_id"], late["access_token"]).json()
     assert levels(shop, product_id)["sold"] == 1
 

@@ -93,7 +93,7 @@ def test_a_found_payment_and_its_late_callback_count_as_one_payment(runtime, sho
     delivered = shop.wait_for(order, "DELIVERED")
     assert len(delivered["items"]) == 1
     assert stored_order(order["order_id"]).payment.payment_id == payment_id
-    assert not any(late["id"] in key for key in adapters.payment_events().refunds_due("sandbox"))
+    assert not any(payment_id in key for key in adapters.payment_events().refunds_due("sandbox"))
 
 
 def signed_get(runtime, order_id: str, header: str | None) -> requests.Response:

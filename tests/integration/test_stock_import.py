@@ -4,11 +4,14 @@ The levels add up (I4) and reconcile's stock audit finds nothing after each step
 
 import json
 import logging
+import threading
 from datetime import timedelta
 
 import pytest
+import requests
 
 from functions.merchant.stock import EXPORT_AUDIT
+from functions.reconcile.audit import audit_stock
 from functions.reconcile.expiry import expire_reservations
 from shared.adapters import ops, orders, stock
 from shared.adapters import shop as shop_store
@@ -44,7 +47,7 @@ def levels(shop, product_id, shards=4):
     got = shop.stock(product_id)
     assert got["available"] + got["reserved"] + got["sold"] + got["returned"] == got["imported"], got
     assert min(got.values()) >= 0, got
-    assert stock().audit(product_id, shards)[1] == []
+    assert stock().audit(product_id, shards) == []
     return got
 
 
@@ -301,7 +304,7 @@ def test_a_removal_that_crashed_part_way_is_finished_by_the_next_import(shop, mo
     # Counted as removed already; the slot it held waits for its new code and is not handed out.
     halfway = shop.stock(product_id)
     assert halfway == {"available": 5, "reserved": 0, "sold": 0, "returned": 0, "imported": 5}
-    assert stock().audit(product_id, 1)[1] == ["shard 0: 4 slots fenced by an unfinished stock removal"]
+    assert stock().audit(product_id, 1) == ["shard 0: 4 slots fenced by an unfinished stock removal"]
 
     assert send_chunk(shop, product_id, ["CRASH-6"], "after-crash", 0, 1).json()["added"] == 1
 
@@ -359,3 +362,99 @@ def test_a_forged_export_cursor_is_400(shop):
         assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_cursor")
     response = shop.merchant("GET", f"/merchant/products/{product_id}/stock/export", params={"limit": "0"})
     assert (response.status_code, response.json()["error"]["code"]) == (422, "invalid_limit")
+
+
+# ---- one code, one product: a merchant's products never share a code (docs/decisions.md)
+
+
+def import_text(shop, product_id, codes, key=None):
+    response = shop.merchant(
+        "POST",
+        f"/merchant/products/{product_id}/stock",
+        key=key,
+        data="\n".join(codes).encode(),
+        headers={"Content-Type": "text/plain"},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_code_in_one_product_is_a_duplicate_in_another_of_the_same_merchant(shop, merchant_b):
+    shared, own = new_codes(2)
+    first = shop.new_product([shared])
+    second = shop.new_product([])
+    answer = import_text(shop, second, [own, shared])
+    assert (answer["added"], answer["problems"]) == (1, [{"line": 2, "reason": "duplicate"}])
+    assert shop.stock(second)["imported"] == 1
+    other_merchant = shop.new_product([], key=merchant_b)
+    assert import_text(shop, other_merchant, [shared], key=merchant_b)["added"] == 1  # not theirs to share
+
+    # Once sold it stays the first product's; once removed unsold, another product may take it.
+    removed = remove(shop, first, [shared])
+    assert removed.status_code == 200 and removed.json()["removed"] == 1, removed.text
+    assert import_text(shop, second, [shared])["added"] == 1
+
+
+def test_two_products_importing_one_code_at_once_get_it_once(shop):
+    code = new_codes(1)[0]
+    products = [shop.new_product([]) for _ in range(4)]
+    answers: list[dict] = []
+
+    def load(product_id):
+        answers.append(import_text(shop, product_id, [code]))
+
+    threads = [threading.Thread(target=load, args=(p,)) for p in products]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(a["added"] for a in answers) == [0, 0, 0, 1]
+    assert sum(shop.stock(p)["imported"] for p in products) == 1
+
+
+def test_a_removal_racing_multi_shard_claims_never_sells_a_removed_code(shop):
+    """Removal fences the slots it moves codes into, and every claim is conditional: a code is either
+    removed or sold, never both, and the stock audit finds the slots where they belong."""
+    codes = new_codes(8)
+    product_id = shop.new_product(codes, shards=4, max_per_order=3)  # 2 a shard: orders of 3 take pieces
+    start = threading.Barrier(4)
+    removal: list[dict] = []
+    placed: list[dict] = []
+
+    def take_out():
+        start.wait()
+        response = requests.delete(  # its own connection: a session is not shared between threads
+            f"{shop.url}/merchant/products/{product_id}/stock",
+            json={"codes": codes[:4]},
+            headers={"Authorization": f"Bearer {shop.merchant_key}"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        removal.append(response.json())
+
+    def order():
+        start.wait()
+        body = {"product_id": product_id, "quantity": 3, "email": "race@example.com"}
+        response = requests.post(f"{shop.url}/api/orders", json=body, timeout=30)
+        assert response.status_code in (201, 409), response.text
+        if response.status_code == 201:
+            placed.append(response.json())
+
+    threads = [threading.Thread(target=take_out)] + [threading.Thread(target=order) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sold: list[str] = []
+    for each in placed:
+        assert shop.runtime.sandbox.pay(each["order_id"], each["total"]["amount"], "CNY")
+        sold += [item["code"] for item in shop.wait_for(each, "DELIVERED")["items"]]
+    (answer,) = removal
+    kept = {codes[line - 1] for line in answer["not_available"] + answer["not_found"]}
+    gone = set(codes[:4]) - kept
+    assert len(gone) == answer["removed"] and not gone & set(sold)
+    assert len(sold) == len(set(sold))
+    got = levels(shop, product_id)
+    assert got["imported"] == 8 - len(gone) and got["sold"] == len(sold)
+    later = utcnow() + timedelta(minutes=20)
+    assert audit_stock(shop_store(), stock(), orders(), [product_id], later) == {}

@@ -113,7 +113,8 @@ def test_a_second_different_payment_is_kept_for_a_refund_and_delivers_nothing(sh
     response = shop.callback(second)
 
     assert response.status_code == 200 and response.json()["outcome"] == "needs_refund"
-    assert f"sandbox#{second['id']}" in payment_events().refunds_due("sandbox")
+    owed = f"sandbox#{order['order_id']}#{second['data']['payment_id']}"  # by payment, not by event
+    assert owed in payment_events().refunds_due("sandbox")
     again = shop.order(order["order_id"], order["access_token"]).json()
     assert again["items"] == delivered["items"] and again["events"] == delivered["events"]
     assert stored_order(order["order_id"]).payment.payment_id == first["data"]["payment_id"]

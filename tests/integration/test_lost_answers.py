@@ -1,0 +1,328 @@
+"""The real AWS's faults, against the local runtime (tests/faults_aws.py): an answer lost after its
+request applied (the SDK sends it again) and throttling past the SDK's retries. Every write is safe
+to repeat; a throttled request answers 503 with Retry-After and leaves nothing taken (DESIGN.md)."""
+
+import json
+import secrets
+import threading
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+from botocore.exceptions import ClientError
+from pynamodb.models import Model
+
+from functions.notify import mail
+from functions.reconcile.burned import GRACE_SECONDS, return_burned_slots
+from functions.storefront.checkout import CheckoutRequest, checkout
+from infra.local.lambdas import LocalFunction
+from infra.local.triggers import QueuePoller
+from shared import aws
+from shared.adapters import delivery_queue, limits, orders, stock
+from shared.adapters import shop as shop_store
+from shared.errors import TooMany
+from shared.notify import notify_queue
+from shared.orders import Payment, utcnow
+from shared.providers import registry
+from shared.settings import settings
+from shared.store.limits import buyer_key
+from tests.faults_aws import key_prefix, lost_answer, on_table, throttled
+from tests.support import make_queue_pair, new_codes, poll, stored_order
+
+T0 = utcnow()
+
+
+def today() -> datetime:
+    return datetime.now(UTC)
+
+
+def held_tickets(email: str) -> int:
+    key = buyer_key("email", email)
+    table = settings().limits_table
+    found = boto3.client("dynamodb").query(
+        TableName=table, KeyConditionExpression="pk = :k", ExpressionAttributeValues={":k": {"S": key}}
+    )
+    return found["Count"]
+
+
+def buy(product_id: str, email: str, caps=(2, 100)):
+    request = CheckoutRequest(product_id=product_id, quantity=1, email=email)
+    return checkout(
+        request,
+        shop_store(),
+        stock(),
+        orders(),
+        limits(),
+        now=utcnow(),
+        reservation=timedelta(minutes=15),
+        providers=registry.provider,
+        public_base_url="http://127.0.0.1",
+        client=f"198.51.100.{secrets.randbelow(200)}",
+        caps=caps,
+    )
+
+
+# ---- the hooks themselves
+
+
+def test_every_client_retries_in_standard_mode_with_three_attempts(runtime):
+    for store in (limits, orders, stock, shop_store):
+        store()  # each names its models' tables
+    models = [m for m in _models(Model) if getattr(m.Meta, "table_name", None)]
+    clients = [m._get_connection().connection.client for m in models]  # PynamoDB's, one per model
+    clients += [delivery_queue()._sqs, notify_queue()._sqs, shop_store()._kms, mail._ses()]
+    registry.configured()  # reads the provider secret through Powertools' default provider
+    clients += [DEFAULT_PROVIDERS["secrets"].client]
+
+    assert len(models) >= 8
+    assert [c.meta.config.retries for c in clients] == [aws.RETRIES] * len(clients)
+
+
+def _models(base: type) -> list[type]:
+    return [m for sub in base.__subclasses__() for m in [sub, *_models(sub)]]
+
+
+def test_a_lost_answer_is_applied_and_then_sent_again_by_the_sdk(runtime):
+    client, table = aws.client("dynamodb"), settings().limits_table
+    key = {"pk": {"S": f"test#{secrets.token_hex(6)}"}, "sk": {"S": "n"}}
+    with lost_answer("UpdateItem", on_table(table, pk=key["pk"]["S"])) as fault:
+        client.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression="ADD n :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+
+    assert (fault.hits, fault.seen) == (1, 2)  # one answer lost; the SDK's retry went through
+    stored = client.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+    assert stored["n"] == {"N": "2"}  # a write that only adds is not safe to repeat
+
+
+def test_a_throttle_is_retried_by_the_sdk_then_raised(runtime):
+    client, table = aws.client("dynamodb"), settings().limits_table
+    key = {"pk": {"S": f"test#{secrets.token_hex(6)}"}, "sk": {"S": "n"}}
+    with (
+        throttled("GetItem", on_table(table, pk=key["pk"]["S"])) as fault,
+        pytest.raises(ClientError) as refused,
+    ):
+        client.get_item(TableName=table, Key=key)
+
+    assert refused.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+    assert fault.seen == aws.RETRIES["total_max_attempts"]
+
+
+# ---- the buyer's caps and daily limits: safe to repeat
+
+
+def test_a_lost_answer_on_the_daily_count_does_not_count_twice(shop):
+    product_id = shop.new_product(new_codes(5), max_per_order=1, daily_limit_per_buyer=3)
+    email = f"lost-{secrets.token_hex(4)}@example.com"
+    daily = key_prefix(settings().limits_table, "pk", f"daily#{product_id}#")
+
+    with lost_answer("UpdateItem", daily) as fault:
+        assert shop.checkout(product_id, 1, email=email).status_code == 201
+    assert (fault.hits, fault.seen) == (1, 2)
+
+    assert [shop.checkout(product_id, 1, email=email).status_code for _ in range(2)] == [201, 201]
+    over = shop.checkout(product_id, 1, email=email)
+    assert (over.status_code, over.json()["error"]["code"]) == (429, "daily_limit_reached")
+    assert 0 < int(over.headers["Retry-After"]) <= 86_400  # the next UTC day
+    assert limits().counted_daily(product_id, email, today().date()) == 3
+
+
+def test_the_daily_limit_stays_exact_when_every_count_loses_its_first_answer_at_once(shop):
+    product_id = shop.new_product(new_codes(20), max_per_order=1, daily_limit_per_buyer=3, shards=8)
+    email = f"burst-{secrets.token_hex(4)}@example.com"
+    daily = key_prefix(settings().limits_table, "pk", f"daily#{product_id}#")
+    start, answers = threading.Barrier(10), []
+
+    def attempt() -> None:
+        start.wait()
+        answers.append(shop.checkout(product_id, 1, email=email).status_code)
+
+    with lost_answer("UpdateItem", daily, times=None, attempt=1) as fault:
+        threads = [threading.Thread(target=attempt) for _ in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert fault.hits >= 10  # every count's first attempt applied and lost its answer
+    assert sorted(answers) == [201] * 3 + [429] * 7
+    assert limits().counted_daily(product_id, email, today().date()) == 3
+    assert shop.stock(product_id)["reserved"] == 3
+
+
+def test_a_lost_answer_on_giving_the_daily_count_back_does_not_give_back_twice(shop):
+    product_id = shop.new_product(new_codes(2), max_per_order=2, daily_limit_per_buyer=4)
+    email = f"giveback-{secrets.token_hex(4)}@example.com"
+    assert shop.checkout(product_id, 2, email=email).status_code == 201  # counted 2, sold out
+
+    daily = key_prefix(settings().limits_table, "pk", f"daily#{product_id}#")
+
+    def giving_back(params: dict) -> bool:  # the update that subtracts what a failed checkout added
+        values = params.get("ExpressionAttributeValues", {}).values()
+        return daily(params) and any(value.get("N", "").startswith("-") for value in values)
+
+    with lost_answer("UpdateItem", giving_back) as fault:
+        sold_out = shop.checkout(product_id, 1, email=email)
+    assert (sold_out.status_code, sold_out.json()["error"]["code"]) == (409, "out_of_stock")
+    assert (fault.hits, fault.seen) == (1, 2)
+
+    assert limits().counted_daily(product_id, email, today().date()) == 2
+    imported = shop.merchant(
+        "POST",
+        f"/merchant/products/{product_id}/stock",
+        data="\n".join(new_codes(3)).encode(),
+        headers={"Content-Type": "text/plain"},
+    )
+    assert imported.status_code == 200
+    assert [shop.checkout(product_id, 1, email=email).status_code for _ in range(3)] == [201, 201, 429]
+
+
+def test_a_lost_answer_on_taking_a_ticket_does_not_hold_two(shop):
+    product_id = shop.new_product(new_codes(5))
+    email = f"ticket-{secrets.token_hex(4)}@example.com"
+
+    with lost_answer("PutItem", on_table(settings().limits_table, pk=buyer_key("email", email))) as fault:
+        first = buy(product_id, email)
+    assert (fault.hits, fault.seen) == (1, 2)
+    assert held_tickets(email) == 1
+
+    buy(product_id, email)  # the cap is 2: the second unpaid order still fits
+    with pytest.raises(TooMany):
+        buy(product_id, email)
+    assert shop.runtime.sandbox.pay(first.order.order_id, first.order.total.amount, "CNY")
+    assert held_tickets(email) == 1
+    buy(product_id, email)
+
+
+def test_a_lost_answer_on_writing_the_order_keeps_its_tickets_and_daily_count(shop):
+    product_id = shop.new_product(new_codes(5), max_per_order=1, daily_limit_per_buyer=2)
+    email = f"order-{secrets.token_hex(4)}@example.com"
+
+    with lost_answer("PutItem", on_table(settings().orders_table)) as fault:
+        created = shop.checkout(product_id, 1, email=email)
+    assert created.status_code == 201 and (fault.hits, fault.seen) == (1, 2)
+
+    assert stored_order(created.json()["order_id"]).status == "PENDING_PAYMENT"
+    assert held_tickets(email) == 1  # the order's ticket, still held
+    assert limits().counted_daily(product_id, email, today().date()) == 1
+    assert [shop.checkout(product_id, 1, email=email).status_code for _ in range(2)] == [201, 429]
+
+
+# ---- throttled past the SDK's retries: 503, Retry-After, nothing taken or lost
+
+
+def test_a_throttled_checkout_is_503_with_retry_after_and_takes_nothing(shop):
+    product_id = shop.new_product(new_codes(3), shards=1, daily_limit_per_buyer=5)
+    email = f"throttled-{secrets.token_hex(4)}@example.com"
+    key = {"Idempotency-Key": secrets.token_hex(8)}
+    body = {"product_id": product_id, "quantity": 2, "email": email}
+
+    with throttled("UpdateItem", on_table(settings().stock_table, pk=product_id)) as fault:  # the stock take
+        refused = shop.http.post(f"{shop.url}/api/orders", json=body, headers=key, timeout=30)
+
+    assert fault.hits == aws.RETRIES["total_max_attempts"]
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert refused.json()["error"]["code"] == "busy"
+    assert shop.stock(product_id) == {"available": 3, "reserved": 0, "sold": 0, "returned": 0, "imported": 3}
+    assert limits().counted_daily(product_id, email, today().date()) == 0
+    assert held_tickets(email) == 0
+
+    again = shop.http.post(f"{shop.url}/api/orders", json=body, headers=key, timeout=30)
+    assert again.status_code == 201, again.text
+
+
+def test_a_checkout_throttled_writing_its_order_leaves_its_slots_to_reconciliation(shop):
+    product_id = shop.new_product(new_codes(3), shards=1, daily_limit_per_buyer=5)
+    email = f"unwritten-{secrets.token_hex(4)}@example.com"
+
+    with throttled("PutItem", on_table(settings().orders_table)):
+        refused = shop.checkout(product_id, 2, email=email)
+
+    assert (refused.status_code, refused.json()["error"]["code"]) == (503, "busy")
+    assert limits().counted_daily(product_id, email, today().date()) == 0
+    assert held_tickets(email) == 0
+    # The slots stay reserved: the order's write may have applied before a lost answer, so only
+    # reconciliation, after its grace period and a strongly consistent read, gives them back.
+    assert shop.stock(product_id)["reserved"] == 2
+    base = 50_000 + (utcnow() - T0).total_seconds()
+    return_burned_slots(orders(), stock(), now=T0 + timedelta(seconds=base))
+    return_burned_slots(orders(), stock(), now=T0 + timedelta(seconds=base + GRACE_SECONDS))
+    assert shop.stock(product_id) == {"available": 3, "reserved": 0, "sold": 0, "returned": 0, "imported": 3}
+    assert shop.checkout(product_id, 3, email=email).status_code == 201
+
+
+def test_an_order_write_throttled_after_its_first_attempt_applied_is_the_order(shop):
+    product_id = shop.new_product(new_codes(3), daily_limit_per_buyer=5)
+    email = f"applied-{secrets.token_hex(4)}@example.com"
+    order_put = on_table(settings().orders_table)
+
+    with lost_answer("PutItem", order_put, attempt=1), throttled("PutItem", order_put) as throttle:
+        created = shop.checkout(product_id, 2, email=email)
+
+    assert throttle.hits == aws.RETRIES["total_max_attempts"] - 1  # the SDK's retries, refused
+    assert created.status_code == 201, created.text  # a strongly consistent read found the order
+    assert stored_order(created.json()["order_id"]).quantity == 2
+    assert limits().counted_daily(product_id, email, today().date()) == 2
+    assert held_tickets(email) == 1
+    assert shop.stock(product_id)["reserved"] == 2
+
+
+def test_a_throttled_callback_is_503_and_its_retry_delivers(shop):
+    order = shop.buy(shop.new_product(new_codes(1)))
+    callback = shop.payment_event(order)
+
+    with throttled("UpdateItem", on_table(settings().orders_table, order_id=order["order_id"])):
+        refused = shop.callback(callback)
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert stored_order(order["order_id"]).status == "PENDING_PAYMENT"
+
+    assert shop.callback(callback).status_code == 200  # the provider's retry
+    delivered = shop.wait_for(order, "DELIVERED")
+    assert len(delivered["items"]) == 1
+    assert [e["type"] for e in delivered["events"]].count("payment.succeeded") == 1
+
+
+def test_a_throttled_enqueue_loses_no_delivery(shop):
+    order = shop.buy(shop.new_product(new_codes(1)))
+    callback = shop.payment_event(order)
+    queue = settings().delivery_queue_url
+
+    with throttled("SendMessage", lambda params: params.get("QueueUrl") == queue, service="sqs"):
+        refused = shop.callback(callback)
+    assert refused.status_code == 503
+    assert stored_order(order["order_id"]).status == "PAID"  # paid, but its delivery message never left
+
+    assert shop.callback(callback).status_code == 200  # the provider's retry sends it
+    assert len(shop.wait_for(order, "DELIVERED")["items"]) == 1
+
+
+def test_a_delivery_throttled_past_the_sdks_retries_comes_back_from_sqs(runtime, shop):
+    codes = new_codes(2)
+    order = shop.buy(shop.new_product(codes), quantity=2)
+    record = stored_order(order["order_id"])
+    paid = Payment(provider="sandbox", payment_id="pay_t", event_id="evt_t", amount=record.total)
+    orders().transition(record, "payment.succeeded", utcnow(), {"payment_id": "pay_t"}, payment=paid)
+    sqs = boto3.client("sqs")
+    queue, arn, dlq = make_queue_pair(visibility=1, max_receives=5)
+    deliver = LocalFunction("DeliverFunction", "functions.deliver.handler.lambda_handler", 512, 10)
+    poller = QueuePoller(deliver, queue, arn, batch_size=10, report_failures=True)
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"order_id": order["order_id"]}))
+
+    transition = on_table(settings().orders_table, order_id=order["order_id"])
+    receives = []
+    with throttled("UpdateItem", transition, times=aws.RETRIES["total_max_attempts"]) as fault:
+
+        def delivered() -> bool:
+            receives.append(poller.poll_once(wait_seconds=1))
+            return stored_order(order["order_id"]).status == "DELIVERED"
+
+        poll(delivered, deadline=20, every=0.1)
+
+    assert fault.hits == aws.RETRIES["total_max_attempts"]  # the first receive's DELIVERED write failed
+    assert sum(receives) == 2  # ... and SQS handed the message out again
+    assert not sqs.receive_message(QueueUrl=dlq, VisibilityTimeout=0).get("Messages")
+    assert len(shop.order(order["order_id"], order["access_token"]).json()["items"]) == 2
