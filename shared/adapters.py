@@ -5,10 +5,12 @@ from dataclasses import dataclass
 from functools import cache
 
 from shared.queues import DeliveryQueue
+from shared.settings import settings
 from shared.store.limits import LimitStore
 from shared.store.ops import OpsStore
 from shared.store.orders import OrderStore
 from shared.store.payment_events import PaymentEventStore
+from shared.store.recent import RecentStock
 from shared.store.shop import ShopStore
 from shared.store.stock import StockStore
 
@@ -25,6 +27,12 @@ def shop() -> ShopStore:
 @cache
 def stock() -> StockStore:
     return StockStore()
+
+
+@cache
+def recent_stock() -> RecentStock:
+    """Products' stock levels as this process read them less than PRODUCT_CACHE_SECONDS ago."""
+    return RecentStock(stock(), settings().product_cache_seconds)
 
 
 @cache

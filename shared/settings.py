@@ -25,7 +25,7 @@ INDEX_SHARDS: Final = {
 }
 # The embedded AWS walks the whole table for every index query, so locally (unless set) each index
 # has this many shards: the same code path, fewer queries.
-LOCAL_INDEX_SHARDS: Final = 4
+LOCAL_INDEX_SHARDS: Final = 2
 
 
 def _index_shards(name: str) -> Any:
@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     # The sender of buyers' mail (a verified SES identity); empty: no mail is sent (logged).
     mail_from: str = Field(default="", alias="MAIL_FROM")
     signature_tolerance_seconds: int = Field(default=300, ge=1, alias="SIGNATURE_TOLERANCE_SECONDS")
+    # How long a process (a Lambda container) keeps what it read of an item every order would read
+    # (shared/store/recent.py): the product and its stock level, and the merchant's webhook. One
+    # partition then sees at most containers ÷ seconds reads of it whatever the order rate
+    # (docs/allocation.md "Hot keys"), and a merchant's change reaches buyers and webhooks within it
+    # (docs/merchant-api.md "How soon a change applies"). 0: read every time.
+    product_cache_seconds: float = Field(default=1, ge=0, le=60, alias="PRODUCT_CACHE_SECONDS")
+    webhook_cache_seconds: float = Field(default=1, ge=0, le=60, alias="WEBHOOK_CACHE_SECONDS")
     due_shards: int = Field(default_factory=_index_shards("due_shards"), ge=1, le=1000, alias="DUE_SHARDS")
     merchant_order_shards: int = Field(
         default_factory=_index_shards("merchant_order_shards"), ge=1, le=1000, alias="MERCHANT_ORDER_SHARDS"

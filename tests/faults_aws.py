@@ -15,6 +15,9 @@ the handlers running in the local runtime's threads. They do nothing unless a te
     with lost_answer("UpdateItem", when, times=None, attempt=1):
         ...                       # every call's first attempt loses its answer; its retry gets through
 
+    with watched("GetItem", on_table(settings().shop_table, pk="product#…")) as reads:
+        ...                       # nothing happens to them; reads.seen counts them
+
 A lost answer sends the request to the server itself, then raises botocore's ConnectionClosedError,
 which the SDK's standard retry handler retries: the retry is the SDK's own, with the same body.
 A throttle answers HTTP 400 with the service's error type; the SDK backs off and retries it, and
@@ -108,6 +111,12 @@ def throttled(
 
     A request is one attempt: the SDK makes 3 per call (shared/aws.py), so times=3 fails one call."""
     yield from _opened(Fault("throttle", service, operation, when, times, attempt, code))
+
+
+@contextmanager
+def watched(operation: str, when: Match = anything, service: str = "dynamodb") -> Iterator[Fault]:
+    """Matching requests are only counted (`seen`, the SDK's retries too); none is touched."""
+    yield from _opened(Fault("watch", service, operation, when, times=0))
 
 
 def _opened(fault: Fault) -> Iterator[Fault]:

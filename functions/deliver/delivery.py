@@ -20,6 +20,7 @@ from shared.faults import checkpoint
 from shared.mail import MailRequest
 from shared.orders import Order, Status
 from shared.store.orders import OrderStore
+from shared.store.recent import RecentStock
 from shared.store.shop import ShopStore
 from shared.store.stock import StockStore
 
@@ -55,6 +56,7 @@ def deliver(
     now: datetime,
     shop: ShopStore | None = None,
     retry: Retry | None = None,
+    levels: RecentStock | None = None,
 ) -> Status:
     """Fulfil a PAID order; returns the order's status afterwards. Raises to have the message retried."""
     order = orders.get(order_id)
@@ -63,12 +65,12 @@ def deliver(
     if order.status != Status.PAID:
         logger.info("nothing to deliver", extra={"order_id": order_id, "status": order.status.value})
         if order.status == Status.DELIVERED:  # maybe a retry after a crash before anyone was told
-            tell_merchant(order, stock, shop or adapters.shop())
+            tell_merchant(order, shop or adapters.shop(), levels or adapters.recent_stock())
         return order.status
     if retry is not None:
         retries = orders.count_delivery_retry(order_id, retry.attempt)
         if retries is None:  # it left PAID since it was read
-            return deliver(order_id, orders, stock, cipher_for, now, shop)
+            return deliver(order_id, orders, stock, cipher_for, now, shop, levels=levels)
         if retries > retry.allowed:
             raise RetriesExhausted(f"order {order_id} has used its {retry.allowed} delivery retries")
     stock.bind(order.product_id, order.slots, order.order_id)
@@ -87,22 +89,27 @@ def deliver(
             raise
         order = reread
     logger.info("order delivered", extra={"order_id": order_id})
-    tell_merchant(order, stock, shop or adapters.shop())
+    tell_merchant(order, shop or adapters.shop(), levels or adapters.recent_stock())
     return order.status
 
 
-def tell_merchant(order: Order, stock: StockStore, shop: ShopStore) -> None:
+def tell_merchant(order: Order, shop: ShopStore, levels: RecentStock) -> None:
     """order.delivered, and stock.low when the delivery leaves the product at or below its threshold;
     and the buyer's confirmation mail (a retry after a crash may send it twice, never zero times).
+
+    The product and its stock level are as this container read them less than PRODUCT_CACHE_SECONDS
+    ago, not read per delivery (their partitions would cap one product's sales). The level read for
+    a delivery is then at least as new as its own order's claim whenever the buyer paid more than that
+    long after checkout, so the delivery whose claim took the stock to the threshold is still told.
 
     Best effort: a failure is logged, the order stays DELIVERED (a retried message emits the same
     events again, under the same ids)."""
     mail.request(MailRequest(mail="order", order_id=order.order_id))  # never raises
     try:
         notify.emit("order.delivered", order)
-        product = shop.product(order.product_id)
+        product = shop.recent_product(order.product_id)
         if product is not None and notify.low_stock_threshold(product) > 0:
-            available = stock.available(product.product_id, product.shards)
+            available = levels.available(product)
             notify.publish(notify.stock_low_event(product, available, order))
     except Exception as error:
         logger.warning("merchant not told", extra={"order_id": order.order_id, "error": type(error).__name__})

@@ -96,7 +96,7 @@ def order_mail(
     order = orders.get(order_id)
     if order is None or order.status != Status.DELIVERED:
         return None
-    product = shop.product(order.product_id)
+    product = shop.recent_product(order.product_id)
     name, total, link = _name(product), display(order.total), _link(order.order_id, now)
     text = [
         f"您的订单 {order.order_id}（{name}，数量 {order.quantity}，{total}）已发货。",
@@ -118,7 +118,7 @@ def lookup_mail(email: str, orders: OrderStore, shop: ShopStore, now: datetime) 
     found = [o for o in (orders.get(i) for i in orders.of_buyer(email, LOOKUP_ORDERS)) if o is not None]
     if not found:
         return None
-    names = {o.product_id: _name(shop.product(o.product_id)) for o in found}
+    names = {o.product_id: _name(shop.recent_product(o.product_id)) for o in found}
     text = [
         f"您在本店的订单（最近 {len(found)} 个）/ Your orders in this shop (the newest {len(found)}):",
         "",

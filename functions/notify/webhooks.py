@@ -52,7 +52,7 @@ def pool() -> urllib3.PoolManager:
 
 def send(notification: Notification, shop: ShopStore, http: urllib3.PoolManager, now: int) -> Sent:
     """POST the notification to its merchant's webhook; raises (ProviderError) for any failure."""
-    webhook = shop.webhook(notification.merchant_id)
+    webhook = shop.recent_webhook(notification.merchant_id)
     if webhook is None:
         return Sent.NO_WEBHOOK
     if not webhook.wants(notification.type):

@@ -92,7 +92,9 @@ def checkout(
     fingerprint = request_fingerprint(request) if idempotency_key else None
     if idempotency_key and (existing := orders.get(order_id)):
         return _replay(existing, fingerprint, token, providers, public_base_url)
-    product = shop.product(request.product_id)
+    # Up to PRODUCT_CACHE_SECONDS old (the product's partition would cap one product's sales): a change
+    # applies within that time; the order keeps the total computed here and the payment binds to it.
+    product = shop.recent_product(request.product_id)
     if product is None or not product.active:
         raise NotFound("no such product", code="product_not_found")
     product.check_quantity(request.quantity)

@@ -30,7 +30,7 @@ install_error_handlers(app, logger)
 
 
 def _product(product_id: str) -> Product:
-    product = adapters.shop().product(product_id) if is_id(product_id, "prd") else None
+    product = adapters.shop().recent_product(product_id) if is_id(product_id, "prd") else None
     if product is None or not product.active:
         raise NotFound("no such product", code="product_not_found")
     return product
@@ -51,7 +51,7 @@ def get_product(product_id: str) -> Response[str]:
             "name": product.name,
             "description": product.description,
             "price": product.price.model_dump(),
-            "available": adapters.stock().available(product.product_id, product.shards),
+            "available": adapters.recent_stock().available(product),
             "delivery": {"mode": "instant", "eta_seconds": 1},
             "min_per_order": product.min_per_order,
             "max_per_order": product.max_per_order,
@@ -158,7 +158,7 @@ def get_order(
         cipher = adapters.shop().cipher(order.merchant_id)
         codes = adapters.stock().read_codes(order.product_id, order.slots, order.order_id, cipher)
         body["items"] = [{"code": code} for code in codes]
-        product = adapters.shop().product(order.product_id)  # its instructions, for the buyer only
+        product = adapters.shop().recent_product(order.product_id)  # its instructions, for the buyer only
         body["instructions"] = product.instructions if product is not None else ""
     return json_response(200, body)
 
@@ -195,7 +195,7 @@ LANG = Annotated[str | None, Query(description="zh-CN or en; remembered in a coo
 )
 def product_html(product_id: str, lang: LANG = None) -> Response[str]:
     product = _product(product_id)
-    available = adapters.stock().available(product.product_id, product.shards)
+    available = adapters.recent_stock().available(product)
     page = product_page(product, available, registry.configured(), _language(lang))
     return _html(page, lang)
 

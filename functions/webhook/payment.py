@@ -142,7 +142,7 @@ def _settle_late(
     """A payment for an EXPIRED order: reserve again if stock exists and deliver, else refund."""
     stock.release(order.product_id, order.slots, order.order_id)  # idempotent; reconcile may not have yet
     checkpoint("webhook:late-after-release")
-    product = shop.product(order.product_id)
+    product = shop.recent_product(order.product_id)  # its shards, which never change
     assert product is not None
     try:
         slots = stock.claim(

@@ -6,8 +6,8 @@ per claim) is never one value shop-wide: it is `<value>#<k>`, k one of n shards 
 hash, so every writer and every condition computes the same key. Readers query all n.
 
 A shard count may only grow: an entry written under a shard beyond a lowered count would never be
-read again. Entries written before sharding carry the bare key (the status alone in `due`,
-`LEGACY_INDEX_KEY` in `audit` and `held`); readers read that too, for one release.
+read again. Keys written before sharding are not read: there is no deployed stack, and the stock's
+shard items changed their keys in the same issue (docs/allocation.md "Hot keys").
 """
 
 import hashlib
@@ -20,7 +20,6 @@ Key = TypeVar("Key")
 Entry = TypeVar("Entry")
 Result = TypeVar("Result")
 PARALLEL = 8  # queries in flight when a reader visits every shard (the client pools 10 connections)
-LEGACY_INDEX_KEY = "due"  # the one key of the `audit` and `held` indexes before they were sharded
 
 
 def shard_of(value: str, shards: int) -> int:
@@ -34,8 +33,8 @@ def due_key(status: str, order_id: str, shards: int) -> str:
 
 
 def due_keys(status: str, shards: int) -> list[str]:
-    """Every `due` partition of `status`, and the unsharded one of orders written before."""
-    return [f"{status}#{k}" for k in range(shards)] + [status]
+    """Every `due` partition of `status`."""
+    return [f"{status}#{k}" for k in range(shards)]
 
 
 def merchant_key(merchant_id: str, order_id: str, shards: int) -> str:
@@ -59,8 +58,8 @@ def held_partition(slot_pk: str, slot_sk: str, shards: int) -> str:
 
 
 def index_partitions(shards: int) -> list[str]:
-    """Every partition of the `audit` or `held` index, and the unsharded one written before."""
-    return [f"due#{k}" for k in range(shards)] + [LEGACY_INDEX_KEY]
+    """Every partition of the `audit` or `held` index."""
+    return [f"due#{k}" for k in range(shards)]
 
 
 def each_shard(read: Callable[[Key], Result], keys: Sequence[Key]) -> list[Result]:

@@ -34,6 +34,7 @@ from shared.orders import utcnow
 from shared.products import PriceTier, Product
 from shared.settings import settings
 from shared.store.errors import condition_failed
+from shared.store.recent import Recent
 
 
 class _ShopModel(Model):
@@ -139,6 +140,8 @@ class ShopStore:
         self._ciphers: dict[str, CodeCipher] = {}
         self._lock = threading.Lock()
         self._kms = aws.client("kms")
+        self._products: Recent[str, Product | None] = Recent(settings().product_cache_seconds)
+        self._webhooks: Recent[str, MerchantWebhook | None] = Recent(settings().webhook_cache_seconds)
 
     def create_merchant(self, name: str, api_key: str | None = None, live: bool = False) -> tuple[str, str]:
         """A new merchant with a KMS data key for its codes; returns (merchant_id, api key)."""
@@ -196,6 +199,11 @@ class ShopStore:
         except ProductItem.DoesNotExist:
             return None
         return _to_product(item)
+
+    def recent_product(self, product_id: str) -> Product | None:
+        """The product as this process read it less than PRODUCT_CACHE_SECONDS ago (read if not): for
+        selling, pages and telling, never for the merchant API or for settling money or stock later."""
+        return self._products.get(product_id, lambda: self.product(product_id))
 
     def change_product(self, product_id: str, change: Callable[[Product], Product]) -> Product | None:
         """Apply `change` to the stored product and write what it changed in one write, conditional on
@@ -300,6 +308,11 @@ class ShopStore:
             return None
         secret = self.cipher(merchant_id).decrypt(item.sealed_secret, _webhook_identity(merchant_id))
         return _to_webhook(merchant_id, item, secret)
+
+    def recent_webhook(self, merchant_id: str) -> MerchantWebhook | None:
+        """The merchant's webhook as this process read it less than WEBHOOK_CACHE_SECONDS ago (read if
+        not): for sending events; a PUT or DELETE reaches them within that time."""
+        return self._webhooks.get(merchant_id, lambda: self.webhook(merchant_id))
 
     def delete_webhook(self, merchant_id: str) -> None:
         """Turn the merchant's webhook off (nothing is sent any more); no webhook is no change."""

@@ -208,6 +208,20 @@ def _shard_key(shard: int) -> str:
     return f"shard#{shard:04d}"
 
 
+def _shard_item(product_id: str, shard: int) -> tuple[str, str]:
+    """A shard item's key: each shard is its own partition (one partition takes ~1,000 writes/s, so
+    a product's S shards under one partition key would cap it there whatever S)."""
+    return f"{product_id}#{_shard_key(shard)}", "shard"
+
+
+def _shard_of(item: "ShardItem") -> int:
+    return int(item.pk.rsplit("#", 1)[1])
+
+
+def _product_of_shard(pk: str) -> str:
+    return pk.rsplit("#shard#", 1)[0]
+
+
 def _slot_pk(product_id: str, shard: int) -> str:
     return f"{product_id}#slots#{shard}"
 
@@ -368,14 +382,14 @@ class StockStore:
 
     def create_shards(self, product_id: str, shards: int) -> None:
         for shard in range(shards):
-            ShardItem(pk=product_id, sk=_shard_key(shard), filled=0, cursor=0, remaining=0).save(
+            ShardItem(*_shard_item(product_id, shard), filled=0, cursor=0, remaining=0).save(
                 condition=ShardItem.pk.does_not_exist()
             )
 
     def _shards(self, product_id: str, shards: int, consistent: bool = False) -> list[ShardItem]:
-        keys = [(product_id, _shard_key(k)) for k in range(shards)]
-        found = {item.sk: item for item in ShardItem.batch_get(keys, consistent_read=consistent)}
-        return [found[_shard_key(k)] for k in range(shards) if _shard_key(k) in found]
+        keys = [_shard_item(product_id, k) for k in range(shards)]
+        found = {_shard_of(item): item for item in ShardItem.batch_get(keys, consistent_read=consistent)}
+        return [found[k] for k in range(shards) if k in found]
 
     def available(self, product_id: str, shards: int) -> int:
         fresh = sum(int(item.remaining) + int(item.fenced or 0) for item in self._shards(product_id, shards))
@@ -421,9 +435,7 @@ class StockStore:
         fresh: list[SlotRange] = []
         for item in items:
             needed = quantity - sum(p.count for p in fresh)
-            taken = self._take(
-                product_id, int(item.sk.split("#")[1]), min(needed, int(item.remaining)), order_id
-            )
+            taken = self._take(product_id, _shard_of(item), min(needed, int(item.remaining)), order_id)
             if taken:
                 fresh.append(taken)
                 checkpoint("claim:between-pieces")
@@ -450,7 +462,7 @@ class StockStore:
         """Shards to audit, by product: their cursor moved (or codes came) since they were last settled."""
         due: dict[str, list[int]] = {}
         for entry in read_every(ShardItem.audit_index.query, index_partitions(settings().audit_shards)):
-            due.setdefault(entry.pk, []).append(int(entry.sk.split("#")[1]))
+            due.setdefault(_product_of_shard(entry.pk), []).append(_shard_of(entry))
         return due
 
     def return_burned(self, product_id: str, shard: int, now: int, grace: int, claimants: "Claimants") -> int:
@@ -462,7 +474,7 @@ class StockStore:
         A shard with nothing handed out since its last snapshot, and nothing the stock audit still
         watches, leaves the `audit` index. Returns how many went back. Safe to run concurrently:
         every write is conditional."""
-        item = ShardItem.get(product_id, _shard_key(shard), consistent_read=True)
+        item = ShardItem.get(*_shard_item(product_id, shard), consistent_read=True)
         if item.mark_at is not None and now - int(item.mark_at) < grace:
             return 0
         settled, returned = int(item.settled_upto), 0
@@ -542,11 +554,9 @@ class StockStore:
         still watches (held by open orders), so its cost follows sales, not stock. A finding that is
         a moment's race (a claim between two reads) goes away at the next run; the alarm waits for two."""
         items = self._shards(product_id, shards, consistent=True)
-        problems = [
-            f"shard {k} is missing" for k in range(shards) if _shard_key(k) not in {i.sk for i in items}
-        ]
+        problems = [f"shard {k} is missing" for k in range(shards) if k not in {_shard_of(i) for i in items}]
         for item in items:
-            shard = int(item.sk.split("#")[1])
+            shard = _shard_of(item)
             filled, cursor, remaining = int(item.filled), int(item.cursor), int(item.remaining)
             fenced = int(item.fenced or 0)
             if remaining + fenced != filled - cursor or min(filled, cursor, remaining, fenced) < 0:
@@ -563,7 +573,7 @@ class StockStore:
         self, product_id: str, item: ShardItem, claimants: Claimants, now: int, grace: int
     ) -> list[str]:
         """One shard's slots handed out since the last run, and those the audit still watches."""
-        shard, cursor, filled = int(item.sk.split("#")[1]), int(item.cursor), int(item.filled)
+        shard, cursor, filled = _shard_of(item), int(item.cursor), int(item.filled)
         settled = int(item.settled_upto)
         try:
             state = AuditStateItem.get(product_id, f"audit#{shard:04d}", consistent_read=True)
@@ -763,7 +773,7 @@ class StockStore:
         if quantity <= 0:
             return None
         token = uuid.uuid4().hex
-        item = ShardItem(pk=product_id, sk=_shard_key(shard))
+        item = ShardItem(*_shard_item(product_id, shard))
         try:
             item.update(
                 actions=[
@@ -781,7 +791,7 @@ class StockStore:
             if not condition_failed(error):
                 raise
             # Refused: no stock here, or this very write applied and only its answer was lost.
-            seen = ShardItem.get(product_id, _shard_key(shard), consistent_read=True)
+            seen = ShardItem.get(*_shard_item(product_id, shard), consistent_read=True)
             if seen.last_claim != token:
                 return None  # (a later claim may have overwritten the token: then the slots are burned)
             end = int(seen.last_end)
@@ -831,7 +841,7 @@ class StockStore:
                     raise
         token = f"back:{uuid.uuid4().hex}"
         try:
-            ShardItem(pk=product_id, sk=_shard_key(piece.shard)).update(
+            ShardItem(*_shard_item(product_id, piece.shard)).update(
                 actions=[
                     ShardItem.cursor.add(-piece.count),
                     ShardItem.remaining.add(piece.count),
@@ -843,7 +853,7 @@ class StockStore:
         except UpdateError as error:
             if not condition_failed(error):
                 raise
-            seen = ShardItem.get(product_id, _shard_key(piece.shard), consistent_read=True)
+            seen = ShardItem.get(*_shard_item(product_id, piece.shard), consistent_read=True)
             return seen.last_claim == token
         return True
 
@@ -915,7 +925,7 @@ class StockStore:
             self._finish_removals(product_id, shards, cipher)
             # Consistent: a stale `filled` would place new codes over counted (even sold) slots.
             items = self._shards(product_id, shards, consistent=True)
-            filled = {int(item.sk.split("#")[1]): int(item.filled) for item in items}
+            filled = {_shard_of(item): int(item.filled) for item in items}
             prints = {c.line: copy_fingerprints(cipher.fingerprint(c.code), copies) for c in codes}
             known = self._committed_fingerprints(
                 product_id, {fp for line in prints.values() for fp in line}, filled
@@ -981,7 +991,7 @@ class StockStore:
             pass
         try:
             pointer = FingerprintItem.get(_fingerprint_pk(product_id), fingerprint, consistent_read=True)
-            shard = ShardItem.get(product_id, _shard_key(int(pointer.shard)), consistent_read=True)
+            shard = ShardItem.get(*_shard_item(product_id, int(pointer.shard)), consistent_read=True)
             slot = SlotItem.get(
                 _slot_pk(product_id, int(pointer.shard)), _slot_sk(int(pointer.slot)), consistent_read=True
             )
@@ -1051,7 +1061,7 @@ class StockStore:
     def _commit(self, product_id: str, added: dict[int, int], filled: dict[int, int]) -> None:
         for shard, count in added.items():
             if count:
-                ShardItem(pk=product_id, sk=_shard_key(shard)).update(
+                ShardItem(*_shard_item(product_id, shard)).update(
                     actions=[
                         ShardItem.filled.add(count),
                         ShardItem.remaining.add(count),
@@ -1124,7 +1134,7 @@ class StockStore:
             prints = {c.line: copy_fingerprints(cipher.fingerprint(c.code), copies) for c in codes}
             located = self._locate(product_id, {fp for line in prints.values() for fp in line})
             shard_items = {
-                int(item.sk.split("#")[1]): item for item in self._shards(product_id, shards, consistent=True)
+                _shard_of(item): item for item in self._shards(product_id, shards, consistent=True)
             }
             removed: set[int] = set()
             kept: set[int] = set()
@@ -1213,7 +1223,7 @@ class StockStore:
         for _ in range(REMOVAL_ATTEMPTS):
             if not targets:
                 break
-            item = ShardItem.get(product_id, _shard_key(shard), consistent_read=True)
+            item = ShardItem.get(*_shard_item(product_id, shard), consistent_read=True)
             for slot in [n for n in targets if n < int(item.cursor)]:
                 late.append(targets.pop(slot))
             if not targets:
@@ -1257,7 +1267,7 @@ class StockStore:
         """Move the kept codes into the removed slots, lift the fence, drop the shard's old last slots.
 
         Idempotent: the kept codes stay in the old last slots until the fence is lifted."""
-        item = ShardItem.get(product_id, _shard_key(plan.shard), consistent_read=True)
+        item = ShardItem.get(*_shard_item(product_id, plan.shard), consistent_read=True)
         fenced = int(item.fenced or 0)
         if int(item.filled) == plan.before and not fenced:  # the shrink never happened
             RemovalItem(pk=_removal_pk(product_id), sk=_shard_key(plan.shard)).delete()
@@ -1318,7 +1328,7 @@ class StockStore:
             codes: list[str] = []
             if position.get("pool") is None:
                 for item in self._shards(product_id, shards, consistent=True):
-                    shard = int(item.sk.split("#")[1])
+                    shard = _shard_of(item)
                     if shard < position.get("shard", 0):
                         continue
                     after = position.get("slot", -1) if shard == position.get("shard") else -1

@@ -15,13 +15,14 @@ from pynamodb.models import Model
 
 from functions.notify import mail
 from functions.reconcile.burned import GRACE_SECONDS, return_burned_slots
+from functions.reconcile.expiry import expire_reservations
 from functions.storefront.checkout import CheckoutRequest, checkout
 from infra.local.lambdas import LocalFunction
 from infra.local.triggers import QueuePoller
 from shared import aws
 from shared.adapters import delivery_queue, limits, orders, stock
 from shared.adapters import shop as shop_store
-from shared.errors import TooMany
+from shared.errors import OutOfStock, TooMany
 from shared.notify import notify_queue
 from shared.orders import Payment, utcnow
 from shared.providers import registry
@@ -198,6 +199,43 @@ def test_a_lost_answer_on_taking_a_ticket_does_not_hold_two(shop):
     buy(product_id, email)
 
 
+def test_a_lost_answer_on_the_stock_take_takes_the_slots_once(shop):
+    """The shard claim records a token: the SDK's retry is refused and the claim finds its own range."""
+    product_id = shop.new_product(new_codes(4), shards=1, max_per_order=2)
+    shard = on_table(settings().stock_table, pk=f"{product_id}#shard#0000")
+    with lost_answer("UpdateItem", shard) as fault:
+        order = shop.buy(product_id, quantity=2)
+    assert (fault.hits, fault.seen) == (1, 2)
+    assert shop.stock(product_id) == {"available": 2, "reserved": 2, "sold": 0, "returned": 0, "imported": 4}
+    assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
+    assert len(shop.wait_for(order, "DELIVERED")["items"]) == 2
+    assert shop.checkout(product_id, 2).status_code == 201  # the other two were never taken
+
+
+def test_a_lost_answer_on_giving_a_piece_back_does_not_give_it_back_twice(shop):
+    """A claim that cannot be completed winds its fresh piece back once: never back to the cursor and
+    into the pool as well (the code would count, and could be handed out, twice)."""
+    product_id = shop.new_product(new_codes(2), shards=2, max_per_order=2)  # one code a shard
+    late = shop.buy(product_id)
+    expire_reservations(orders(), stock(), now=utcnow() + timedelta(minutes=16))  # its slot is pooled
+    own = stored_order(late["order_id"]).slots
+
+    def giving_back(params: dict) -> bool:  # the shard write that winds a claim back (`_untake`)
+        values = params.get("ExpressionAttributeValues", {}).values()
+        return params.get("TableName") == settings().stock_table and any(
+            v.get("S", "").startswith("back:") for v in values
+        )
+
+    # A late payment never takes its own old slots back: the fresh piece alone cannot make 2.
+    with lost_answer("UpdateItem", giving_back) as fault, pytest.raises(OutOfStock):
+        stock().claim(product_id, 2, 2, late["order_id"], avoid=own)
+    assert (fault.hits, fault.seen) == (1, 2)
+    assert shop.stock(product_id) == {"available": 2, "reserved": 0, "sold": 0, "returned": 0, "imported": 2}
+    order = shop.buy(product_id, quantity=2)
+    assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
+    assert len({item["code"] for item in shop.wait_for(order, "DELIVERED")["items"]}) == 2
+
+
 def test_a_lost_answer_on_writing_the_order_keeps_its_tickets_and_daily_count(shop):
     product_id = shop.new_product(new_codes(5), max_per_order=1, daily_limit_per_buyer=2)
     email = f"order-{secrets.token_hex(4)}@example.com"
@@ -221,7 +259,9 @@ def test_a_throttled_checkout_is_503_with_retry_after_and_takes_nothing(shop):
     key = {"Idempotency-Key": secrets.token_hex(8)}
     body = {"product_id": product_id, "quantity": 2, "email": email}
 
-    with throttled("UpdateItem", on_table(settings().stock_table, pk=product_id)) as fault:  # the stock take
+    with throttled(
+        "UpdateItem", on_table(settings().stock_table, pk=f"{product_id}#shard#0000")
+    ) as fault:  # the stock take
         refused = shop.http.post(f"{shop.url}/api/orders", json=body, headers=key, timeout=30)
 
     assert fault.hits == aws.RETRIES["total_max_attempts"]

@@ -12,7 +12,7 @@ import requests
 from shared.adapters import limits
 from shared.adapters import shop as shop_store
 from shared.settings import settings
-from tests.support import new_codes
+from tests.support import new_codes, poll
 
 PRICE = {"amount": 1000, "currency": "CNY"}
 
@@ -46,6 +46,13 @@ def listing(shop, key: str, **params) -> dict:
     response = shop.merchant("GET", "/merchant/products", key=key, params=params)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def shown_within_ttl(shop, product_id: str, status: int) -> None:
+    """Wait (read-only) until the buyers' view of the product answers `status`: the storefront keeps a
+    product for PRODUCT_CACHE_SECONDS (checkout and pages alike, one container locally)."""
+    url = f"{shop.url}/api/products/{product_id}"
+    poll(lambda: shop.http.get(url).status_code == status, deadline=settings().product_cache_seconds + 5)
 
 
 def stored_item(product_id: str) -> dict:
@@ -280,6 +287,7 @@ def test_a_deactivated_product_cannot_be_bought_or_seen_and_comes_back_when_reac
     product_id = create(shop, merchant)["id"]
     import_codes(shop, merchant, product_id, 2)
     patch(shop, merchant, product_id, {"active": False})
+    shown_within_ttl(shop, product_id, 404)  # buyers see a change within PRODUCT_CACHE_SECONDS
 
     refused = shop.checkout(product_id)
     assert (refused.status_code, refused.json()["error"]["code"]) == (404, "product_not_found")
@@ -287,6 +295,7 @@ def test_a_deactivated_product_cannot_be_bought_or_seen_and_comes_back_when_reac
     assert shop.stock(product_id, key=merchant)["reserved"] == 0
 
     patch(shop, merchant, product_id, {"active": True})
+    shown_within_ttl(shop, product_id, 200)
     assert shop.checkout(product_id).status_code == 201
 
 

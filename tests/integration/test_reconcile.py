@@ -172,7 +172,7 @@ def test_the_report_counts_open_orders_by_age_and_finds_stock_that_does_not_add_
     assert product_id not in report["stock_problems"]
 
     table = boto3.resource("dynamodb").Table(settings().stock_table)
-    key = {"pk": product_id, "sk": "shard#0000"}
+    key = {"pk": f"{product_id}#shard#0000", "sk": "shard"}
     table.update_item(Key=key, UpdateExpression="ADD remaining :one", ExpressionAttributeValues={":one": 1})
     try:
         found = reconcile(settings(), now + timedelta(minutes=4))["stock_problems"]

@@ -64,7 +64,7 @@ def test_counter_drift_that_still_adds_up_is_reported(shop):
     product_id = shop.new_product(new_codes(3), shards=1)
     shop.buy(product_id)
     assert audit(product_id, timedelta(0)) == []
-    ShardItem(pk=product_id, sk="shard#0000").update(
+    ShardItem(pk=f"{product_id}#shard#0000", sk="shard").update(
         actions=[ShardItem.cursor.add(-1), ShardItem.remaining.add(1)]
     )  # corrupt
 
