@@ -85,13 +85,12 @@ def _reread(order: Order, orders: OrderStore) -> Order:
 def send_refund(
     order: Order, provider: PaymentProvider, orders: OrderStore, stock: StockStore, now: datetime
 ) -> RefundState | None:
-    """One attempt to get a REFUNDING order's money back; REFUNDED once the provider says so. Its
-    never-bound stock goes back first (again, if an earlier path already did: idempotent).
+    """One attempt to get a REFUNDING order's money back; REFUNDED once the provider says so (its
+    callers, the merchant's refund and reconcile's refund step, have given its stock back already).
 
     Returns the refund's state at the provider, or None if the provider refused the request (the
     order stays due and is tried again later). ProviderUnavailable is raised after it is recorded,
     so a caller can stop asking that provider."""
-    give_back_stock(order, stock)
     request = refund_request(order)
     try:
         state = provider.refund_state(request)

@@ -25,7 +25,7 @@ INDEX_SHARDS: Final = {
 }
 # The embedded AWS walks the whole table for every index query, so locally (unless set) each index
 # has this many shards: the same code path, fewer queries.
-LOCAL_INDEX_SHARDS: Final = 2
+LOCAL_INDEX_SHARDS: Final = 1
 
 
 def _index_shards(name: str) -> Any:

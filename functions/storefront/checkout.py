@@ -238,7 +238,10 @@ def _reserve_and_create(
     except Exception:  # failed past the SDK's retries (throttled), yet an earlier attempt may have applied
         if (written := orders.get(order_id)) is not None and written.slots == slots:
             return written, True
-        raise  # no order: its tickets and count go back; its slots, to reconciliation (burned)
+        # No order (read strongly consistently after every attempt answered): its tickets and count go
+        # back, and its slots at once, so a throttling storm leaves no stock unsellable meanwhile.
+        stock.release(product.product_id, slots, order_id)
+        raise
     return order, True
 
 

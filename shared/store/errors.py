@@ -21,6 +21,16 @@ def condition_failed(error: PynamoDBException) -> bool:
     return error.cause_response_code == "ConditionalCheckFailedException"
 
 
+def retried(error: PynamoDBException) -> bool:
+    """True if the SDK sent the request more than once: an earlier attempt may have applied (its answer
+    lost), so a refusal may be this very write's own doing."""
+    # PynamoDB re-raises botocore's error without its metadata; the original is its context.
+    for cause in (error.cause, getattr(error.cause, "__context__", None)):
+        if isinstance(cause, ClientError) and "RetryAttempts" in cause.response.get("ResponseMetadata", {}):
+            return int(cause.response["ResponseMetadata"]["RetryAttempts"]) > 0
+    return True  # cannot tell: assume it may have been
+
+
 def throttled(error: BaseException) -> bool:
     """True if AWS refused a request for its rate (after the SDK's retries, which are spent)."""
     cause: BaseException | None = error

@@ -31,7 +31,7 @@ from shared.faults import checkpoint
 from shared.orders import SlotRange, Status
 from shared.products import StockLevels
 from shared.settings import settings
-from shared.store.errors import condition_failed
+from shared.store.errors import condition_failed, retried
 from shared.store.shards import audit_partition, held_partition, index_partitions, read_every
 
 IMPORT_LEASE_SECONDS = 300
@@ -42,7 +42,6 @@ Result = TypeVar("Result")
 _Item = TypeVar("_Item", bound="_StockModel")
 RETURNED = "returned"
 REMOVED = "removed"  # holder (and fingerprint) of a slot whose code the merchant took out of stock
-DUE = "due"  # the `audit` and `held` key before write shards (`due#<k>`: shared/store/shards.py)
 
 
 class AuditIndex(GlobalSecondaryIndex["ShardItem"]):
@@ -77,6 +76,7 @@ class ShardItem(_StockModel):
     # The last claim's token and where it ended: a claim retried after a lost answer finds itself.
     last_claim = UnicodeAttribute(null=True)
     last_end = NumberAttribute(null=True)
+    last_removal = UnicodeAttribute(null=True)  # the same, for a removal's shrink (`_remove_fresh`)
     # Stock removal (`remove_codes`): the slots [filled - fenced, filled) wait for a code moved into
     # them and cannot be handed out meanwhile (`remaining` leaves them out); `removed` counts the
     # codes taken out of this shard's fresh slots.
@@ -790,7 +790,9 @@ class StockStore:
         except UpdateError as error:
             if not condition_failed(error):
                 raise
-            # Refused: no stock here, or this very write applied and only its answer was lost.
+            if not retried(error):
+                return None  # refused at its first attempt: no stock here (no read on a sold-out shard)
+            # Refused on a retry: no stock here, or the first attempt applied and only its answer was lost.
             seen = ShardItem.get(*_shard_item(product_id, shard), consistent_read=True)
             if seen.last_claim != token:
                 return None  # (a later claim may have overwritten the token: then the slots are burned)
@@ -853,6 +855,8 @@ class StockStore:
         except UpdateError as error:
             if not condition_failed(error):
                 raise
+            if not retried(error):
+                return False
             seen = ShardItem.get(*_shard_item(product_id, piece.shard), consistent_read=True)
             return seen.last_claim == token
         return True
@@ -1208,9 +1212,15 @@ class StockStore:
                 & (SlotItem.fingerprint == fingerprint),
             )
         except UpdateError as error:
-            if condition_failed(error):
+            if not condition_failed(error):
+                raise
+            # Refused on a retry: the first attempt may have applied, its answer lost (under the
+            # lease, no one else removes from this product meanwhile).
+            if not retried(error):
                 return False
-            raise
+            seen = SlotItem.get(_slot_pk(product_id, shard), _slot_sk(slot), consistent_read=True)
+            if seen.holder != REMOVED or seen.sold_key != _removed_key(product_id):
+                return False
         FingerprintItem(pk=_fingerprint_pk(product_id), sk=fingerprint).delete()
         return True
 
@@ -1230,11 +1240,14 @@ class StockStore:
                 break
             plan = RemovalPlan(shard=shard, before=int(item.filled), targets=sorted(targets))
             RemovalItem(pk=_removal_pk(product_id), sk=_shard_key(shard), plan=plan.model_dump_json()).save()
+            token = uuid.uuid4().hex
             try:
                 # One write settles the counts: the shard ends at `after`, and until the codes have
-                # moved the cursor can hand out only the slots below the first target.
+                # moved the cursor can hand out only the slots below the first target. Its token lets
+                # an SDK retry after a lost answer find it applied (a refusal would leave it fenced).
                 item.update(
                     actions=[
+                        ShardItem.last_removal.set(token),
                         ShardItem.filled.add(-len(plan.targets)),
                         ShardItem.remaining.add(-(plan.before - plan.base)),
                         ShardItem.fenced.set(plan.after - plan.base),
@@ -1248,7 +1261,12 @@ class StockStore:
             except UpdateError as error:
                 if not condition_failed(error):
                     raise
-                continue  # a checkout took slots meanwhile: read again, without the ones it took
+                shard_key = _shard_item(product_id, shard)
+                if (
+                    not retried(error)
+                    or ShardItem.get(*shard_key, consistent_read=True).last_removal != token
+                ):
+                    continue  # a checkout took slots meanwhile: read again, without the ones it took
             self._finish_removal(product_id, plan, cipher)
             return sorted(targets.values()), late
         RemovalItem(pk=_removal_pk(product_id), sk=_shard_key(shard)).delete()

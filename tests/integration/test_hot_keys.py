@@ -1,7 +1,9 @@
 """Index keys written per order are spread over write shards (docs/allocation.md, "Hot keys"). A
 merchant's order list merges its shards into one exact newest-first order whatever the page size,
-request budget or ties in time; reconciliation reads every shard of `due`, `audit` and `held`, and
-entries written before the shards (under the bare key) are still found and settled for one release."""
+request budget or ties in time; reconciliation reads every shard of `due`, `audit` and `held`.
+
+The local runtime keeps one shard per index (the embedded AWS walks the whole table for every index
+query); this module runs with four, so the spreading and merging are real here."""
 
 import secrets
 from datetime import timedelta
@@ -16,6 +18,20 @@ from shared.store.orders import OrderFilter, OrderItem, OrderPosition
 from shared.store.shards import audit_partition
 from shared.store.stock import ShardItem
 from tests.support import new_codes
+
+SHARDS = 4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def several_shards(runtime):
+    """Four shards per index for this module (the handlers run in this process and read the same settings)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("DUE_SHARDS", "MERCHANT_ORDER_SHARDS", "HELD_SHARDS", "AUDIT_SHARDS"):
+            patch.setenv(name, str(SHARDS))
+        settings.cache_clear()  # read once per process: read again, with these
+        yield
+    settings.cache_clear()
+
 
 T0 = utcnow().replace(microsecond=0) - timedelta(days=400)  # older than any other test's orders
 EMAILS = ["ann@example.com", "bo@example.com", "Ann@Example.com"]
@@ -52,7 +68,7 @@ def _paid(order: Order) -> Order:
 
 
 @pytest.fixture(scope="module")
-def book(runtime):
+def book(runtime, several_shards):
     """40 orders of one merchant, every fourth paid, in three-way ties of `created_at`."""
     merchant_id = f"mer_{secrets.token_hex(10)}"
     placed = []

@@ -14,7 +14,6 @@ from botocore.exceptions import ClientError
 from pynamodb.models import Model
 
 from functions.notify import mail
-from functions.reconcile.burned import GRACE_SECONDS, return_burned_slots
 from functions.reconcile.expiry import expire_reservations
 from functions.storefront.checkout import CheckoutRequest, checkout
 from infra.local.lambdas import LocalFunction
@@ -28,7 +27,7 @@ from shared.orders import Payment, utcnow
 from shared.providers import registry
 from shared.settings import settings
 from shared.store.limits import buyer_key
-from tests.faults_aws import key_prefix, lost_answer, on_table, throttled
+from tests.faults_aws import key_prefix, lost_answer, on_table, throttled, watched
 from tests.support import make_queue_pair, new_codes, poll, stored_order
 
 T0 = utcnow()
@@ -275,7 +274,7 @@ def test_a_throttled_checkout_is_503_with_retry_after_and_takes_nothing(shop):
     assert again.status_code == 201, again.text
 
 
-def test_a_checkout_throttled_writing_its_order_leaves_its_slots_to_reconciliation(shop):
+def test_a_checkout_throttled_writing_its_order_gives_everything_back_at_once(shop):
     product_id = shop.new_product(new_codes(3), shards=1, daily_limit_per_buyer=5)
     email = f"unwritten-{secrets.token_hex(4)}@example.com"
 
@@ -283,14 +282,11 @@ def test_a_checkout_throttled_writing_its_order_leaves_its_slots_to_reconciliati
         refused = shop.checkout(product_id, 2, email=email)
 
     assert (refused.status_code, refused.json()["error"]["code"]) == (503, "busy")
+    assert refused.headers["Retry-After"] == "1"
     assert limits().counted_daily(product_id, email, today().date()) == 0
     assert held_tickets(email) == 0
-    # The slots stay reserved: the order's write may have applied before a lost answer, so only
-    # reconciliation, after its grace period and a strongly consistent read, gives them back.
-    assert shop.stock(product_id)["reserved"] == 2
-    base = 50_000 + (utcnow() - T0).total_seconds()
-    return_burned_slots(orders(), stock(), now=T0 + timedelta(seconds=base))
-    return_burned_slots(orders(), stock(), now=T0 + timedelta(seconds=base + GRACE_SECONDS))
+    # Every attempt answered and a strongly consistent read finds no order: its slots go back now,
+    # not after reconciliation's grace period (a throttling storm must not look like a sell-out).
     assert shop.stock(product_id) == {"available": 3, "reserved": 0, "sold": 0, "returned": 0, "imported": 3}
     assert shop.checkout(product_id, 3, email=email).status_code == 201
 
@@ -366,3 +362,37 @@ def test_a_delivery_throttled_past_the_sdks_retries_comes_back_from_sqs(runtime,
     assert sum(receives) == 2  # ... and SQS handed the message out again
     assert not sqs.receive_message(QueueUrl=dlq, VisibilityTimeout=0).get("Messages")
     assert len(shop.order(order["order_id"], order["access_token"]).json()["items"]) == 2
+
+
+def test_a_lost_answer_on_a_removals_shrink_still_removes_the_code_once(shop):
+    """The removal's one shard write carries a token: its retry finds it applied and the removal
+    finishes, instead of leaving the shard fenced with the removed code still in a slot."""
+    codes = new_codes(6)
+    product_id = shop.new_product(codes, shards=1, max_per_order=5)
+
+    def shrinking(params: dict) -> bool:
+        names = params.get("ExpressionAttributeNames", {}).values()
+        return params.get("TableName") == settings().stock_table and "last_removal" in names
+
+    with lost_answer("UpdateItem", shrinking) as fault:
+        removed = shop.merchant(
+            "DELETE", f"/merchant/products/{product_id}/stock", json={"codes": [codes[2]]}
+        )
+    assert (fault.hits, fault.seen) == (1, 2)
+    assert removed.status_code == 200 and removed.json()["removed"] == 1, removed.text
+    assert shop.stock(product_id)["imported"] == 5
+    order = shop.buy(product_id, quantity=5)
+    assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
+    sold = {item["code"] for item in shop.wait_for(order, "DELIVERED")["items"]}
+    assert sold == set(codes) - {codes[2]}
+    assert stock().audit(product_id, 1) == []
+
+
+def test_a_sold_out_shard_refuses_without_reading_it_back(shop):
+    """Only a refusal on the SDK's retry can hide a claim that applied: a first refusal costs no read."""
+    product_id = shop.new_product(new_codes(1), shards=2)
+    shop.buy(product_id)
+    shard_items = key_prefix(settings().stock_table, "pk", f"{product_id}#shard#")
+    with watched("UpdateItem", shard_items) as takes, watched("GetItem", shard_items) as reads:
+        assert shop.checkout(product_id).status_code == 409
+    assert (takes.seen, reads.seen) == (2, 0)  # one refused take a shard, nothing read back
