@@ -239,6 +239,7 @@ def _chunk_key(product_id: str, import_id: str, chunk: int) -> tuple[str, str]:
 
 
 AUDIT_LOOKAHEAD = 8  # slots past the cursor the audit reads: a taken one there is counter drift
+_SLOT_STATE = ["pk", "sk", "fingerprint", "order_id", "holder", "held_at", "returned_key", "sold_key"]
 _NOT_ORDERS = (None, RETURNED, REMOVED)
 
 
@@ -583,13 +584,10 @@ class StockStore:
         pk = _slot_pk(product_id, shard)
         slots: dict[int, SlotItem] = {}
         end = min(filled, cursor + AUDIT_LOOKAHEAD)  # a few past the cursor: taken ones there mean drift
-        if upto < end:
-            query = SlotItem.query(
-                pk, SlotItem.sk.between(_slot_sk(upto), _slot_sk(end - 1)), consistent_read=True
-            )
-            slots.update((int(s.sk), s) for s in query)
         watched = [n for n in cast(list[int], state.watch) if n < upto]
-        slots.update((int(s.sk), s) for s in _get_all(SlotItem, [(pk, _slot_sk(n)) for n in watched]))
+        # By key (the slot numbers are known), without the sealed codes: the audit never needs one.
+        keys = [(pk, _slot_sk(n)) for n in [*range(upto, end), *watched]]
+        slots.update((int(s.sk), s) for s in _get_all(SlotItem, keys, _SLOT_STATE))
         names = {
             str(s.order_id or s.holder) for s in slots.values() if (s.order_id or s.holder) not in _NOT_ORDERS
         }
@@ -657,12 +655,9 @@ class StockStore:
     ) -> int:
         if end <= start:
             return 0
-        query = SlotItem.query(
-            _slot_pk(product_id, shard),
-            SlotItem.sk.between(_slot_sk(start), _slot_sk(end - 1)),
-            consistent_read=True,
-        )
-        unbound = [s for s in query if s.order_id is None and s.holder not in (RETURNED, REMOVED)]
+        pk = _slot_pk(product_id, shard)
+        slots = _get_all(SlotItem, [(pk, _slot_sk(n)) for n in range(start, end)], _SLOT_STATE)
+        unbound = [s for s in slots if s.order_id is None and s.holder not in (RETURNED, REMOVED)]
         named = {str(s.holder) for s in unbound if s.holder is not None}
         found = claimants(named) if named else {}  # the common case: only claims of open orders
         returned = 0
