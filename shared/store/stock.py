@@ -35,6 +35,8 @@ from shared.store.errors import condition_failed, retried
 from shared.store.shards import audit_partition, held_partition, index_partitions, read_every
 
 IMPORT_LEASE_SECONDS = 300
+REGISTRY_LEASE_SECONDS = 30  # the merchant's code registry: held for one chunk's read and write
+REGISTRY_WAIT_SECONDS = 10
 REMOVAL_ATTEMPTS = 50  # per shard; an attempt fails only when a checkout took a slot meanwhile
 PARALLEL = 8  # requests a removal keeps in flight (shards are independent; so are look-up groups)
 LOOKUP_GROUP = 500  # keys per parallel look-up (five BatchGetItem requests)
@@ -178,10 +180,9 @@ DELIVERED_FROM = frozenset({Status.DELIVERED, Status.CLAIMED, Status.REPLACED})
 class CodeOwnerItem(_StockModel):
     """Which of a merchant's products a code is in (`pk=code#<keyed hash>`, `sk=owner`): the hash key is
     the merchant's own, so this is one namespace per merchant, and a code is in one product at most.
-    `nonce` changes with every registration, so a take-over of a stale entry cannot race one."""
+    Written only under the merchant's registry lease (`_own`)."""
 
     product = UnicodeAttribute()
-    nonce = UnicodeAttribute()
 
 
 class ImportLeaseItem(_StockModel):
@@ -930,7 +931,7 @@ class StockStore:
                 product_id, {fp for line in prints.values() for fp in line}, filled
             )
             fresh = [new for new in codes if not any(fp in known for fp in prints[new.line])]
-            elsewhere = self._own(product_id, {new.line: prints[new.line][0] for new in fresh})
+            elsewhere = self._own(product_id, {new.line: prints[new.line][0] for new in fresh}, cipher)
             added, duplicates, wanted = 0, [], []
             for new in codes:
                 sources = {known[fp] for fp in prints[new.line] if fp in known}
@@ -945,40 +946,35 @@ class StockStore:
         finally:
             self._release_lease(product_id, owner)
 
-    def _own(self, product_id: str, fingerprints: dict[int, str]) -> set[int]:
+    def _own(self, product_id: str, fingerprints: dict[int, str], cipher: CodeCipher) -> set[int]:
         """Register each new code (line -> fingerprint) as this product's, merchant-wide; the lines whose
         code another product of the merchant holds (refused: two products would sell it twice).
-        One conditional put per code, several at once; a retry of this import finds its own entries."""
-        lines = sorted(fingerprints)
-        outcomes = _in_parallel([partial(self._own_one, product_id, fingerprints[line]) for line in lines])
-        return {line for line, mine in zip(lines, outcomes, strict=True) if not mine}
 
-    def _own_one(self, product_id: str, fingerprint: str) -> bool:
-        key = (f"code#{fingerprint}", "owner")
-        for _ in range(3):
-            try:
-                CodeOwnerItem(*key, product=product_id, nonce=uuid.uuid4().hex).save(
-                    condition=CodeOwnerItem.pk.does_not_exist() | (CodeOwnerItem.product == product_id)
-                )
-                return True
-            except PutError as error:
-                if not condition_failed(error):
-                    raise
-            try:
-                owner = CodeOwnerItem.get(*key, consistent_read=True)
-            except CodeOwnerItem.DoesNotExist:
-                continue
-            if self._holds(str(owner.product), fingerprint):
-                return False
-            try:  # stale (a crashed import, or the code left that product): take it over, unless re-registered
-                CodeOwnerItem(*key, product=product_id, nonce=uuid.uuid4().hex).save(
-                    condition=CodeOwnerItem.nonce == owner.nonce
-                )
-                return True
-            except PutError as error:
-                if not condition_failed(error):
-                    raise
-        raise ImportInProgress("another product's import is taking the same codes; retry when it ends")
+        Under the merchant's registry lease (read, decide, write: moments), so two products' imports
+        cannot both take one code, and in batches: 25 codes a write. An entry whose product no longer
+        holds the code (removed, or a crashed import) is taken over. A retry finds its own entries."""
+        lease = (f"registry#{cipher.fingerprint('code-registry')}", "lease")  # one per merchant
+        owner = self._wait_for_lease(lease)
+        try:
+            wanted = {fingerprint: line for line, fingerprint in fingerprints.items()}
+            keys = [(f"code#{fingerprint}", "owner") for fingerprint in wanted]
+            entries = {item.pk.removeprefix("code#"): item for item in _get_all(CodeOwnerItem, keys)}
+            refused: set[int] = set()
+            mine: list[str] = []
+            for fingerprint, line in wanted.items():
+                entry = entries.get(fingerprint)
+                if entry is not None and entry.product == product_id:
+                    continue
+                if entry is not None and self._holds(str(entry.product), fingerprint):
+                    refused.add(line)
+                else:
+                    mine.append(fingerprint)
+            with CodeOwnerItem.batch_write() as batch:
+                for fingerprint in mine:
+                    batch.save(CodeOwnerItem(f"code#{fingerprint}", "owner", product=product_id))
+            return refused
+        finally:
+            self._release(lease, owner)
 
     def _holds(self, product_id: str, fingerprint: str) -> bool:
         """Whether a product holds a code (its first copy) in a counted slot, or may be importing it."""
@@ -1383,22 +1379,46 @@ class StockStore:
             self._release_lease(product_id, owner)
 
     def _acquire_lease(self, product_id: str) -> str:
-        owner, now = uuid.uuid4().hex, int(time.time())
-        try:
-            ImportLeaseItem(
-                pk=product_id, sk="import-lease", owner=owner, until=now + IMPORT_LEASE_SECONDS
-            ).save(condition=ImportLeaseItem.pk.does_not_exist() | (ImportLeaseItem.until < now))
-        except PutError as error:
-            if condition_failed(error):
-                raise ImportInProgress(
-                    "another stock import, removal or export for this product is running; retry when it ends"
-                ) from None
-            raise
+        owner = self._take_lease((product_id, "import-lease"), IMPORT_LEASE_SECONDS)
+        if owner is None:
+            raise ImportInProgress(
+                "another stock import, removal or export for this product is running; retry when it ends"
+            )
         return owner
 
     def _release_lease(self, product_id: str, owner: str) -> None:
+        self._release((product_id, "import-lease"), owner)
+
+    def _wait_for_lease(self, key: tuple[str, str]) -> str:
+        """A short lease (the merchant's code registry): wait for it a few seconds, then 409."""
+        deadline = time.monotonic() + REGISTRY_WAIT_SECONDS
+        while (owner := self._take_lease(key, REGISTRY_LEASE_SECONDS)) is None:
+            if time.monotonic() > deadline:
+                raise ImportInProgress("another import of this merchant's codes is registering them; retry")
+            time.sleep(0.05)  # held for moments by another import; polled until the deadline
+        return owner
+
+    @staticmethod
+    def _take_lease(key: tuple[str, str], seconds: int) -> str | None:
+        """Hold a lease for `seconds`; None if another holds it. Safe to repeat: a retry after a lost
+        answer finds its own token."""
+        owner, now = uuid.uuid4().hex, int(time.time())
         try:
-            ImportLeaseItem(pk=product_id, sk="import-lease").delete(condition=ImportLeaseItem.owner == owner)
+            ImportLeaseItem(*key, owner=owner, until=now + seconds).save(
+                condition=ImportLeaseItem.pk.does_not_exist()
+                | (ImportLeaseItem.until < now)
+                | (ImportLeaseItem.owner == owner)
+            )
+        except PutError as error:
+            if condition_failed(error):
+                return None
+            raise
+        return owner
+
+    @staticmethod
+    def _release(key: tuple[str, str], owner: str) -> None:
+        try:
+            ImportLeaseItem(*key).delete(condition=ImportLeaseItem.owner == owner)
         except DeleteError as error:
             if not condition_failed(error):
                 raise
