@@ -11,14 +11,13 @@ import pytest
 
 from functions.reconcile.audit import audit_stock
 from functions.reconcile.expiry import expire_reservations
-from functions.reconcile.redrive import redrive_paid
 from functions.reconcile.run import reconcile as reconcile_run
 from shared import faults
 from shared.adapters import orders, stock
 from shared.adapters import shop as shop_store
 from shared.orders import utcnow
 from shared.settings import settings
-from tests.integration.test_reconcile import LostQueue
+from tests.integration.test_reconcile import lose_every_redrive
 from tests.integration.test_refunds import paid_not_delivered, refund
 from tests.support import new_codes, poll, stored_order
 
@@ -99,19 +98,8 @@ def redrive(shop):
         poll(delivered, deadline=30, every=0.2)
         settle(timedelta(hours=1))
         return product_id, {"available": 1, "reserved": 0, "sold": 1, "returned": 0, "imported": 2}
-    limit = settings().max_delivery_redrives
-    for day in range(1, limit + 3):  # every re-drive lost: given up, then refunded
-        with contextlib.suppress(faults.InjectedFault):
-            redrive_paid(
-                orders(),
-                LostQueue(),
-                shop_store(),
-                stock(),
-                utcnow() + timedelta(days=day),
-                timedelta(minutes=2),
-                limit,
-            )
-    settle(timedelta(days=limit + 4))
+    last_day = lose_every_redrive(utcnow())  # every re-drive lost: given up, then refunded
+    settle(timedelta(days=last_day + 2))
     assert stored_order(order["order_id"]).status == "REFUNDED"
     return product_id, {"available": 2, "reserved": 0, "sold": 0, "returned": 0, "imported": 2}
 

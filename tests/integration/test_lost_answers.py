@@ -15,7 +15,6 @@ from pynamodb.models import Model
 
 from functions.notify import mail
 from functions.reconcile.expiry import expire_reservations
-from functions.storefront.checkout import CheckoutRequest, checkout
 from infra.local.lambdas import LocalFunction
 from infra.local.triggers import QueuePoller
 from shared import aws
@@ -28,6 +27,7 @@ from shared.providers import registry
 from shared.settings import settings
 from shared.store.limits import buyer_key
 from tests.faults_aws import key_prefix, lost_answer, on_table, throttled, watched
+from tests.integration.test_reservation_caps import buy as buy_from
 from tests.support import make_queue_pair, new_codes, poll, stored_order
 
 T0 = utcnow()
@@ -47,20 +47,8 @@ def held_tickets(email: str) -> int:
 
 
 def buy(product_id: str, email: str, caps=(2, 100)):
-    request = CheckoutRequest(product_id=product_id, quantity=1, email=email)
-    return checkout(
-        request,
-        shop_store(),
-        stock(),
-        orders(),
-        limits(),
-        now=utcnow(),
-        reservation=timedelta(minutes=15),
-        providers=registry.provider,
-        public_base_url="http://127.0.0.1",
-        client=f"198.51.100.{secrets.randbelow(200)}",
-        caps=caps,
-    )
+    """A checkout in process, from a client address of its own."""
+    return buy_from(product_id, email, f"198.51.100.{secrets.randbelow(200)}", caps)
 
 
 # ---- the hooks themselves

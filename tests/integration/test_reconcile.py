@@ -2,9 +2,10 @@
 only after bounded re-drives and per the product's policy, reports what it saw, and runs safely twice
 at once. Runs are time-travelled with an explicit `now`; each test keeps one clock."""
 
+import contextlib
 import json
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import boto3
 
@@ -13,6 +14,7 @@ from functions.reconcile.lost_payments import recover_payments
 from functions.reconcile.redrive import redrive_paid
 from functions.reconcile.run import reconcile
 from functions.webhook.payment import apply_payment
+from shared import faults
 from shared.adapters import delivery_queue, limits, ops, orders, payment_events, stock
 from shared.adapters import shop as shop_store
 from shared.orders import Status, utcnow
@@ -31,6 +33,24 @@ class LostQueue:
 
     def send(self, order_id: str) -> None:
         self.sent.append(order_id)
+
+
+def lose_every_redrive(start: datetime) -> int:
+    """Daily re-drive runs from `start` whose messages are all lost, until the bound is passed and the
+    product's policy gives up; a crash injected in a run is that run dying. Returns the last day."""
+    limit = settings().max_delivery_redrives
+    for day in range(1, limit + 3):
+        with contextlib.suppress(faults.InjectedFault):
+            redrive_paid(
+                orders(),
+                LostQueue(),
+                shop_store(),
+                stock(),
+                start + timedelta(days=day),
+                timedelta(minutes=2),
+                limit,
+            )
+    return limit + 2
 
 
 def history(order: dict) -> list[str]:

@@ -3,14 +3,12 @@ is lost, or whose Lambda dies right after it, gets its never-bound slots back: r
 every path that settles REFUNDING (the give-up itself, a re-read after a conflict, the refund step
 and its confirmation), idempotently, and the stock audit would report a slot left behind."""
 
-import contextlib
 from datetime import timedelta
 
 import pytest
 
 from functions.reconcile.audit import audit_stock
 from functions.reconcile.burned import GRACE_SECONDS, return_burned_slots
-from functions.reconcile.redrive import redrive_paid
 from functions.reconcile.run import reconcile
 from shared import faults
 from shared.adapters import orders, stock
@@ -20,7 +18,7 @@ from shared.orders import utcnow
 from shared.settings import settings
 from shared.store.orders import OrderStore
 from shared.store.stock import SlotItem
-from tests.integration.test_reconcile import LostQueue
+from tests.integration.test_reconcile import lose_every_redrive
 from tests.integration.test_refunds import paid_not_delivered
 from tests.support import new_codes, stored_order
 
@@ -49,18 +47,7 @@ def test_a_given_up_orders_slots_go_back_to_stock(shop, monkeypatch, fault):
     else:
         faults.arm("redrive:between-refunding-and-release")
 
-    limit = settings().max_delivery_redrives
-    for day in range(1, limit + 3):
-        with contextlib.suppress(faults.InjectedFault):
-            redrive_paid(
-                orders(),
-                LostQueue(),
-                shop_store(),
-                stock(),
-                t0 + timedelta(days=day),
-                timedelta(minutes=2),
-                limit,
-            )
+    lose_every_redrive(t0)
     monkeypatch.undo()
     assert faults.armed() == set()
     assert stored_order(order["order_id"]).status == "REFUNDING"
