@@ -162,6 +162,9 @@ ACCESSES = [
     Access("checkout", "GetItem product (eventually consistent; also the product and order pages)", "ShopTable product#<id>", _product, "read", 0.5, True, kept=PRODUCT_KEPT),
     Access("checkout", "PutItem buyer ticket (e-mail); the webhook deletes it", "LimitsTable <buyer key>", _buyer, "write", 2, False),
     Access("checkout", "PutItem buyer ticket (client address); the webhook deletes it", "LimitsTable <client key>", _buyer, "write", 2, False),
+    # RateStore.take (shared/store/rate.py): one conditional write per checkout; a second only when the
+    # container's guess of the client's bucket was stale. Polls of the order page take one each too.
+    Access("checkout", "UpdateItem the client's token bucket", "LimitsTable rate#checkout#<client>", _buyer, "write", 1, False),
     # StockStore._take writes ShardItem(pk=<product>#shard#NNNN, sk=shard): a partition per stock shard.
     Access("checkout", "UpdateItem stock shard (the claim)", "StockTable <product>#shard#<k> (shard items)", _shard, "write", 1, True),
     # At most: DynamoDB writes the index only when `audit_due` changes (a shard entering the index).

@@ -10,6 +10,7 @@ from shared.store.limits import LimitStore
 from shared.store.ops import OpsStore
 from shared.store.orders import OrderStore
 from shared.store.payment_events import PaymentEventStore
+from shared.store.rate import RateStore
 from shared.store.recent import RecentStock
 from shared.store.shop import ShopStore
 from shared.store.stock import StockStore
@@ -48,6 +49,12 @@ def payment_events() -> PaymentEventStore:
 @cache
 def limits() -> LimitStore:
     return LimitStore()
+
+
+@cache
+def rates() -> RateStore:
+    """Per-client token buckets; this process remembers the clients it refused (shared/store/rate.py)."""
+    return RateStore(settings().order_token_secret)
 
 
 @cache

@@ -87,14 +87,22 @@ def documented(
     return answers
 
 
+# Every JSON answer of the API, success or error: those that carry a code, an access token, a link
+# token or a secret (checkout, an order, the merchant's webhook secret, ...) are never kept by a
+# browser or a proxy, and one rule for all cannot forget a route.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
 def error_response(status: int, code: str, message: str, retry_after: int | None = None) -> Response[str]:
     body = json.dumps({"error": {"code": code, "message": message}})
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    headers = {**NO_STORE, **({"Retry-After": str(retry_after)} if retry_after is not None else {})}
     return Response(status_code=status, content_type="application/json", body=body, headers=headers)
 
 
 def json_response(status: int, payload: Any) -> Response[str]:
-    return Response(status_code=status, content_type="application/json", body=json.dumps(payload))
+    return Response(
+        status_code=status, content_type="application/json", body=json.dumps(payload), headers=NO_STORE
+    )
 
 
 def query_parameters(model: type[BaseModel]) -> dict[str, Any]:

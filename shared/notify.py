@@ -11,9 +11,14 @@ import hashlib
 import ipaddress
 import json
 import logging
+import re
 import secrets
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -203,11 +208,57 @@ def new_secret() -> str:
     return f"whsec_{secrets.token_urlsafe(32)}"
 
 
-def check_webhook_url(url: str, local_mode: bool) -> str:
-    """The URL a merchant gives for its webhook, or Invalid (code invalid_url) saying why not.
+class UnresolvedHost(Invalid):
+    """A webhook URL whose host name does not resolve (it may later: at send time, a failed attempt)."""
 
-    https only, no credentials, no fragment; outside local mode no loopback, private or link-local
-    address literal (a hostname is not resolved here). Local mode also allows http://127.0.0.1."""
+
+Resolve = Callable[[str], Sequence[str]]  # a host name -> its addresses, as text; OSError if none
+IPAddress = IPv4Address | IPv6Address
+_INTERNAL_NAMES = (".localhost", ".local", ".internal")
+_INET_PART = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*")
+# IPv6 addresses through which an IPv4 one is reached: judged by that IPv4 address.
+_NAT64 = IPv6Network("64:ff9b::/96")
+# Never a merchant's server: IPv4-compatible (deprecated), IPv4-translated, local-use NAT64, Teredo
+# (it tunnels to an address we cannot check); IETF protocol assignments, the 6to4 relay anycast.
+_REFUSED: tuple[IPv4Network | IPv6Network, ...] = (
+    IPv6Network("::/96"),
+    IPv6Network("::ffff:0:0:0/96"),
+    IPv6Network("64:ff9b:1::/48"),
+    IPv6Network("2001::/32"),
+    IPv4Network("192.0.0.0/24"),
+    IPv4Network("192.88.99.0/24"),
+)
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    """A webhook URL taken apart, with the addresses its host is or resolves to, every one checked."""
+
+    scheme: str
+    host: str  # as written in the URL: the Host header, the TLS server name
+    port: int
+    request_target: str  # path and query
+    addresses: tuple[str, ...]  # where to connect, in the resolver's order
+
+
+def resolve_host(host: str) -> list[str]:
+    """Every address the system resolver gives for a host name (OSError if it gives none)."""
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)]
+
+
+def check_webhook_url(url: str, local_mode: bool, resolve: Resolve = resolve_host) -> str:
+    """The URL a merchant gives for its webhook, or Invalid (code invalid_url) saying why not: the
+    rules of webhook_target."""
+    webhook_target(url, local_mode, resolve)
+    return url
+
+
+def webhook_target(url: str, local_mode: bool, resolve: Resolve = resolve_host) -> WebhookTarget:
+    """Where a webhook goes, or Invalid (code invalid_url; UnresolvedHost if its name does not resolve).
+
+    https only, no credentials, no fragment, and every address the host is written as (in any form a
+    resolver reads: 2852039166, 127.1, 0x7f.1, [::ffff:…]) or resolves to is public (public_address).
+    Local mode also takes loopback addresses, over http too (a developer's own receiver)."""
 
     def refuse(why: str) -> Invalid:
         return Invalid(f"url: {why}", code="invalid_url")
@@ -218,7 +269,7 @@ def check_webhook_url(url: str, local_mode: bool) -> str:
         raise refuse("spaces, control and non-ASCII characters must be percent-encoded")
     try:
         parts = urlsplit(url)
-        host, _ = parts.hostname, parts.port  # port: ValueError if it is not a number in range
+        host, port = parts.hostname, parts.port  # port: ValueError if it is not a number in range
     except ValueError:
         raise refuse("not a valid URL") from None
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
@@ -228,20 +279,79 @@ def check_webhook_url(url: str, local_mode: bool) -> str:
     if not host:
         raise refuse("has no host")
     scheme = parts.scheme.lower()
-    if local_mode and scheme == "http" and host == "127.0.0.1":
-        return url
-    if scheme != "https":
+    if scheme not in ("http", "https") or (scheme == "http" and not local_mode):
         raise refuse("must be https://")
-    if not local_mode and _internal(host):
-        raise refuse("must be a public address")
-    return url
+    name = host.rstrip(".")  # as the connection will use it (urllib3 drops a trailing dot)
+    if not local_mode and (name == "localhost" or name.endswith(_INTERNAL_NAMES)):
+        raise refuse("must be a public address, not a local name")
+    if ":" in name:  # an IPv6 literal (urlsplit took off its brackets)
+        try:
+            addresses: tuple[IPAddress, ...] = (IPv6Address(name),)
+        except ValueError:
+            raise refuse("not a valid URL") from None
+    elif (literal := ipv4_address(name)) is not None:
+        addresses = (literal,)
+    else:
+        try:
+            answers = [ipaddress.ip_address(answer) for answer in resolve(name)]
+        except (OSError, UnicodeError):  # UnicodeError: a label the resolver cannot encode
+            raise UnresolvedHost("url: the host name does not resolve", code="invalid_url") from None
+        except ValueError:  # an answer that is no address: nothing we could check
+            raise refuse("its host name resolves to something that is not an IP address") from None
+        if not answers:
+            raise UnresolvedHost("url: the host name does not resolve", code="invalid_url")
+        addresses = tuple(dict.fromkeys(answers))
+    if not all(public_address(address, local_mode) for address in addresses):
+        raise refuse(
+            "must be a public address: the host is or resolves to a loopback, private, link-local, "
+            "shared, multicast or reserved one" + (" (local mode takes loopback only)" if local_mode else "")
+        )
+    if scheme == "http" and not all(address.is_loopback for address in addresses):
+        raise refuse("must be https:// (http only to a loopback address, in local mode)")
+    return WebhookTarget(
+        scheme=scheme,
+        host=host,
+        port=port or (443 if scheme == "https" else 80),
+        request_target=(parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+        addresses=tuple(str(address) for address in addresses),
+    )
 
 
-def _internal(host: str) -> bool:
-    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+def ipv4_address(host: str) -> IPv4Address | None:
+    """`host` as the IPv4 address a resolver reads it as, or None if it is not one. inet_aton's rules:
+    one to four parts, each decimal, 0x hex or 0 octal, the last filling the bytes left (2852039166 is
+    169.254.169.254; 127.1, 0x7f.1 and 0177.0.0.1 are 127.0.0.1)."""
+    parts = host.split(".")
+    if not 1 <= len(parts) <= 4 or not all(_INET_PART.fullmatch(part) for part in parts):
+        return None
+    *head, last = [
+        int(part[2:], 16) if part[:2].lower() == "0x" else int(part, 8 if part.startswith("0") else 10)
+        for part in parts
+    ]
+    if any(number > 0xFF for number in head) or last >= 1 << 8 * (4 - len(head)):
+        return None
+    return IPv4Address(sum(number << 8 * (3 - i) for i, number in enumerate(head)) + last)
+
+
+def public_address(address: IPAddress, local_mode: bool = False) -> bool:
+    """Whether a webhook may be sent to `address`: a globally reachable unicast address, nothing
+    special (in local mode a loopback address too). An IPv6 address that carries an IPv4 one (mapped,
+    NAT64, 6to4) is judged by that one as well."""
+    if local_mode and address.is_loopback:
         return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+    if isinstance(address, IPv6Address):
+        if address.ipv4_mapped is not None or address in _NAT64:
+            return public_address(IPv4Address(int(address) & 0xFFFFFFFF), local_mode)
+        if address.is_site_local or (address.sixtofour is not None and not public_address(address.sixtofour)):
+            return False
+    if any(address in network for network in _REFUSED):
         return False
-    return not address.is_global
+    # is_global alone lets multicast through (and, before Python 3.12.4, more): every flag counts.
+    return address.is_global and not (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )

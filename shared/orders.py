@@ -29,6 +29,7 @@ class Status(StrEnum):
 TRANSITIONS: dict[tuple[Status, str], Status] = {
     (Status.PENDING_PAYMENT, "payment.succeeded"): Status.PAID,
     (Status.PENDING_PAYMENT, "reservation.expired"): Status.EXPIRED,
+    (Status.PENDING_PAYMENT, "refund.requested"): Status.REFUNDING,  # paid past the daily limit
     (Status.EXPIRED, "payment.succeeded"): Status.PAID,  # late payment, stock re-reserved
     (Status.EXPIRED, "refund.requested"): Status.REFUNDING,  # late payment, no stock left
     (Status.PAID, "order.delivered"): Status.DELIVERED,

@@ -40,6 +40,8 @@ class Terms(Protocol):
     @property
     def daily_limit_per_buyer(self) -> int | None: ...
     @property
+    def unpaid_limit_per_client(self) -> int | None: ...
+    @property
     def price_tiers(self) -> Sequence[PriceTier]: ...
 
 
@@ -58,6 +60,8 @@ def broken_rule(terms: Terms) -> str | None:
         return "min_per_order must not be larger than max_per_order"
     if terms.daily_limit_per_buyer is not None and terms.daily_limit_per_buyer < terms.min_per_order:
         return "daily_limit_per_buyer must be at least min_per_order, or nobody could buy"
+    if terms.unpaid_limit_per_client is not None and terms.unpaid_limit_per_client < terms.min_per_order:
+        return "unpaid_limit_per_client must be at least min_per_order, or nobody could buy"
     previous = None
     for tier in terms.price_tiers:
         if tier.price.currency != terms.price.currency:
@@ -93,7 +97,10 @@ class Product(BaseModel):
     created_at: datetime
     when_undeliverable: UndeliverablePolicy = "refund"
     min_per_order: int = Field(default=1, ge=1)
-    daily_limit_per_buyer: int | None = Field(default=None, ge=1)  # units per buyer e-mail per UTC day
+    daily_limit_per_buyer: int | None = Field(default=None, ge=1)  # units paid per buyer e-mail per UTC day
+    # Units one client (an IPv4 address, an IPv6 /64) may hold unpaid; None: the shop's default
+    # (UNPAID_UNITS_PER_CLIENT, at least max_per_order). See docs/operations.md "Limits".
+    unpaid_limit_per_client: int | None = Field(default=None, ge=1)
     price_tiers: tuple[PriceTier, ...] = ()
     instructions: str = ""  # shown to the buyer once the order is delivered, never before
     low_stock_threshold: int = Field(default=0, ge=0)  # 0: no stock.low webhook
@@ -111,6 +118,12 @@ class Product(BaseModel):
         if unit.amount * quantity > MAX_AMOUNT:
             raise Invalid("the total is larger than a payment can be", code="total_too_large")
         return unit.times(quantity)
+
+    def unpaid_bound(self, shop_default: int) -> int | None:
+        """Units one client may hold unpaid of this product (None: no bound, the shop default is 0)."""
+        if self.unpaid_limit_per_client is not None:
+            return self.unpaid_limit_per_client
+        return max(shop_default, self.max_per_order) if shop_default else None
 
     def check_quantity(self, quantity: int) -> None:
         if quantity < self.min_per_order or quantity > self.max_per_order:

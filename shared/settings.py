@@ -66,8 +66,22 @@ class Settings(BaseSettings):
     payment_query_after_seconds: int = Field(default=120, ge=10, alias="PAYMENT_QUERY_AFTER_SECONDS")
     max_pending_per_email: int = Field(default=3, ge=1, alias="MAX_PENDING_PER_EMAIL")
     max_pending_per_client: int = Field(default=20, ge=1, alias="MAX_PENDING_PER_CLIENT")
+    # Units of one product one client may hold unpaid, unless the product sets its own
+    # (unpaid_limit_per_client); never below the product's max_per_order; 0: only products that set
+    # their own are bounded. docs/operations.md "Limits".
+    unpaid_units_per_client: int = Field(default=20, ge=0, alias="UNPAID_UNITS_PER_CLIENT")
     lookups_per_email_hour: int = Field(default=3, ge=1, alias="LOOKUPS_PER_EMAIL_HOUR")
     lookups_per_client_hour: int = Field(default=10, ge=1, alias="LOOKUPS_PER_CLIENT_HOUR")
+    # Token buckets per client address (an IPv6 /64) on the buyer routes (shared/store/rate.py,
+    # docs/operations.md "Limits and throttles"): requests a minute sustained after a burst; 0 a
+    # minute: no bucket on those routes. A buyer whose order page polls, or who checks out by hand,
+    # stays far below them; a script flooding a route does not.
+    checkouts_per_client_minute: int = Field(default=60, ge=0, alias="CHECKOUTS_PER_CLIENT_MINUTE")
+    checkout_burst_per_client: int = Field(default=20, ge=1, alias="CHECKOUT_BURST_PER_CLIENT")
+    lookups_per_client_minute: int = Field(default=20, ge=0, alias="LOOKUPS_PER_CLIENT_MINUTE")
+    lookup_burst_per_client: int = Field(default=10, ge=1, alias="LOOKUP_BURST_PER_CLIENT")
+    polls_per_client_minute: int = Field(default=600, ge=0, alias="POLLS_PER_CLIENT_MINUTE")
+    poll_burst_per_client: int = Field(default=120, ge=1, alias="POLL_BURST_PER_CLIENT")
     # The sender of buyers' mail (a verified SES identity); empty: no mail is sent (logged).
     mail_from: str = Field(default="", alias="MAIL_FROM")
     signature_tolerance_seconds: int = Field(default=300, ge=1, alias="SIGNATURE_TOLERANCE_SECONDS")

@@ -51,7 +51,16 @@ def runtime(kits):
     caps = {
         "MAX_PENDING_PER_EMAIL": "1000000",
         "MAX_PENDING_PER_CLIENT": "1000000",
+        "UNPAID_UNITS_PER_CLIENT": "0",  # none by default; tests/integration/test_stock_lockup.py checks it
         "LOOKUPS_PER_CLIENT_HOUR": "1000000",  # the per-client cap: tests/integration/test_buyer_mail.py
+        # The per-client token buckets on checkout, look-up and order polling: lifted, not off, so every
+        # buyer request still takes a token (tests/integration/test_rate_limits.py tightens them).
+        "CHECKOUTS_PER_CLIENT_MINUTE": "1000000",
+        "CHECKOUT_BURST_PER_CLIENT": "1000000",
+        "LOOKUPS_PER_CLIENT_MINUTE": "1000000",
+        "LOOKUP_BURST_PER_CLIENT": "1000000",
+        "POLLS_PER_CLIENT_MINUTE": "1000000",
+        "POLL_BURST_PER_CLIENT": "1000000",
     }
     providers = {name: kit.config() for name, kit in kits.items()}
     # The store is moto's DynamoDB unless MIAOFA_STORE=dynalite (the second pass of `make test`).

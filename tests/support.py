@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import requests
+from requests.adapters import HTTPAdapter
 
 EVENTS = Path(__file__).parent / "events"
 
@@ -35,6 +36,23 @@ def poll(check, deadline: float = 10.0, every: float = 0.02):
 
 def new_codes(n: int, prefix: str = "CODE") -> list[str]:
     return [f"{prefix}-{secrets.token_hex(6).upper()}" for _ in range(n)]
+
+
+class _FromAddress(HTTPAdapter):
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, source_address=(self.address, 0), **kwargs)
+
+
+def session_from(address: str) -> requests.Session:
+    """An HTTP session whose connections leave from `address` (any 127.x.y.z is this machine): the
+    local gateway, like API Gateway, takes the client's address from the connection."""
+    session = requests.Session()
+    session.mount("http://", _FromAddress(address))
+    return session
 
 
 class Shop:
@@ -92,10 +110,15 @@ class Shop:
 
     # ---- buyer side
     def checkout(
-        self, product_id: str, quantity: int = 1, email: str = "buyer@example.com", **extra
+        self,
+        product_id: str,
+        quantity: int = 1,
+        email: str = "buyer@example.com",
+        via: requests.Session | None = None,  # session_from(address): a buyer at another address
+        **extra,
     ) -> requests.Response:
         body = {"product_id": product_id, "quantity": quantity, "email": email, **extra}
-        return self.http.post(f"{self.url}/api/orders", json=body, timeout=30)
+        return (via or self.http).post(f"{self.url}/api/orders", json=body, timeout=30)
 
     def buy(self, product_id: str, quantity: int = 1) -> dict:
         response = self.checkout(product_id, quantity)

@@ -41,6 +41,7 @@ class ProductRequest(BaseModel):
     min_per_order: int = Field(default=1, strict=True, ge=1, le=MAX_PER_ORDER)
     max_per_order: int = Field(default=10, ge=1, le=MAX_PER_ORDER)
     daily_limit_per_buyer: int | None = Field(default=None, strict=True, ge=1, le=MAX_DAILY_LIMIT)
+    unpaid_limit_per_client: int | None = Field(default=None, strict=True, ge=1, le=MAX_DAILY_LIMIT)
     price_tiers: list[PriceTier] = Field(default=[], max_length=MAX_PRICE_TIERS)
     instructions: str = Field(default="", max_length=MAX_INSTRUCTIONS_LENGTH)
     low_stock_threshold: int = Field(default=0, strict=True, ge=0, le=MAX_LOW_STOCK_THRESHOLD)
@@ -76,7 +77,7 @@ def owned_product(merchant_id: str, product_id: str, shop: ShopStore) -> Product
     return product
 
 
-# Only daily_limit_per_buyer may be set to null (no limit); shards, delivery and sales per code never
+# Only daily_limit_per_buyer and unpaid_limit_per_client may be set to null (no limit, the default); shards, delivery and sales per code never
 # change (the stock already imported is laid out by them).
 _NOT_NULLABLE = (
     "name",
@@ -106,6 +107,7 @@ class ProductChange(BaseModel):
     min_per_order: int | None = Field(default=None, ge=1, le=MAX_PER_ORDER)
     max_per_order: int | None = Field(default=None, ge=1, le=MAX_PER_ORDER)
     daily_limit_per_buyer: int | None = Field(default=None, ge=1, le=MAX_DAILY_LIMIT)
+    unpaid_limit_per_client: int | None = Field(default=None, ge=1, le=MAX_DAILY_LIMIT)
     price_tiers: list[PriceTier] | None = Field(default=None, max_length=MAX_PRICE_TIERS)
     instructions: str | None = Field(default=None, max_length=MAX_INSTRUCTIONS_LENGTH)
     low_stock_threshold: int | None = Field(default=None, ge=0, le=MAX_LOW_STOCK_THRESHOLD)

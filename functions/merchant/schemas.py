@@ -22,6 +22,7 @@ class MerchantProduct(BaseModel):
     min_per_order: int
     max_per_order: int
     daily_limit_per_buyer: int | None
+    unpaid_limit_per_client: int | None
     price_tiers: list[PriceTier]
     instructions: str
     low_stock_threshold: int

@@ -2,8 +2,13 @@
 order look-up. In Chinese and English, one after the other (the buyer's language is not stored).
 
 A mail carries magic links (shared/links.py) to the order pages, never an access token; the codes
-themselves only when the product says so (`email_codes`). Nothing of a mail goes to the logs."""
+themselves only when the product says so (`email_codes`). Nothing of a mail goes to the logs.
 
+Merchant text (a product's name) goes into a mail folded onto the line of ours that quotes it, and a
+Subject is always one line: a name with line breaks cannot add a paragraph that looks like ours (a
+fake link, a fake code) or a second header line."""
+
+import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import Enum
@@ -39,9 +44,21 @@ class Mailed(Enum):
     OFF = "mail is off"  # no MAIL_FROM
 
 
+# Line and paragraph separators (LF, CR, VT, FF, NEL, U+2028, U+2029...) and other controls, and the
+# bidirectional controls that make text show in another order than it is written.
+_BREAKING = frozenset({"Cc", "Zl", "Zp"})
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 class Mail:
     def __init__(self, to: str, subject: str, text: str) -> None:
-        self.to, self.subject, self.text = to, subject, text
+        self.to, self.subject, self.text = to, one_line(subject), text
+
+
+def one_line(text: str) -> str:
+    """Text as part of one line: every line break, control character and run of spaces is one space."""
+    kept = (" " if unicodedata.category(c) in _BREAKING or c in _BIDI else c for c in text)
+    return " ".join("".join(kept).split())
 
 
 @cache
@@ -87,7 +104,8 @@ def _link(order_id: str, now: datetime) -> str:
 
 
 def _name(product: Product | None) -> str:
-    return product.name if product is not None else "—"
+    """The product's name (the merchant's text) folded onto the line that quotes it."""
+    return one_line(product.name) if product is not None else "—"
 
 
 def order_mail(

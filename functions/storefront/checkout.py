@@ -10,12 +10,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from shared.clients import client_key
 from shared.errors import AlreadyApplied, Invalid, NotFound, OutOfStock, ProviderDown, StateConflict, TooMany
 from shared.faults import checkpoint
+from shared.idempotency import check_key
 from shared.orders import Order, Status, Ticket, chain_event
 from shared.products import Product
 from shared.providers import CURRENCIES, PaymentProvider, ProviderError
-from shared.store.limits import DailyCount, LimitStore, buyer_key
+from shared.store.limits import LimitStore, buyer_key
 from shared.store.orders import OrderStore
 from shared.store.shop import ShopStore, new_id
 from shared.store.stock import StockStore
@@ -32,6 +34,7 @@ class CheckoutRequest(BaseModel):
 
 
 Providers = Callable[[str], PaymentProvider | None]
+MAX_QUANTITY_HELD = 1 << 40  # no bound on a client's unpaid units (only the daily limit's room)
 
 
 class Checkout(BaseModel):
@@ -77,13 +80,11 @@ def checkout(
     client: str = "",
     caps: tuple[int, int] = (3, 20),
     token_secret: str = "",
+    unpaid_units: int = 20,
 ) -> Checkout:
     """Validate, reserve, create. An error before the reservation leaves nothing behind; a retry with
     the same Idempotency-Key returns the same order (and a different body under that key is refused)."""
-    if idempotency_key is not None and not (
-        0 < len(idempotency_key) <= 255 and idempotency_key.isprintable()
-    ):
-        raise Invalid("Idempotency-Key must be 1 to 255 printable characters", code="invalid_idempotency_key")
+    check_key(idempotency_key)
     order_id, token = (
         idempotent_identity(idempotency_key, token_secret)
         if idempotency_key
@@ -108,14 +109,17 @@ def checkout(
             f"payment provider '{request.provider}' cannot take {product.price.currency}",
             code="currency_not_supported",
         )
-    buyer = [(buyer_key("email", str(request.email)), caps[0])] + (
+    # Unpaid orders count against the client that placed them, never against an e-mail shop-wide:
+    # somebody else's unpaid orders in your e-mail cannot lock you out (docs/operations.md "Limits").
+    client = client_key(client) if client else ""
+    buyer = [(buyer_key("email", f"{request.email}\0{client}"), caps[0])] + (
         [(buyer_key("client", client), caps[1])] if client else []
     )
-    tickets = _take_tickets(limits, buyer, order_id, until=int((now + reservation).timestamp()))
-    counted: DailyCount | None = None
+    until = int((now + reservation).timestamp())
+    tickets = _take_tickets(limits, buyer, order_id, until)
     created = False
     try:
-        counted = _count_daily(limits, product, request, now)
+        tickets.extend(_hold_units(limits, product, request, client, order_id, until, unpaid_units, now))
         checkpoint("checkout:after-limits")
         order, created = _reserve_and_create(
             request,
@@ -132,9 +136,7 @@ def checkout(
         )
         checkpoint("checkout:after-order-created")
     finally:
-        if not created:  # only an order created just now keeps the tickets and the daily count it took
-            if counted is not None:
-                limits.uncount_daily(counted)
+        if not created:  # only an order created just now keeps the tickets and the hold it took
             for ticket in tickets:
                 limits.give_back(ticket, order_id)
     if not created:  # a concurrent retry with the same key made it
@@ -163,26 +165,54 @@ def _take_tickets(
     return taken
 
 
-def _count_daily(
-    limits: LimitStore, product: Product, request: CheckoutRequest, now: datetime
-) -> DailyCount | None:
-    """Count the units against the product's per-buyer daily limit (per e-mail, per UTC day), or 429."""
-    if product.daily_limit_per_buyer is None:
-        return None
-    counted = limits.count_daily(
+def _hold_units(
+    limits: LimitStore,
+    product: Product,
+    request: CheckoutRequest,
+    client: str,
+    order_id: str,
+    until: int,
+    unpaid_units: int,
+    now: datetime,
+) -> list[Ticket]:
+    """Hold the units against what the client may hold unpaid of the product, and check the e-mail's
+    daily limit: units paid today + this client's unpaid ones for the e-mail + these. 429 if either
+    would be broken. Nothing is held without a client (a checkout not made over HTTP)."""
+    room = None
+    if (limit := product.daily_limit_per_buyer) is not None:
+        room = limit - limits.paid_today(product.product_id, str(request.email), now.astimezone(UTC).date())
+        if request.quantity > room:
+            raise _daily_limit_reached(limit, now)
+    bound = product.unpaid_bound(unpaid_units)
+    if not client or (bound is None and room is None):
+        return []
+    held = limits.hold_units(
         product.product_id,
+        client,
         str(request.email),
-        now.astimezone(UTC).date(),
+        order_id,
         request.quantity,
-        product.daily_limit_per_buyer,
+        (bound if bound is not None else MAX_QUANTITY_HELD, room),
+        until,
     )
-    if counted is None:
+    if held == "email":
+        raise _daily_limit_reached(limit or 0, now)
+    if held == "client":
         raise TooMany(
-            f"this e-mail may order at most {product.daily_limit_per_buyer} of this product per day (UTC)",
-            code="daily_limit_reached",
-            retry_after=86_400 - int(now.timestamp()) % 86_400,  # the next UTC day
+            f"this client may hold at most {bound} unpaid units of this product; pay or let an order "
+            "expire first",
+            code="unpaid_limit_reached",
+            retry_after=max(1, until - int(now.timestamp())),
         )
-    return counted
+    return [held]
+
+
+def _daily_limit_reached(limit: int, now: datetime) -> TooMany:
+    return TooMany(
+        f"this e-mail may order at most {limit} of this product per day (UTC)",
+        code="daily_limit_reached",
+        retry_after=86_400 - int(now.timestamp()) % 86_400,  # the next UTC day
+    )
 
 
 def _reserve_and_create(

@@ -16,12 +16,14 @@ from functions.storefront.lookup import LookupAccepted, LookupRequest, request_l
 from functions.storefront.pages import Page, order_page, product_page
 from functions.storefront.schemas import BuyerOrder, OrderCreated, PublicProduct
 from shared import adapters, links
+from shared.clients import client_key
 from shared.errors import NotFound
 from shared.http import documented, install_error_handlers, json_response
 from shared.orders import Status, utcnow
 from shared.products import Product
 from shared.providers import registry
 from shared.settings import settings
+from shared.store.rate import Bucket
 from shared.store.shop import is_id
 
 logger = Logger(service="storefront")
@@ -34,6 +36,12 @@ def _product(product_id: str) -> Product:
     if product is None or not product.active:
         raise NotFound("no such product", code="product_not_found")
     return product
+
+
+def _throttle(group: str, per_minute: int, burst: int) -> None:
+    """429 for a client past its token bucket on these routes (shared/store/rate.py)."""
+    client = client_key(app.current_event.request_context.http.source_ip)
+    adapters.rates().admit(group, client, Bucket(per_minute, burst), time.time())
 
 
 @app.get(
@@ -75,6 +83,7 @@ def create_order(
     ] = None,
 ) -> Response[str]:
     config = settings()
+    _throttle("checkout", config.checkouts_per_client_minute, config.checkout_burst_per_client)
     result = checkout(
         request,
         adapters.shop(),
@@ -88,6 +97,7 @@ def create_order(
         idempotency_key=idempotency_key,
         client=app.current_event.request_context.http.source_ip,
         caps=(config.max_pending_per_email, config.max_pending_per_client),
+        unpaid_units=config.unpaid_units_per_client,
         token_secret=config.order_token_secret,
     )
     order = result.order
@@ -116,6 +126,7 @@ def create_order(
 )
 def lookup_orders(request: Annotated[LookupRequest, Body()]) -> Response[str]:
     config = settings()
+    _throttle("lookup", config.lookups_per_client_minute, config.lookup_burst_per_client)
     answer = request_lookup(
         request,
         app.current_event.request_context.http.source_ip,
@@ -130,18 +141,20 @@ def lookup_orders(request: Annotated[LookupRequest, Body()]) -> Response[str]:
     "/api/orders/<order_id>",
     summary="An order, for whoever holds its access token",
     tags=["buyer"],
-    responses=documented(200, "the order; its codes once DELIVERED", BuyerOrder, errors=[404]),
+    responses=documented(200, "the order; its codes once DELIVERED", BuyerOrder, errors=[404, 429]),
 )
 def get_order(
     order_id: str,
     authorization: Annotated[str | None, Header(description="Bearer <access_token>")] = None,
 ) -> Response[str]:
+    config = settings()
+    _throttle("poll", config.polls_per_client_minute, config.poll_burst_per_client)
     header = authorization or ""
     token = header[7:] if header.lower().startswith("bearer ") else None
     order = adapters.orders().get(order_id) if is_id(order_id, "ord") else None
     opened = order is not None and (
         token_matches(order, token)
-        or (token is not None and links.opens(token, order.order_id, utcnow(), settings().order_token_secret))
+        or (token is not None and links.opens(token, order.order_id, utcnow(), config.order_token_secret))
     )
     if order is None or not opened:
         raise NotFound("no such order", code="order_not_found")

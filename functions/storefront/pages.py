@@ -72,6 +72,8 @@ class Page:
             "Referrer-Policy": "no-referrer",
             "X-Content-Type-Options": "nosniff",
             "Cache-Control": "no-store",
+            # Two years; browsers honour it over HTTPS only, so `make run` (plain http) is unaffected.
+            "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
         }
 
 

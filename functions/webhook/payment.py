@@ -5,7 +5,7 @@ Each step is idempotent, so a provider's retry after a crash at any point conver
 record says whether the whole application finished, not merely whether it started.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from shared import notify
@@ -78,7 +78,7 @@ def apply_payment(
     payment = Payment(
         provider=event.provider, payment_id=event.payment_id, event_id=event.event_id, amount=event.amount
     )
-    order = _settle(order, payment, orders, stock, shop, now, redrive_after)
+    order = _settle(order, payment, orders, stock, shop, limits, now, redrive_after)
     checkpoint("webhook:after-paid")
     outcome = Outcome.REFUNDED if order.status == Status.REFUNDED else Outcome.APPLIED
     same_payment = order.payment is not None and order.payment.payment_id == payment.payment_id
@@ -108,6 +108,7 @@ def _settle(
     orders: OrderStore,
     stock: StockStore,
     shop: ShopStore,
+    limits: LimitStore,
     now: datetime,
     redrive_after: timedelta,
 ) -> Order:
@@ -115,18 +116,36 @@ def _settle(
     facts = {"provider": payment.provider, "payment_id": payment.payment_id}
     for _ in range(CONFLICT_RETRIES):
         try:
+            if order.status not in (Status.PENDING_PAYMENT, Status.EXPIRED):
+                return order  # already settled by an earlier copy of this event, or by another payment
+            if not _within_daily_limit(order, shop, limits):
+                facts = {**facts, "reason": "the buyer's daily limit for this product was reached"}
+                return orders.transition(
+                    order, "refund.requested", now, facts, payment=payment, due_in=timedelta(0)
+                )
             if order.status == Status.PENDING_PAYMENT:
                 return orders.transition(
                     order, "payment.succeeded", now, facts, payment=payment, due_in=redrive_after
                 )
-            if order.status != Status.EXPIRED:
-                return order  # already settled by an earlier copy of this event, or by another payment
             return _settle_late(order, payment, facts, orders, stock, shop, now, redrive_after)
         except StateConflict:
             reread = orders.get(order.order_id)
             assert reread is not None
             order = reread
     raise StateConflict(f"order {order.order_id} kept changing; the provider will retry")
+
+
+def _within_daily_limit(order: Order, shop: ShopStore, limits: LimitStore) -> bool:
+    """Count the order's units against its e-mail's daily limit for the product, on the order's UTC
+    day (safe to repeat: keyed by the order); False if that would break the limit. The limit counts
+    payments, so nobody's unpaid orders lock an e-mail's owner out (docs/operations.md "Limits")."""
+    product = shop.recent_product(order.product_id)
+    if product is None or product.daily_limit_per_buyer is None:
+        return True
+    day = order.created_at.astimezone(UTC).date()
+    return limits.count_paid(
+        order.product_id, order.email, day, order.quantity, product.daily_limit_per_buyer, order.order_id
+    )
 
 
 def _settle_late(

@@ -3,6 +3,11 @@
 Each container is its own copy of the handler module (its own resolver, processor and state),
 so concurrent requests never share a handler's per-invocation state; idle containers are reused,
 except one whose invocation was killed (InvocationKilled), as Lambda replaces a dead runtime.
+
+Powertools keeps the event being resolved, and its context, on the class `BaseRouter`: one per
+process, which on Lambda is one invocation. Here every container shares this process, so each
+invocation's thread keeps its own (`_per_invocation`): a request never sees another's event (its
+client address, its merchant).
 """
 
 import contextlib
@@ -12,12 +17,53 @@ import sys
 import threading
 import time
 import uuid
+from abc import ABCMeta
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+
 from infra.local.aws import ACCOUNT, REGION
 from infra.local.template import ROOT
+
+_PER_INVOCATION = ("current_event", "lambda_context")
+_invocation = threading.local()
+
+
+class _ThreadsOwn:
+    """A class attribute whose value is the current thread's (read through the class or an instance)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        try:
+            return getattr(_invocation, self.name)
+        except AttributeError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, instance: object, value: Any) -> None:
+        setattr(_invocation, self.name, value)
+
+
+class _PerInvocation(ABCMeta):
+    """BaseRouter's metaclass here: `BaseRouter.current_event = ...` sets the thread's own."""
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        if cls is BaseRouter and name in _PER_INVOCATION:
+            return setattr(_invocation, name, value)
+        return super().__setattr__(name, value)
+
+
+def _per_invocation() -> None:
+    if type(BaseRouter) is not _PerInvocation:
+        for name in _PER_INVOCATION:
+            setattr(BaseRouter, name, _ThreadsOwn(name))
+        BaseRouter.__class__ = _PerInvocation  # type: ignore[method-assign,assignment]  # a metaclass swap
+
+
+_per_invocation()
 
 
 class InvocationKilled(BaseException):

@@ -119,13 +119,15 @@ class LocalRuntime:
             "SandboxSecret": self.sandbox_secret,
             "SandboxPayUrl": self.sandbox.pay_url,
             "SandboxApiUrl": self.sandbox.api_url,
-            "LocalMode": "true",
             "MailFrom": LOCAL_MAIL_FROM,
             "AWS::Region": REGION,
             "AWS::StackName": "miaofa-local",
         }
         resources = provision(infra, parameters, {"PaymentProvidersSecret": json.dumps(self.providers)})
         os.environ.update(self._environment(infra, resources.resolve))
+        # Local mode (development secrets allowed, one index shard) is this process's alone: the
+        # template has no way to set it, so a deployed stack never runs with it.
+        os.environ["MIAOFA_LOCAL"] = "true"
         if self.log_level:
             os.environ["POWERTOOLS_LOG_LEVEL"] = self.log_level
         os.environ.update(

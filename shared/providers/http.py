@@ -39,7 +39,7 @@ class Answer:
 
 
 def call(
-    http: urllib3.PoolManager,
+    http: urllib3.PoolManager | urllib3.HTTPConnectionPool,  # one host's pool: `url` is then a path
     who: str,
     method: str,
     url: str,

@@ -4,10 +4,15 @@ address) has `cap` numbered tickets; a checkout holds one until its reservation 
 Taking a ticket is one conditional put (free = absent, or held past its `until`), so simultaneous
 checkouts cannot exceed the cap. A ticket that is never given back (a crash) frees itself at `until`.
 
-Per-buyer daily limits on a product are counters: one item per (product, buyer e-mail, UTC day)
-counts the units ordered, and a checkout adds its quantity with one conditional update that holds
-only if the sum stays within the limit, so simultaneous checkouts cannot exceed it. Order look-ups
-are capped per hour the same way (`take_hourly`).
+What one client may hold of a product unpaid is bounded in units (`hold_units`): one item per
+(product, client) lists the unpaid orders' units with their `until`; a checkout reads it and writes it
+back with its own entry, conditional on the version it read, so simultaneous checkouts of one client
+cannot exceed the bound. An entry past its `until` counts no more (a crash cannot leak a hold).
+
+Per-buyer daily limits on a product are counters of units paid: one item per (product, buyer e-mail,
+UTC day of the order), and a payment adds its order's quantity with one conditional update that holds
+only if the sum stays within the limit (`count_paid`). Order look-ups are capped per hour the same
+way (`take_hourly`).
 
 Every write here is safe to repeat (DESIGN.md): the SDK retries a request whose answer was lost,
 after it applied. Each call writes a fresh token with its change — the ticket's `taker`, a token
@@ -19,22 +24,27 @@ MAX_COUNTED of them (an item holds 400 KB): past that, the counter refuses as if
 
 import calendar
 import hashlib
+import json
 import random
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Literal
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.expressions.condition import size
 from pynamodb.models import Model
 
+from shared.errors import Busy
 from shared.orders import Ticket
 from shared.settings import settings
 from shared.store.errors import condition_failed
 
-MAX_COUNTED = 1000  # checkouts (or look-ups) one counter counts in its day (or hour)
+MAX_COUNTED = 1000  # payments (or look-ups) one counter counts in its day (or hour)
+HOLD_SK = "units"  # the sort key of a client's unit holds on a product; a Ticket with it names one
+HOLD_ATTEMPTS = 8  # read-and-write rounds a hold tries when the same client's checkouts collide
 
 
 class TicketItem(Model):
@@ -47,6 +57,32 @@ class TicketItem(Model):
     taker = UnicodeAttribute(null=True)  # the taking call's token: its SDK retry finds the ticket its own
     until = NumberAttribute()
     expires = NumberAttribute()  # TTL, a day after `until`: only housekeeping, never relied on
+
+
+class HoldsItem(Model):
+    """`unpaid#<product>#<client>`: the units each unpaid order of one client holds of a product."""
+
+    class Meta:
+        table_name: str | None = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)  # HOLD_SK
+    # JSON: {order id: [units, until, e-mail key]}; a few dozen entries at most (the bound / units)
+    holds = UnicodeAttribute()
+    version = NumberAttribute()  # every write is conditional on the version it read
+    expires = NumberAttribute()  # TTL, a day after the latest `until`: only housekeeping
+
+
+@dataclass(frozen=True)
+class Holds:
+    """What a client holds unpaid of a product, as read."""
+
+    pk: str
+    version: int
+    entries: dict[str, tuple[int, int, str]]  # order id -> (units, until, e-mail key), live ones only
+
+    def units(self, email: str | None = None) -> int:
+        return sum(units for units, _, mail in self.entries.values() if email is None or mail == email)
 
 
 class DailyCountItem(Model):  # also the hourly counters (`take_hourly`)
@@ -71,6 +107,11 @@ class DailyCount:
     token: str
 
 
+def hold_ticket(product_id: str, client: str) -> Ticket:
+    """The Ticket an order keeps for its unit hold, given back like the others when it is paid."""
+    return Ticket(pk=f"unpaid#{product_id}#{buyer_key('client', client)}", sk=HOLD_SK)
+
+
 def buyer_key(kind: str, value: str) -> str:
     return f"{kind}#{hashlib.sha256(value.strip().lower().encode()).hexdigest()}"
 
@@ -79,6 +120,7 @@ class LimitStore:
     def __init__(self) -> None:
         TicketItem.Meta.table_name = settings().limits_table
         DailyCountItem.Meta.table_name = settings().limits_table
+        HoldsItem.Meta.table_name = settings().limits_table
 
     def take(self, key: str, cap: int, order_id: str, until: int) -> Ticket | None:
         """Hold one of the key's `cap` tickets for `order_id` until `until`; None if all are held."""
@@ -104,36 +146,92 @@ class LimitStore:
         return None
 
     def give_back(self, ticket: Ticket, order_id: str) -> None:
-        """Free a ticket if this order still holds it (idempotent)."""
+        """Free a ticket (or the order's unit hold) if this order still holds it (idempotent)."""
+        if ticket.sk == HOLD_SK:
+            return self._unhold(ticket.pk, order_id)
         try:
             TicketItem(pk=ticket.pk, sk=ticket.sk).delete(condition=TicketItem.holder == order_id)
         except DeleteError as error:
             if not condition_failed(error):
                 raise
 
-    def count_daily(
-        self, product_id: str, email: str, day: date, units: int, limit: int
-    ) -> DailyCount | None:
-        """Add `units` to what this e-mail ordered of the product on `day` (UTC), if the total stays
-        within `limit`; None (nothing added) if it would not."""
-        pk, sk = f"daily#{product_id}#{buyer_key('email', email)}", day.isoformat()
-        expires = calendar.timegm((day + timedelta(days=3)).timetuple())
-        count = DailyCount(pk=pk, sk=sk, units=units, token=secrets.token_hex(8))
-        return count if _add_within(count, limit, expires) else None
+    def holds(self, product_id: str, client: str, now: int) -> Holds:
+        """What `client` holds unpaid of the product (strongly consistent)."""
+        pk = hold_ticket(product_id, client).pk
+        try:
+            item = HoldsItem.get(pk, HOLD_SK, consistent_read=True)
+        except HoldsItem.DoesNotExist:
+            return Holds(pk=pk, version=0, entries={})
+        entries = {order: (int(u), int(t), str(e)) for order, (u, t, e) in json.loads(item.holds).items()}
+        return Holds(pk, int(item.version), {order: h for order, h in entries.items() if h[1] > now})
 
-    def take_hourly(self, key: str, limit: int, now: int) -> bool:
-        """Count one request of `key` (a buyer_key) in the current hour; False (nothing counted) once
-        `limit` were counted this hour."""
-        hour = now // 3600
-        count = DailyCount(pk=f"hourly#{key}", sk=str(hour), units=1, token=secrets.token_hex(8))
-        return _add_within(count, limit, (hour + 2) * 3600)
+    def hold_units(
+        self,
+        product_id: str,
+        client: str,
+        email: str,
+        order_id: str,
+        units: int,
+        bounds: tuple[int, int | None],
+        until: int,
+    ) -> Ticket | Literal["client", "email"]:
+        """Hold `units` of the product for `order_id` until `until`, if what `client` holds unpaid of it
+        stays within `bounds[0]` units and, of that, what it holds for `email` within `bounds[1]` (None:
+        no e-mail bound); else the bound it would break, nothing held. A read and one conditional
+        write; a write that collides with the same client's other checkout reads and tries again."""
+        mail = buyer_key("email", email)
+        for _ in range(HOLD_ATTEMPTS):
+            held = self.holds(product_id, client, int(time.time()))
+            if order_id in held.entries:  # this very write, retried by the SDK after its answer was lost
+                return hold_ticket(product_id, client)
+            if held.units() + units > bounds[0]:
+                return "client"
+            if bounds[1] is not None and held.units(mail) + units > bounds[1]:
+                return "email"
+            if self._write_holds(held, {**held.entries, order_id: (units, until, mail)}):
+                return hold_ticket(product_id, client)
+        raise Busy("this client's checkouts keep colliding; retry in a moment")
 
-    def uncount_daily(self, count: DailyCount) -> None:
-        """Give back what a checkout added, when it failed before its order existed (idempotent)."""
-        _take_back(count)
+    def _unhold(self, pk: str, order_id: str) -> None:
+        for _ in range(HOLD_ATTEMPTS):
+            try:
+                item = HoldsItem.get(pk, HOLD_SK, consistent_read=True)
+            except HoldsItem.DoesNotExist:
+                return
+            entries = json.loads(item.holds)
+            if order_id not in entries:
+                return
+            del entries[order_id]
+            read = Holds(pk, int(item.version), entries)
+            if self._write_holds(read, read.entries):
+                return
+        raise Busy("this client's checkouts keep colliding; retry in a moment")
 
-    def counted_daily(self, product_id: str, email: str, day: date) -> int:
-        """Units this e-mail has ordered of the product on `day` (UTC)."""
+    @staticmethod
+    def _write_holds(read: Holds, entries: dict[str, tuple[int, int, str]]) -> bool:
+        """Write the holds back if nobody wrote since `read` (False: somebody did, read again)."""
+        latest = max((until for _, until, _ in entries.values()), default=int(time.time()))
+        item = HoldsItem(
+            pk=read.pk,
+            sk=HOLD_SK,
+            holds=json.dumps(entries, separators=(",", ":")),
+            version=read.version + 1,
+            expires=latest + 86_400,
+        )
+        try:
+            item.save(
+                condition=HoldsItem.version.does_not_exist()
+                if read.version == 0
+                else HoldsItem.version == read.version
+            )
+        except PutError as error:
+            if condition_failed(error):
+                return False  # another write came first (or ours did, its answer lost: read again)
+            raise
+        return True
+
+    def paid_today(self, product_id: str, email: str, day: date) -> int:
+        """Units this e-mail has paid for of the product in orders made on `day` (UTC)."""
         try:
             item = DailyCountItem.get(
                 f"daily#{product_id}#{buyer_key('email', email)}", day.isoformat(), consistent_read=True
@@ -141,6 +239,23 @@ class LimitStore:
         except DailyCountItem.DoesNotExist:
             return 0
         return int(item.units)
+
+    def count_paid(
+        self, product_id: str, email: str, day: date, units: int, limit: int, order_id: str
+    ) -> bool:
+        """Count a paid order's units against its e-mail's daily limit for `day` (the order's UTC day),
+        if the total stays within `limit`; False (nothing counted) if it would not. Keyed by the order:
+        counting it again (a retried payment) finds it counted and answers True."""
+        pk, sk = f"daily#{product_id}#{buyer_key('email', email)}", day.isoformat()
+        expires = calendar.timegm((day + timedelta(days=3)).timetuple())
+        return _add_within(DailyCount(pk=pk, sk=sk, units=units, token=order_id), limit, expires)
+
+    def take_hourly(self, key: str, limit: int, now: int) -> bool:
+        """Count one request of `key` (a buyer_key) in the current hour; False (nothing counted) once
+        `limit` were counted this hour."""
+        hour = now // 3600
+        count = DailyCount(pk=f"hourly#{key}", sk=str(hour), units=1, token=secrets.token_hex(8))
+        return _add_within(count, limit, (hour + 2) * 3600)
 
 
 def _add_within(count: DailyCount, limit: int, expires: int) -> bool:

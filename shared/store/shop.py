@@ -75,6 +75,7 @@ class ProductItem(_ShopModel):
     # Added with the merchant API (issue 6): absent on older products, which read as the defaults.
     min_per_order = NumberAttribute(null=True)
     daily_limit_per_buyer = NumberAttribute(null=True)
+    unpaid_limit_per_client = NumberAttribute(null=True)  # issue 15: absent reads as the shop default
     price_tiers = ListAttribute(of=TierAttribute, null=True)
     instructions = UnicodeAttribute(null=True)
     low_stock_threshold = NumberAttribute(null=True)
@@ -110,6 +111,7 @@ _CHANGEABLE = (
     "min_per_order",
     "max_per_order",
     "daily_limit_per_buyer",
+    "unpaid_limit_per_client",
     "price_tiers",
     "instructions",
     "low_stock_threshold",
@@ -334,6 +336,7 @@ def _changeable(product: Product) -> dict[str, Any]:
         "min_per_order": product.min_per_order,
         "max_per_order": product.max_per_order,
         "daily_limit_per_buyer": product.daily_limit_per_buyer,
+        "unpaid_limit_per_client": product.unpaid_limit_per_client,
         "price_tiers": [
             TierAttribute(min_quantity=tier.min_quantity, price_amount=tier.price.amount)
             for tier in product.price_tiers
@@ -367,6 +370,9 @@ def _to_product(item: ProductItem) -> Product:
         when_undeliverable=item.when_undeliverable or "refund",  # type: ignore[arg-type]
         min_per_order=int(item.min_per_order or 1),
         daily_limit_per_buyer=None if item.daily_limit_per_buyer is None else int(item.daily_limit_per_buyer),
+        unpaid_limit_per_client=None
+        if item.unpaid_limit_per_client is None
+        else int(item.unpaid_limit_per_client),
         price_tiers=tuple(
             PriceTier(
                 min_quantity=int(tier.min_quantity),

@@ -42,7 +42,7 @@ def test_random_interleavings_keep_the_invariants(shop):
     def checkout(product_id: str, quantity: int, n: int) -> dict | None:
         """A buyer's checkout, retried once with the same Idempotency-Key after a 500 (a crash)."""
         body = {"product_id": product_id, "quantity": quantity, "email": f"s{n}@example.com"}
-        headers = {"Idempotency-Key": secrets.token_hex(8)}
+        headers = {"Idempotency-Key": secrets.token_hex(16)}
         for _ in range(2):
             response = requests.post(f"{shop.url}/api/orders", json=body, headers=headers, timeout=30)
             if response.status_code == 201:

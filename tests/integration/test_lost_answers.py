@@ -2,9 +2,11 @@
 request applied (the SDK sends it again) and throttling past the SDK's retries. Every write is safe
 to repeat; a throttled request answers 503 with Retry-After and leaves nothing taken (DESIGN.md)."""
 
+import hashlib
 import json
 import secrets
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -37,8 +39,9 @@ def today() -> datetime:
     return datetime.now(UTC)
 
 
-def held_tickets(email: str) -> int:
-    key = buyer_key("email", email)
+def held_tickets(email: str, client: str = "127.0.0.1") -> int:
+    """The unpaid-order tickets an e-mail holds from one client (checkouts over HTTP come from 127.0.0.1)."""
+    key = buyer_key("email", f"{email}\0{client}")
     table = settings().limits_table
     found = boto3.client("dynamodb").query(
         TableName=table, KeyConditionExpression="pk = :k", ExpressionAttributeValues={":k": {"S": key}}
@@ -46,9 +49,20 @@ def held_tickets(email: str) -> int:
     return found["Count"]
 
 
+def unpaid_units(product_id: str, email: str, client: str = "127.0.0.1") -> int:
+    """The units an e-mail holds unpaid of a product from one client: what its daily limit counts
+    besides the units paid today."""
+    return limits().holds(product_id, client, int(time.time())).units(buyer_key("email", email))
+
+
+def client_of(email: str) -> str:
+    """A client address of the e-mail's own."""
+    return f"198.51.100.{int(hashlib.sha256(email.encode()).hexdigest(), 16) % 200}"
+
+
 def buy(product_id: str, email: str, caps=(2, 100)):
-    """A checkout in process, from a client address of its own."""
-    return buy_from(product_id, email, f"198.51.100.{secrets.randbelow(200)}", caps)
+    """A checkout in process, from the e-mail's own client address."""
+    return buy_from(product_id, email, client_of(email), caps)
 
 
 # ---- the hooks themselves
@@ -103,12 +117,12 @@ def test_a_throttle_is_retried_by_the_sdk_then_raised(runtime):
 # ---- the buyer's caps and daily limits: safe to repeat
 
 
-def test_a_lost_answer_on_the_daily_count_does_not_count_twice(shop):
+def test_a_lost_answer_on_the_unpaid_hold_does_not_hold_twice(shop):
     product_id = shop.new_product(new_codes(5), max_per_order=1, daily_limit_per_buyer=3)
     email = f"lost-{secrets.token_hex(4)}@example.com"
-    daily = key_prefix(settings().limits_table, "pk", f"daily#{product_id}#")
+    hold = key_prefix(settings().limits_table, "pk", f"unpaid#{product_id}#")
 
-    with lost_answer("UpdateItem", daily) as fault:
+    with lost_answer("PutItem", hold) as fault:
         assert shop.checkout(product_id, 1, email=email).status_code == 201
     assert (fault.hits, fault.seen) == (1, 2)
 
@@ -116,49 +130,48 @@ def test_a_lost_answer_on_the_daily_count_does_not_count_twice(shop):
     over = shop.checkout(product_id, 1, email=email)
     assert (over.status_code, over.json()["error"]["code"]) == (429, "daily_limit_reached")
     assert 0 < int(over.headers["Retry-After"]) <= 86_400  # the next UTC day
-    assert limits().counted_daily(product_id, email, today().date()) == 3
+    assert unpaid_units(product_id, email) == 3
 
 
-def test_the_daily_limit_stays_exact_when_every_count_loses_its_first_answer_at_once(shop):
+def test_the_daily_limit_stays_exact_when_every_hold_loses_its_first_answer_at_once(shop):
     product_id = shop.new_product(new_codes(20), max_per_order=1, daily_limit_per_buyer=3, shards=8)
     email = f"burst-{secrets.token_hex(4)}@example.com"
-    daily = key_prefix(settings().limits_table, "pk", f"daily#{product_id}#")
+    hold = key_prefix(settings().limits_table, "pk", f"unpaid#{product_id}#")
     start, answers = threading.Barrier(10), []
 
     def attempt() -> None:
         start.wait()
         answers.append(shop.checkout(product_id, 1, email=email).status_code)
 
-    with lost_answer("UpdateItem", daily, times=None, attempt=1) as fault:
+    with lost_answer("PutItem", hold, times=None, attempt=1) as fault:
         threads = [threading.Thread(target=attempt) for _ in range(10)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
 
-    assert fault.hits >= 10  # every count's first attempt applied and lost its answer
+    assert fault.hits >= 3  # every hold's first attempt applied (or was refused) and lost its answer
     assert sorted(answers) == [201] * 3 + [429] * 7
-    assert limits().counted_daily(product_id, email, today().date()) == 3
+    assert unpaid_units(product_id, email) == 3
     assert shop.stock(product_id)["reserved"] == 3
 
 
-def test_a_lost_answer_on_giving_the_daily_count_back_does_not_give_back_twice(shop):
+def test_a_lost_answer_on_giving_the_unpaid_hold_back_does_not_give_back_twice(shop):
     product_id = shop.new_product(new_codes(2), max_per_order=2, daily_limit_per_buyer=4)
     email = f"giveback-{secrets.token_hex(4)}@example.com"
-    assert shop.checkout(product_id, 2, email=email).status_code == 201  # counted 2, sold out
+    assert shop.checkout(product_id, 2, email=email).status_code == 201  # holds 2, sold out
 
-    daily = key_prefix(settings().limits_table, "pk", f"daily#{product_id}#")
+    hold = key_prefix(settings().limits_table, "pk", f"unpaid#{product_id}#")
 
-    def giving_back(params: dict) -> bool:  # the update that subtracts what a failed checkout added
-        values = params.get("ExpressionAttributeValues", {}).values()
-        return daily(params) and any(value.get("N", "").startswith("-") for value in values)
+    def giving_back(params: dict) -> bool:  # the write that removes what the failed checkout held
+        return hold(params) and params["Item"]["version"]["N"] == "3"  # 1: the first, 2: this one's hold
 
-    with lost_answer("UpdateItem", giving_back) as fault:
+    with lost_answer("PutItem", giving_back) as fault:
         sold_out = shop.checkout(product_id, 1, email=email)
     assert (sold_out.status_code, sold_out.json()["error"]["code"]) == (409, "out_of_stock")
     assert (fault.hits, fault.seen) == (1, 2)
 
-    assert limits().counted_daily(product_id, email, today().date()) == 2
+    assert unpaid_units(product_id, email) == 2
     imported = shop.merchant(
         "POST",
         f"/merchant/products/{product_id}/stock",
@@ -173,16 +186,17 @@ def test_a_lost_answer_on_taking_a_ticket_does_not_hold_two(shop):
     product_id = shop.new_product(new_codes(5))
     email = f"ticket-{secrets.token_hex(4)}@example.com"
 
-    with lost_answer("PutItem", on_table(settings().limits_table, pk=buyer_key("email", email))) as fault:
+    ticket = on_table(settings().limits_table, pk=buyer_key("email", f"{email}\0{client_of(email)}"))
+    with lost_answer("PutItem", ticket) as fault:
         first = buy(product_id, email)
     assert (fault.hits, fault.seen) == (1, 2)
-    assert held_tickets(email) == 1
+    assert held_tickets(email, client_of(email)) == 1
 
     buy(product_id, email)  # the cap is 2: the second unpaid order still fits
     with pytest.raises(TooMany):
         buy(product_id, email)
     assert shop.runtime.sandbox.pay(first.order.order_id, first.order.total.amount, "CNY")
-    assert held_tickets(email) == 1
+    assert held_tickets(email, client_of(email)) == 1
     buy(product_id, email)
 
 
@@ -223,7 +237,7 @@ def test_a_lost_answer_on_giving_a_piece_back_does_not_give_it_back_twice(shop):
     assert len({item["code"] for item in shop.wait_for(order, "DELIVERED")["items"]}) == 2
 
 
-def test_a_lost_answer_on_writing_the_order_keeps_its_tickets_and_daily_count(shop):
+def test_a_lost_answer_on_writing_the_order_keeps_its_tickets_and_hold(shop):
     product_id = shop.new_product(new_codes(5), max_per_order=1, daily_limit_per_buyer=2)
     email = f"order-{secrets.token_hex(4)}@example.com"
 
@@ -233,7 +247,7 @@ def test_a_lost_answer_on_writing_the_order_keeps_its_tickets_and_daily_count(sh
 
     assert stored_order(created.json()["order_id"]).status == "PENDING_PAYMENT"
     assert held_tickets(email) == 1  # the order's ticket, still held
-    assert limits().counted_daily(product_id, email, today().date()) == 1
+    assert unpaid_units(product_id, email) == 1
     assert [shop.checkout(product_id, 1, email=email).status_code for _ in range(2)] == [201, 429]
 
 
@@ -243,7 +257,7 @@ def test_a_lost_answer_on_writing_the_order_keeps_its_tickets_and_daily_count(sh
 def test_a_throttled_checkout_is_503_with_retry_after_and_takes_nothing(shop):
     product_id = shop.new_product(new_codes(3), shards=1, daily_limit_per_buyer=5)
     email = f"throttled-{secrets.token_hex(4)}@example.com"
-    key = {"Idempotency-Key": secrets.token_hex(8)}
+    key = {"Idempotency-Key": secrets.token_hex(16)}
     body = {"product_id": product_id, "quantity": 2, "email": email}
 
     with throttled(
@@ -255,7 +269,7 @@ def test_a_throttled_checkout_is_503_with_retry_after_and_takes_nothing(shop):
     assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
     assert refused.json()["error"]["code"] == "busy"
     assert shop.stock(product_id) == {"available": 3, "reserved": 0, "sold": 0, "returned": 0, "imported": 3}
-    assert limits().counted_daily(product_id, email, today().date()) == 0
+    assert unpaid_units(product_id, email) == 0
     assert held_tickets(email) == 0
 
     again = shop.http.post(f"{shop.url}/api/orders", json=body, headers=key, timeout=30)
@@ -271,7 +285,7 @@ def test_a_checkout_throttled_writing_its_order_gives_everything_back_at_once(sh
 
     assert (refused.status_code, refused.json()["error"]["code"]) == (503, "busy")
     assert refused.headers["Retry-After"] == "1"
-    assert limits().counted_daily(product_id, email, today().date()) == 0
+    assert unpaid_units(product_id, email) == 0
     assert held_tickets(email) == 0
     # Every attempt answered and a strongly consistent read finds no order: its slots go back now,
     # not after reconciliation's grace period (a throttling storm must not look like a sell-out).
@@ -290,7 +304,7 @@ def test_an_order_write_throttled_after_its_first_attempt_applied_is_the_order(s
     assert throttle.hits == aws.RETRIES["total_max_attempts"] - 1  # the SDK's retries, refused
     assert created.status_code == 201, created.text  # a strongly consistent read found the order
     assert stored_order(created.json()["order_id"]).quantity == 2
-    assert limits().counted_daily(product_id, email, today().date()) == 2
+    assert unpaid_units(product_id, email) == 2
     assert held_tickets(email) == 1
     assert shop.stock(product_id)["reserved"] == 2
 

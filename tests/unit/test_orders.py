@@ -20,6 +20,7 @@ T0 = datetime(2026, 11, 22, 4, 0, 0, tzinfo=UTC)
 SPECIFIED_MOVES = [
     (Status.PENDING_PAYMENT, "payment.succeeded", Status.PAID),
     (Status.PENDING_PAYMENT, "reservation.expired", Status.EXPIRED),
+    (Status.PENDING_PAYMENT, "refund.requested", Status.REFUNDING),  # paid past the daily limit
     (Status.EXPIRED, "payment.succeeded", Status.PAID),
     (Status.EXPIRED, "refund.requested", Status.REFUNDING),
     (Status.PAID, "order.delivered", Status.DELIVERED),
