@@ -162,6 +162,11 @@ ACCESSES = [
     Access("checkout", "GetItem product (eventually consistent; also the product and order pages)", "ShopTable product#<id>", _product, "read", 0.5, True, kept=PRODUCT_KEPT),
     Access("checkout", "PutItem buyer ticket (e-mail); the webhook deletes it", "LimitsTable <buyer key>", _buyer, "write", 2, False),
     Access("checkout", "PutItem buyer ticket (client address); the webhook deletes it", "LimitsTable <client key>", _buyer, "write", 2, False),
+    # LimitStore.hold_units (shared/store/limits.py): the client's unpaid units of the product, read
+    # strongly consistently and written back on its version; the webhook removes the paid order's entry.
+    Access("checkout", "GetItem the client's unpaid holds of the product", "LimitsTable unpaid#<product>#<client>", _buyer, "read", 1, False),
+    Access("checkout", "PutItem the holds with this order's units; the webhook writes them without", "LimitsTable unpaid#<product>#<client>", _buyer, "write", 2, False),
+    Access("webhook", "GetItem the holds (the paid order's entry leaves)", "LimitsTable unpaid#<product>#<client>", _buyer, "read", 1, False, blocks=False),
     # RateStore.take (shared/store/rate.py): one conditional write per checkout; a second only when the
     # container's guess of the client's bucket was stale. Polls of the order page take one each too.
     Access("checkout", "UpdateItem the client's token bucket", "LimitsTable rate#checkout#<client>", _buyer, "write", 1, False),

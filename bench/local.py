@@ -10,6 +10,7 @@ IMPORT_CHUNK = 10_000  # codes per import request (the merchant API takes at mos
 DISTINCT_BUYERS = {
     "MAX_PENDING_PER_EMAIL": "1000000",
     "MAX_PENDING_PER_CLIENT": "1000000",
+    "UNPAID_UNITS_PER_CLIENT": "0",  # every simulated buyer is 127.0.0.1: no bound on unpaid units
     **{
         name: "1000000"
         for name in (

@@ -7,14 +7,16 @@ smallest standard alphabet that holds the whole key, over the shortest block the
 
 | the key is made of | alphabet | not counted |
 |---|---|---|
-| a UUID (8-4-4-4-12 hexadecimal digits, even if they all came out decimal) | 16 | `-` |
+| a UUID (8-4-4-4-12 hexadecimal digits) | its random bits: 122 for a v4, 0 for any other version | |
 | digits | 10 | `-` (groups) |
 | hexadecimal digits, either case | 16 | `-` (groups) |
 | letters, digits, `-` `_` `+` `/` (base64url, base64) | 64 | trailing `=` (padding) |
 | anything else | 95 (printable ASCII; other characters count as no more) | |
 
-So a UUID (32 hex digits: 128) and base64url of 16 random bytes (22 symbols: 132) pass, and so do
-longer ones; `order-1`, `12345`, a timestamp or a counter do not. A key must also vary: its characters,
+So base64url of 16 random bytes (22 symbols: 132) and hex of 16 random bytes (32 digits: 128) pass,
+and so do longer ones; `order-1`, `12345`, a timestamp, a counter or a UUID do not (a v4 has 122
+random bits; a v1, v6 or v7 is mostly a clock, and a v3 or v5 a hash of a name). A UUID written
+without its hyphens is 32 hex digits and passes: from the key alone it cannot be told apart. A key must also vary: its characters,
 and the steps between neighbouring ones, each spread over at least VARIETY_BITS (length × the entropy
 of their own distribution), so `aaaa…b` and `abcdefgh…` are refused however long they are. Random
 keys clear that floor: a UUID's spread is ~115 bits, base64url of 16 bytes ~90 (none under 70 in
@@ -32,6 +34,7 @@ from shared.errors import Invalid
 
 MAX_LENGTH = 255
 MIN_BITS = 128
+UUID4_BITS = 122  # a version 4 UUID: 128 bits less its version (4) and variant (2)
 VARIETY_BITS = 64
 _UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _DECIMAL = frozenset(string.digits)
@@ -43,8 +46,8 @@ def estimated_bits(key: str) -> float:
     """A conservative estimate of the randomness in `key`, in bits (the table above)."""
     grouped = key.replace("-", "")
     if _UUID.fullmatch(key):
-        symbols, alphabet = grouped, 16
-    elif grouped and set(grouped) <= _DECIMAL:
+        return UUID4_BITS if key[14] == "4" and key[19].lower() in "89ab" else 0.0
+    if grouped and set(grouped) <= _DECIMAL:
         symbols, alphabet = grouped, 10
     elif grouped and set(grouped) <= _HEX:
         symbols, alphabet = grouped, 16
@@ -68,8 +71,9 @@ def check_key(key: str | None) -> None:
         )
     if estimated_bits(key) < MIN_BITS:
         raise Invalid(
-            f"Idempotency-Key must be random, with at least {MIN_BITS} bits: use a UUID v4 or 16+ random "
-            "bytes in base64url; a short, counted or repetitive key would let others guess the order",
+            f"Idempotency-Key must be random, with at least {MIN_BITS} bits: use 16+ random bytes in "
+            "base64url or hex (a UUID has at most 122); a short, counted or repetitive key would let "
+            "others guess the order",
             code="invalid_idempotency_key",
         )
 

@@ -152,3 +152,11 @@ def test_the_storefront_runs_with_the_per_client_buckets_settings_defaults(cfn):
     variables = cfn["Resources"]["StorefrontFunction"]["Properties"]["Environment"]["Variables"]
     defaults = {field.alias: field.default for field in Settings.model_fields.values()}
     assert {name: int(variables[name]) for name in BUCKETS} == {name: defaults[name] for name in BUCKETS}
+
+
+@pytest.mark.parametrize(("value", "deploys"), [(0, True), (1, False), (2, True), (100, True)])
+def test_a_delivery_reservation_of_one_is_refused_before_the_deploy(cfn, value, deploys):
+    """The queue trigger's MaximumConcurrency takes 2 and more: the template's rules refuse 1."""
+    assertions = [a for rule in cfn.get("Rules", {}).values() for a in rule["Assertions"]]
+    given = {"DeliverReservedConcurrency": value}
+    assert all(deployed(cfn, a["Assert"], given) for a in assertions) is deploys

@@ -89,7 +89,7 @@ class WebhookPools:
             raise ProviderUnavailable("merchant webhook host does not resolve") from None
         except Invalid as refused:  # its message names no host or address, only the rule
             raise ProviderRefused(f"merchant webhook not sent: {refused.message}") from None
-        key = (target.scheme, target.host, target.port, target.addresses)
+        key = (target.scheme, target.host, target.port, tuple(sorted(target.addresses)))  # DNS rotates
         with self._lock:
             pool = self._pools.pop(key, None) or self._new_pool(target)
             self._pools[key] = pool

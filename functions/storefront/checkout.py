@@ -115,11 +115,13 @@ def checkout(
     buyer = [(buyer_key("email", f"{request.email}\0{client}"), caps[0])] + (
         [(buyer_key("client", client), caps[1])] if client else []
     )
-    until = int((now + reservation).timestamp())
+    until, call = int((now + reservation).timestamp()), secrets.token_hex(8)  # this call's own hold
     tickets = _take_tickets(limits, buyer, order_id, until)
     created = False
     try:
-        tickets.extend(_hold_units(limits, product, request, client, order_id, until, unpaid_units, now))
+        tickets.extend(
+            _hold_units(limits, product, request, client, (order_id, call), until, unpaid_units, now)
+        )
         checkpoint("checkout:after-limits")
         order, created = _reserve_and_create(
             request,
@@ -138,7 +140,7 @@ def checkout(
     finally:
         if not created:  # only an order created just now keeps the tickets and the hold it took
             for ticket in tickets:
-                limits.give_back(ticket, order_id)
+                limits.give_back(ticket, order_id, call)
     if not created:  # a concurrent retry with the same key made it
         return _replay(order, fingerprint, token, providers, public_base_url)
     # The order holds its stock and tickets from here on, whether or not the provider answers now:
@@ -170,7 +172,7 @@ def _hold_units(
     product: Product,
     request: CheckoutRequest,
     client: str,
-    order_id: str,
+    order: tuple[str, str],  # the order id, and this call's token for its hold
     until: int,
     unpaid_units: int,
     now: datetime,
@@ -190,7 +192,7 @@ def _hold_units(
         product.product_id,
         client,
         str(request.email),
-        order_id,
+        *order,
         request.quantity,
         (bound if bound is not None else MAX_QUANTITY_HELD, room),
         until,

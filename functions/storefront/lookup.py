@@ -7,6 +7,7 @@ Capped per hour: per client address (429, which says nothing about the e-mail) a
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from shared import mail
+from shared.clients import client_key
 from shared.errors import TooMany
 from shared.notify import NotifyQueue
 from shared.store.limits import LimitStore, buyer_key
@@ -38,7 +39,7 @@ def request_lookup(
 ) -> dict[str, str]:
     """`caps`: (mails per e-mail, look-ups per client address) per hour."""
     per_email, per_client = caps
-    if not limits.take_hourly(buyer_key("lookup-client", client), per_client, now):
+    if not limits.take_hourly(buyer_key("lookup-client", client_key(client)), per_client, now):
         raise TooMany(
             "too many order look-ups from this address; try again within the hour",
             retry_after=3600 - now % 3600,  # the next hour's count

@@ -15,6 +15,7 @@ from shared.faults import checkpoint
 from shared.orders import Order, Payment, Status
 from shared.payments import PaymentEvent, check_payment_matches, check_refund_matches
 from shared.queues import DeliveryQueue
+from shared.refunds import give_back_stock
 from shared.store.limits import LimitStore
 from shared.store.orders import OrderStore
 from shared.store.payment_events import PaymentEventStore
@@ -120,9 +121,10 @@ def _settle(
                 return order  # already settled by an earlier copy of this event, or by another payment
             if not _within_daily_limit(order, shop, limits):
                 facts = {**facts, "reason": "the buyer's daily limit for this product was reached"}
-                return orders.transition(
+                refunding = orders.transition(
                     order, "refund.requested", now, facts, payment=payment, due_in=timedelta(0)
                 )
+                return give_back_stock(refunding, stock)  # its reservation, never to be bound
             if order.status == Status.PENDING_PAYMENT:
                 return orders.transition(
                     order, "payment.succeeded", now, facts, payment=payment, due_in=redrive_after

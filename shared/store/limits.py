@@ -15,10 +15,12 @@ only if the sum stays within the limit (`count_paid`). Order look-ups are capped
 way (`take_hourly`).
 
 Every write here is safe to repeat (DESIGN.md): the SDK retries a request whose answer was lost,
-after it applied. Each call writes a fresh token with its change — the ticket's `taker`, a token
-added to the counter's `tokens` set — and its condition lets that token's own retry through (a
-ticket) or refuses it (a counter, which then reads back whether its token is in). Taking back
-removes exactly what the token added. Tokens stay in a counter for its day or hour, at most
+after it applied. Each call writes a token with its change — the ticket's `taker`, the hold's entry
+key `<order>#<call>`, a token added to a counter's `tokens` set (a fresh one per look-up; the order id
+for a paid count, so every copy of one payment counts it once) — and its condition lets that token's
+own retry through (a ticket), refuses it on the version (a hold, whose next read finds its entry) or
+refuses it (a counter, which then reads back whether its token is in). Taking back removes exactly
+what the token added. Tokens stay in a counter for its day or hour, at most
 MAX_COUNTED of them (an item holds 400 KB): past that, the counter refuses as if full.
 """
 
@@ -67,7 +69,7 @@ class HoldsItem(Model):
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)  # HOLD_SK
-    # JSON: {order id: [units, until, e-mail key]}; a few dozen entries at most (the bound / units)
+    # JSON: {<order>#<call>: [units, until, e-mail key]}; a few dozen entries at most (the bound / units)
     holds = UnicodeAttribute()
     version = NumberAttribute()  # every write is conditional on the version it read
     expires = NumberAttribute()  # TTL, a day after the latest `until`: only housekeeping
@@ -79,7 +81,7 @@ class Holds:
 
     pk: str
     version: int
-    entries: dict[str, tuple[int, int, str]]  # order id -> (units, until, e-mail key), live ones only
+    entries: dict[str, tuple[int, int, str]]  # <order>#<call> -> (units, until, e-mail key), live ones only
 
     def units(self, email: str | None = None) -> int:
         return sum(units for units, _, mail in self.entries.values() if email is None or mail == email)
@@ -145,10 +147,11 @@ class LimitStore:
             return Ticket(pk=key, sk=sk)
         return None
 
-    def give_back(self, ticket: Ticket, order_id: str) -> None:
-        """Free a ticket (or the order's unit hold) if this order still holds it (idempotent)."""
+    def give_back(self, ticket: Ticket, order_id: str, call: str | None = None) -> None:
+        """Free a ticket (or the order's unit hold: only the hold of the checkout call `call`, if
+        given) if this order still holds it (idempotent)."""
         if ticket.sk == HOLD_SK:
-            return self._unhold(ticket.pk, order_id)
+            return self._unhold(ticket.pk, order_id, call)
         try:
             TicketItem(pk=ticket.pk, sk=ticket.sk).delete(condition=TicketItem.holder == order_id)
         except DeleteError as error:
@@ -171,6 +174,7 @@ class LimitStore:
         client: str,
         email: str,
         order_id: str,
+        call: str,
         units: int,
         bounds: tuple[int, int | None],
         until: int,
@@ -178,32 +182,40 @@ class LimitStore:
         """Hold `units` of the product for `order_id` until `until`, if what `client` holds unpaid of it
         stays within `bounds[0]` units and, of that, what it holds for `email` within `bounds[1]` (None:
         no e-mail bound); else the bound it would break, nothing held. A read and one conditional
-        write; a write that collides with the same client's other checkout reads and tries again."""
-        mail = buyer_key("email", email)
+        write; a write that collides with the same client's other checkout reads and tries again.
+
+        The entry is the call's own (`<order>#<call>`): twin checkouts with one Idempotency-Key each
+        hold theirs, and the one that does not create the order gives back only its own."""
+        mail, entry = buyer_key("email", email), f"{order_id}#{call}"
         for _ in range(HOLD_ATTEMPTS):
             held = self.holds(product_id, client, int(time.time()))
-            if order_id in held.entries:  # this very write, retried by the SDK after its answer was lost
+            if entry in held.entries:  # this very write, retried by the SDK after its answer was lost
                 return hold_ticket(product_id, client)
             if held.units() + units > bounds[0]:
                 return "client"
             if bounds[1] is not None and held.units(mail) + units > bounds[1]:
                 return "email"
-            if self._write_holds(held, {**held.entries, order_id: (units, until, mail)}):
+            if self._write_holds(held, {**held.entries, entry: (units, until, mail)}):
                 return hold_ticket(product_id, client)
         raise Busy("this client's checkouts keep colliding; retry in a moment")
 
-    def _unhold(self, pk: str, order_id: str) -> None:
+    def _unhold(self, pk: str, order_id: str, call: str | None) -> None:
+        """Remove the order's entries (only the call's own, given `call`), expired ones with them."""
         for _ in range(HOLD_ATTEMPTS):
             try:
                 item = HoldsItem.get(pk, HOLD_SK, consistent_read=True)
             except HoldsItem.DoesNotExist:
                 return
-            entries = json.loads(item.holds)
-            if order_id not in entries:
+            now, entries = int(time.time()), json.loads(item.holds)
+            gone = {
+                k for k in entries if (k == f"{order_id}#{call}" if call else k.startswith(f"{order_id}#"))
+            }
+            if not gone:
                 return
-            del entries[order_id]
-            read = Holds(pk, int(item.version), entries)
-            if self._write_holds(read, read.entries):
+            kept = {
+                k: (int(u), int(t), str(e)) for k, (u, t, e) in entries.items() if k not in gone and t > now
+            }
+            if self._write_holds(Holds(pk, int(item.version), kept), kept):
                 return
         raise Busy("this client's checkouts keep colliding; retry in a moment")
 
@@ -248,7 +260,10 @@ class LimitStore:
         counting it again (a retried payment) finds it counted and answers True."""
         pk, sk = f"daily#{product_id}#{buyer_key('email', email)}", day.isoformat()
         expires = calendar.timegm((day + timedelta(days=3)).timetuple())
-        return _add_within(DailyCount(pk=pk, sk=sk, units=units, token=order_id), limit, expires)
+        # A write failing past the SDK's retries takes nothing back: the order id is shared by every
+        # copy of the payment, and the one that counted may be another. The payment is retried.
+        count = DailyCount(pk=pk, sk=sk, units=units, token=order_id)
+        return _add_within(count, limit, expires, take_back_on_error=False)
 
     def take_hourly(self, key: str, limit: int, now: int) -> bool:
         """Count one request of `key` (a buyer_key) in the current hour; False (nothing counted) once
@@ -258,9 +273,10 @@ class LimitStore:
         return _add_within(count, limit, (hour + 2) * 3600)
 
 
-def _add_within(count: DailyCount, limit: int, expires: int) -> bool:
+def _add_within(count: DailyCount, limit: int, expires: int, take_back_on_error: bool = True) -> bool:
     """Add a call's units and token to a counter if its total stays within `limit` (one conditional
-    update); a retry of an update that applied is refused, and finds its token."""
+    update); a retry of an update that applied is refused, and finds its token. A write failing past
+    the SDK's retries takes back what it may have applied (by its token), unless told not to."""
     if count.units > limit:
         return False
     item = DailyCountItem(pk=count.pk, sk=count.sk)
@@ -279,7 +295,8 @@ def _add_within(count: DailyCount, limit: int, expires: int) -> bool:
         )
     except UpdateError as error:
         if not condition_failed(error):
-            _take_back(count)  # it may have applied before its answer was lost
+            if take_back_on_error:
+                _take_back(count)  # it may have applied before its answer was lost
             raise
         # Refused: over the limit, or this very update applied and only its answer was lost.
         try:

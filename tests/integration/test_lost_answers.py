@@ -7,7 +7,7 @@ import json
 import secrets
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import boto3
 import pytest
@@ -33,10 +33,6 @@ from tests.integration.test_reservation_caps import buy as buy_from
 from tests.support import make_queue_pair, new_codes, poll, stored_order
 
 T0 = utcnow()
-
-
-def today() -> datetime:
-    return datetime.now(UTC)
 
 
 def held_tickets(email: str, client: str = "127.0.0.1") -> int:

@@ -4,11 +4,15 @@ e-mail never lock you out; the daily limit counts what was paid. Over HTTP, each
 address of its own (the local gateway takes the client's address from the connection, as API Gateway
 does)."""
 
+import secrets
 import threading
+from datetime import timedelta
 
 import pytest
 
+from functions.reconcile.run import reconcile
 from shared.errors import TooMany
+from shared.orders import utcnow
 from shared.settings import Settings, settings
 from tests.faults_aws import key_prefix, lost_answer
 from tests.integration.test_reservation_caps import buy
@@ -152,12 +156,46 @@ def test_unpaid_orders_in_your_email_do_not_lock_you_out(shop_defaults):
     # The daily limit counts what was paid: the owner has used it today, from any address ...
     again = shop.checkout(limited, 1, email=victim, via=session_from("127.0.3.3"))
     assert (again.status_code, again.json()["error"]["code"]) == (429, "daily_limit_reached")
-    # ... and the squatter's order, paid now, would break it: refunded in full, nothing delivered.
+    # ... and the squatter's order, paid now, would break it: refunded in full, once, nothing delivered,
+    # its reservation back in stock at once.
     order = squatted.json()
     assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
-    refunding = shop.wait_for(order, "REFUNDING")
-    assert "items" not in refunding
-    assert shop.stock(limited)["sold"] == 2
+    assert "items" not in shop.wait_for(order, "REFUNDING")
+    levels = shop.stock(limited)
+    assert (levels["reserved"], levels["sold"]) == (0, 2)
+    (payment_id,) = shop.runtime.sandbox.payments_for(order["order_id"])
+    reconcile(settings(), utcnow())
+    reconcile(settings(), utcnow() + timedelta(minutes=5))
+    (refund,) = shop.runtime.sandbox.refunds_for(payment_id)
+    assert refund["amount"] == order["total"]["amount"]
+    assert "items" not in shop.wait_for(order, "REFUNDED")
+
+
+def test_twin_checkouts_with_one_key_cannot_carry_a_client_past_its_bound(shop_defaults):
+    """Twins share an order id; the one that does not create the order gives back only its own hold."""
+    shop = shop_defaults
+    product_id = shop.new_product(new_codes(60), max_per_order=10, shards=8)
+    client = session_from("127.0.4.1")
+
+    def pair(n: int) -> list[int]:
+        key, body = (
+            secrets.token_urlsafe(16),
+            {"product_id": product_id, "quantity": 10, "email": f"twin{n}@example.com"},
+        )
+        twins = in_threads(
+            lambda: client.post(
+                f"{shop.url}/api/orders", json=body, headers={"Idempotency-Key": key}, timeout=30
+            ),
+            [(), ()],
+        )
+        return [twin.status_code for twin in twins]
+
+    for n in range(5):
+        pair(n)
+
+    assert shop.stock(product_id)["reserved"] == DEFAULT_BOUND  # two orders' worth, however many twins
+    over = shop.checkout(product_id, 1, email="one-more@example.com", via=client)
+    assert (over.status_code, over.json()["error"]["code"]) == (429, "unpaid_limit_reached")
 
 
 def test_a_lost_answer_on_counting_a_payment_counts_it_once(shop):

@@ -60,9 +60,11 @@ def test_reads_kept_per_container_stay_within_their_partitions_at_lambdas_concur
     ):
         kept = [p for p in partitions(scope, shards) if p.kept]
         assert kept and all(p.ceiling == float("inf") for p in kept), kept
-    # The one read still made per order is the delivery's of its own codes, spread like the slots.
+    # The reads still made per order: the delivery's of its own codes, spread like the slots, and the
+    # client's unpaid holds (a partition per product and client: only the client's own orders meet).
     assert {a.partition for a in ACCESSES if a.kind == "read" and not a.kept} == {
-        "StockTable <product>#slots#<shard>"
+        "StockTable <product>#slots#<shard>",
+        "LimitsTable unpaid#<product>#<client>",
     }
 
 

@@ -11,9 +11,6 @@ from shared.errors import Invalid
 from shared.idempotency import MIN_BITS, check_key, estimated_bits
 
 RANDOM_KEYS = {
-    "uuid4": lambda: str(uuid.uuid4()),
-    "uuid4, upper case": lambda: str(uuid.uuid4()).upper(),
-    "uuid4, no hyphens": lambda: uuid.uuid4().hex,
     "base64url of 16 bytes": lambda: secrets.token_urlsafe(16),
     "base64 of 16 bytes, padded": lambda: base64.b64encode(secrets.token_bytes(16)).decode(),
     "base32 of 16 bytes": lambda: base64.b32encode(secrets.token_bytes(16)).decode(),
@@ -26,6 +23,11 @@ WEAK_KEYS = [
     "k",
     secrets.token_hex(8),  # 64 bits
     str(uuid.uuid4())[:30],  # a cut UUID
+    str(uuid.uuid4()),  # 122 random bits
+    str(uuid.uuid4()).upper(),
+    str(uuid.uuid1()),  # a clock and a node
+    str(uuid.uuid5(uuid.NAMESPACE_DNS, "shop.example")),  # a name's hash
+    "017f22e2-79b0-7cc3-98c4-dc0c0c07398f",  # a v7: a millisecond clock and 74 random bits
     secrets.token_urlsafe(15),  # 20 symbols: 120 bits
     "a" * 255,
     "a" * 200 + "b",
@@ -48,8 +50,9 @@ def test_random_keys_of_128_bits_and_more_pass(make):
         check_key(key)
 
 
-def test_a_uuid_whose_digits_all_came_out_decimal_is_still_a_uuid():
-    assert estimated_bits("65066474-9284-4519-8368-842106650317") == 128
+def test_a_uuid_counts_its_random_bits_only():
+    assert estimated_bits("65066474-9284-4519-8368-842106650317") == 122  # a v4, digits all decimal
+    assert estimated_bits(str(uuid.uuid1())) == 0
 
 
 @pytest.mark.parametrize("key", WEAK_KEYS)
