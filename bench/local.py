@@ -2,27 +2,9 @@
 
 import secrets
 
-from infra.local.runtime import LocalRuntime
+from infra.local.runtime import ONE_ADDRESS_BUYERS, LocalRuntime
 
 IMPORT_CHUNK = 10_000  # codes per import request (the merchant API takes at most 10,000)
-# Every simulated buyer comes from 127.0.0.1: lift the per-buyer caps, as distinct buyers would not meet them.
-# The per-client token buckets are lifted, not off: each request still pays its bucket's write.
-DISTINCT_BUYERS = {
-    "MAX_PENDING_PER_EMAIL": "1000000",
-    "MAX_PENDING_PER_CLIENT": "1000000",
-    "UNPAID_UNITS_PER_CLIENT": "0",  # every simulated buyer is 127.0.0.1: no bound on unpaid units
-    **{
-        name: "1000000"
-        for name in (
-            "CHECKOUTS_PER_CLIENT_MINUTE",
-            "CHECKOUT_BURST_PER_CLIENT",
-            "LOOKUPS_PER_CLIENT_MINUTE",
-            "LOOKUP_BURST_PER_CLIENT",
-            "POLLS_PER_CLIENT_MINUTE",
-            "POLL_BURST_PER_CLIENT",
-        )
-    },
-}
 QUIET_METRICS = {"POWERTOOLS_METRICS_DISABLED": "true"}  # EMF lines on stdout would drown the results
 
 
@@ -33,7 +15,7 @@ def start_runtime(providers: dict | None = None) -> LocalRuntime:
         seed=False,
         schedule_seconds=3600,
         log_level="WARNING",
-        environment={**DISTINCT_BUYERS, **QUIET_METRICS},
+        environment={**ONE_ADDRESS_BUYERS, **QUIET_METRICS},  # every simulated buyer is 127.0.0.1
         providers=providers,
     )
     runtime.start()

@@ -28,6 +28,17 @@ INDEX_SHARDS: Final = {
 LOCAL_INDEX_SHARDS: Final = 1
 
 
+# The per-client token buckets' settings (shared/store/rate.py), rate and burst per route group.
+CLIENT_BUCKET_SETTINGS: Final = (
+    "CHECKOUTS_PER_CLIENT_MINUTE",
+    "CHECKOUT_BURST_PER_CLIENT",
+    "LOOKUPS_PER_CLIENT_MINUTE",
+    "LOOKUP_BURST_PER_CLIENT",
+    "POLLS_PER_CLIENT_MINUTE",
+    "POLL_BURST_PER_CLIENT",
+)
+
+
 def _index_shards(name: str) -> Any:
     return lambda data: LOCAL_INDEX_SHARDS if data.get("local_mode") else INDEX_SHARDS[name]
 

@@ -43,25 +43,12 @@ def kits():
 
 @pytest.fixture(scope="session")
 def runtime(kits):
-    from infra.local.runtime import LocalRuntime
+    from infra.local.runtime import ONE_ADDRESS_BUYERS, LocalRuntime
 
-    # Every test buyer comes from 127.0.0.1 and many leave orders unpaid: lift the reservation caps
-    # here (tests/integration/test_reservation_caps.py checks them with small values), and the
-    # look-ups per client address.
-    caps = {
-        "MAX_PENDING_PER_EMAIL": "1000000",
-        "MAX_PENDING_PER_CLIENT": "1000000",
-        "UNPAID_UNITS_PER_CLIENT": "0",  # none by default; tests/integration/test_stock_lockup.py checks it
-        "LOOKUPS_PER_CLIENT_HOUR": "1000000",  # the per-client cap: tests/integration/test_buyer_mail.py
-        # The per-client token buckets on checkout, look-up and order polling: lifted, not off, so every
-        # buyer request still takes a token (tests/integration/test_rate_limits.py tightens them).
-        "CHECKOUTS_PER_CLIENT_MINUTE": "1000000",
-        "CHECKOUT_BURST_PER_CLIENT": "1000000",
-        "LOOKUPS_PER_CLIENT_MINUTE": "1000000",
-        "LOOKUP_BURST_PER_CLIENT": "1000000",
-        "POLLS_PER_CLIENT_MINUTE": "1000000",
-        "POLL_BURST_PER_CLIENT": "1000000",
-    }
+    # Every test buyer comes from 127.0.0.1 and many leave orders unpaid: lift the per-buyer limits
+    # (tests/integration/test_reservation_caps.py, test_stock_lockup.py, test_rate_limits.py and
+    # test_buyer_mail.py check them with their own values), and the look-ups per client address.
+    caps = {**ONE_ADDRESS_BUYERS, "LOOKUPS_PER_CLIENT_HOUR": "1000000"}
     providers = {name: kit.config() for name, kit in kits.items()}
     # The store is moto's DynamoDB unless MIAOFA_STORE=dynalite (the second pass of `make test`).
     local = LocalRuntime(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from infra.local.template import load, translate
-from shared.settings import Settings
+from shared.settings import CLIENT_BUCKET_SETTINGS, Settings
 
 # AWS's defaults per account and Region: API Gateway's throttle over all APIs, Lambda's concurrency,
 # and the concurrency Lambda keeps unreserved whatever is reserved.
@@ -27,14 +27,7 @@ WEBHOOKS = {
     "POST /webhooks/alipay",
     "POST /webhooks/wechatpay",
 }
-BUCKETS = (
-    "CHECKOUTS_PER_CLIENT_MINUTE",
-    "CHECKOUT_BURST_PER_CLIENT",
-    "LOOKUPS_PER_CLIENT_MINUTE",
-    "LOOKUP_BURST_PER_CLIENT",
-    "POLLS_PER_CLIENT_MINUTE",
-    "POLL_BURST_PER_CLIENT",
-)
+BUCKETS = CLIENT_BUCKET_SETTINGS
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,20 @@ from infra.local.sandbox import PREFIX as SANDBOX_PREFIX
 from infra.local.sandbox import SandboxProvider
 from infra.local.triggers import QueuePoller, Schedule
 from shared.providers.config import parse_configs
+from shared.settings import CLIENT_BUCKET_SETTINGS
 
 DEMO_CODES = 100
 LOCAL_MAIL_FROM = "shop@miaofa.local"  # the embedded SES identity buyers' mail comes from
 STORES = ("moto", "dynalite")  # what serves DynamoDB
+# For many buyers who all come from 127.0.0.1 (the test session, the benchmarks): the per-client and
+# per-e-mail caps lifted, no bound on a client's unpaid units, and the per-client token buckets
+# lifted, not off, so every buyer request still takes a token. Tests of these limits tighten them.
+ONE_ADDRESS_BUYERS = {
+    "MAX_PENDING_PER_EMAIL": "1000000",
+    "MAX_PENDING_PER_CLIENT": "1000000",
+    "UNPAID_UNITS_PER_CLIENT": "0",
+    **dict.fromkeys(CLIENT_BUCKET_SETTINGS, "1000000"),
+}
 
 
 @dataclass(frozen=True)
