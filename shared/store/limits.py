@@ -46,7 +46,11 @@ from shared.store.errors import condition_failed
 
 MAX_COUNTED = 1000  # payments (or look-ups) one counter counts in its day (or hour)
 HOLD_SK = "units"  # the sort key of a client's unit holds on a product; a Ticket with it names one
-HOLD_ATTEMPTS = 8  # read-and-write rounds a hold tries when the same client's checkouts collide
+# Read-and-write rounds a hold tries when the same client's checkouts collide (buyers behind one
+# address in a flash sale), each after a jittered pause growing to HOLD_PAUSE_SECONDS: colliding
+# writers spread out instead of meeting again, and each round lets at least one of them through.
+HOLD_ATTEMPTS = 16
+HOLD_PAUSE_SECONDS = 0.05
 
 
 class TicketItem(Model):
@@ -187,7 +191,8 @@ class LimitStore:
         The entry is the call's own (`<order>#<call>`): twin checkouts with one Idempotency-Key each
         hold theirs, and the one that does not create the order gives back only its own."""
         mail, entry = buyer_key("email", email), f"{order_id}#{call}"
-        for _ in range(HOLD_ATTEMPTS):
+        for attempt in range(HOLD_ATTEMPTS):
+            _pause(attempt)
             held = self.holds(product_id, client, int(time.time()))
             if entry in held.entries:  # this very write, retried by the SDK after its answer was lost
                 return hold_ticket(product_id, client)
@@ -201,7 +206,8 @@ class LimitStore:
 
     def _unhold(self, pk: str, order_id: str, call: str | None) -> None:
         """Remove the order's entries (only the call's own, given `call`), expired ones with them."""
-        for _ in range(HOLD_ATTEMPTS):
+        for attempt in range(HOLD_ATTEMPTS):
+            _pause(attempt)
             try:
                 item = HoldsItem.get(pk, HOLD_SK, consistent_read=True)
             except HoldsItem.DoesNotExist:
@@ -271,6 +277,12 @@ class LimitStore:
         hour = now // 3600
         count = DailyCount(pk=f"hourly#{key}", sk=str(hour), units=1, token=secrets.token_hex(8))
         return _add_within(count, limit, (hour + 2) * 3600)
+
+
+def _pause(attempt: int) -> None:
+    """Before a hold's next round (none before the first): a random pause, longer each round."""
+    if attempt:
+        time.sleep(random.uniform(0, min(HOLD_PAUSE_SECONDS, 0.005 * 2**attempt)))  # noqa: S311 - jitter
 
 
 def _add_within(count: DailyCount, limit: int, expires: int, take_back_on_error: bool = True) -> bool:

@@ -213,3 +213,17 @@ def test_a_lost_answer_on_counting_a_payment_counts_it_once(shop):
     assert len(pay_and_receive(shop, second.json())) == 1
     over = shop.checkout(product_id, 1, email=email)
     assert (over.status_code, over.json()["error"]["code"]) == (429, "daily_limit_reached")
+
+
+def test_twenty_buyers_behind_one_address_check_out_at_once(shop_defaults):
+    """Their checkouts meet on one holds item (product, client): each is read again and retried, with
+    a pause, until it is through — none is turned away busy while the bound has room."""
+    shop = shop_defaults
+    product_id = shop.new_product(new_codes(40), max_per_order=1, shards=4)
+    campus = session_from("127.0.5.1")
+
+    def buy(n: int) -> int:
+        return shop.checkout(product_id, 1, email=f"student{n}@example.com", via=campus).status_code
+
+    assert in_threads(buy, [(n,) for n in range(DEFAULT_BOUND)]) == [201] * DEFAULT_BOUND
+    assert shop.stock(product_id)["reserved"] == DEFAULT_BOUND
