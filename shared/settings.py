@@ -95,7 +95,6 @@ class Settings(BaseSettings):
     poll_burst_per_client: int = Field(default=120, ge=1, alias="POLL_BURST_PER_CLIENT")
     # The sender of buyers' mail (a verified SES identity); empty: no mail is sent (logged).
     mail_from: str = Field(default="", alias="MAIL_FROM")
-    signature_tolerance_seconds: int = Field(default=300, ge=1, alias="SIGNATURE_TOLERANCE_SECONDS")
     # How long a process (a Lambda container) keeps what it read of an item every order would read
     # (shared/store/recent.py): the product and its stock level, and the merchant's webhook. One
     # partition then sees at most containers ÷ seconds reads of it whatever the order rate

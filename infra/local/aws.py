@@ -12,6 +12,7 @@ from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, ThreadedMotoServer, create_backend_app
 from werkzeug.serving import make_server
 
+from infra.local import moto_query
 from infra.local.template import Infrastructure
 
 REGION = "us-east-1"
@@ -58,6 +59,7 @@ class EmbeddedAws:
 
     def start(self) -> str:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+        moto_query.install()  # a Query reads its partition, not the whole table (docs/local-runtime.md)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"

@@ -44,7 +44,12 @@ class Gateway:
             def _serve(self) -> None:
                 gateway.serve(self)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+            def __getattr__(self, name: str) -> Any:
+                # Every method, not only those with a do_<METHOD>: http.server would answer the rest
+                # (TRACE, made-up ones) with a 501 HTML page, API Gateway with its JSON 404.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 if not gateway.quiet:
