@@ -151,7 +151,7 @@ def _merchant_item(s: Sale, n: Shards) -> str:
     return s.merchant_id
 
 
-# From functions/storefront/checkout.py, functions/webhook/payment.py, functions/deliver/delivery.py,
+# From functions/storefront/checkout.py, shared/settlement.py, functions/deliver/delivery.py,
 # functions/notify/*.py and shared/store/*.py. An index gets a put when an item gains its key, a delete
 # when the item loses it, both when the key changes, one write when only a projected attribute (an
 # order's `status`) changes, none otherwise. The 7th field: the key names the product. `kept`: read

@@ -10,11 +10,11 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from functions.webhook.payment import Outcome
 from shared.errors import DomainError
 from shared.orders import Status
 from shared.payments import PaymentEvent
 from shared.providers import PaymentProvider, ProviderError, ProviderUnavailable
+from shared.settlement import Outcome
 from shared.store.orders import OrderStore
 
 logger = logging.getLogger(__name__)

@@ -17,10 +17,10 @@ from functions.reconcile.expiry import expire_reservations
 from functions.reconcile.lost_payments import recover_payments
 from functions.reconcile.redrive import redrive_paid
 from functions.reconcile.refunds import refund_orders, refund_owed_payments
-from functions.webhook.payment import apply_payment
 from shared import adapters
 from shared.providers.registry import configured, provider
 from shared.settings import Settings
+from shared.settlement import apply_payment
 
 logger = logging.getLogger(__name__)
 PROVIDER_SHARE = 0.5  # of the run's time, at most, for calls to providers (questions and refunds)

@@ -12,13 +12,13 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from functions.webhook.payment import Outcome, apply_event
 from shared import adapters
 from shared.errors import NotFound
 from shared.http import documented, install_error_handlers, request_body
 from shared.orders import utcnow
 from shared.providers import PROVIDERS, REPLIES, Reply, registry
 from shared.settings import settings
+from shared.settlement import Outcome, apply_event
 
 logger = Logger(service="webhook")
 

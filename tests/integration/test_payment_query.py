@@ -77,8 +77,8 @@ def test_the_configured_client_is_the_sandbox_of_this_runtime(runtime, shop):
 
 
 def test_a_found_payment_and_its_late_callback_count_as_one_payment(runtime, shop):
-    from functions.webhook.payment import Outcome, apply_payment
     from shared import adapters
+    from shared.settlement import Outcome, apply_payment
 
     order, payment_id = pay_without_callback(shop)
     (found,) = SandboxProvider(runtime.sandbox.api_url, runtime.sandbox_secret).query(order["order_id"])

@@ -13,7 +13,6 @@ from functions.reconcile.expiry import expire_reservations
 from functions.reconcile.lost_payments import recover_payments
 from functions.reconcile.redrive import redrive_paid
 from functions.reconcile.run import reconcile
-from functions.webhook.payment import apply_payment
 from shared import faults
 from shared.adapters import delivery_queue, limits, ops, orders, payment_events, stock
 from shared.adapters import shop as shop_store
@@ -21,6 +20,7 @@ from shared.orders import Status, utcnow
 from shared.providers import ProviderUnavailable
 from shared.providers.registry import provider
 from shared.settings import settings
+from shared.settlement import apply_payment
 from tests.integration.test_deliver import mark_paid_without_enqueueing
 from tests.support import new_codes, poll, stored_order
 

@@ -227,10 +227,10 @@ def test_a_checkout_whose_payment_cannot_be_started_keeps_its_place_in_the_buyer
 
 
 def test_a_refund_callback_retried_after_a_crash_still_returns_the_stock(shop, monkeypatch):
-    from functions.webhook.payment import Outcome, apply_refund
     from shared.adapters import stores
     from shared.money import Money
     from shared.payments import PaymentEvent
+    from shared.settlement import Outcome, apply_refund
 
     product_id = shop.new_product(new_codes(2))
     order = shop.buy(product_id)
