@@ -136,7 +136,9 @@ def test_concurrent_requests_from_one_client_never_exceed_its_bucket(shop):
             worker.join()
     statuses = sorted(status for status, _, _ in answers)
     assert statuses == [ok] * burst + [429] * (threads - burst), statuses
-    assert all(1 <= int(headers["retry-after"]) <= 10 for status, headers, _ in answers if status == 429)
+    # A token every 10 s; one second more at most: concurrent requests read the clock before they
+    # are served, so one that read it earlier than the last admitted one waits a fraction longer.
+    assert all(1 <= int(headers["retry-after"]) <= 11 for status, headers, _ in answers if status == 429)
 
 
 # ---- the store, against the embedded AWS
