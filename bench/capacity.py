@@ -31,7 +31,7 @@ from functions.merchant.catalog import ProductRequest
 from shared.orders import Status
 from shared.settings import INDEX_SHARDS, Settings
 from shared.store.shards import audit_partition, due_key, held_partition, merchant_key
-from shared.store.stock import _shard_item, _slot_pk, _slot_sk
+from shared.store.stock.items import shard_item_key, slot_pk, slot_sk
 
 WRITES_PER_PARTITION = 1_000
 READS_PER_PARTITION = 3_000
@@ -124,15 +124,15 @@ def _audit(s: Sale, n: Shards) -> str:
 
 
 def _held(s: Sale, n: Shards) -> str:
-    return held_partition(_slot_pk(s.product_id, s.shard), _slot_sk(s.slot), n.held)
+    return held_partition(slot_pk(s.product_id, s.shard), slot_sk(s.slot), n.held)
 
 
 def _slots(s: Sale, n: Shards) -> str:
-    return _slot_pk(s.product_id, s.shard)
+    return slot_pk(s.product_id, s.shard)
 
 
 def _shard(s: Sale, n: Shards) -> str:
-    return _shard_item(s.product_id, s.shard)[0]
+    return shard_item_key(s.product_id, s.shard)[0]
 
 
 def _order(s: Sale, n: Shards) -> str:
@@ -158,7 +158,7 @@ def _merchant_item(s: Sale, n: Shards) -> str:
 # through the per-container cache (shared/store/recent.py), once per container and that many seconds.
 # fmt: off
 ACCESSES = [
-    # ShopStore.recent_product: checkout, the product page and the delivered order's page read one copy.
+    # ProductStore.recent_product: checkout, the product page and the delivered order's page read one copy.
     Access("checkout", "GetItem product (eventually consistent; also the product and order pages)", "ShopTable product#<id>", _product, "read", 0.5, True, kept=PRODUCT_KEPT),
     Access("checkout", "PutItem buyer ticket (e-mail); the webhook deletes it", "LimitsTable <buyer key>", _buyer, "write", 2, False),
     Access("checkout", "PutItem buyer ticket (client address); the webhook deletes it", "LimitsTable <client key>", _buyer, "write", 2, False),
@@ -170,11 +170,11 @@ ACCESSES = [
     # RateStore.take (shared/store/rate.py): one conditional write per checkout; a second only when the
     # container's guess of the client's bucket was stale. Polls of the order page take one each too.
     Access("checkout", "UpdateItem the client's token bucket", "LimitsTable rate#checkout#<client>", _buyer, "write", 1, False),
-    # StockStore._take writes ShardItem(pk=<product>#shard#NNNN, sk=shard): a partition per stock shard.
+    # Allocation._take writes ShardItem(pk=<product>#shard#NNNN, sk=shard): a partition per stock shard.
     Access("checkout", "UpdateItem stock shard (the claim)", "StockTable <product>#shard#<k> (shard items)", _shard, "write", 1, True),
     # At most: DynamoDB writes the index only when `audit_due` changes (a shard entering the index).
     Access("checkout", "+ `audit` entry of the claimed shard (at most)", "audit due#<k>", _audit, "write", 1, False),
-    # StockStore._stamp: the claimant's name in each claimed slot (`held_at` without `held_key`: no index).
+    # Allocation._stamp: the claimant's name in each claimed slot (`held_at` without `held_key`: no index).
     Access("checkout", "UpdateItem stamp slot with its claimant", "StockTable <product>#slots#<shard>", _slots, "write", 1, True),
     Access("checkout", "PutItem order", "OrdersTable <order id>", _order, "write", 1, False),
     Access("checkout", "+ `due` entry; PAID moves it", "due PENDING_PAYMENT#<k>", _due(Status.PENDING_PAYMENT), "write", 2, False),
@@ -192,7 +192,7 @@ ACCESSES = [
     Access("deliver", "BatchGetItem every stock shard (stock.low; also the product page)", "StockTable <product>#shard#<k> (shard items)", _shard, "read", 0.5, True, blocks=False, every_shard=True, kept=PRODUCT_KEPT),
     Access("deliver", "Query COUNT returned pool (stock.low; also the product page)", "returned <product>", _product, "read", 0.5, True, blocks=False, kept=PRODUCT_KEPT),
     Access("notify", "GetItem product (the buyer's mail)", "ShopTable product#<id>", _product, "read", 0.5, True, blocks=False, kept=PRODUCT_KEPT),
-    # ShopStore.recent_webhook: strongly consistent, one unit per read (it was 2 per order: 2 events).
+    # WebhookStore.recent_webhook: strongly consistent, one unit per read (it was 2 per order: 2 events).
     Access("notify", "GetItem merchant webhook (order.paid, order.delivered)", "ShopTable webhook#<merchant>", _merchant_item, "read", 1, False, blocks=False, kept=WEBHOOK_KEPT),
     Access("checkout", "UpdateItem pooled slot (holder set, leaves the pool)", "returned <product>", _product, "write", 1, True, path="pool"),
     Access("checkout", "+ `held` entry; the bind removes it", "held due#<k>", _held, "write", 2, False, path="pool"),

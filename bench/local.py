@@ -1,5 +1,7 @@
-"""The local runtime as the benchmarks use it: quiet, unseeded, no schedule in the way, one merchant."""
+"""The local runtime as the benchmarks use it: quiet, unseeded, no schedule in the way, one merchant;
+DynamoDB on the store MIAOFA_STORE names (moto unless `dynalite`), as `make run` and the tests."""
 
+import os
 import secrets
 
 from infra.local.runtime import ONE_ADDRESS_BUYERS, LocalRuntime
@@ -17,11 +19,12 @@ def start_runtime(providers: dict | None = None) -> LocalRuntime:
         log_level="WARNING",
         environment={**ONE_ADDRESS_BUYERS, **QUIET_METRICS},  # every simulated buyer is 127.0.0.1
         providers=providers,
+        store=os.environ.get("MIAOFA_STORE") or "moto",
     )
     runtime.start()
-    from shared.adapters import shop  # after start: the environment is the runtime's
+    from shared.adapters import merchants  # after start: the environment is the runtime's
 
-    shop().create_merchant("bench", api_key=runtime.merchant_key)
+    merchants().create_merchant("bench", api_key=runtime.merchant_key)
     return runtime
 
 

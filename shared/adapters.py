@@ -1,19 +1,27 @@
 """The process's adapters, built on first use (never at import time) and reused while warm."""
 
 import logging
-from dataclasses import dataclass
 from functools import cache
 
+from shared import queues
+from shared.codes import CodeCipher
+from shared.orders import utcnow
+from shared.ports import Ports
+from shared.providers import PaymentProvider
 from shared.queues import DeliveryQueue
 from shared.settings import settings
 from shared.store.limits import LimitStore
+from shared.store.merchants import MerchantStore
 from shared.store.ops import OpsStore
 from shared.store.orders import OrderStore
 from shared.store.payment_events import PaymentEventStore
+from shared.store.products import ProductStore
 from shared.store.rate import RateStore
 from shared.store.recent import RecentStock
-from shared.store.shop import ShopStore
-from shared.store.stock import StockStore
+from shared.store.stock.allocation import Allocation
+from shared.store.stock.changes import StockChanges
+from shared.store.stock.upkeep import StockUpkeep
+from shared.store.webhooks import WebhookStore
 
 # botocore logs every response body at DEBUG: Secrets Manager's provider credentials, KMS's plaintext
 # data keys. Those never go to logs (tests/e2e/test_no_plaintext.py), whatever the level of the rest.
@@ -21,19 +29,39 @@ logging.getLogger("botocore").setLevel(logging.INFO)
 
 
 @cache
-def shop() -> ShopStore:
-    return ShopStore()
+def merchants() -> MerchantStore:
+    return MerchantStore()
 
 
 @cache
-def stock() -> StockStore:
-    return StockStore()
+def products() -> ProductStore:
+    return ProductStore()
+
+
+@cache
+def webhooks() -> WebhookStore:
+    return WebhookStore(merchants())
+
+
+@cache
+def allocation() -> Allocation:
+    return Allocation()
+
+
+@cache
+def stock_changes() -> StockChanges:
+    return StockChanges()
+
+
+@cache
+def stock_upkeep() -> StockUpkeep:
+    return StockUpkeep(allocation())
 
 
 @cache
 def recent_stock() -> RecentStock:
     """Products' stock levels as this process read them less than PRODUCT_CACHE_SECONDS ago."""
-    return RecentStock(stock(), settings().product_cache_seconds)
+    return RecentStock(allocation(), settings().product_cache_seconds)
 
 
 @cache
@@ -67,17 +95,41 @@ def ops() -> OpsStore:
     return OpsStore()
 
 
-@dataclass(frozen=True)
-class Stores:
-    """The stores and queue a payment or refund touches, passed as one."""
-
-    orders: OrderStore
-    events: PaymentEventStore
-    queue: DeliveryQueue
-    stock: StockStore
-    shop: ShopStore
-    limits: LimitStore
+def cipher(merchant_id: str) -> CodeCipher:
+    """The merchant's code cipher (its data key opened by KMS once per process, on first use)."""
+    return merchants().cipher(merchant_id)
 
 
-def stores() -> Stores:
-    return Stores(orders(), payment_events(), delivery_queue(), stock(), shop(), limits())
+class ConfiguredProviders:
+    """The payment providers this shop is configured with (shared/providers/registry.py), looked up
+    when asked: a function that never asks never reads the provider secret."""
+
+    def provider(self, name: str) -> PaymentProvider | None:
+        from shared.providers import registry  # its imports cost a cold start that never asks
+
+        return registry.provider(name)
+
+    def configured(self) -> list[str]:
+        from shared.providers import registry
+
+        return registry.configured()
+
+
+def ports() -> Ports:
+    """The real bundle (shared/ports.py): this process's stores, the queues, the configured providers
+    and the wall clock. Cheap to build (the stores are made once; clients connect on first use), so a
+    handler builds it per invocation; mypy checks here that each real adapter fits its port."""
+    return Ports(
+        orders=orders(),
+        events=payment_events(),
+        allocation=allocation(),
+        products=products(),
+        limits=limits(),
+        upkeep=stock_upkeep(),
+        levels=recent_stock(),
+        delivery=delivery_queue(),
+        notify=queues.notify_queue(),
+        providers=ConfiguredProviders(),
+        ciphers=cipher,
+        clock=utcnow,
+    )

@@ -1,36 +1,30 @@
-"""Merchant notifications: the events a shop tells its merchant about, the notify queue that carries
-them to the notify function, and the merchant's webhook (where they go).
+"""Merchant notifications, the rules: the events a shop tells its merchant about, and the merchant's
+webhook (where they go, and which URLs it may have; a URL's host is checked with a resolver the caller
+may pass). The notify queue that carries events to the notify function is in shared/queues.py.
 
 An event's id is derived from what happened (its type, the order or product, and the state change),
 so an event emitted again, by a retry or after a crash, carries the same id: the merchant's
-idempotency key. Emitting never fails what caused it: a payment or a delivery stands whether or not
-its notification could be queued (the failure is logged).
+idempotency key.
 """
 
 import hashlib
 import ipaddress
 import json
-import logging
 import re
 import secrets
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from shared import aws
 from shared.errors import Invalid
 from shared.orders import Order, Status
 from shared.products import Product
-from shared.settings import settings
-
-logger = logging.getLogger(__name__)
 
 EventType = Literal["order.paid", "order.delivered", "order.refunded", "stock.low"]
 EVENT_TYPES: tuple[EventType, ...] = ("order.paid", "order.delivered", "order.refunded", "stock.low")
@@ -124,65 +118,6 @@ def stock_low_event(product: Product, available: int, delivered: Order) -> Notif
             "order_id": delivered.order_id,
         },
     )
-
-
-class NotifyQueue:
-    """The notify queue: events for the notify function (and read back by the ops CLI)."""
-
-    def __init__(self) -> None:
-        self._sqs = aws.client("sqs")
-        self._url = _queue_url()
-
-    def send(self, notification: Notification) -> None:
-        self.send_body(notification.body().decode())
-
-    def send_body(self, body: str) -> None:
-        """Any message for the notify function (a merchant event, or a buyer's mail: shared/mail.py)."""
-        self._sqs.send_message(QueueUrl=self._url, MessageBody=body)
-
-    def retry_later(self, receipt_handle: str, seconds: int) -> None:
-        """Hide a received message for `seconds` (its backoff) before SQS hands it out again."""
-        self._sqs.change_message_visibility(
-            QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
-        )
-
-
-def _queue_url() -> str:
-    return settings().notify_queue_url
-
-
-@cache
-def notify_queue() -> NotifyQueue:
-    return NotifyQueue()
-
-
-def publish(notification: Notification | None, queue: NotifyQueue | None = None) -> bool:
-    """Queue a notification; False (logged) if it could not be: what caused it stands regardless."""
-    if notification is None:
-        return False
-    try:
-        (queue or notify_queue()).send(notification)
-    except Exception as error:
-        logger.warning(
-            "notification not queued",
-            extra={
-                "event_id": notification.event_id,
-                "type": notification.type,
-                "error": type(error).__name__,
-            },
-        )
-        return False
-    return True
-
-
-def emit(type_: OrderEventType, order: Order, queue: NotifyQueue | None = None) -> bool:
-    """Tell the order's merchant that it reached PAID, DELIVERED or REFUNDED; never raises."""
-    try:
-        notification = order_event(type_, order)
-    except Exception as error:
-        logger.warning("notification not made", extra={"order_id": order.order_id, "error": str(error)})
-        return False
-    return publish(notification, queue)
 
 
 # ---------- the merchant's webhook ----------

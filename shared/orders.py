@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_serializer
 
 from shared.errors import StateConflict
 from shared.money import Money
@@ -167,6 +167,32 @@ class Order(BaseModel):
     @property
     def head(self) -> str:
         return self.history[-1].hash
+
+
+# An order in its merchant's list: what the orders table's merchant index keeps of it, and what the
+# merchant API answers for it (its order detail starts with the same). Not a docstring: the OpenAPI
+# document would carry it.
+class OrderSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    order_id: str
+    status: Status
+    product_id: str
+    quantity: int
+    total: Money
+    email: str
+    provider: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, order: Order) -> "OrderSummary":
+        return cls.model_validate(order, from_attributes=True)
+
+    # As the API writes times: isoformat's "+00:00", not pydantic's "Z". No return annotation, so that
+    # the document's schema stays a date-time.
+    @field_serializer("created_at", when_used="json")
+    def _created_at(self, created_at: datetime):
+        return created_at.isoformat()
 
 
 def utcnow() -> datetime:

@@ -13,13 +13,12 @@ MAX_REFUND_ATTEMPTS); after that the order stays REFUNDING with its `refund_erro
 import logging
 from datetime import datetime, timedelta
 
-from shared import notify
+from shared import queues
 from shared.errors import DomainError, IntegrityViolation, StateConflict
 from shared.faults import checkpoint
 from shared.orders import Order, Status
+from shared.ports import AllocationPort, OrderPort, Ports
 from shared.providers import PaymentProvider, ProviderError, ProviderUnavailable, RefundRequest, RefundState
-from shared.store.orders import OrderStore
-from shared.store.stock import StockStore
 
 logger = logging.getLogger(__name__)
 CHECK_PENDING_AFTER = timedelta(minutes=2)  # a refund in progress, or a provider that did not answer
@@ -46,10 +45,11 @@ def refund_request(order: Order) -> RefundRequest:
     )
 
 
-def request_refund(order: Order, orders: OrderStore, stock: StockStore, now: datetime, reason: str) -> Order:
+def request_refund(order: Order, ports: Ports, now: datetime, reason: str) -> Order:
     """The merchant refunds a paid order: -> REFUNDING, due at once; stock never bound goes back.
 
     Asking again for an order already REFUNDING or REFUNDED changes nothing but that release."""
+    orders = ports.orders
     if order.status not in (Status.REFUNDING, Status.REFUNDED):
         if order.status not in MERCHANT_REFUNDABLE:
             raise StateConflict(
@@ -63,34 +63,33 @@ def request_refund(order: Order, orders: OrderStore, stock: StockStore, now: dat
             if order.status not in (Status.REFUNDING, Status.REFUNDED):
                 raise
         checkpoint("refund:between-refunding-and-release")
-    return give_back_stock(order, stock)
+    return give_back_stock(order, ports.allocation)
 
 
-def give_back_stock(order: Order, stock: StockStore) -> Order:
+def give_back_stock(order: Order, allocation: AllocationPort) -> Order:
     """Return the slots a refunding or refunded order never bound (idempotent; bound codes stay its).
 
     Every path that settles an order as REFUNDING or REFUNDED calls it, so a crash or a lost answer
     after any one of them leaves no stock reserved to an order that will never deliver."""
-    stock.release(order.product_id, order.slots, order.order_id)
+    allocation.release(order.product_id, order.slots, order.order_id)
     return order
 
 
-def _reread(order: Order, orders: OrderStore) -> Order:
+def _reread(order: Order, orders: OrderPort) -> Order:
     reread = orders.get(order.order_id)
     if reread is None:
         raise IntegrityViolation(f"order {order.order_id} vanished")
     return reread
 
 
-def send_refund(
-    order: Order, provider: PaymentProvider, orders: OrderStore, stock: StockStore, now: datetime
-) -> RefundState | None:
+def send_refund(order: Order, provider: PaymentProvider, ports: Ports, now: datetime) -> RefundState | None:
     """One attempt to get a REFUNDING order's money back; REFUNDED once the provider says so (its
     callers, the merchant's refund and reconcile's refund step, have given its stock back already).
 
     Returns the refund's state at the provider, or None if the provider refused the request (the
     order stays due and is tried again later). ProviderUnavailable is raised after it is recorded,
     so a caller can stop asking that provider."""
+    orders = ports.orders
     request = refund_request(order)
     try:
         state = provider.refund_state(request)
@@ -110,7 +109,7 @@ def send_refund(
             raise
         return None
     if state == RefundState.SUCCEEDED:
-        confirm_refund(order, orders, stock, now, {"refund_id": request.refund_id, "via": "provider answer"})
+        confirm_refund(order, ports, now, {"refund_id": request.refund_id, "via": "provider answer"})
     elif state == RefundState.PENDING:
         orders.postpone(order.order_id, Status.REFUNDING, until=now + CHECK_PENDING_AFTER)
     else:
@@ -122,19 +121,17 @@ def send_refund(
     return state
 
 
-def confirm_refund(
-    order: Order, orders: OrderStore, stock: StockStore, now: datetime, facts: dict[str, str]
-) -> Order:
+def confirm_refund(order: Order, ports: Ports, now: datetime, facts: dict[str, str]) -> Order:
     """REFUNDING -> REFUNDED; an order already REFUNDED (a callback and an answer both said so, or
     this write's answer was lost) stays. Its never-bound stock goes back first, so no crash after
     this write can leave it reserved to a settled order."""
-    give_back_stock(order, stock)
+    give_back_stock(order, ports.allocation)
     try:
-        refunded = orders.transition(order, "refund.confirmed", now, facts)
+        refunded = ports.orders.transition(order, "refund.confirmed", now, facts)
     except StateConflict:
-        refunded = _reread(order, orders)
+        refunded = _reread(order, ports.orders)
         if refunded.status != Status.REFUNDED:
             raise
     checkpoint("refund:after-confirmed")
-    notify.emit("order.refunded", refunded)  # never fails the refund
+    queues.emit("order.refunded", refunded, ports.notify)  # never fails the refund
     return refunded

@@ -8,19 +8,13 @@ record says whether the whole application finished, not merely whether it starte
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from shared import notify
-from shared.adapters import Stores
+from shared import queues
 from shared.errors import BadInput, OutOfStock, StateConflict
 from shared.faults import checkpoint
 from shared.orders import Order, Payment, Status
 from shared.payments import PaymentEvent, check_payment_matches, check_refund_matches
-from shared.queues import DeliveryQueue
+from shared.ports import LimitPort, Ports, ProductPort
 from shared.refunds import give_back_stock
-from shared.store.limits import LimitStore
-from shared.store.orders import OrderStore
-from shared.store.payment_events import PaymentEventStore
-from shared.store.shop import ShopStore
-from shared.store.stock import StockStore
 
 CONFLICT_RETRIES = 5
 
@@ -37,38 +31,21 @@ class Outcome(StrEnum):
     OWED_REFUNDED = "owed_refunded"  # a payment kept for refund was given back
 
 
-def apply_event(event: PaymentEvent, stores: Stores, now: datetime, redrive_after: timedelta) -> Outcome:
+def apply_event(event: PaymentEvent, ports: Ports, now: datetime, redrive_after: timedelta) -> Outcome:
     """What a verified provider event does to its order, whichever function received it."""
     if event.type == "payment.succeeded":
-        return apply_payment(
-            event,
-            stores.orders,
-            stores.events,
-            stores.queue,
-            stores.stock,
-            stores.shop,
-            stores.limits,
-            now=now,
-            redrive_after=redrive_after,
-        )
+        return apply_payment(event, ports, now, redrive_after)
     if event.type == "refund.succeeded":
-        return apply_refund(event, stores, now)
+        return apply_refund(event, ports, now)
     # A failed payment leaves the order to be paid again or to expire; a failed refund of ours is
     # seen by reconcile, which asks the provider about every REFUNDING order.
     return Outcome.IGNORED
 
 
-def apply_payment(
-    event: PaymentEvent,
-    orders: OrderStore,
-    events: PaymentEventStore,
-    queue: DeliveryQueue,
-    stock: StockStore,
-    shop: ShopStore,
-    limits: LimitStore,
-    now: datetime,
-    redrive_after: timedelta,
-) -> Outcome:
+def apply_payment(event: PaymentEvent, ports: Ports, now: datetime, redrive_after: timedelta) -> Outcome:
+    """A verified payment: bound to its order (I3), applied once (I5), the order PAID and sent to
+    delivery; a second, different payment, or one that cannot be fulfilled, is kept to be refunded."""
+    orders, events = ports.orders, ports.events
     order = orders.get(event.order_id)
     if order is None:
         raise BadInput("payment is for an order this shop does not know", code="unknown_order")
@@ -79,7 +56,7 @@ def apply_payment(
     payment = Payment(
         provider=event.provider, payment_id=event.payment_id, event_id=event.event_id, amount=event.amount
     )
-    order = _settle(order, payment, orders, stock, shop, limits, now, redrive_after)
+    order = _settle(order, payment, ports, now, redrive_after)
     checkpoint("webhook:after-paid")
     outcome = Outcome.REFUNDED if order.status == Status.REFUNDED else Outcome.APPLIED
     same_payment = order.payment is not None and order.payment.payment_id == payment.payment_id
@@ -94,42 +71,34 @@ def apply_payment(
         events.mark_needs_refund(event)
         outcome = Outcome.NEEDS_REFUND
     elif order.status == Status.PAID:
-        queue.send(order.order_id)
+        ports.delivery.send(order.order_id)
         checkpoint("webhook:after-enqueue")
-        notify.emit("order.paid", order)  # never fails the payment
+        queues.emit("order.paid", order, ports.notify)  # never fails the payment
     for ticket in order.tickets:  # no longer unpaid: the buyer's place is free again (idempotent;
-        limits.give_back(ticket, order.order_id)  # after the enqueue, off the delivery's critical path)
+        ports.limits.give_back(ticket, order.order_id)  # after the enqueue, off the delivery's critical path)
     events.mark_applied(event)
     return outcome
 
 
-def _settle(
-    order: Order,
-    payment: Payment,
-    orders: OrderStore,
-    stock: StockStore,
-    shop: ShopStore,
-    limits: LimitStore,
-    now: datetime,
-    redrive_after: timedelta,
-) -> Order:
+def _settle(order: Order, payment: Payment, ports: Ports, now: datetime, redrive_after: timedelta) -> Order:
     """Move the order to PAID (re-reserving if its reservation expired) or, if that cannot be, REFUNDING."""
+    orders = ports.orders
     facts = {"provider": payment.provider, "payment_id": payment.payment_id}
     for _ in range(CONFLICT_RETRIES):
         try:
             if order.status not in (Status.PENDING_PAYMENT, Status.EXPIRED):
                 return order  # already settled by an earlier copy of this event, or by another payment
-            if not _within_daily_limit(order, shop, limits):
+            if not _within_daily_limit(order, ports.products, ports.limits):
                 facts = {**facts, "reason": "the buyer's daily limit for this product was reached"}
                 refunding = orders.transition(
                     order, "refund.requested", now, facts, payment=payment, due_in=timedelta(0)
                 )
-                return give_back_stock(refunding, stock)  # its reservation, never to be bound
+                return give_back_stock(refunding, ports.allocation)  # its reservation, never to be bound
             if order.status == Status.PENDING_PAYMENT:
                 return orders.transition(
                     order, "payment.succeeded", now, facts, payment=payment, due_in=redrive_after
                 )
-            return _settle_late(order, payment, facts, orders, stock, shop, now, redrive_after)
+            return _settle_late(order, payment, facts, ports, now, redrive_after)
         except StateConflict:
             reread = orders.get(order.order_id)
             assert reread is not None
@@ -137,11 +106,11 @@ def _settle(
     raise StateConflict(f"order {order.order_id} kept changing; the provider will retry")
 
 
-def _within_daily_limit(order: Order, shop: ShopStore, limits: LimitStore) -> bool:
+def _within_daily_limit(order: Order, products: ProductPort, limits: LimitPort) -> bool:
     """Count the order's units against its e-mail's daily limit for the product, on the order's UTC
     day (safe to repeat: keyed by the order); False if that would break the limit. The limit counts
     payments, so nobody's unpaid orders lock an e-mail's owner out (docs/operations.md "Limits")."""
-    product = shop.recent_product(order.product_id)
+    product = products.recent_product(order.product_id)
     if product is None or product.daily_limit_per_buyer is None:
         return True
     day = order.created_at.astimezone(UTC).date()
@@ -154,19 +123,19 @@ def _settle_late(
     order: Order,
     payment: Payment,
     facts: dict[str, str],
-    orders: OrderStore,
-    stock: StockStore,
-    shop: ShopStore,
+    ports: Ports,
     now: datetime,
     redrive_after: timedelta,
 ) -> Order:
     """A payment for an EXPIRED order: reserve again if stock exists and deliver, else refund."""
-    stock.release(order.product_id, order.slots, order.order_id)  # idempotent; reconcile may not have yet
+    orders, allocation = ports.orders, ports.allocation
+    # idempotent; reconcile may not have yet
+    allocation.release(order.product_id, order.slots, order.order_id)
     checkpoint("webhook:late-after-release")
-    product = shop.recent_product(order.product_id)  # its shards, which never change
+    product = ports.products.recent_product(order.product_id)  # its shards, which never change
     assert product is not None
     try:
-        slots = stock.claim(
+        slots = allocation.claim(
             product.product_id, product.shards, order.quantity, order.order_id, avoid=order.slots
         )
     except OutOfStock:
@@ -185,62 +154,62 @@ def _settle_late(
         )
     except StateConflict:  # another copy settled it, or our write applied and its answer was lost
         stored = orders.get(order.order_id)
-        stock.release_unkept(product.product_id, slots, stored.slots if stored else [], order.order_id)
+        allocation.release_unkept(product.product_id, slots, stored.slots if stored else [], order.order_id)
         raise
 
 
-def apply_refund(event: PaymentEvent, stores: Stores, now: datetime) -> Outcome:
+def apply_refund(event: PaymentEvent, ports: Ports, now: datetime) -> Outcome:
     """A refund the provider reports: the order -> REFUNDED whatever it was doing, once (I5).
 
     It may be ours (REFUNDING), the merchant's from the provider's dashboard, or arrive before the
     payment's own callback; in every case nothing is delivered after it, and stock not yet bound
     goes back. A refund of part of the payment is recorded and changes no state; a refund of another
     payment than the order's (one kept for refund) settles that payment."""
-    order = stores.orders.get(event.order_id)
+    order = ports.orders.get(event.order_id)
     if order is None:
         raise BadInput("refund is for an order this shop does not know", code="unknown_order")
     if order.payment is not None and order.payment.payment_id != event.payment_id:
-        return _other_payment_refunded(order, event, stores)
+        return _other_payment_refunded(order, event, ports)
     check_refund_matches(order, event)
-    if not stores.events.record(event):
+    if not ports.events.record(event):
         return Outcome.DUPLICATE
     if event.amount.amount < order.total.amount:
-        stores.events.mark_applied(event)
+        ports.events.mark_applied(event)
         return Outcome.PARTIAL_REFUND
     facts = {"provider": event.provider, "payment_id": event.payment_id, "refund_id": event.refund_id or ""}
     for _ in range(CONFLICT_RETRIES):
         if order.status == Status.REFUNDED:
             break
         if order.payment is not None and order.payment.payment_id != event.payment_id:
-            return _other_payment_refunded(order, event, stores)  # another payment settled it meanwhile
+            return _other_payment_refunded(order, event, ports)  # another payment settled it meanwhile
         payment = order.payment or Payment(
             provider=event.provider, payment_id=event.payment_id, event_id=event.event_id, amount=order.total
         )
         try:
-            order = stores.orders.transition(order, "refund.confirmed", now, facts, payment=payment)
+            order = ports.orders.transition(order, "refund.confirmed", now, facts, payment=payment)
             break
         except StateConflict:
-            reread = stores.orders.get(order.order_id)
+            reread = ports.orders.get(order.order_id)
             assert reread is not None
             order = reread
     else:
         raise StateConflict(f"order {order.order_id} kept changing; the provider will retry")
     # Also when a retry finds the order REFUNDED already: these are idempotent, and a crash may
     # have come between the REFUNDED write and them.
-    stores.stock.release(order.product_id, order.slots, order.order_id)  # only slots never bound
+    ports.allocation.release(order.product_id, order.slots, order.order_id)  # only slots never bound
     for ticket in order.tickets:
-        stores.limits.give_back(ticket, order.order_id)
-    notify.emit("order.refunded", order)  # the same event id on a retry
-    stores.events.mark_applied(event)
+        ports.limits.give_back(ticket, order.order_id)
+    queues.emit("order.refunded", order, ports.notify)  # the same event id on a retry
+    ports.events.mark_applied(event)
     return Outcome.REFUNDED
 
 
-def _other_payment_refunded(order: Order, event: PaymentEvent, stores: Stores) -> Outcome:
+def _other_payment_refunded(order: Order, event: PaymentEvent, ports: Ports) -> Outcome:
     """A refund of a payment the order does not hold (a second payment, kept for refund): that
     payment is owed no more; the order is untouched."""
     check_refund_matches(order.model_copy(update={"payment": None}), event)
-    if not stores.events.record(event):
+    if not ports.events.record(event):
         return Outcome.DUPLICATE
-    stores.events.settle_owed(event.provider, order.order_id, event.payment_id)
-    stores.events.mark_applied(event)
+    ports.events.settle_owed(event.provider, order.order_id, event.payment_id)
+    ports.events.mark_applied(event)
     return Outcome.OWED_REFUNDED

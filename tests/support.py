@@ -145,7 +145,7 @@ class Shop:
         timestamp: int | None = None,
         signature: str | None = None,
     ) -> requests.Response:
-        from shared.payments import sandbox_signature
+        from shared.providers.signatures import sandbox_signature
 
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         header = signature or sandbox_signature(

@@ -9,20 +9,15 @@ and stock.low if the product's stock is now at or below its threshold); that nev
 """
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared import adapters, mail, notify
-from shared.codes import CodeCipher
+from shared import notify, queues
 from shared.errors import IntegrityViolation, StateConflict
 from shared.faults import checkpoint
 from shared.mail import MailRequest
 from shared.orders import Order, Status
-from shared.store.orders import OrderStore
-from shared.store.recent import RecentStock
-from shared.store.shop import ShopStore
-from shared.store.stock import StockStore
+from shared.ports import Ports
 
 logger = logging.getLogger(__name__)
 
@@ -48,35 +43,29 @@ def failure_reason(error: Exception) -> str:
     return f"{type(error).__name__}: {error}".rstrip(": ")
 
 
-def deliver(
-    order_id: str,
-    orders: OrderStore,
-    stock: StockStore,
-    cipher_for: Callable[[str], CodeCipher],
-    now: datetime,
-    shop: ShopStore | None = None,
-    retry: Retry | None = None,
-    levels: RecentStock | None = None,
-) -> Status:
+def deliver(order_id: str, ports: Ports, now: datetime, retry: Retry | None = None) -> Status:
     """Fulfil a PAID order; returns the order's status afterwards. Raises to have the message retried."""
+    orders, allocation = ports.orders, ports.allocation
     order = orders.get(order_id)
     if order is None:
         raise UnknownOrder(f"delivery requested for unknown order {order_id}")
     if order.status != Status.PAID:
         logger.info("nothing to deliver", extra={"order_id": order_id, "status": order.status.value})
         if order.status == Status.DELIVERED:  # maybe a retry after a crash before anyone was told
-            tell_merchant(order, shop or adapters.shop(), levels or adapters.recent_stock())
+            tell_merchant(order, ports)
         return order.status
     if retry is not None:
         retries = orders.count_delivery_retry(order_id, retry.attempt)
         if retries is None:  # it left PAID since it was read
-            return deliver(order_id, orders, stock, cipher_for, now, shop, levels=levels)
+            return deliver(order_id, ports, now)
         if retries > retry.allowed:
             raise RetriesExhausted(f"order {order_id} has used its {retry.allowed} delivery retries")
-    stock.bind(order.product_id, order.slots, order.order_id)
+    allocation.bind(order.product_id, order.slots, order.order_id)
     checkpoint("deliver:after-bind")
     # DELIVERED promises a code the buyer can open: every bound code must decrypt, all of them.
-    opened = stock.read_codes(order.product_id, order.slots, order.order_id, cipher_for(order.merchant_id))
+    opened = allocation.read_codes(
+        order.product_id, order.slots, order.order_id, ports.ciphers(order.merchant_id)
+    )
     if len(opened) != order.quantity:
         raise IntegrityViolation(
             f"order {order_id} has {len(opened)} codes for a quantity of {order.quantity}"
@@ -89,11 +78,11 @@ def deliver(
             raise
         order = reread
     logger.info("order delivered", extra={"order_id": order_id})
-    tell_merchant(order, shop or adapters.shop(), levels or adapters.recent_stock())
+    tell_merchant(order, ports)
     return order.status
 
 
-def tell_merchant(order: Order, shop: ShopStore, levels: RecentStock) -> None:
+def tell_merchant(order: Order, ports: Ports) -> None:
     """order.delivered, and stock.low when the delivery leaves the product at or below its threshold;
     and the buyer's confirmation mail (a retry after a crash may send it twice, never zero times).
 
@@ -104,12 +93,12 @@ def tell_merchant(order: Order, shop: ShopStore, levels: RecentStock) -> None:
 
     Best effort: a failure is logged, the order stays DELIVERED (a retried message emits the same
     events again, under the same ids)."""
-    mail.request(MailRequest(mail="order", order_id=order.order_id))  # never raises
+    queues.request_mail(MailRequest(mail="order", order_id=order.order_id), ports.notify)  # never raises
     try:
-        notify.emit("order.delivered", order)
-        product = shop.recent_product(order.product_id)
+        queues.emit("order.delivered", order, ports.notify)
+        product = ports.products.recent_product(order.product_id)
         if product is not None and notify.low_stock_threshold(product) > 0:
-            available = levels.available(product)
-            notify.publish(notify.stock_low_event(product, available, order))
+            available = ports.levels.available(product)
+            queues.publish(notify.stock_low_event(product, available, order), ports.notify)
     except Exception as error:
         logger.warning("merchant not told", extra={"order_id": order.order_id, "error": type(error).__name__})

@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 from shared.cursors import read_cursor, sign_cursor
 from shared.errors import BadInput, Invalid, MalformedJson, NotFound
 from shared.http import validate
+from shared.ids import is_id, new_id
 from shared.money import Money
 from shared.products import (
     MAX_INSTRUCTIONS_LENGTH,
@@ -21,8 +22,9 @@ from shared.products import (
     UndeliverablePolicy,
     broken_rule,
 )
-from shared.store.shop import ShopStore, is_id, new_id
-from shared.store.stock import NewCode, StockStore
+from shared.store.products import ProductStore
+from shared.store.stock.allocation import Allocation
+from shared.store.stock.items import NewCode
 
 MAX_CODES_PER_REQUEST = 10_000
 MAX_CODE_LENGTH = 512
@@ -59,19 +61,19 @@ class ProductRequest(BaseModel):
 
 
 def create_product(
-    merchant_id: str, request: ProductRequest, shop: ShopStore, stock: StockStore, now: datetime
+    merchant_id: str, request: ProductRequest, products: ProductStore, allocation: Allocation, now: datetime
 ) -> Product:
     product = Product(
         product_id=new_id("prd"), merchant_id=merchant_id, created_at=now, **request.model_dump()
     )
-    stock.create_shards(product.product_id, product.shards)
-    shop.put_product(product)  # last: the product is visible only once its shards exist
+    allocation.create_shards(product.product_id, product.shards)
+    products.put_product(product)  # last: the product is visible only once its shards exist
     return product
 
 
-def owned_product(merchant_id: str, product_id: str, shop: ShopStore) -> Product:
+def owned_product(merchant_id: str, product_id: str, products: ProductStore) -> Product:
     """The merchant's own product; another merchant's is indistinguishable from a missing one."""
-    product = shop.product(product_id) if is_id(product_id, "prd") else None
+    product = products.product(product_id) if is_id(product_id, "prd") else None
     if product is None or product.merchant_id != merchant_id:
         raise NotFound("no such product", code="product_not_found")
     return product
@@ -143,7 +145,9 @@ class ProductChange(BaseModel):
         return Product.model_validate(changed.model_dump())  # model_copy does not validate; this does
 
 
-def change_product(merchant_id: str, product_id: str, change: ProductChange, shop: ShopStore) -> Product:
+def change_product(
+    merchant_id: str, product_id: str, change: ProductChange, products: ProductStore
+) -> Product:
     """Apply a change to the merchant's own product in one conditional write; a change that breaks a
     rule writes nothing, and another merchant's product is indistinguishable from a missing one."""
     missing = NotFound("no such product", code="product_not_found")
@@ -153,7 +157,7 @@ def change_product(merchant_id: str, product_id: str, change: ProductChange, sho
             raise missing
         return change.apply(product)
 
-    product = shop.change_product(product_id, changed) if is_id(product_id, "prd") else None
+    product = products.change_product(product_id, changed) if is_id(product_id, "prd") else None
     if product is None:
         raise missing
     return product
@@ -207,10 +211,12 @@ def read_product_cursor(cursor: str, merchant_id: str, active: bool | None, secr
     return int(payload)
 
 
-def list_products(merchant_id: str, query: ProductQuery, shop: ShopStore, secret: str) -> ProductListing:
+def list_products(
+    merchant_id: str, query: ProductQuery, products: ProductStore, secret: str
+) -> ProductListing:
     """One page of the merchant's own products, newest first, and the cursor to the next (None at the end)."""
     before = read_product_cursor(query.cursor, merchant_id, query.active, secret) if query.cursor else None
-    page = shop.products_of(merchant_id, query.limit, before=before, active=query.active)
+    page = products.products_of(merchant_id, query.limit, before=before, active=query.active)
     resume = page.resume_before
     return ProductListing(
         products=page.products,

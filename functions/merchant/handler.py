@@ -6,8 +6,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.merchant import order_routes, product_routes, stock_routes, webhook_routes
 from functions.merchant.routing import logger
+from shared import observability
 from shared.http import install_error_handlers
 
+tracer = observability.tracer("merchant")
 app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app, logger)
 app.configure_openapi(
@@ -18,6 +20,7 @@ for area in (product_routes, stock_routes, order_routes, webhook_routes):
     app.include_router(area.router)
 
 
+@tracer.capture_lambda_handler
 @logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

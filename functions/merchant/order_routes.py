@@ -18,10 +18,9 @@ from shared.http import (
     text_body,
     validate,
 )
-from shared.orders import Order, Status, utcnow
+from shared.orders import Order, OrderSummary, Status
 from shared.refunds import refund_id_for
 from shared.settings import settings
-from shared.store.orders import OrderSummary
 
 router = Router()
 
@@ -30,19 +29,6 @@ class RefundBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(default="", max_length=200)
-
-
-def summary_body(order: OrderSummary | Order) -> dict:
-    return {
-        "order_id": order.order_id,
-        "status": order.status.value,
-        "product_id": order.product_id,
-        "quantity": order.quantity,
-        "total": order.total.model_dump(),
-        "email": order.email,
-        "provider": order.provider,
-        "created_at": order.created_at.isoformat(),
-    }
 
 
 def _refund_body(order: Order) -> dict | None:
@@ -67,7 +53,7 @@ def get_orders() -> Response[str]:
     listing = list_orders(merchant_id(router), query, adapters.orders(), settings().order_token_secret)
     return json_response(
         200,
-        {"orders": [summary_body(o) for o in listing.orders], "next_cursor": listing.next_cursor},
+        {"orders": [o.model_dump(mode="json") for o in listing.orders], "next_cursor": listing.next_cursor},
     )
 
 
@@ -80,11 +66,11 @@ def get_orders() -> Response[str]:
 )
 def get_order(order_id: str) -> Response[str]:
     merchant = merchant_id(router)
-    detail = order_detail(merchant, order_id, adapters.orders(), adapters.stock(), adapters.shop())
+    detail = order_detail(merchant, order_id, adapters.orders(), adapters.allocation(), adapters.merchants())
     order = detail.order
     payment = order.payment
     body = {
-        **summary_body(order),
+        **OrderSummary.of(order).model_dump(mode="json"),
         "expires_at": order.expires_at.isoformat(),
         "payment": (
             {
@@ -134,7 +120,8 @@ def post_refund(order_id: str) -> Response[str]:
     merchant = merchant_id(router)
     raw = text_body(router.current_event)
     body = validate(RefundBody, parse_json(raw) if raw.strip() else {})
-    order = refund_order(merchant, order_id, body.reason, adapters.orders(), adapters.stock(), utcnow())
+    ports = adapters.ports()
+    order = refund_order(merchant, order_id, body.reason, ports, ports.clock())
     logger.info("refund requested", extra={"order_id": order.order_id, "status": order.status.value})
     return json_response(
         200 if order.status == Status.REFUNDED else 202,

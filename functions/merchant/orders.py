@@ -15,10 +15,11 @@ from shared.cursors import read_cursor as verified_cursor
 from shared.cursors import sign_cursor as signed_cursor
 from shared.errors import BadInput, Invalid, NotFound
 from shared.http import validate
-from shared.orders import Order, Status
-from shared.store.orders import OrderFilter, OrderPosition, OrderStore, OrderSummary
-from shared.store.shop import ShopStore, is_id
-from shared.store.stock import StockStore
+from shared.ids import is_id
+from shared.orders import Order, OrderSummary, Status
+from shared.store.merchants import MerchantStore
+from shared.store.orders import OrderFilter, OrderPosition, OrderStore
+from shared.store.stock.allocation import Allocation
 
 CURSOR_PURPOSE: Final = b"miaofa:merchant-orders-cursor:v1"
 QUERY_PARAMETERS: Final = frozenset({"status", "product_id", "email", "from", "to", "limit", "cursor"})
@@ -140,12 +141,12 @@ class OrderDetail(BaseModel):
 
 
 def order_detail(
-    merchant_id: str, order_id: str, orders: OrderStore, stock: StockStore, shop: ShopStore
+    merchant_id: str, order_id: str, orders: OrderStore, allocation: Allocation, merchants: MerchantStore
 ) -> OrderDetail:
     """One of the merchant's orders with its verified history and, once delivered, its codes."""
     order = owned_order(merchant_id, order_id, orders)
     codes = None
     if order.status == Status.DELIVERED:
-        cipher = shop.cipher(order.merchant_id)
-        codes = stock.read_codes(order.product_id, order.slots, order.order_id, cipher)
+        cipher = merchants.cipher(order.merchant_id)
+        codes = allocation.read_codes(order.product_id, order.slots, order.order_id, cipher)
     return OrderDetail(order=order, history_intact=orders.history_intact(order.order_id), codes=codes)

@@ -40,7 +40,9 @@ def product_body(product: Product) -> dict:
     responses=documented(201, "the product", MerchantProduct, errors=[400, 401, 403, 415]),
 )
 def post_product(request: Annotated[ProductRequest, Body()]) -> Response[str]:
-    product = create_product(merchant_id(router), request, adapters.shop(), adapters.stock(), now=utcnow())
+    product = create_product(
+        merchant_id(router), request, adapters.products(), adapters.allocation(), now=utcnow()
+    )
     logger.info("product created", extra={"product_id": product.product_id})
     return json_response(201, product_body(product))
 
@@ -57,7 +59,7 @@ def post_product(request: Annotated[ProductRequest, Body()]) -> Response[str]:
 )
 def get_products() -> Response[str]:
     query = parse_product_query(router.current_event.query_string_parameters)
-    listing = list_products(merchant_id(router), query, adapters.shop(), settings().order_token_secret)
+    listing = list_products(merchant_id(router), query, adapters.products(), settings().order_token_secret)
     return json_response(
         200, {"products": [product_body(p) for p in listing.products], "next_cursor": listing.next_cursor}
     )
@@ -71,7 +73,9 @@ def get_products() -> Response[str]:
     responses=documented(200, "the product", MerchantProduct, errors=[401, 403, 404]),
 )
 def get_product(product_id: str) -> Response[str]:
-    return json_response(200, product_body(owned_product(merchant_id(router), product_id, adapters.shop())))
+    return json_response(
+        200, product_body(owned_product(merchant_id(router), product_id, adapters.products()))
+    )
 
 
 @router.patch(
@@ -84,7 +88,7 @@ def get_product(product_id: str) -> Response[str]:
     ),
 )
 def patch_product(product_id: str, change: Annotated[ProductChange, Body()]) -> Response[str]:
-    product = change_product(merchant_id(router), product_id, change, adapters.shop())
+    product = change_product(merchant_id(router), product_id, change, adapters.products())
     logger.info(
         "product changed", extra={"product_id": product.product_id, "fields": sorted(change.model_fields_set)}
     )

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from shared.money import Money
 from shared.notify import EventType
-from shared.orders import Status
+from shared.orders import OrderSummary, Status
 from shared.products import DeliveryMode, PriceTier, UndeliverablePolicy
 
 
@@ -58,17 +58,6 @@ class StockRemoved(BaseModel):
     removed: int
     not_found: list[int]
     not_available: list[int]
-
-
-class OrderSummary(BaseModel):
-    order_id: str
-    status: Status
-    product_id: str
-    quantity: int
-    total: Money
-    email: str
-    provider: str
-    created_at: datetime
 
 
 class OrderPage(BaseModel):

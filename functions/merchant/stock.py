@@ -11,7 +11,8 @@ from shared.codes import CodeCipher
 from shared.errors import Invalid
 from shared.products import Product
 from shared.store.ops import OpsStore
-from shared.store.stock import ExportPage, NewCode, StockStore
+from shared.store.stock.changes import StockChanges
+from shared.store.stock.items import ExportPage, NewCode
 
 IMPORT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 NUMBER = re.compile(r"[0-9]{1,10}")
@@ -99,7 +100,7 @@ def import_codes(
     chunk: Chunk | None,
     first_line: int,
     cipher: CodeCipher,
-    stock: StockStore,
+    changes: StockChanges,
 ) -> ImportAnswer:
     """Import one request's codes; a chunk of a resumable import is imported once, then answered again."""
     parsed = numbered_codes(body, content_type, first_line)  # a refused body takes no chunk
@@ -109,10 +110,10 @@ def import_codes(
         # Keyed (the merchant's fingerprint key): the stored hash says nothing about the codes.
         kind = "json" if content_type.lower().startswith("application/json") else "text"
         digest = cipher.fingerprint(f"import-chunk\x00{kind}\x00{first_line}\x00{body}")
-        recorded = stock.claim_chunk(product.product_id, chunk.import_id, chunk.number, digest)
+        recorded = changes.claim_chunk(product.product_id, chunk.import_id, chunk.number, digest)
         if recorded is not None:
             return ImportAnswer(recorded, replayed=True)
-    stored = stock.add_codes(
+    stored = changes.add_codes(
         product.product_id,
         product.shards,
         parsed.codes,
@@ -131,18 +132,18 @@ def import_codes(
         "problems": sorted(problems, key=lambda p: p["line"]),
     }
     if chunk is not None and digest is not None:
-        answer = stock.record_chunk(product.product_id, chunk.import_id, chunk.number, digest, answer)
+        answer = changes.record_chunk(product.product_id, chunk.import_id, chunk.number, digest, answer)
     return ImportAnswer(answer, replayed=False)
 
 
 def remove_codes(
-    product: Product, body: str, content_type: str, cipher: CodeCipher, stock: StockStore
+    product: Product, body: str, content_type: str, cipher: CodeCipher, changes: StockChanges
 ) -> dict[str, Any]:
     """Take available codes out of stock: `{"removed": n, "not_found": [lines], "not_available": [lines]}`
     (lines: 1-based positions in `codes`; not available = reserved, sold or bound, so kept)."""
     parsed = parse_codes(body, content_type)
     slots_fit(product, parsed)
-    result = stock.remove_codes(
+    result = changes.remove_codes(
         product.product_id, product.shards, parsed.codes, cipher, copies=product.sales_per_code
     )
     return {
@@ -166,13 +167,13 @@ def export_codes(
     cursor: str | None,
     limit: int,
     cipher: CodeCipher,
-    stock: StockStore,
+    changes: StockChanges,
     ops: OpsStore,
     now: datetime,
     request_id: str,
 ) -> ExportPage:
     """One page of the product's available codes; recorded in the OpsTable before it is handed out."""
-    page = stock.export_codes(product.product_id, product.shards, cipher, cursor, limit)
+    page = changes.export_codes(product.product_id, product.shards, cipher, cursor, limit)
     ops.save_report(
         EXPORT_AUDIT,
         now,

@@ -47,7 +47,7 @@ def post_stock(
     ] = None,
 ) -> Response[str]:
     merchant = merchant_id(router)
-    product = owned_product(merchant, product_id, adapters.shop())
+    product = owned_product(merchant, product_id, adapters.products())
     chunk, first_line = stock.import_headers(
         {"import-id": import_id, "import-chunk": import_chunk, "import-first-line": import_first_line}
     )
@@ -57,8 +57,8 @@ def post_stock(
         _content_type(),
         chunk,
         first_line,
-        adapters.shop().cipher(merchant),
-        adapters.stock(),
+        adapters.merchants().cipher(merchant),
+        adapters.stock_changes(),
     )
     logger.info(
         "stock imported",
@@ -85,8 +85,8 @@ def post_stock(
     ),
 )
 def get_stock(product_id: str) -> Response[str]:
-    product = owned_product(merchant_id(router), product_id, adapters.shop())
-    levels = adapters.stock().levels(product.product_id, product.shards)
+    product = owned_product(merchant_id(router), product_id, adapters.products())
+    levels = adapters.allocation().levels(product.product_id, product.shards)
     return json_response(200, levels.model_dump())
 
 
@@ -102,13 +102,13 @@ def get_stock(product_id: str) -> Response[str]:
 )
 def delete_stock(product_id: str) -> Response[str]:
     merchant = merchant_id(router)
-    product = owned_product(merchant, product_id, adapters.shop())
+    product = owned_product(merchant, product_id, adapters.products())
     removed = stock.remove_codes(
         product,
         text_body(router.current_event),
         router.current_event.headers.get("content-type", "application/json"),
-        adapters.shop().cipher(merchant),
-        adapters.stock(),
+        adapters.merchants().cipher(merchant),
+        adapters.stock_changes(),
     )
     logger.info("stock removed", extra={"product_id": product_id, "removed": removed["removed"]})
     return json_response(200, removed)
@@ -128,14 +128,14 @@ def export_stock(
     limit: Annotated[str | None, Query(description=f"codes per page, 1 to {stock.EXPORT_PAGE}")] = None,
 ) -> Response[str]:
     merchant = merchant_id(router)
-    product = owned_product(merchant, product_id, adapters.shop())
+    product = owned_product(merchant, product_id, adapters.products())
     page = stock.export_codes(
         merchant,
         product,
         cursor,
         stock.export_limit(limit),
-        adapters.shop().cipher(merchant),
-        adapters.stock(),
+        adapters.merchants().cipher(merchant),
+        adapters.stock_changes(),
         adapters.ops(),
         utcnow(),
         str(router.current_event.raw_event.get("requestContext", {}).get("requestId", "")),

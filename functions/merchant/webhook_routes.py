@@ -39,7 +39,7 @@ def put_webhook(body: Annotated[WebhookBody, Body()]) -> Response[str]:
     merchant = merchant_id(router)
     url = check_webhook_url(body.url, local_mode=settings().local_mode)
     events = tuple(t for t in EVENT_TYPES if t in body.events)
-    webhook = adapters.shop().put_webhook(merchant, url, events, new_secret())
+    webhook = adapters.webhooks().put_webhook(merchant, url, events, new_secret())
     logger.info("webhook set", extra={"events": list(events)})  # not the URL: it may carry a token
     return json_response(
         200, {"url": webhook.url, "events": list(webhook.events), "secret": webhook.secret.get_secret_value()}
@@ -54,7 +54,7 @@ def put_webhook(body: Annotated[WebhookBody, Body()]) -> Response[str]:
     responses=documented(200, "the webhook", Webhook, errors=[401, 403, 404]),
 )
 def get_webhook() -> Response[str]:
-    webhook = adapters.shop().webhook(merchant_id(router))
+    webhook = adapters.webhooks().webhook(merchant_id(router))
     if webhook is None:
         raise NotFound("no webhook is set", code="webhook_not_found")
     return json_response(200, {"url": webhook.url, "events": list(webhook.events)})
@@ -68,6 +68,6 @@ def get_webhook() -> Response[str]:
     responses=documented(204, "removed (or there was none)", errors=[401, 403]),
 )
 def delete_webhook() -> Response[str]:
-    adapters.shop().delete_webhook(merchant_id(router))
+    adapters.webhooks().delete_webhook(merchant_id(router))
     logger.info("webhook removed")
     return Response(status_code=204, body="")

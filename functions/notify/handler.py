@@ -1,11 +1,12 @@
-"""Notify: a batch from the notify queue; each merchant event is POSTed to its merchant's webhook,
-each buyer's mail request is written and sent through SES (functions/notify/mail.py). A failed
-record is reported, hidden for its backoff, retried, and dead-lettered after the queue's limit."""
+"""Notify: a batch from the notify queue, each message handled by its kind (shared/queues.py): a
+merchant event is POSTed to its merchant's webhook, a buyer's mail request is written and sent through
+SES (functions/notify/mail.py). A failed record is reported, hidden for its backoff, retried, and
+dead-lettered after the queue's limit."""
 
-import json
 import time
+from collections.abc import Callable
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -13,23 +14,18 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.notify import mail, webhooks
-from shared import adapters
+from shared import adapters, observability
 from shared.mail import MailRequest
-from shared.notify import notify_queue, parse
+from shared.notify import parse
 from shared.orders import utcnow
+from shared.queues import NotANotifyMessage, NotifyKind, notify_kind, notify_queue
 
 logger = Logger(service="notify")
-metrics = Metrics(service="notify")
+tracer = observability.tracer("notify")
+metrics = observability.metrics("notify")
 # A batch whose every record failed is reported record by record too: a merchant's server being down
 # is not an error of this function (Lambda's Errors metric stays for real crashes).
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
-
-def _is_mail(body: str) -> bool:
-    try:
-        return "mail" in json.loads(body)
-    except (ValueError, TypeError, RecursionError):
-        return False
 
 
 def _retry_later(record: SQSRecord, about: dict[str, str], metric: str, message: str, error: str) -> None:
@@ -47,7 +43,14 @@ def _mail(record: SQSRecord) -> None:
     try:
         request = MailRequest.model_validate_json(record.body)
         about["mail"] = request.mail
-        done = mail.send(request, adapters.orders(), adapters.shop(), adapters.stock(), now=utcnow())
+        done = mail.send(
+            request,
+            adapters.orders(),
+            adapters.products(),
+            adapters.merchants(),
+            adapters.allocation(),
+            now=utcnow(),
+        )
     except Exception as error:
         _retry_later(record, about, "MailFailures", "mail not sent", type(error).__name__)
         raise
@@ -57,15 +60,13 @@ def _mail(record: SQSRecord) -> None:
     logger.info("mail done", extra={**about, "outcome": done.value})
 
 
-def _record(record: SQSRecord) -> None:
-    if _is_mail(record.body):
-        _mail(record)
-        return
+def _webhook_event(record: SQSRecord) -> None:
+    """A merchant event, POSTed to its merchant's webhook."""
     about: dict[str, str] = {"message_id": record.message_id}
     try:
         notification = parse(record.body)
         about.update(event_id=notification.event_id, type=notification.type)
-        sent = webhooks.send(notification, adapters.shop(), webhooks.pool(), now=int(time.time()))
+        sent = webhooks.send(notification, adapters.webhooks(), webhooks.pool(), now=int(time.time()))
     except Exception as error:
         # The error's kind and our own message only (ProviderError messages name no URL or secret).
         _retry_later(
@@ -77,7 +78,25 @@ def _record(record: SQSRecord) -> None:
     logger.info("notification done", extra={**about, "outcome": sent.value})
 
 
+BY_KIND: dict[NotifyKind, Callable[[SQSRecord], None]] = {
+    "webhook_event": _webhook_event,
+    "buyer_mail": _mail,
+}
+
+
+def _record(record: SQSRecord) -> None:
+    try:
+        kind = notify_kind(record.raw_event.get("messageAttributes") or {}, record.body)
+    except NotANotifyMessage as error:  # retried (a newer release's kind, after a rollback), then DLQ
+        logger.warning(
+            "notify message not handled", extra={"message_id": record.message_id, "error": str(error)}
+        )
+        raise
+    BY_KIND[kind](record)
+
+
 @metrics.log_metrics
+@tracer.capture_lambda_handler
 @logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=_record, processor=processor, context=context)

@@ -20,9 +20,10 @@ from shared.money import display
 from shared.orders import Order, Status
 from shared.products import Product
 from shared.settings import settings
+from shared.store.merchants import MerchantStore
 from shared.store.orders import OrderStore
-from shared.store.shop import ShopStore
-from shared.store.stock import StockStore
+from shared.store.products import ProductStore
+from shared.store.stock.allocation import Allocation
 
 LOOKUP_ORDERS = 20  # the newest orders a look-up mail lists
 ZH_STATUS = {
@@ -69,8 +70,9 @@ def _ses():  # type: ignore[no-untyped-def]
 def send(
     request: MailRequest,
     orders: OrderStore,
-    shop: ShopStore,
-    stock: StockStore,
+    products: ProductStore,
+    merchants: MerchantStore,
+    allocation: Allocation,
     now: datetime,
     deliver: Callable[[Mail, str], None] | None = None,
 ) -> Mailed:
@@ -78,9 +80,9 @@ def send(
     if not config.mail_from:
         return Mailed.OFF
     if request.mail == "order":
-        mail = order_mail(str(request.order_id), orders, shop, stock, now)
+        mail = order_mail(str(request.order_id), orders, products, merchants, allocation, now)
     else:
-        mail = lookup_mail(str(request.email), orders, shop, now)
+        mail = lookup_mail(str(request.email), orders, products, now)
     if mail is None:
         return Mailed.NOTHING
     (deliver or _send_ses)(mail, config.mail_from)
@@ -109,12 +111,17 @@ def _name(product: Product | None) -> str:
 
 
 def order_mail(
-    order_id: str, orders: OrderStore, shop: ShopStore, stock: StockStore, now: datetime
+    order_id: str,
+    orders: OrderStore,
+    products: ProductStore,
+    merchants: MerchantStore,
+    allocation: Allocation,
+    now: datetime,
 ) -> Mail | None:
     order = orders.get(order_id)
     if order is None or order.status != Status.DELIVERED:
         return None
-    product = shop.recent_product(order.product_id)
+    product = products.recent_product(order.product_id)
     name, total, link = _name(product), display(order.total), _link(order.order_id, now)
     text = [
         f"您的订单 {order.order_id}（{name}，数量 {order.quantity}，{total}）已发货。",
@@ -125,18 +132,18 @@ def order_mail(
         "",
     ]
     if product is not None and product.email_codes:
-        cipher = shop.cipher(order.merchant_id)
-        codes = stock.read_codes(order.product_id, order.slots, order.order_id, cipher)
+        cipher = merchants.cipher(order.merchant_id)
+        codes = allocation.read_codes(order.product_id, order.slots, order.order_id, cipher)
         text += ["卡密 / Codes:", *codes, ""]
     text += _footer()
     return Mail(order.email, f"订单已发货 / Your order is delivered: {name}", "\n".join(text))
 
 
-def lookup_mail(email: str, orders: OrderStore, shop: ShopStore, now: datetime) -> Mail | None:
+def lookup_mail(email: str, orders: OrderStore, products: ProductStore, now: datetime) -> Mail | None:
     found = [o for o in (orders.get(i) for i in orders.of_buyer(email, LOOKUP_ORDERS)) if o is not None]
     if not found:
         return None
-    names = {o.product_id: _name(shop.recent_product(o.product_id)) for o in found}
+    names = {o.product_id: _name(products.recent_product(o.product_id)) for o in found}
     text = [
         f"您在本店的订单（最近 {len(found)} 个）/ Your orders in this shop (the newest {len(found)}):",
         "",

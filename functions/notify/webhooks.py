@@ -38,7 +38,7 @@ from shared.notify import (
 from shared.providers import ProviderRefused, ProviderUnavailable
 from shared.providers.http import call
 from shared.settings import settings
-from shared.store.shop import ShopStore
+from shared.store.webhooks import WebhookStore
 
 BACKOFF_BASE_SECONDS = 30
 MAX_BACKOFF_SECONDS = 15 * 60
@@ -162,11 +162,11 @@ def pool() -> WebhookPools:
     )
 
 
-def send(notification: Notification, shop: ShopStore, http: WebhookPools, now: int) -> Sent:
+def send(notification: Notification, webhooks: WebhookStore, http: WebhookPools, now: int) -> Sent:
     """POST the notification to its merchant's webhook, connecting only to the addresses its host was
     just checked to have; raises (ProviderError) for any failure, ProviderRefused for a host that is not
     (or no longer) public."""
-    webhook = shop.recent_webhook(notification.merchant_id)
+    webhook = webhooks.recent_webhook(notification.merchant_id)
     if webhook is None:
         return Sent.NO_WEBHOOK
     if not webhook.wants(notification.type):

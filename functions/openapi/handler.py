@@ -15,9 +15,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.merchant.handler import app as merchant
 from functions.storefront.handler import app as storefront
 from functions.webhook.handler import app as webhook
+from shared import observability
 from shared.http import documented, install_error_handlers
 
 logger = Logger(service="openapi")
+tracer = observability.tracer("openapi")
 app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app, logger)
 
@@ -76,6 +78,7 @@ def openapi() -> Response[str]:
     )
 
 
+@tracer.capture_lambda_handler
 @logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

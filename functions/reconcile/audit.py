@@ -7,9 +7,7 @@ from typing import Any
 
 from functions.reconcile.burned import GRACE_SECONDS, claimants
 from shared.orders import Status
-from shared.store.orders import OrderStore
-from shared.store.shop import ShopStore
-from shared.store.stock import StockStore
+from shared.ports import OrderPort, ProductPort, StockUpkeepPort
 
 logger = logging.getLogger(__name__)
 OUTSTANDING = (Status.PENDING_PAYMENT, Status.PAID, Status.IN_REVIEW, Status.EXPIRED, Status.REFUNDING)
@@ -21,7 +19,7 @@ def _bucket(age: int) -> str:
     return next((name for limit, name in AGES if age < limit), "over_1d")
 
 
-def orders_by_age(orders: OrderStore, now: datetime) -> dict[str, Any]:
+def orders_by_age(orders: OrderPort, now: datetime) -> dict[str, Any]:
     """Per non-final state: how many orders, the oldest's age, and counts by age (from the `due` index)."""
     report: dict[str, Any] = {}
     for status in OUTSTANDING:
@@ -37,20 +35,24 @@ def orders_by_age(orders: OrderStore, now: datetime) -> dict[str, Any]:
 
 
 def audit_stock(
-    shop: ShopStore, stock: StockStore, orders: OrderStore, product_ids: list[str], now: datetime
+    products: ProductPort, upkeep: StockUpkeepPort, orders: OrderPort, product_ids: list[str], now: datetime
 ) -> dict[str, list[str]]:
     """I4 for each product whose stock moved since it was last settled: what does not add up, by product
     (checked against the slots there and the orders they name, docs/allocation.md "Stock audit")."""
     read, at = claimants(orders), int(now.timestamp())
     problems = {
-        p: found for p, found in stock.audit_holds(read, at, GRACE_SECONDS).items() if p in product_ids
+        p: found for p, found in upkeep.audit_holds(read, at, GRACE_SECONDS).items() if p in product_ids
     }
     for product_id in product_ids:
-        product = shop.product(product_id)
+        product = products.product(product_id)
         if product is None:
             problems[product_id] = ["stock without a product"]
+            logger.error(
+                "stock audit found a problem",
+                extra={"product_id": product_id, "problems": problems[product_id]},
+            )
             continue
-        found = stock.audit(product_id, product.shards, read, at, GRACE_SECONDS) + problems.get(
+        found = upkeep.audit(product_id, product.shards, read, at, GRACE_SECONDS) + problems.get(
             product_id, []
         )
         if found:

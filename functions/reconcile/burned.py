@@ -8,13 +8,13 @@ never concluded from an index's silence (indexes lag writes on DynamoDB).
 
 from datetime import datetime
 
-from shared.store.orders import OrderStore
-from shared.store.stock import Claimant, Claimants, StockStore
+from shared.ports import OrderPort, StockUpkeepPort
+from shared.store.stock.upkeep import Claimant, Claimants
 
 GRACE_SECONDS = 300  # far longer than a claim-to-order-write gap; a snapshot younger than this waits
 
 
-def claimants(orders: OrderStore) -> Claimants:
+def claimants(orders: OrderPort) -> Claimants:
     """Read the named orders (one consistent BatchGetItem per 100) as the stock sees them."""
 
     def read(order_ids: set[str]) -> dict[str, Claimant]:
@@ -29,11 +29,11 @@ def claimants(orders: OrderStore) -> Claimants:
     return read
 
 
-def return_burned_slots(orders: OrderStore, stock: StockStore, now: datetime) -> int:
+def return_burned_slots(orders: OrderPort, upkeep: StockUpkeepPort, now: datetime) -> int:
     read, at = claimants(orders), int(now.timestamp())
     returned = sum(
-        stock.return_burned(product_id, shard, at, GRACE_SECONDS, read)
-        for product_id, shards in stock.shards_due().items()
+        upkeep.return_burned(product_id, shard, at, GRACE_SECONDS, read)
+        for product_id, shards in upkeep.shards_due().items()
         for shard in shards
     )
-    return returned + stock.return_abandoned_holds(at, GRACE_SECONDS, read)
+    return returned + upkeep.return_abandoned_holds(at, GRACE_SECONDS, read)

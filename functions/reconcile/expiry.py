@@ -10,11 +10,10 @@ from datetime import datetime, timedelta
 from shared.errors import StateConflict
 from shared.faults import checkpoint
 from shared.orders import Status
-from shared.store.orders import OrderStore
-from shared.store.stock import StockStore
+from shared.ports import AllocationPort, OrderPort
 
 
-def expire_reservations(orders: OrderStore, stock: StockStore, now: datetime) -> tuple[int, int]:
+def expire_reservations(orders: OrderPort, allocation: AllocationPort, now: datetime) -> tuple[int, int]:
     """Returns (orders expired, slots returned to stock)."""
     expired = 0
     for order_id in orders.due(Status.PENDING_PAYMENT, before=now):
@@ -33,6 +32,6 @@ def expire_reservations(orders: OrderStore, stock: StockStore, now: datetime) ->
         if order is None:
             continue
         if order.status == Status.EXPIRED:
-            returned += stock.release(order.product_id, order.slots, order.order_id)
+            returned += allocation.release(order.product_id, order.slots, order.order_id)
         orders.clear_due(order_id, Status.EXPIRED)
     return expired, returned

@@ -2,17 +2,17 @@
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.reconcile.run import reconcile
-from shared import adapters
-from shared.orders import utcnow
+from shared import adapters, observability
 from shared.settings import settings
 
 logger = Logger(service="reconcile")
-metrics = Metrics(service="reconcile")
+tracer = observability.tracer("reconcile")
+metrics = observability.metrics("reconcile")
 
 
 class StepsFailed(RuntimeError):
@@ -40,11 +40,13 @@ def _emit(report: dict[str, Any]) -> None:
 
 
 @metrics.log_metrics
+@tracer.capture_lambda_handler
 @logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    now = utcnow()
+    ports = adapters.ports()
+    now = ports.clock()
     seconds = max(5.0, context.get_remaining_time_in_millis() / 1000 - 5)  # leave time to report
-    report = reconcile(settings(), now, seconds)
+    report = reconcile(settings(), now, seconds, ports)
     _emit(report)
     adapters.ops().save_report("reconcile", now, report)
     logger.info("reconcile report", extra={"report": report})

@@ -13,16 +13,16 @@ from datetime import datetime
 from shared.errors import DomainError
 from shared.orders import Status
 from shared.payments import PaymentEvent
-from shared.providers import PaymentProvider, ProviderError, ProviderUnavailable
+from shared.ports import OrderPort, ProviderLookup
+from shared.providers import ProviderError, ProviderUnavailable
 from shared.settlement import Outcome
-from shared.store.orders import OrderStore
 
 logger = logging.getLogger(__name__)
 
 
 def recover_payments(
-    orders: OrderStore,
-    query_for: Callable[[str], PaymentProvider | None],
+    orders: OrderPort,
+    query_for: ProviderLookup,
     apply: Callable[[PaymentEvent], Outcome],
     now: datetime,
     out_of_time: Callable[[], bool] = lambda: False,

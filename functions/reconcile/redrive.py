@@ -7,21 +7,18 @@ from datetime import datetime, timedelta
 from shared.errors import StateConflict
 from shared.faults import checkpoint
 from shared.orders import Order, Status
-from shared.queues import DeliveryQueue
+from shared.ports import AllocationPort, DeliveryQueuePort, OrderPort, ProductPort
 from shared.refunds import give_back_stock
-from shared.store.orders import OrderStore
-from shared.store.shop import ShopStore
-from shared.store.stock import StockStore
 
 logger = logging.getLogger(__name__)
 LONGEST_PAUSE = timedelta(minutes=30)
 
 
 def redrive_paid(
-    orders: OrderStore,
-    queue: DeliveryQueue,
-    shop: ShopStore,
-    stock: StockStore,
+    orders: OrderPort,
+    queue: DeliveryQueuePort,
+    products: ProductPort,
+    allocation: AllocationPort,
     now: datetime,
     retry_after: timedelta,
     max_redrives: int,
@@ -39,7 +36,7 @@ def redrive_paid(
         if claimed is None:
             continue  # another run claimed this deadline, or the order moved on
         if claimed > max_redrives:
-            if _give_up(order, orders, shop, stock, now):
+            if _give_up(order, orders, products, allocation, now):
                 gave_up.append(order.order_id)
             continue
         checkpoint("redrive:after-claimed")  # the next run re-drives it once this pause is over
@@ -48,8 +45,10 @@ def redrive_paid(
     return sent, gave_up
 
 
-def _give_up(order: Order, orders: OrderStore, shop: ShopStore, stock: StockStore, now: datetime) -> bool:
-    product = shop.product(order.product_id)
+def _give_up(
+    order: Order, orders: OrderPort, products: ProductPort, allocation: AllocationPort, now: datetime
+) -> bool:
+    product = products.product(order.product_id)
     policy = product.when_undeliverable if product is not None else "refund"
     reason = {
         "reason": f"not delivered after {order.redrives} re-drives",
@@ -61,10 +60,10 @@ def _give_up(order: Order, orders: OrderStore, shop: ShopStore, stock: StockStor
     except StateConflict:  # delivered or given up meanwhile, or this write applied and its answer was lost
         reread = orders.get(order.order_id)
         if reread is not None and reread.status in (Status.REFUNDING, Status.REFUNDED):
-            give_back_stock(reread, stock)  # whoever wrote it may not have got this far
+            give_back_stock(reread, allocation)  # whoever wrote it may not have got this far
         return False
     if policy != "hold":
         checkpoint("redrive:between-refunding-and-release")  # the refund step gives it back then
-        give_back_stock(order, stock)
+        give_back_stock(order, allocation)
     logger.error("gave up delivering a paid order", extra={"order_id": order.order_id, "policy": policy})
     return True

@@ -12,24 +12,20 @@ from datetime import datetime
 
 from shared.errors import DomainError
 from shared.orders import Status
+from shared.ports import OrderPort, PaymentEventPort, Ports, ProviderLookup
 from shared.providers import PaymentProvider, ProviderError, ProviderUnavailable, RefundRequest, RefundState
 from shared.refunds import RETRY_FAILED_AFTER, give_back_stock, send_refund
-from shared.store.orders import OrderStore
-from shared.store.payment_events import OwedPayment, PaymentEventStore
-from shared.store.stock import StockStore
+from shared.store.payment_events import OwedPayment
 
 logger = logging.getLogger(__name__)
 
 
 def refund_orders(
-    orders: OrderStore,
-    stock: StockStore,
-    provider_for: Callable[[str], PaymentProvider | None],
-    now: datetime,
-    out_of_time: Callable[[], bool] = lambda: False,
+    ports: Ports, now: datetime, out_of_time: Callable[[], bool] = lambda: False
 ) -> tuple[int, int]:
     """Returns (orders refunded, refunds still pending or failed). A provider that does not answer
     is not asked again in this run."""
+    orders, allocation = ports.orders, ports.allocation
     refunded = waiting = 0
     down: set[str] = set()
     for entry in orders.outstanding(Status.REFUNDING, before=now, limit=100):
@@ -38,10 +34,11 @@ def refund_orders(
         order = orders.get(entry.order_id)
         if order is None or order.status != Status.REFUNDING:
             continue
-        give_back_stock(order, stock)  # whatever the provider says: an earlier path may have crashed
+        give_back_stock(order, allocation)  # whatever the provider says: an earlier path may have crashed
         if order.provider in down:
+            waiting += 1  # still waiting: its provider did not answer this run
             continue
-        provider = provider_for(order.provider)
+        provider = ports.providers.provider(order.provider)
         if provider is None:
             orders.record_refund_failure(
                 order.order_id, f"provider {order.provider} is not configured", now + RETRY_FAILED_AFTER
@@ -49,7 +46,7 @@ def refund_orders(
             waiting += 1
             continue
         try:
-            state = send_refund(order, provider, orders, stock, now)
+            state = send_refund(order, provider, ports, now)
         except ProviderUnavailable:
             down.add(order.provider)
             waiting += 1
@@ -60,9 +57,9 @@ def refund_orders(
 
 
 def refund_owed_payments(
-    events: PaymentEventStore,
-    orders: OrderStore,
-    provider_for: Callable[[str], PaymentProvider | None],
+    events: PaymentEventPort,
+    orders: OrderPort,
+    provider_for: ProviderLookup,
     providers: list[str],
     out_of_time: Callable[[], bool] = lambda: False,
 ) -> int:

@@ -18,7 +18,7 @@ from functions.reconcile.lost_payments import recover_payments
 from functions.reconcile.redrive import redrive_paid
 from functions.reconcile.refunds import refund_orders, refund_owed_payments
 from shared import adapters
-from shared.providers.registry import configured, provider
+from shared.ports import Ports
 from shared.settings import Settings
 from shared.settlement import apply_payment
 
@@ -26,26 +26,22 @@ logger = logging.getLogger(__name__)
 PROVIDER_SHARE = 0.5  # of the run's time, at most, for calls to providers (questions and refunds)
 
 
-def reconcile(config: Settings, now: datetime, seconds: float = 45.0) -> dict[str, Any]:
-    """Run every step within about `seconds`; returns the report (counts, orders by age, stock audit)."""
-    orders, stock, shop, queue = (
-        adapters.orders(),
-        adapters.stock(),
-        adapters.shop(),
-        adapters.delivery_queue(),
+def reconcile(
+    config: Settings, now: datetime, seconds: float = 45.0, ports: Ports | None = None
+) -> dict[str, Any]:
+    """Run every step within about `seconds`; returns the report (counts, orders by age, stock audit).
+    `ports`: the process's real ones unless given (shared/ports.py)."""
+    ports = adapters.ports() if ports is None else ports
+    orders, allocation, upkeep, products, queue = (
+        ports.orders,
+        ports.allocation,
+        ports.upkeep,
+        ports.products,
+        ports.delivery,
     )
     retry_after = timedelta(seconds=config.redrive_after_seconds)
-    apply = partial(
-        apply_payment,
-        orders=orders,
-        events=adapters.payment_events(),
-        queue=queue,
-        stock=stock,
-        shop=shop,
-        limits=adapters.limits(),
-        now=now,
-        redrive_after=retry_after,
-    )
+    apply = partial(apply_payment, ports=ports, now=now, redrive_after=retry_after)
+    provider = ports.providers.provider
     # One budget for every step that calls providers: a provider that hangs (up to ~12 s a call,
     # shared/providers/http.py) cannot keep the run from its audit, clean-up and report.
     providers_end = time.monotonic() + seconds * PROVIDER_SHARE
@@ -69,26 +65,30 @@ def reconcile(config: Settings, now: datetime, seconds: float = 45.0) -> dict[st
         (0, 0),
     )
     report["expired"], report["returned_slots"] = step(
-        "expiry", lambda: expire_reservations(orders, stock, now), (0, 0)
+        "expiry", lambda: expire_reservations(orders, allocation, now), (0, 0)
     )
     report["redriven"], report["gave_up"] = step(
         "redrive",
-        lambda: redrive_paid(orders, queue, shop, stock, now, retry_after, config.max_delivery_redrives),
+        lambda: redrive_paid(
+            orders, queue, products, allocation, now, retry_after, config.max_delivery_redrives
+        ),
         (0, []),
     )
     # After the re-drives, so an order given up on just now is refunded in the same run.
     report["refunded"], report["refunds_waiting"] = step(
-        "refunds", lambda: refund_orders(orders, stock, provider, now, out_of_time), (0, 0)
+        "refunds", lambda: refund_orders(ports, now, out_of_time), (0, 0)
     )
     report["owed_refunded"] = step(
         "owed_payments",
-        lambda: refund_owed_payments(adapters.payment_events(), orders, provider, configured(), out_of_time),
+        lambda: refund_owed_payments(
+            ports.events, orders, provider, ports.providers.configured(), out_of_time
+        ),
         0,
     )
     # The audit comes before the burned-slot step, which settles shards and drops them from its index.
     report["stock_problems"] = step(
-        "stock_audit", lambda: audit_stock(shop, stock, orders, sorted(stock.shards_due()), now), {}
+        "stock_audit", lambda: audit_stock(products, upkeep, orders, sorted(upkeep.shards_due()), now), {}
     )
-    report["burned_returned"] = step("burned_slots", lambda: return_burned_slots(orders, stock, now), 0)
+    report["burned_returned"] = step("burned_slots", lambda: return_burned_slots(orders, upkeep, now), 0)
     report["orders"] = step("orders_by_age", lambda: orders_by_age(orders, now), None)
     return report

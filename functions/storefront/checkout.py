@@ -4,7 +4,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -14,13 +13,12 @@ from shared.clients import client_key
 from shared.errors import AlreadyApplied, Invalid, NotFound, OutOfStock, ProviderDown, StateConflict, TooMany
 from shared.faults import checkpoint
 from shared.idempotency import check_key
+from shared.ids import new_id
 from shared.orders import Order, Status, Ticket, chain_event
+from shared.ports import AllocationPort, LimitPort, OrderPort, ProductPort, ProviderLookup
 from shared.products import Product
-from shared.providers import CURRENCIES, PaymentProvider, ProviderError
-from shared.store.limits import LimitStore, buyer_key
-from shared.store.orders import OrderStore
-from shared.store.shop import ShopStore, new_id
-from shared.store.stock import StockStore
+from shared.providers import CURRENCIES, ProviderError
+from shared.store.limits import buyer_key
 
 
 class CheckoutRequest(BaseModel):
@@ -33,7 +31,6 @@ class CheckoutRequest(BaseModel):
     buyer_input: dict[str, Any] | None = None
 
 
-Providers = Callable[[str], PaymentProvider | None]
 MAX_QUANTITY_HELD = 1 << 40  # no bound on a client's unpaid units (only the daily limit's room)
 
 
@@ -68,13 +65,13 @@ def request_fingerprint(request: CheckoutRequest) -> str:
 
 def checkout(
     request: CheckoutRequest,
-    shop: ShopStore,
-    stock: StockStore,
-    orders: OrderStore,
-    limits: LimitStore,
+    products: ProductPort,
+    allocation: AllocationPort,
+    orders: OrderPort,
+    limits: LimitPort,
     now: datetime,
     reservation: timedelta,
-    providers: Providers,
+    providers: ProviderLookup,
     public_base_url: str,
     idempotency_key: str | None = None,
     client: str = "",
@@ -95,7 +92,7 @@ def checkout(
         return _replay(existing, fingerprint, token, providers, public_base_url)
     # Up to PRODUCT_CACHE_SECONDS old (the product's partition would cap one product's sales): a change
     # applies within that time; the order keeps the total computed here and the payment binds to it.
-    product = shop.recent_product(request.product_id)
+    product = products.recent_product(request.product_id)
     if product is None or not product.active:
         raise NotFound("no such product", code="product_not_found")
     product.check_quantity(request.quantity)
@@ -126,7 +123,7 @@ def checkout(
         order, created = _reserve_and_create(
             request,
             product,
-            stock,
+            allocation,
             orders,
             now,
             reservation,
@@ -148,9 +145,7 @@ def checkout(
     return _with_payment(order, token, providers, public_base_url)
 
 
-def _take_tickets(
-    limits: LimitStore, buyer: list[tuple[str, int]], order_id: str, until: int
-) -> list[Ticket]:
+def _take_tickets(limits: LimitPort, buyer: list[tuple[str, int]], order_id: str, until: int) -> list[Ticket]:
     taken: list[Ticket] = []
     try:
         for key, cap in buyer:
@@ -168,7 +163,7 @@ def _take_tickets(
 
 
 def _hold_units(
-    limits: LimitStore,
+    limits: LimitPort,
     product: Product,
     request: CheckoutRequest,
     client: str,
@@ -220,8 +215,8 @@ def _daily_limit_reached(limit: int, now: datetime) -> TooMany:
 def _reserve_and_create(
     request: CheckoutRequest,
     product: Product,
-    stock: StockStore,
-    orders: OrderStore,
+    allocation: AllocationPort,
+    orders: OrderPort,
     now: datetime,
     reservation: timedelta,
     order_id: str,
@@ -234,7 +229,7 @@ def _reserve_and_create(
     concurrent retry with the same key created."""
     total = product.total_for(request.quantity)
     try:
-        slots = stock.claim(product.product_id, product.shards, request.quantity, order_id)
+        slots = allocation.claim(product.product_id, product.shards, request.quantity, order_id)
     except OutOfStock:
         if twin_may_exist and (twin := orders.get(order_id)):  # a concurrent retry took the stock
             return twin, False
@@ -265,27 +260,27 @@ def _reserve_and_create(
         assert winner is not None
         if winner.slots == slots:  # our own write, found by the SDK's retry: it keeps what it took
             return winner, True
-        stock.release_unkept(product.product_id, slots, winner.slots, order_id)
+        allocation.release_unkept(product.product_id, slots, winner.slots, order_id)
         return winner, False
     except Exception:  # failed past the SDK's retries (throttled), yet an earlier attempt may have applied
         if (written := orders.get(order_id)) is not None and written.slots == slots:
             return written, True
         # No order (read strongly consistently after every attempt answered): its tickets and count go
         # back, and its slots at once, so a throttling storm leaves no stock unsellable meanwhile.
-        stock.release(product.product_id, slots, order_id)
+        allocation.release(product.product_id, slots, order_id)
         raise
     return order, True
 
 
 def _replay(
-    order: Order, fingerprint: str | None, token: str, providers: Providers, public_base_url: str
+    order: Order, fingerprint: str | None, token: str, providers: ProviderLookup, public_base_url: str
 ) -> Checkout:
     if order.request_hash != fingerprint:
         raise Invalid("this Idempotency-Key was used for a different request", code="idempotency_key_reused")
     return _with_payment(order, token, providers, public_base_url)
 
 
-def _with_payment(order: Order, token: str, providers: Providers, public_base_url: str) -> Checkout:
+def _with_payment(order: Order, token: str, providers: ProviderLookup, public_base_url: str) -> Checkout:
     """Start the payment at the order's provider: idempotent per order there (a replay gets the same
     payment). An order no longer unpaid starts nothing (no pay URL); a provider that fails is a 503
     to retry with the same Idempotency-Key."""

@@ -6,16 +6,17 @@ Capped per hour: per client address (429, which says nothing about the e-mail) a
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from shared import mail
+from functions.storefront.schemas import LookupAccepted
 from shared.clients import client_key
 from shared.errors import TooMany
-from shared.notify import NotifyQueue
-from shared.store.limits import LimitStore, buyer_key
+from shared.mail import MailRequest
+from shared.ports import LimitPort, NotifyPort
+from shared.queues import request_mail
+from shared.store.limits import buyer_key
 
-ACCEPTED = {
-    "status": "accepted",
-    "message": "If this address has orders here, a link to them is on its way.",
-}
+ACCEPTED = LookupAccepted(
+    status="accepted", message="If this address has orders here, a link to them is on its way."
+)
 
 
 class LookupRequest(BaseModel):
@@ -24,19 +25,14 @@ class LookupRequest(BaseModel):
     email: EmailStr = Field(max_length=254)
 
 
-class LookupAccepted(BaseModel):
-    status: str
-    message: str
-
-
 def request_lookup(
     request: LookupRequest,
     client: str,
-    limits: LimitStore,
+    limits: LimitPort,
     caps: tuple[int, int],
     now: int,
-    queue: NotifyQueue | None = None,
-) -> dict[str, str]:
+    queue: NotifyPort,
+) -> LookupAccepted:
     """`caps`: (mails per e-mail, look-ups per client address) per hour."""
     per_email, per_client = caps
     if not limits.take_hourly(buyer_key("lookup-client", client_key(client)), per_client, now):
@@ -46,5 +42,5 @@ def request_lookup(
         )
     email = str(request.email)
     if limits.take_hourly(buyer_key("lookup-email", email), per_email, now):
-        mail.request(mail.MailRequest(mail="lookup", email=email), queue)
+        request_mail(MailRequest(mail="lookup", email=email), queue)
     return ACCEPTED

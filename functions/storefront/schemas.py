@@ -1,8 +1,9 @@
-"""What the buyer API answers, as models: the OpenAPI document's schemas for these routes."""
+"""What the buyer API answers, as models: each route builds its body from its model, and the OpenAPI
+document describes the same model."""
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from shared.money import Money
 from shared.orders import Status
@@ -58,5 +59,12 @@ class BuyerOrder(BaseModel):
     expires_at: str  # when an unpaid order's reservation ends
     events: list[Event]
     eta_seconds: int
-    items: list[Item] | None = None  # once DELIVERED
-    instructions: str | None = None  # once DELIVERED
+    items: list[Item] | None = None  # once DELIVERED (left out before)
+    instructions: str | None = None  # once DELIVERED (left out before)
+
+
+class LookupAccepted(BaseModel):
+    model_config = ConfigDict(frozen=True)  # one answer for every look-up
+
+    status: str
+    message: str

@@ -9,18 +9,20 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from shared import adapters
-from shared.errors import NotFound
+from shared import adapters, observability
+from shared.errors import DomainError, NotFound
 from shared.http import documented, install_error_handlers, request_body
-from shared.orders import utcnow
 from shared.providers import PROVIDERS, REPLIES, Reply, registry
 from shared.settings import settings
 from shared.settlement import Outcome, apply_event
 
 logger = Logger(service="webhook")
+tracer = observability.tracer("webhook")
+metrics = observability.metrics("webhook")
 
 
 class CallbackRecorded(BaseModel):
@@ -38,16 +40,29 @@ def _raw_body() -> bytes:
     return base64.b64decode(body) if event.is_base64_encoded else body.encode()
 
 
+def _counted(outcome: Outcome) -> str:
+    """The metric of a payment event's outcome: PaymentEventsApplied, PaymentEventsNeedsRefund, ..."""
+    return "PaymentEvents" + outcome.value.title().replace("_", "")
+
+
 def callback(name: str) -> Response[str]:
     provider = registry.provider(name)
     if provider is None:
         raise NotFound(f"payment provider '{name}' is not configured", code="provider_not_configured")
     headers = {key.lower(): value for key, value in app.current_event.headers.items()}
-    events = provider.verify_callback(headers, _raw_body(), now=int(time.time()))
+    metrics.add_dimension(name="provider", value=name)
+    try:
+        events = provider.verify_callback(headers, _raw_body(), now=int(time.time()))
+    except DomainError:  # a bad signature, a stale or malformed callback: answered 4xx
+        metrics.add_metric(name="CallbacksRejected", unit=MetricUnit.Count, value=1)
+        raise
+    metrics.add_metric(name="CallbacksVerified", unit=MetricUnit.Count, value=1)
     redrive_after = timedelta(seconds=settings().redrive_after_seconds)
     outcome = Outcome.IGNORED
+    ports = adapters.ports()
     for event in events:
-        outcome = apply_event(event, adapters.stores(), utcnow(), redrive_after)
+        outcome = apply_event(event, ports, ports.clock(), redrive_after)
+        metrics.add_metric(name=_counted(outcome), unit=MetricUnit.Count, value=1)
         logger.info(
             "payment callback",
             extra={
@@ -93,6 +108,8 @@ for _name in PROVIDERS:  # one route per provider, as API Gateway has them (temp
     )(_callback_from(_name))
 
 
+@metrics.log_metrics
+@tracer.capture_lambda_handler
 @logger.inject_lambda_context(log_event=False)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return app.resolve(event, context)

@@ -1,16 +1,22 @@
 """The embedded AWS: moto's server, and the template's tables, queues and keys created in it."""
 
+import contextlib
+import io
 import json
 import logging
+import socket
 import sys
 import threading
+import traceback
+from collections.abc import Callable
 from typing import Any
 
 import boto3
+import botocore.loaders
 from botocore.exceptions import ClientError
 from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, ThreadedMotoServer, create_backend_app
-from werkzeug.serving import make_server
+from werkzeug.serving import ThreadedWSGIServer
 
 from infra.local import moto_query
 from infra.local.template import Infrastructure
@@ -42,14 +48,122 @@ class _AtomicDynamoDB:
                 getattr(response, "close", lambda: None)()
 
 
+class _KeepAlive(MotoRequestHandler):
+    """moto's request handler, answering on the connection the request came on.
+
+    werkzeug's development server closes every connection after one response, so each SDK call
+    paid a TCP connect, an accept and a new server thread (a sixth of the process's time in the
+    flash sale, BENCHMARKS.md). Here the body is read to its declared length and the answer goes out
+    with its Content-Length, so the SDK's pooled connection carries the next request.
+    """
+
+    disable_nagle_algorithm = True  # headers and body are two writes: no wait for a delayed ACK
+
+    def run_wsgi(self) -> None:
+        environ = self.make_environ()
+        if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's reader stops at its end
+            body = environ["wsgi.input"].read()
+        else:
+            body = self.rfile.read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+        started: list[Any] = []
+        written: list[bytes] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
+            started[:] = [status, headers]
+            return written.append
+
+        try:
+            result = self.server.app(environ, start_response)
+            try:
+                out = b"".join([*written, *result])
+            finally:
+                getattr(result, "close", lambda: None)()
+        except Exception:  # moto's Flask app answers its own errors; this is a bug in the runtime
+            traceback.print_exc(file=sys.stderr)
+            self.close_connection = True
+            started[:] = ["500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")]]
+            out = b"Internal Server Error"
+        status, headers = started
+        code, _, reason = status.partition(" ")
+        self.send_response(int(code), reason)
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(out)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """No access log (werkzeug's formats a line per request even when its logger drops it)."""
+
+
+class _WSGIServer(ThreadedWSGIServer):
+    """werkzeug's threaded server, remembering its open connections to close them when it stops."""
+
+    def __init__(self, host: str, port: int, app: Any) -> None:
+        super().__init__(host, port, app, _KeepAlive)
+        self.open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self.open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self.open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._open_lock:
+            connections = list(self.open)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by the client
+                connection.shutdown(socket.SHUT_RDWR)
+
+
 class _Server(ThreadedMotoServer):
-    def _server_entry(self) -> None:  # moto's own, with the DynamoDB wrapper around its app
+    def _server_entry(self) -> None:  # moto's own, with the DynamoDB wrapper and keep-alive
         app = _AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(
-            self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
-        )
+        self._server = _WSGIServer(self._ip_address, self._port, app)
         self._server_ready_event.set()
         self._server.serve_forever()
+
+    def stop(self) -> None:
+        super().stop()
+        if isinstance(self._server, _WSGIServer):  # idle keep-alive connections end with the server
+            self._server.close_connections()
+
+
+def share_sdk_data() -> None:
+    """Parse each of botocore's data files (endpoints, service models) once per process.
+
+    botocore parses them again in every session, and PynamoDB makes a session per thread: here
+    gateway threads and pollers of every function share one process, so a burst of first calls
+    parsed endpoints.json dozens of times over (a quarter of a cold flash sale, BENCHMARKS.md). On
+    Lambda each container parses them once, in its own process. Every client of one session already
+    shares these dicts (botocore's `instance_cache`), so sharing them between sessions changes nothing
+    they read.
+    """
+    loader = botocore.loaders.JSONFileLoader
+    if getattr(loader.load_file, "shared", False):
+        return
+    parse = loader.load_file
+    parsed: dict[str, Any] = {}
+
+    def load_file(self: botocore.loaders.JSONFileLoader, file_path: str) -> Any:
+        data = parsed.get(file_path)
+        if data is None:
+            data = parse(self, file_path)
+            if data is not None:
+                parsed[file_path] = data
+        return data
+
+    load_file.shared = True  # type: ignore[attr-defined]
+    loader.load_file = load_file  # type: ignore[method-assign]
 
 
 class EmbeddedAws:
@@ -60,6 +174,7 @@ class EmbeddedAws:
     def start(self) -> str:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
         moto_query.install()  # a Query reads its partition, not the whole table (docs/local-runtime.md)
+        share_sdk_data()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"

@@ -8,6 +8,11 @@ Powertools keeps the event being resolved, and its context, on the class `BaseRo
 process, which on Lambda is one invocation. Here every container shares this process, so each
 invocation's thread keeps its own (`_per_invocation`): a request never sees another's event (its
 client address, its merchant).
+
+Powertools' metrics provider likewise keeps what an invocation counted on itself, one per function
+(shared/observability.py), flushed and cleared at the invocation's end: here each invocation's thread
+counts and flushes its own, so one never publishes or clears another's metrics, nor iterates them
+while another adds.
 """
 
 import contextlib
@@ -18,16 +23,19 @@ import threading
 import time
 import uuid
 from abc import ABCMeta
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 from infra.local.aws import ACCOUNT, REGION
 from infra.local.template import ROOT
 
 _PER_INVOCATION = ("current_event", "lambda_context")
+_loading = threading.Lock()
 _invocation = threading.local()
 
 
@@ -64,6 +72,47 @@ def _per_invocation() -> None:
 
 
 _per_invocation()
+
+
+class _ThreadsOwnPerInstance:
+    """An instance attribute whose value is the current thread's; a thread starts from a fresh one."""
+
+    def __init__(self, name: str, fresh: Callable[[Any], Any]) -> None:
+        self.name, self.fresh = name, fresh
+
+    @staticmethod
+    def _local(instance: object) -> threading.local:
+        local = instance.__dict__.get("_threads_own")
+        return local if local is not None else instance.__dict__.setdefault("_threads_own", threading.local())
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        local = self._local(instance)
+        if not hasattr(local, self.name):
+            setattr(local, self.name, self.fresh(instance))
+        return getattr(local, self.name)
+
+    def __set__(self, instance: object, value: Any) -> None:
+        setattr(self._local(instance), self.name, value)
+
+
+_EMF_PER_INVOCATION: dict[str, Callable[[Any], Any]] = {
+    "metric_set": lambda provider: {},
+    "dimension_set": lambda provider: dict(provider.default_dimensions),
+    "metadata_set": lambda provider: {},
+    "dimension_sets": lambda provider: [],
+    "timestamp": lambda provider: None,
+}
+
+
+def _metrics_per_invocation() -> None:
+    for name, fresh in _EMF_PER_INVOCATION.items():
+        if not isinstance(AmazonCloudWatchEMFProvider.__dict__.get(name), _ThreadsOwnPerInstance):
+            setattr(AmazonCloudWatchEMFProvider, name, _ThreadsOwnPerInstance(name, fresh))
+
+
+_metrics_per_invocation()
 
 
 class InvocationKilled(BaseException):
@@ -121,8 +170,9 @@ class LocalFunction:
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         # Log handlers made at import keep the stream they see: give them the process's real stdout,
-        # as Lambda does, not a stream someone swapped in for a while (a test's capture).
-        with contextlib.redirect_stdout(sys.__stdout__):
+        # as Lambda does, not a stream someone swapped in for a while (a test's capture). The swap is
+        # the whole process's: one load at a time, or two loads at once could leave it swapped.
+        with _loading, contextlib.redirect_stdout(sys.__stdout__):
             spec.loader.exec_module(module)
         return module
 

@@ -138,6 +138,8 @@ class LocalRuntime:
         # Local mode (development secrets allowed, one index shard) is this process's alone: the
         # template has no way to set it, so a deployed stack never runs with it.
         os.environ["MIAOFA_LOCAL"] = "true"
+        # No X-Ray daemon listens here: Powertools' Tracer stays off (it is already, outside Lambda).
+        os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
         if self.log_level:
             os.environ["POWERTOOLS_LOG_LEVEL"] = self.log_level
         os.environ.update(
@@ -198,10 +200,10 @@ class LocalRuntime:
         return merged
 
     def _seed_demo(self, url: str) -> str:
-        """A demo merchant (through the shop store) and product with codes (through the merchant API)."""
-        from shared.adapters import shop
+        """A demo merchant (through the merchant store) and product with codes (through the merchant API)."""
+        from shared.adapters import merchants
 
-        shop().create_merchant("Demo merchant", api_key=self.merchant_key)
+        merchants().create_merchant("Demo merchant", api_key=self.merchant_key)
         product = self.merchant_call(
             url,
             "POST",

@@ -12,8 +12,8 @@ from html import escape
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from shared.errors import InvalidSignature
-from shared.payments import sandbox_signature, verify_sandbox_signature
 from shared.providers.sandbox import SIGNATURE_TOLERANCE, signed_query
+from shared.providers.signatures import sandbox_signature, verify_sandbox_signature
 
 PREFIX = "/_sandbox"
 RETRY_DELAYS = (0.0, 0.5, 2.0, 5.0)

@@ -13,14 +13,17 @@ from samtranslator.yaml_helper import yaml_parse
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 LOCAL_CODE_URI = "s3://local/code.zip"  # samtranslator wants S3; `sam package` makes the same swap
+# Where the code and the dependencies layer come from is `sam build`'s business (the Makefile's
+# build-<LogicalId> targets); here every function runs from the repository, on .venv's packages.
+LOCAL_URIS = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}
 
 
 def translate(path: Path = TEMPLATE) -> dict[str, Any]:
     """The CloudFormation template that SAM would deploy."""
     sam = yaml_parse(path.read_text())
     for resource in sam.get("Resources", {}).values():
-        if resource.get("Type") == "AWS::Serverless::Function":
-            resource.setdefault("Properties", {})["CodeUri"] = LOCAL_CODE_URI
+        if resource.get("Type") in LOCAL_URIS:
+            resource.setdefault("Properties", {})[LOCAL_URIS[resource["Type"]]] = LOCAL_CODE_URI
     if "CodeUri" in sam.get("Globals", {}).get("Function", {}):
         sam["Globals"]["Function"]["CodeUri"] = LOCAL_CODE_URI
     session = boto3.session.Session(region_name="us-east-1")

@@ -18,20 +18,29 @@ import json
 import os
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, TextIO
 
+from infra.cli_support import (
+    Console,
+    Parser,
+    Refused,
+    UsageError,
+    add_json,
+    add_local_file,
+    count_of,
+    exit_code,
+    numeric,
+    read_local_file,
+)
 from shared.money import Money, to_major
 
-# Where `make run` writes it (the same file as infra/ops/target.py's LOCAL_FILE; not imported from
-# there so that this HTTP-only CLI does not load boto3).
-LOCAL_FILE = Path(__file__).resolve().parents[2] / ".miaofa" / "local.json"
 DEFAULT_CHUNK = 5_000
 MAX_CHUNK = 10_000  # the API takes at most 10,000 codes a request
 REQUEST_TIMEOUT = 120.0
@@ -42,44 +51,8 @@ SHOWN_PROBLEMS = 10
 PROG = "miaofa-merchant"
 
 
-class UsageError(Exception):
-    """A command line or input that cannot run as given (exit 2)."""
-
-
-class Refused(Exception):
-    """The command ran and the API refused or failed, with a message for the merchant (exit 1)."""
-
-
 class Unreachable(Exception):
     """No answer from the API (connection refused, reset, timed out)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
-@dataclass
-class Console:
-    """The CLI's outside world, injectable for tests and the benchmark."""
-
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    err: TextIO = field(default_factory=lambda: sys.stderr)
-    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-    tty: bool | None = None  # is `err` a terminal (progress bar redrawn in place); None: ask it
-
-    def print(self, *lines: str) -> None:
-        for line in lines:
-            print(line, file=self.out)
-
-    def note(self, line: str) -> None:
-        print(line, file=self.err, flush=True)
-
-    @property
-    def interactive(self) -> bool:
-        return self.err.isatty() if self.tty is None else self.tty
 
 
 # ---- the HTTP API
@@ -175,7 +148,11 @@ def connect(args: argparse.Namespace, console: Console) -> Api:
     if url and not key:
         raise UsageError(f"{PROG}: --url needs --key (or MIAOFA_MERCHANT_KEY) too")
     if not url:
-        info = _local_info(args.local_file)
+        missing = (
+            f"no merchant API given: pass --url and --key (or set MIAOFA_URL and MIAOFA_MERCHANT_KEY), "
+            f"or start `make run` (it writes {args.local_file})"
+        )
+        info = read_local_file(args.local_file, missing, lambda why: UsageError(f"{PROG}: {why}"))
         url, key = url or info.get("url"), key or info.get("merchant_key")
         if not (isinstance(url, str) and url and isinstance(key, str) and key):
             raise UsageError(f"{PROG}: {args.local_file} has no url or merchant_key; restart `make run`")
@@ -184,21 +161,6 @@ def connect(args: argparse.Namespace, console: Console) -> Api:
     if not key.isprintable() or not key.strip() or any(c.isspace() for c in key):
         raise UsageError(f"{PROG}: the merchant key is not a single word of printable characters")
     return Api(url, key)
-
-
-def _local_info(path: Path) -> dict[str, Any]:
-    try:
-        info = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(
-            f"{PROG}: no merchant API given: pass --url and --key (or set MIAOFA_URL and "
-            f"MIAOFA_MERCHANT_KEY), or start `make run` (it writes {path})"
-        ) from None
-    except (OSError, ValueError) as error:
-        raise UsageError(f"{PROG}: cannot read {path}: {error}") from None
-    if not isinstance(info, dict):
-        raise UsageError(f"{PROG}: {path} is not a JSON object")
-    return info
 
 
 def _check_url(url: str) -> None:
@@ -452,7 +414,7 @@ class Commands:
         )
         summary = importer.run(str(self.args.file), lines)
         if self.args.json:
-            self.console.print(json.dumps(summary.as_json(), indent=2))
+            self.console.json(summary.as_json())
         else:
             self.console.print(*summary_lines(summary))
         return 0
@@ -460,7 +422,7 @@ class Commands:
     def stock_levels(self) -> int:
         levels = self.api.call("GET", self.product_path("/stock"), self.console, "stock levels").json()
         if self.args.json:
-            self.console.print(json.dumps(levels, indent=2))
+            self.console.json(levels)
         else:
             self.console.print(*(f"{name:<10} {value:>10,}" for name, value in levels.items()))
         return 0
@@ -510,14 +472,14 @@ class Commands:
             if not cursor:
                 break
         if self.args.json:
-            self.console.print(json.dumps(products, indent=2, ensure_ascii=False))
+            self.console.json(products)
             return 0
         for product in products:
             self.console.print(
                 f"{product.get('id', '?')}  {'active  ' if product.get('active', True) else 'inactive'}  "
                 f"{_price(product.get('price'))}  {product.get('name', '')}"
             )
-        self.console.print(f"{len(products)} product{'s' if len(products) != 1 else ''}")
+        self.console.print(count_of(len(products), "product"))
         return 0
 
 
@@ -529,14 +491,9 @@ def _price(price: Any) -> str:
     return f"{to_major(money):>10} {money.currency}"
 
 
-def _chunk_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 1 <= value <= MAX_CHUNK:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_CHUNK:,} (the API's limit per request)")
-    return value
+_chunk_size = numeric(
+    int, lambda n: not 1 <= n <= MAX_CHUNK, f"must be from 1 to {MAX_CHUNK:,} (the API's limit per request)"
+)
 
 
 def _import_id(text: str) -> str:
@@ -546,23 +503,17 @@ def _import_id(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    where = _Parser(add_help=False)
+    where = Parser(add_help=False)
     where.add_argument("--url", help="the shop's base URL (default: MIAOFA_URL, else the local runtime's)")
     where.add_argument(
         "--key", help="the merchant API key (default: MIAOFA_MERCHANT_KEY, else the local runtime's demo key)"
     )
-    where.add_argument(
-        "--local-file",
-        type=Path,
-        default=LOCAL_FILE,
-        metavar="PATH",
-        help="the local runtime's file (default: %(default)s)",
-    )
-    where.add_argument("--json", action="store_true", help="print JSON")
-    product = _Parser(add_help=False)
+    add_local_file(where)
+    add_json(where)
+    product = Parser(add_help=False)
     product.add_argument("--product", required=True, metavar="ID", help="the product (prd_…)")
 
-    parser = _Parser(prog=PROG, description="A merchant's products and stock, over the merchant API.")
+    parser = Parser(prog=PROG, description="A merchant's products and stock, over the merchant API.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{stock,products}")
     stock = commands.add_parser("stock", help="import, read, export a product's stock")
     actions = stock.add_subparsers(dest="action", required=True, metavar="{import,levels,export}")
@@ -611,18 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, *, console: Console | None = None) -> int:
     """Run one command; returns the exit code."""
     console = console or Console()
-    try:
-        args = build_parser().parse_args(argv)
-        return int(args.run(Commands(args, connect(args, console), console)))
-    except UsageError as error:
-        console.note(str(error))
-        return 2
-    except Refused as error:
-        console.note(f"{PROG}: {error}")
-        return 1
-    except KeyboardInterrupt:
-        console.note(f"{PROG}: interrupted")
-        return 130
+    return exit_code(PROG, console, partial(_command, argv, console))
+
+
+def _command(argv: Sequence[str] | None, console: Console) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(Commands(args, connect(args, console), console)))
 
 
 if __name__ == "__main__":

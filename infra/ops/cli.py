@@ -1,62 +1,41 @@
 """`miaofa-ops`: inspect, replay and purge dead-letter queues; read reconciliation reports.
 
-Exit codes: 0 done, 1 refused or failed, 2 usage (bad options, no target).
+Exit codes: 0 done, 1 refused or failed, 2 usage (bad options, no target), 130 interrupted.
 """
 
 import argparse
-import json
-import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from functools import partial
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
+from infra.cli_support import (
+    Console,
+    Parser,
+    Refused,
+    UsageError,
+    add_json,
+    add_local_file,
+    count_of,
+    exit_code,
+    numeric,
+)
 from infra.ops import views
 from infra.ops.dlq import DeadLetter, DeadLetterQueue
 from infra.ops.pacing import RateLimiter
 from infra.ops.selection import Selection, parse_duration
-from infra.ops.target import LOCAL_FILE, Target, TargetError, resolve
+from infra.ops.target import Target, TargetError, resolve
 from shared.errors import DomainError
+from shared.ids import is_id
 from shared.orders import Order
 from shared.store.keys import KeyStore
 from shared.store.ops import OpsStore
 from shared.store.orders import OrderStore
-from shared.store.shop import is_id
 
+PROG = "miaofa-ops"
 QUEUES = {"delivery": ("DeliveryQueue", "DeliveryDLQ"), "notify": ("NotifyQueue", "NotifyDLQ")}
-
-
-class UsageError(Exception):
-    """A command line that cannot run as given (exit 2)."""
-
-
-class Refused(Exception):
-    """The command ran and refused or failed, with a message for the operator (exit 1)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
-@dataclass
-class Console:
-    """The CLI's outside world, injectable for tests."""
-
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    err: TextIO = field(default_factory=lambda: sys.stderr)
-    stdin: TextIO = field(default_factory=lambda: sys.stdin)
-    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    clock: Callable[[], float] | None = None  # for the replay rate; time.monotonic by default
-    sleep: Callable[[float], None] | None = None
-
-    def print(self, *lines: str) -> None:
-        for line in lines:
-            print(line, file=self.out)
 
 
 class Commands:
@@ -90,11 +69,11 @@ class Commands:
         now = self.console.now()
         rows = [views.letter_row(letter, self.order(letter), now) for letter in self.peek(dlq)]
         if self.args.json:
-            self.console.print(json.dumps(rows, indent=2, ensure_ascii=False))
+            self.console.json(rows)
             return 0
         if rows:
             self.console.print(views.list_header(), *(views.list_line(row) for row in rows))
-        self.console.print(f"{views.count_of(len(rows), 'message')} in {dlq.name}")
+        self.console.print(f"{count_of(len(rows), 'message')} in {dlq.name}")
         return 0
 
     def dlq_show(self) -> int:
@@ -106,7 +85,7 @@ class Commands:
         now = self.console.now()
         details = [views.letter_details(letter, self.order(letter), now) for letter in found]
         if self.args.json:
-            self.console.print(json.dumps(details, indent=2, ensure_ascii=False))
+            self.console.json(details)
             return 0
         for n, one in enumerate(details):
             self.console.print(*([""] if n else []), *views.details_lines(one))
@@ -129,7 +108,7 @@ class Commands:
                 if selection.matches(letter, self.order(letter) if selection.error else None, now)
             ]
             verb = "would replay" if self.args.dry_run else "replayed"
-            limiter = RateLimiter(self.args.rate, **self._pacing())
+            limiter = RateLimiter(self.args.rate, self.console.clock, self.console.sleep)
             for n, letter in enumerate(chosen, 1):
                 described = self._describe(letter)  # as it was before the replay
                 if not self.args.dry_run:
@@ -145,7 +124,7 @@ class Commands:
             dlq.release([letter for letter in letters if letter.message_id not in replayed])
         done = len(chosen) if self.args.dry_run else len(replayed)
         self.console.print(
-            f"{verb} {done} of {views.count_of(len(letters), 'message')} in {dlq.name}"
+            f"{verb} {done} of {count_of(len(letters), 'message')} in {dlq.name}"
             + (" (dry run: nothing changed)" if self.args.dry_run else "")
         )
         absent = sorted(set(selection.orders) - {letter.order_id for letter in chosen})
@@ -161,7 +140,7 @@ class Commands:
             return 0
         if not self.args.yes:
             print(
-                f"This deletes {views.count_of(before, 'message')} in {dlq.name} for good. "
+                f"This deletes {count_of(before, 'message')} in {dlq.name} for good. "
                 f"Type the queue name ({dlq.name}) to confirm: ",
                 end="",
                 file=self.console.err,
@@ -183,7 +162,7 @@ class Commands:
     def reports(self) -> int:
         found = OpsStore(table=self.target.table("OpsTable")).reports("reconcile", limit=self.args.last)
         if self.args.json:
-            self.console.print(json.dumps(found, indent=2, ensure_ascii=False))
+            self.console.json(found)
         elif not found:
             self.console.print("no reconcile reports yet")
         else:
@@ -201,7 +180,7 @@ class Commands:
             {"key_id": r.key_id, "prefix": r.prefix, "created_at": r.created_at.isoformat()} for r in found
         ]
         if self.args.json:
-            self.console.print(json.dumps(rows, indent=2))
+            self.console.json(rows)
         elif not rows:
             self.console.print(f"merchant {self.args.merchant} has no keys")
         else:
@@ -227,19 +206,11 @@ class Commands:
 
     def _show_new_key(self, key_id: str, api_key: str, replaced: str | None = None) -> None:
         """The key goes to stdout alone (for `KEY=$(miaofa-ops keys create …)`), the rest to stderr."""
-        print(api_key, file=self.console.out)
+        self.console.print(api_key)
         done = f"new key {key_id}" + (f", {replaced} revoked" if replaced else "")
-        print(f"{done}; it is shown only now: store it safely", file=self.console.err)
+        self.console.note(f"{done}; it is shown only now: store it safely")
 
     # ---- helpers
-    def _pacing(self) -> dict[str, Any]:
-        pacing: dict[str, Any] = {}
-        if self.console.clock is not None:
-            pacing["clock"] = self.console.clock
-        if self.console.sleep is not None:
-            pacing["sleep"] = self.console.sleep
-        return pacing
-
     def _describe(self, letter: DeadLetter) -> str:
         order = self.order(letter)
         if letter.order_id is None:
@@ -260,11 +231,11 @@ def selection_from(args: argparse.Namespace) -> Selection:
     )
     if selection.empty:
         raise UsageError(
-            "miaofa-ops dlq replay: choose what to replay: --all, --order ID, --older-than, --error"
+            f"{PROG} dlq replay: choose what to replay: --all, --order ID, --older-than, --error"
         )
     if args.all and (args.order or args.older_than is not None or args.error):
         raise UsageError(
-            "miaofa-ops dlq replay: --all replays everything; do not combine it with other selectors"
+            f"{PROG} dlq replay: --all replays everything; do not combine it with other selectors"
         )
     return selection
 
@@ -276,39 +247,24 @@ def _duration(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _positive(kind: type) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
-        return value
-
-    return parse
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    return numeric(kind, lambda value: value <= 0, "must be more than 0: {text}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    where = _Parser(add_help=False)
-    where.add_argument(
-        "--local-file",
-        type=Path,
-        default=LOCAL_FILE,
-        metavar="PATH",
-        help="the local runtime's file (default: %(default)s)",
-    )
+    where = Parser(add_help=False)
+    add_local_file(where)
     where.add_argument("--stack", metavar="NAME", help="work on this deployed CloudFormation stack instead")
     where.add_argument("--region", help="the stack's AWS region (default: your AWS configuration's)")
-    queue = _Parser(add_help=False)
+    queue = Parser(add_help=False)
     queue.add_argument(
         "--queue", choices=sorted(QUEUES), default="delivery", help="which DLQ (default: delivery)"
     )
-    as_json = _Parser(add_help=False)
-    as_json.add_argument("--json", action="store_true", help="print JSON")
+    as_json = Parser(add_help=False)
+    add_json(as_json)
 
-    parser = _Parser(
-        prog="miaofa-ops", description="Dead-letter queues, reconciliation reports and merchant API keys."
+    parser = Parser(
+        prog=PROG, description="Dead-letter queues, reconciliation reports and merchant API keys."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{dlq,reports,keys}")
     dlq = commands.add_parser("dlq", help="inspect, replay or purge a dead-letter queue")
@@ -355,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = commands.add_parser("keys", help="a merchant's API keys: list, create, rotate, revoke")
     key_actions = keys.add_subparsers(dest="action", required=True, metavar="{list,create,rotate,revoke}")
-    merchant = _Parser(add_help=False)
+    merchant = Parser(add_help=False)
     merchant.add_argument(
         "--merchant", required=True, type=_id("mer"), metavar="ID", help="the merchant (mer_…)"
     )
@@ -389,6 +345,11 @@ def main(
 ) -> int:
     """Run one command; returns the exit code. `target` replaces --local-file/--stack (tests)."""
     console = console or Console()
+    return exit_code(PROG, console, partial(_command, argv, target, console))
+
+
+def _command(argv: Sequence[str] | None, target: Target | None, console: Console) -> int:
+    """The command, its target's and AWS's failures said as a usage problem or a refusal."""
     chosen = target
     try:
         args = build_parser().parse_args(argv)
@@ -397,26 +358,15 @@ def main(
         chosen = chosen or resolve(args.local_file, args.stack, args.region)
         chosen.use()
         return int(args.run(Commands(args, chosen, console)))
-    except UsageError as error:
-        print(error, file=console.err)
-        return 2
     except TargetError as error:
-        print(f"miaofa-ops: {error}", file=console.err)
-        return 2
-    except Refused as error:
-        print(f"miaofa-ops: {error}", file=console.err)
-        return 1
+        raise UsageError(f"{PROG}: {error}") from None
     except ClientError as error:
         problem = error.response.get("Error", {})
-        print(f"miaofa-ops: AWS refused: {problem.get('Code')}: {problem.get('Message')}", file=console.err)
-        return 1
+        raise Refused(f"AWS refused: {problem.get('Code')}: {problem.get('Message')}") from None
     except BotoCoreError as error:
         hint = " (is `make run` still running?)" if chosen and chosen.endpoint else ""
-        print(f"miaofa-ops: {error}{hint}", file=console.err)
-        return 1
+        raise Refused(f"{error}{hint}") from None
     except DomainError as error:
-        print(f"miaofa-ops: {error.message}", file=console.err)
-        return 1
+        raise Refused(error.message) from None
     except PynamoDBException as error:
-        print(f"miaofa-ops: reading DynamoDB failed: {error.cause or error}", file=console.err)
-        return 1
+        raise Refused(f"reading DynamoDB failed: {error.cause or error}") from None

@@ -1,6 +1,5 @@
 """Where the CLI works: the local runtime (`.miaofa/local.json`) or a deployed stack's outputs."""
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,8 +9,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-# Where `make run` writes it: the repository this package is installed from (editable).
-LOCAL_FILE = Path(__file__).resolve().parents[2] / ".miaofa" / "local.json"
+from infra.cli_support import read_local_file
+
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 # Stack output -> the logical id the rest of the CLI uses (the same ids as local.json's).
 STACK_QUEUES = {
@@ -122,14 +121,5 @@ def resolve(local_file: Path, stack: str | None, region: str | None) -> Target:
         described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
         return stack_target(stack, outputs, region)
-    try:
-        info = json.loads(local_file.read_text())
-    except FileNotFoundError:
-        raise TargetError(
-            f"no target: {local_file} does not exist (start `make run`, or pass --stack NAME)"
-        ) from None
-    except (OSError, ValueError) as error:
-        raise TargetError(f"cannot read {local_file}: {error}") from None
-    if not isinstance(info, dict):
-        raise TargetError(f"{local_file} is not a JSON object")
-    return local_target(info, where=str(local_file))
+    missing = f"no target: {local_file} does not exist (start `make run`, or pass --stack NAME)"
+    return local_target(read_local_file(local_file, missing, TargetError), where=str(local_file))

@@ -15,11 +15,6 @@ UNKNOWN_ORDER = "(unknown order)"
 LIST_COLUMNS = "{:<36}  {:<24}  {:>7}  {:>8}  {:<15}  {}"
 
 
-def count_of(n: int, noun: str) -> str:
-    """'1 message', '3 messages'."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
 def age(seconds: float) -> str:
     """A short age: 45s, 3m12s, 2h05m, 4d03h."""
     total = max(0, int(seconds))

@@ -12,14 +12,15 @@ from typing import Literal
 from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-from shared.errors import PaymentMismatch
+from shared.errors import BadInput, PaymentMismatch
 from shared.money import MAX_AMOUNT, Money
 from shared.orders import Order
-from shared.payments import PaymentEvent, parse_sandbox_event, sandbox_signature, verify_sandbox_signature
+from shared.payments import PaymentEvent
 from shared.providers import REPLIES, PaymentStart, RefundRequest, RefundState, Reply, UnexpectedAnswer
 from shared.providers.http import call, new_pool, parse_body
+from shared.providers.signatures import sandbox_signature, verify_sandbox_signature
 
 SIGNATURE_TOLERANCE = 300  # seconds
 
@@ -31,6 +32,44 @@ def signed_query(path: str, order_id: str) -> bytes:
     parsed query only, and the client always sends exactly this form.
     """
     return f"GET {path}?order_id={quote(order_id, safe='')}".encode()
+
+
+class _SandboxData(BaseModel):
+    order_id: str = Field(min_length=1, max_length=64)
+    payment_id: str = Field(min_length=1, max_length=128)
+    amount: int = Field(ge=0, le=MAX_AMOUNT, strict=True)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    refund_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class _SandboxBody(BaseModel):
+    id: str = Field(min_length=1, max_length=128)
+    type: Literal["payment.succeeded", "refund.succeeded"]
+    data: _SandboxData
+
+
+def parse_sandbox_event(body: bytes) -> PaymentEvent:
+    """Turn a verified sandbox callback body into a PaymentEvent, or raise BadInput."""
+    try:
+        parsed = _SandboxBody.model_validate(json.loads(body))
+    except (ValueError, RecursionError, ValidationError) as error:
+        raise BadInput(f"callback body is not a valid sandbox event: {_first_error(error)}") from None
+    return PaymentEvent(
+        provider="sandbox",
+        event_id=parsed.id,
+        type=parsed.type,
+        order_id=parsed.data.order_id,
+        payment_id=parsed.data.payment_id,
+        amount=Money(amount=parsed.data.amount, currency=parsed.data.currency),
+        refund_id=parsed.data.refund_id,
+    )
+
+
+def _first_error(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return "body is not JSON"
 
 
 class _Payment(BaseModel):

@@ -18,10 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.errors import BadInput
 from shared.money import MAX_AMOUNT, Money
 from shared.orders import Order
-from shared.payments import PaymentEvent, verify_sandbox_signature
+from shared.payments import PaymentEvent
 from shared.providers import REPLIES, PaymentStart, RefundRequest, RefundState, Reply, UnexpectedAnswer
 from shared.providers.config import StripeConfig
 from shared.providers.http import call, new_pool, parse_body, validate_data
+from shared.providers.signatures import verify_sandbox_signature
 
 SIGNATURE_TOLERANCE = 300  # seconds (Stripe's libraries' default)
 MAX_EVENT_BYTES = 256 * 1024  # a Checkout Session or Charge event is a few KiB

@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from shared.errors import BadInput, InvalidSignature, PaymentMismatch
 from shared.money import MAX_AMOUNT, Money
 from shared.orders import Order
-from shared.payments import PaymentEvent, check_window
+from shared.payments import PaymentEvent
 from shared.providers import (
     REPLIES,
     PaymentStart,
@@ -43,6 +43,7 @@ from shared.providers import (
 )
 from shared.providers.config import WechatPayConfig
 from shared.providers.http import call, new_pool, parse_body
+from shared.providers.signatures import check_window
 
 SCHEME = "WECHATPAY2-SHA256-RSA2048"
 SIGNATURE_TOLERANCE = 300  # seconds, as WeChat Pay's own SDKs allow

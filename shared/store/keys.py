@@ -1,7 +1,7 @@
 """Merchant API keys: created, listed, rotated and revoked per merchant; stored as hashes only.
 
 A key is `mk_live_…` or `mk_test_…`, shown once when it is made. The authorizer finds its merchant
-by the key's SHA-256 (`apikey#<hash>`, shared/store/shop.py); each merchant's key records (id,
+by the key's SHA-256 (`apikey#<hash>`, `ApiKeyItem`); each merchant's key records (id,
 a short prefix to recognise it by, when it was made) live in one item, `keys#<merchant_id>`,
 changed with a write conditional on its version so two concurrent changes cannot lose one.
 API Gateway caches an authorizer's answer for a key up to 300 s (template: ReauthorizeEvery), so
@@ -13,14 +13,14 @@ import secrets
 from datetime import datetime
 
 from pydantic import BaseModel
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import PutError
 from pynamodb.models import Model
 
 from shared.errors import NotFound, StateConflict
+from shared.ids import key_hash, new_id
 from shared.orders import utcnow
 from shared.store.errors import condition_failed
-from shared.store.shop import ApiKeyItem, key_hash, new_id
 
 PREFIX_SHOWN = 12  # `mk_live_AbCd`: enough to tell keys apart, far too little to guess the rest
 CHANGE_RETRIES = 5
@@ -31,6 +31,17 @@ class KeyRecord(BaseModel):
     prefix: str
     created_at: datetime
     hash: str  # of the key, to revoke it; never the key
+
+
+class ApiKeyItem(Model):
+    """`apikey#<hash of the key>`: the merchant the key authorises (the authorizer's one read)."""
+
+    class Meta:
+        table_name: str | None = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    merchant_id = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
 
 
 class _KeyListItem(Model):

@@ -26,6 +26,7 @@ from shared.money import Money
 from shared.orders import (
     Event,
     Order,
+    OrderSummary,
     Payment,
     SlotRange,
     Status,
@@ -157,21 +158,6 @@ class DueEntry(BaseModel):
     order_id: str
     due_at: int
     status_at: int | None = None
-
-
-class OrderSummary(BaseModel):
-    """An order as the `by_merchant_shard` index lists it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    order_id: str
-    status: Status
-    product_id: str
-    quantity: int
-    total: Money
-    email: str
-    provider: str
-    created_at: datetime
 
 
 class OrderFilter(BaseModel):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from shared.products import Product
-from shared.store.stock import StockStore
+from shared.store.stock.allocation import Allocation
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -70,12 +70,12 @@ class RecentStock:
     conditional write)."""
 
     def __init__(
-        self, stock: StockStore, seconds: float, clock: Callable[[], float] = time.monotonic
+        self, allocation: Allocation, seconds: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._stock = stock
+        self._allocation = allocation
         self.kept: Recent[str, int] = Recent(seconds, clock=clock)
 
     def available(self, product: Product) -> int:
         return self.kept.get(
-            product.product_id, lambda: self._stock.available(product.product_id, product.shards)
+            product.product_id, lambda: self._allocation.available(product.product_id, product.shards)
         )

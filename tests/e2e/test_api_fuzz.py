@@ -26,9 +26,9 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 def fuzzed_shop(shop):
     """A merchant of its own (so the fuzzer's writes touch no other test's data), with a product
     in stock and a delivered order."""
-    from shared.adapters import shop as shop_store
+    from shared.adapters import merchants as merchant_store
 
-    _, key = shop_store().create_merchant("Fuzzed merchant")
+    _, key = merchant_store().create_merchant("Fuzzed merchant")
     product_id = shop.new_product(new_codes(30, "FUZZ"), key=key)
     order = shop.buy(product_id)
     assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")

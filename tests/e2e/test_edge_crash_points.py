@@ -13,8 +13,8 @@ from functions.reconcile.audit import audit_stock
 from functions.reconcile.expiry import expire_reservations
 from functions.reconcile.run import reconcile as reconcile_run
 from shared import faults
-from shared.adapters import orders, stock
-from shared.adapters import shop as shop_store
+from shared.adapters import allocation, orders, stock_upkeep
+from shared.adapters import products as product_store
 from shared.orders import utcnow
 from shared.settings import settings
 from tests.integration.test_reconcile import lose_every_redrive
@@ -40,7 +40,7 @@ def settle(after: timedelta) -> None:
 
 
 def clean(shop, product_id: str, after: timedelta) -> None:
-    assert audit_stock(shop_store(), stock(), orders(), [product_id], utcnow() + after) == {}
+    assert audit_stock(product_store(), stock_upkeep(), orders(), [product_id], utcnow() + after) == {}
 
 
 def multi_shard_claim(shop):
@@ -60,7 +60,7 @@ def giving_back(shop):
     and dies while giving the fresh piece back."""
     product_id = shop.new_product(new_codes(1), shards=1, max_per_order=2, sales_per_code=2)
     shop.buy(product_id)
-    expire_reservations(orders(), stock(), now=utcnow() + timedelta(minutes=16))  # copy 0 to the pool
+    expire_reservations(orders(), allocation(), now=utcnow() + timedelta(minutes=16))  # copy 0 to the pool
     assert shop.checkout(product_id, 2).status_code == 500
     settle(timedelta(minutes=20))  # the fresh copy it held comes back
     for _ in range(2):
@@ -74,7 +74,7 @@ def late_payment(shop):
     """Paid after its reservation expired: re-reserved from other stock, across a crash."""
     product_id = shop.new_product(new_codes(3), shards=1)
     order = shop.buy(product_id)
-    expire_reservations(orders(), stock(), now=utcnow() + timedelta(minutes=16))
+    expire_reservations(orders(), allocation(), now=utcnow() + timedelta(minutes=16))
     payment = shop.payment_event(order)
     assert shop.callback(payment).status_code == 500
     assert shop.callback(payment).json()["outcome"] == "applied"  # the provider's retry

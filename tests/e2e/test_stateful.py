@@ -25,10 +25,11 @@ from functions.reconcile.burned import GRACE_SECONDS, claimants
 from functions.reconcile.expiry import expire_reservations
 from functions.reconcile.run import reconcile as reconcile_run
 from shared import faults
-from shared.adapters import orders, stock
-from shared.adapters import shop as shop_store
+from shared.adapters import allocation, orders, stock_upkeep
+from shared.adapters import merchants as merchant_store
+from shared.adapters import products as product_store
 from shared.orders import utcnow
-from shared.payments import sandbox_signature
+from shared.providers.signatures import sandbox_signature
 from shared.settings import settings as shop_settings
 from tests.support import event, new_codes, poll, stored_order
 
@@ -104,7 +105,7 @@ def test_random_interleavings_keep_the_invariants(shop):
                 assert callback(self.paid[order["order_id"]])["outcome"] in ("duplicate", "applied")
 
         def _expire(self) -> None:
-            expire_reservations(orders(), stock(), now=utcnow() + timedelta(minutes=16))
+            expire_reservations(orders(), allocation(), now=utcnow() + timedelta(minutes=16))
 
         def _redeliver(self, order: dict | None) -> None:
             if order is None:
@@ -199,15 +200,15 @@ def test_random_interleavings_keep_the_invariants(shop):
                 assert types.count("order.delivered") <= 1 and types.count("payment.succeeded") <= 1  # I5
                 if record.status == "DELIVERED":  # I3, I1
                     assert record.payment is not None and record.payment.amount == record.total
-                    cipher = shop_store().cipher(record.merchant_id)
-                    codes = stock().read_codes(record.product_id, record.slots, record.order_id, cipher)
+                    cipher = merchant_store().cipher(record.merchant_id)
+                    codes = allocation().read_codes(record.product_id, record.slots, record.order_id, cipher)
                     assert len(codes) == record.quantity
                     bound += codes
             assert len(bound) == len(set(bound)) and set(bound) <= set(self.codes)
             # I4: the product's slots as reconcile's audit checks them (the shop-wide part, pooled
             # slots claimed again, is checked at the end: it reads every product's holds).
             at = int(utcnow().timestamp())
-            assert stock().audit(self.product_id, 2, claimants(orders()), at, GRACE_SECONDS) == []
+            assert stock_upkeep().audit(self.product_id, 2, claimants(orders()), at, GRACE_SECONDS) == []
 
         def teardown(self):
             faults_left = faults.armed()
@@ -230,7 +231,10 @@ def test_random_interleavings_keep_the_invariants(shop):
             for _ in range(3):  # burned slots age past the grace period and come back
                 late += timedelta(minutes=10)
                 run_reconcile(late)
-            assert audit_stock(shop_store(), stock(), orders(), [self.product_id], utcnow() + late) == {}
+            assert (
+                audit_stock(product_store(), stock_upkeep(), orders(), [self.product_id], utcnow() + late)
+                == {}
+            )
 
     run_state_machine_as_test(
         Shop,

@@ -84,7 +84,7 @@ def test_a_provider_this_shop_does_not_use_is_refused_before_anything_is_reserve
 
     request = CheckoutRequest(product_id=product_id, quantity=1, email="a@example.com", provider="stripe")
     stock_before, orders_before = shop.stock(product_id), count_items("OrdersTable")
-    stores = (adapters.shop(), adapters.stock(), adapters.orders(), adapters.limits())
+    stores = (adapters.products(), adapters.allocation(), adapters.orders(), adapters.limits())
 
     with pytest.raises(Invalid) as refused:
         checkout(request, *stores, utcnow(), timedelta(minutes=15), lambda name: None, "http://127.0.0.1")

@@ -12,7 +12,7 @@ import pytest
 from infra.local import template
 from infra.local.lambdas import Context, InvocationKilled, LocalFunction
 from infra.local.triggers import QueuePoller
-from shared.store.stock import StockStore
+from shared.store.stock.allocation import Allocation
 from tests.integration.test_deliver import mark_paid_without_enqueueing
 from tests.support import make_queue_pair, new_codes, poll, stored_order
 
@@ -92,7 +92,7 @@ def test_a_batch_killed_again_and_again_costs_its_innocent_messages_nothing(
     queue, arn, dlq = make_queue_pair(visibility=1, max_receives=sizing["max_receives"])
     first, killer, *behind = paid_orders(shop, 5)
     started = []
-    bind = StockStore.bind
+    bind = Allocation.bind
 
     def bind_or_die(self, product_id, ranges, order_id):
         if order_id == killer:
@@ -100,7 +100,7 @@ def test_a_batch_killed_again_and_again_costs_its_innocent_messages_nothing(
             raise InvocationKilled("the runtime died delivering this order")
         return bind(self, product_id, ranges, order_id)
 
-    monkeypatch.setattr(StockStore, "bind", bind_or_die)
+    monkeypatch.setattr(Allocation, "bind", bind_or_die)
     deliver = Watched(sizing)
     poller = QueuePoller(deliver, queue, arn, sizing["batch_size"], report_failures=True)
     for order_id in (first, killer, *behind):  # one batch: the killer second, three innocents behind it

@@ -1,6 +1,7 @@
 """The embedded AWS keeps DynamoDB's guarantee that a conditional write is atomic, so the
 concurrency tests that run on it can catch a real race instead of producing one."""
 
+import contextlib
 import sys
 import threading
 
@@ -16,7 +17,17 @@ def frequent_thread_switches():
     sys.setswitchinterval(before)
 
 
-def test_concurrent_conditional_decrements_never_oversell(runtime, frequent_thread_switches):
+@pytest.fixture
+def scratch_table(runtime):
+    """The name of a table this test may make; dropped after it, so the runtime's tables stay the
+    template's (tests/e2e/test_store_mode.py lists them, in whatever order the files run)."""
+    yield "atomicity"
+    client = boto3.client("dynamodb")
+    with contextlib.suppress(client.exceptions.ResourceNotFoundException):
+        client.delete_table(TableName="atomicity")
+
+
+def test_concurrent_conditional_decrements_never_oversell(runtime, scratch_table, frequent_thread_switches):
     client = boto3.client("dynamodb")
     client.create_table(
         TableName="atomicity",

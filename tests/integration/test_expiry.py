@@ -5,7 +5,7 @@ import threading
 from datetime import timedelta
 
 from functions.reconcile.expiry import expire_reservations
-from shared.adapters import orders, payment_events, stock
+from shared.adapters import allocation, orders, payment_events
 from shared.orders import utcnow
 from tests.support import new_codes, stored_order
 
@@ -13,7 +13,7 @@ AFTER_EXPIRY = timedelta(minutes=16)
 
 
 def expire_now() -> tuple[int, int]:
-    return expire_reservations(orders(), stock(), now=utcnow() + AFTER_EXPIRY)
+    return expire_reservations(orders(), allocation(), now=utcnow() + AFTER_EXPIRY)
 
 
 def levels(shop, product_id):
@@ -71,7 +71,7 @@ def test_releasing_again_after_the_slot_was_sold_on_changes_nothing(shop):
     expire_now()
     second = shop.buy(product_id)
 
-    again = stock().release(product_id, stored_order(first["order_id"]).slots, first["order_id"])
+    again = allocation().release(product_id, stored_order(first["order_id"]).slots, first["order_id"])
 
     assert again == 0
     shop.runtime.sandbox.pay(second["order_id"], second["total"]["amount"], "CNY")

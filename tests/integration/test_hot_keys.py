@@ -10,13 +10,13 @@ from datetime import timedelta
 
 import pytest
 
-from shared.adapters import orders, stock
+from shared.adapters import allocation, orders, stock_upkeep
 from shared.money import Money
 from shared.orders import Order, Payment, Status, chain_event, utcnow
 from shared.settings import settings
 from shared.store.orders import OrderFilter, OrderItem, OrderPosition
 from shared.store.shards import audit_partition
-from shared.store.stock import ShardItem
+from shared.store.stock.items import ShardItem
 from tests.support import new_codes
 
 SHARDS = 4
@@ -160,7 +160,7 @@ def test_due_orders_are_read_from_every_shard_soonest_first(book):
 
 def test_a_claim_marks_its_shard_in_the_audit_shard_of_that_stock_shard(shop):
     product_id = shop.new_product(new_codes(4), shards=2)
-    (piece,) = stock().claim(product_id, 2, 1, order_id=f"ord_{secrets.token_hex(10)}")
+    (piece,) = allocation().claim(product_id, 2, 1, order_id=f"ord_{secrets.token_hex(10)}")
     item = ShardItem.get(f"{product_id}#shard#{piece.shard:04d}", "shard", consistent_read=True)
     assert item.audit_due == audit_partition(product_id, piece.shard, settings().audit_shards)
-    assert piece.shard in stock().shards_due()[product_id]
+    assert piece.shard in stock_upkeep().shards_due()[product_id]

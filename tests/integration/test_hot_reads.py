@@ -17,8 +17,9 @@ import pytest
 from functions.notify import webhooks
 from functions.reconcile.expiry import expire_reservations
 from shared import notify
-from shared.adapters import orders, stock
-from shared.adapters import shop as shop_store
+from shared.adapters import allocation, orders
+from shared.adapters import merchants as merchant_store
+from shared.adapters import webhooks as webhook_store
 from shared.orders import utcnow
 from shared.settings import settings
 from tests.faults_aws import on_table, watched
@@ -29,7 +30,7 @@ N = 20
 
 @pytest.fixture
 def merchant(runtime) -> str:
-    return shop_store().create_merchant("Hot reads test")[1]
+    return merchant_store().create_merchant("Hot reads test")[1]
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +38,7 @@ def expire_afterwards(runtime):
     """These tests leave many unpaid orders; expire them, so a later test's one expiry run (100 orders
     at most, oldest first) still reaches its own."""
     yield
-    while expire_reservations(orders(), stock(), now=utcnow() + timedelta(minutes=16))[0]:
+    while expire_reservations(orders(), allocation(), now=utcnow() + timedelta(minutes=16))[0]:
         pass
 
 
@@ -100,13 +101,15 @@ def test_product_views_read_the_product_and_its_stock_level_once_per_ttl(shop, m
 
 def test_events_for_one_merchant_read_its_webhook_once_per_ttl(runtime):
     seconds = settings().webhook_cache_seconds
-    merchant_id, _ = shop_store().create_merchant("Hot webhook test")  # no webhook: each is skipped
+    merchant_id, _ = merchant_store().create_merchant("Hot webhook test")  # no webhook: each is skipped
     watch = watched("GetItem", on_table(settings().shop_table, pk=f"webhook#{merchant_id}"))
 
     with watch as reads:
         began = time.monotonic()
         for n in range(N):
-            sent = webhooks.send(_event(merchant_id, n), shop_store(), webhooks.pool(), now=int(time.time()))
+            sent = webhooks.send(
+                _event(merchant_id, n), webhook_store(), webhooks.pool(), now=int(time.time())
+            )
             assert sent == webhooks.Sent.NO_WEBHOOK
         elapsed = time.monotonic() - began
 

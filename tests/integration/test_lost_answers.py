@@ -20,12 +20,21 @@ from functions.reconcile.expiry import expire_reservations
 from infra.local.lambdas import LocalFunction
 from infra.local.triggers import QueuePoller
 from shared import aws
-from shared.adapters import delivery_queue, limits, orders, stock
-from shared.adapters import shop as shop_store
+from shared.adapters import (
+    allocation,
+    delivery_queue,
+    limits,
+    merchants,
+    orders,
+    products,
+    stock_changes,
+    stock_upkeep,
+    webhooks,
+)
 from shared.errors import OutOfStock, TooMany
-from shared.notify import notify_queue
 from shared.orders import Payment, utcnow
 from shared.providers import registry
+from shared.queues import notify_queue
 from shared.settings import settings
 from shared.store.limits import buyer_key
 from tests.faults_aws import key_prefix, lost_answer, on_table, throttled, watched
@@ -65,11 +74,11 @@ def buy(product_id: str, email: str, caps=(2, 100)):
 
 
 def test_every_client_retries_in_standard_mode_with_three_attempts(runtime):
-    for store in (limits, orders, stock, shop_store):
+    for store in (limits, orders, allocation, stock_changes, stock_upkeep, merchants, products, webhooks):
         store()  # each names its models' tables
     models = [m for m in _models(Model) if getattr(m.Meta, "table_name", None)]
     clients = [m._get_connection().connection.client for m in models]  # PynamoDB's, one per model
-    clients += [delivery_queue()._sqs, notify_queue()._sqs, shop_store()._kms, mail._ses()]
+    clients += [delivery_queue()._sqs, notify_queue()._sqs, merchants()._kms, mail._ses()]
     registry.configured()  # reads the provider secret through Powertools' default provider
     clients += [DEFAULT_PROVIDERS["secrets"].client]
 
@@ -214,7 +223,7 @@ def test_a_lost_answer_on_giving_a_piece_back_does_not_give_it_back_twice(shop):
     into the pool as well (the code would count, and could be handed out, twice)."""
     product_id = shop.new_product(new_codes(2), shards=2, max_per_order=2)  # one code a shard
     late = shop.buy(product_id)
-    expire_reservations(orders(), stock(), now=utcnow() + timedelta(minutes=16))  # its slot is pooled
+    expire_reservations(orders(), allocation(), now=utcnow() + timedelta(minutes=16))  # its slot is pooled
     own = stored_order(late["order_id"]).slots
 
     def giving_back(params: dict) -> bool:  # the shard write that winds a claim back (`_untake`)
@@ -225,7 +234,7 @@ def test_a_lost_answer_on_giving_a_piece_back_does_not_give_it_back_twice(shop):
 
     # A late payment never takes its own old slots back: the fresh piece alone cannot make 2.
     with lost_answer("UpdateItem", giving_back) as fault, pytest.raises(OutOfStock):
-        stock().claim(product_id, 2, 2, late["order_id"], avoid=own)
+        allocation().claim(product_id, 2, 2, late["order_id"], avoid=own)
     assert (fault.hits, fault.seen) == (1, 2)
     assert shop.stock(product_id) == {"available": 2, "reserved": 0, "sold": 0, "returned": 0, "imported": 2}
     order = shop.buy(product_id, quantity=2)
@@ -383,7 +392,7 @@ def test_a_lost_answer_on_a_removals_shrink_still_removes_the_code_once(shop):
     assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
     sold = {item["code"] for item in shop.wait_for(order, "DELIVERED")["items"]}
     assert sold == set(codes) - {codes[2]}
-    assert stock().audit(product_id, 1) == []
+    assert stock_upkeep().audit(product_id, 1) == []
 
 
 def test_a_sold_out_shard_refuses_without_reading_it_back(shop):

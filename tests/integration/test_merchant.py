@@ -2,14 +2,14 @@
 
 import pytest
 
-from shared.adapters import shop as shop_store
-from shared.store.shop import key_hash
+from shared.adapters import merchants as merchant_store
+from shared.ids import key_hash
 from tests.support import event, new_codes, scan_all_tables, stored_text
 
 
 @pytest.fixture(scope="module")
 def other_merchant_key(runtime):
-    return shop_store().create_merchant("Merchant B")[1]
+    return merchant_store().create_merchant("Merchant B")[1]
 
 
 def test_the_authorizer_maps_a_key_to_its_merchant_and_refuses_others(runtime, shop):

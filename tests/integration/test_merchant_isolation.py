@@ -42,10 +42,10 @@ def test_every_merchant_route_has_an_isolation_case():
 @pytest.fixture(scope="module")
 def a_shop(shop):
     """Merchant A's product (with stock) and a delivered order, and merchant B's key."""
-    from shared.adapters import shop as shop_store
+    from shared.adapters import merchants as merchant_store
 
-    _, key_a = shop_store().create_merchant("Merchant A")
-    _, key_b = shop_store().create_merchant("Merchant B")
+    _, key_a = merchant_store().create_merchant("Merchant A")
+    _, key_b = merchant_store().create_merchant("Merchant B")
     product_id = shop.new_product([f"A-CODE-{n}" for n in range(3)] + new_codes(2), key=key_a)
     order = shop.buy(product_id)
     assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")

@@ -9,7 +9,7 @@ import pytest
 
 from infra.ops.cli import Console, main
 from infra.ops.target import local_target
-from shared.adapters import shop as shop_store
+from shared.adapters import merchants as merchant_store
 from tests.support import stored_text
 
 
@@ -29,7 +29,7 @@ def works(shop, key: str) -> bool:
 
 @pytest.fixture
 def merchant(runtime):
-    merchant_id, first_key = shop_store().create_merchant("Keys Ltd")
+    merchant_id, first_key = merchant_store().create_merchant("Keys Ltd")
     return merchant_id, first_key
 
 
@@ -63,7 +63,7 @@ def test_a_rotated_key_is_replaced_and_a_revoked_key_stops(runtime, shop, mercha
 
 def test_another_merchants_key_cannot_be_revoked_and_bad_ids_are_usage_errors(runtime, shop, merchant):
     merchant_id, first = merchant
-    other_id, _ = shop_store().create_merchant("Someone else")
+    other_id, _ = merchant_store().create_merchant("Someone else")
     (record,) = json.loads(ops(runtime, "keys", "list", "--merchant", merchant_id, "--json")[1])
 
     code, _, err = ops(runtime, "keys", "revoke", "--merchant", other_id, "--key", record["key_id"])

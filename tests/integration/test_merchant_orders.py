@@ -10,8 +10,8 @@ import boto3
 import pytest
 
 from functions.merchant.orders import sign_cursor
+from shared.adapters import merchants as merchant_store
 from shared.adapters import orders as order_store
-from shared.adapters import shop as shop_store
 from shared.orders import Status
 from shared.settings import settings
 from shared.store.orders import OrderFilter, OrderPosition
@@ -25,7 +25,7 @@ PAID = {1, 7, 13, 19, 24}  # of the 25 orders, these are paid (and so delivered)
 def book(shop):
     """Merchant A's 25 orders on two products from three addresses (two of them one buyer in
     different case), five of them paid and delivered; every other test uses other merchants."""
-    merchant, key = shop_store().create_merchant("Orders A")
+    merchant, key = merchant_store().create_merchant("Orders A")
     first, second = shop.new_product(new_codes(20), key=key), shop.new_product(new_codes(5), key=key)
     placed = {}
     for i in range(25):
@@ -46,7 +46,7 @@ def book(shop):
 
 @pytest.fixture
 def fresh_merchant(runtime):
-    return shop_store().create_merchant("Orders B")
+    return merchant_store().create_merchant("Orders B")
 
 
 def listing(shop, key, **params):

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from shared.adapters import limits
-from shared.adapters import shop as shop_store
+from shared.adapters import merchants as merchant_store
 from shared.settings import settings
 from shared.store.limits import buyer_key
 from tests.support import new_codes, poll
@@ -21,7 +21,7 @@ PRICE = {"amount": 1000, "currency": "CNY"}
 @pytest.fixture
 def merchant(runtime) -> str:
     """A merchant of its own for each test, so its listings hold only what the test made."""
-    return shop_store().create_merchant("Products test")[1]
+    return merchant_store().create_merchant("Products test")[1]
 
 
 def create(shop, key: str, **fields) -> dict:
@@ -135,7 +135,7 @@ def test_bad_listing_parameters_are_422(shop, merchant, params):
 
 
 def test_a_cursor_works_only_for_the_merchant_and_filter_it_was_given_for(shop, merchant):
-    other = shop_store().create_merchant("Products test B")[1]
+    other = merchant_store().create_merchant("Products test B")[1]
     for _ in range(3):
         create(shop, merchant)
     cursor = listing(shop, merchant, limit=1)["next_cursor"]
@@ -158,7 +158,7 @@ def test_a_cursor_works_only_for_the_merchant_and_filter_it_was_given_for(shop, 
 
 
 def test_another_merchant_can_neither_read_nor_change_nor_list_my_product(shop, merchant):
-    other = shop_store().create_merchant("Products test B")[1]
+    other = merchant_store().create_merchant("Products test B")[1]
     product_id = create(shop, merchant, instructions="secret redemption steps")["id"]
     before = stored_item(product_id)
     missing = "prd_" + "0" * 20

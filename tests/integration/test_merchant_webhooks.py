@@ -21,9 +21,10 @@ import pytest
 from functions.notify import webhooks
 from infra.local.lambdas import Context
 from infra.local.template import load
-from shared import notify
+from shared import notify, queues
+from shared.adapters import merchants as merchant_store
 from shared.adapters import recent_stock
-from shared.adapters import shop as shop_store
+from shared.adapters import webhooks as webhook_store
 from shared.errors import Invalid
 from shared.orders import utcnow
 from shared.settings import settings
@@ -119,7 +120,7 @@ class Merchant:
 @pytest.fixture
 def merchant(runtime, shop, receiver, request):
     """A merchant of its own per test, with a webhook at a path of its own; turned off afterwards."""
-    merchant_id, key = shop_store().create_merchant(f"Webhooks {request.node.name}")
+    merchant_id, key = merchant_store().create_merchant(f"Webhooks {request.node.name}")
     yield Merchant(merchant_id, key, f"/hooks/{merchant_id}")
     shop.merchant("DELETE", "/merchant/webhook", key=key)
 
@@ -172,7 +173,7 @@ def test_put_shows_a_secret_once_get_never_does_put_again_rotates_and_delete_tur
 
     second = set_webhook(shop, merchant, receiver, events=["stock.low", "order.paid"])
     assert second["secret"] != first["secret"] and second["events"] == ["order.paid", "stock.low"]
-    assert shop_store().webhook(merchant.merchant_id).secret.get_secret_value() == second["secret"]
+    assert webhook_store().webhook(merchant.merchant_id).secret.get_secret_value() == second["secret"]
 
     assert shop.merchant("DELETE", "/merchant/webhook", key=merchant.key).status_code == 204
     gone = shop.merchant("GET", "/merchant/webhook", key=merchant.key)
@@ -199,7 +200,7 @@ def test_a_refused_webhook_is_422_and_leaves_the_one_in_place(shop, merchant, re
     kept = set_webhook(shop, merchant, receiver)
     response = shop.merchant("PUT", "/merchant/webhook", key=merchant.key, json=body)
     assert (response.status_code, response.json()["error"]["code"]) == (422, code), response.text
-    stored = shop_store().webhook(merchant.merchant_id)
+    stored = webhook_store().webhook(merchant.merchant_id)
     assert (stored.url, stored.secret.get_secret_value()) == (kept["url"], kept["secret"])
 
 
@@ -228,7 +229,7 @@ def test_outside_local_mode_only_public_https_urls_are_taken(url):
 
 def test_another_merchant_can_neither_read_nor_change_a_webhook(shop, merchant, receiver):
     mine = set_webhook(shop, merchant, receiver)
-    _, other_key = shop_store().create_merchant("Webhooks B")
+    _, other_key = merchant_store().create_merchant("Webhooks B")
     missing = shop.merchant("GET", "/merchant/webhook", key=other_key)
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "webhook_not_found")
 
@@ -238,7 +239,7 @@ def test_another_merchant_can_neither_read_nor_change_a_webhook(shop, merchant, 
     assert theirs.status_code == 200 and theirs.json()["secret"] != mine["secret"]
     assert shop.merchant("DELETE", "/merchant/webhook", key=other_key).status_code == 204
 
-    stored = shop_store().webhook(merchant.merchant_id)  # A's, untouched by all of B's calls
+    stored = webhook_store().webhook(merchant.merchant_id)  # A's, untouched by all of B's calls
     assert (stored.url, stored.secret.get_secret_value()) == (mine["url"], mine["secret"])
     assert shop.merchant("GET", "/merchant/webhook", key=merchant.key).json()["url"] == mine["url"]
 
@@ -333,7 +334,7 @@ def test_after_eight_failed_attempts_the_event_is_in_the_notify_dlq(shop, runtim
         created_at=utcnow(),
         data={"product_id": "prd_dlqtest", "available": 0, "low_stock_threshold": 1},
     )
-    assert notify.publish(stale)
+    assert queues.publish(stale, queues.notify_queue())
     sqs, dlq = boto3.client("sqs"), runtime.queue_urls["NotifyDLQ"]
 
     def dead_letter():
@@ -363,7 +364,7 @@ def test_a_failed_record_is_hidden_for_its_backoff_and_reported(runtime, merchan
     from functions.notify import handler
 
     monkeypatch.setattr(webhooks, "BACKOFF_BASE_SECONDS", 30)
-    shop_store().put_webhook(merchant.merchant_id, receiver.url(merchant.path), ("order.paid",), "whsec_x")
+    webhook_store().put_webhook(merchant.merchant_id, receiver.url(merchant.path), ("order.paid",), "whsec_x")
     receiver.failures[merchant.path] = 1000
     hidden: list[tuple[str, int]] = []
 
@@ -439,8 +440,8 @@ def test_a_notify_queue_that_cannot_be_reached_fails_neither_the_payment_nor_the
         def send(self, notification) -> None:
             raise ConnectionError("notify queue unreachable")
 
-    monkeypatch.setattr(notify, "notify_queue", lambda: Unreachable())
-    with caplog.at_level(logging.WARNING, logger="shared.notify"):
+    monkeypatch.setattr(queues, "notify_queue", lambda: Unreachable())
+    with caplog.at_level(logging.WARNING, logger="shared.queues"):
         order = paid_and_delivered(shop, shop.new_product(new_codes(1), key=merchant.key))
         poll(lambda: sum(r.getMessage() == "notification not queued" for r in caplog.records) >= 2)
     assert stored_order(order["order_id"]).status == "DELIVERED"
@@ -461,12 +462,12 @@ def set_low_stock_threshold(shop, merchant: Merchant, product_id: str, threshold
     if patched.status_code == 200:
         return
     from shared.products import Product
-    from shared.store.shop import ShopStore
+    from shared.store.products import ProductStore
 
     class WithThreshold(Product):
         low_stock_threshold: int = 0
 
-    original = ShopStore.product
+    original = ProductStore.product
 
     def product(self, wanted: str):
         found = original(self, wanted)
@@ -474,4 +475,4 @@ def set_low_stock_threshold(shop, merchant: Merchant, product_id: str, threshold
             return found
         return WithThreshold(**{**found.model_dump(), "low_stock_threshold": threshold})
 
-    monkeypatch.setattr(ShopStore, "product", product)  # the deliver function runs in this process
+    monkeypatch.setattr(ProductStore, "product", product)  # the deliver function runs in this process

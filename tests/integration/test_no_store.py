@@ -4,7 +4,7 @@ from then on (HSTS)."""
 
 import pytest
 
-from shared.adapters import shop as shop_store
+from shared.adapters import merchants as merchant_store
 from tests.integration.test_buyer_mail import lookup
 from tests.support import new_codes
 
@@ -14,7 +14,7 @@ HSTS = "max-age=63072000; includeSubDomains"
 @pytest.fixture(scope="module")
 def merchant(shop):
     """A merchant of its own: its webhook (set below) sends nothing to any other test."""
-    _, key = shop_store().create_merchant("No-store merchant")
+    _, key = merchant_store().create_merchant("No-store merchant")
     product_id = shop.new_product(new_codes(3), key=key)
     return {"key": key, "product_id": product_id}
 

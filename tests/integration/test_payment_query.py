@@ -19,11 +19,11 @@ import urllib3
 from shared.errors import InvalidSignature, PaymentMismatch
 from shared.money import Money
 from shared.orders import utcnow
-from shared.payments import sandbox_signature, verify_sandbox_signature
 from shared.providers import ProviderRefused, ProviderUnavailable, UnexpectedAnswer
 from shared.providers.http import new_pool
 from shared.providers.registry import provider
 from shared.providers.sandbox import SandboxProvider, signed_query
+from shared.providers.signatures import sandbox_signature, verify_sandbox_signature
 from tests.support import new_codes, stored_order
 
 SECRET = "whsec_fake_peer_5b2e9c7a1d3f"
@@ -82,9 +82,7 @@ def test_a_found_payment_and_its_late_callback_count_as_one_payment(runtime, sho
 
     order, payment_id = pay_without_callback(shop)
     (found,) = SandboxProvider(runtime.sandbox.api_url, runtime.sandbox_secret).query(order["order_id"])
-    stores = (adapters.orders(), adapters.payment_events(), adapters.delivery_queue())
-    more = (adapters.stock(), adapters.shop(), adapters.limits())
-    outcome = apply_payment(found, *stores, *more, now=utcnow(), redrive_after=timedelta(minutes=2))
+    outcome = apply_payment(found, adapters.ports(), now=utcnow(), redrive_after=timedelta(minutes=2))
     assert outcome == Outcome.APPLIED
 
     late = shop.payment_event(order, payment_id=payment_id)  # the lost callback arrives after all

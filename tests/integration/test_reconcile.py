@@ -14,8 +14,8 @@ from functions.reconcile.lost_payments import recover_payments
 from functions.reconcile.redrive import redrive_paid
 from functions.reconcile.run import reconcile
 from shared import faults
-from shared.adapters import delivery_queue, limits, ops, orders, payment_events, stock
-from shared.adapters import shop as shop_store
+from shared.adapters import allocation, ops, orders, payment_events, ports
+from shared.adapters import products as product_store
 from shared.orders import Status, utcnow
 from shared.providers import ProviderUnavailable
 from shared.providers.registry import provider
@@ -44,8 +44,8 @@ def lose_every_redrive(start: datetime) -> int:
             redrive_paid(
                 orders(),
                 LostQueue(),
-                shop_store(),
-                stock(),
+                product_store(),
+                allocation(),
                 start + timedelta(days=day),
                 timedelta(minutes=2),
                 limit,
@@ -105,13 +105,15 @@ def test_redrives_are_bounded_then_the_product_policy_refunds(shop):
 
     for attempt in range(limit):
         now += pause * 2**attempt + timedelta(seconds=1)
-        sent, gave_up = redrive_paid(orders(), lost, shop_store(), stock(), now, pause, limit)
+        sent, gave_up = redrive_paid(orders(), lost, product_store(), allocation(), now, pause, limit)
         assert order["order_id"] not in gave_up
     assert lost.sent.count(order["order_id"]) == limit
-    assert redrive_paid(orders(), lost, shop_store(), stock(), now, pause, limit)[0] == 0  # not due yet
+    assert (
+        redrive_paid(orders(), lost, product_store(), allocation(), now, pause, limit)[0] == 0
+    )  # not due yet
 
     now += timedelta(hours=1)
-    _, gave_up = redrive_paid(orders(), lost, shop_store(), stock(), now, pause, limit)
+    _, gave_up = redrive_paid(orders(), lost, product_store(), allocation(), now, pause, limit)
 
     assert gave_up == [order["order_id"]]
     assert lost.sent.count(order["order_id"]) == limit
@@ -140,7 +142,13 @@ def test_a_product_that_holds_undeliverable_orders_sends_them_to_review(shop):
 
     for day in range(1, limit + 2):
         redrive_paid(
-            orders(), lost, shop_store(), stock(), utcnow() + timedelta(days=day), timedelta(minutes=2), limit
+            orders(),
+            lost,
+            product_store(),
+            allocation(),
+            utcnow() + timedelta(days=day),
+            timedelta(minutes=2),
+            limit,
         )
 
     assert stored_order(order["order_id"]).status == "IN_REVIEW"
@@ -231,14 +239,18 @@ def test_a_concurrent_run_never_gives_up_before_the_last_redrives_pause(shop, mo
     mark_paid_without_enqueueing(order)
     lost, limit, pause = LostQueue(), 2, timedelta(minutes=2)
     now = utcnow() + timedelta(minutes=3)
-    redrive_paid(orders(), lost, shop_store(), stock(), now, pause, limit)  # re-drive 1
+    redrive_paid(orders(), lost, product_store(), allocation(), now, pause, limit)  # re-drive 1
     now += timedelta(minutes=5)
     # Run B reads the index and sees the order due ...
     (seen,) = [e for e in orders().outstanding(Status.PAID, before=now) if e.order_id == order["order_id"]]
-    redrive_paid(orders(), lost, shop_store(), stock(), now, pause, limit)  # ... run A sends re-drive 2
+    redrive_paid(
+        orders(), lost, product_store(), allocation(), now, pause, limit
+    )  # ... run A sends re-drive 2
     monkeypatch.setattr(orders(), "outstanding", lambda *a, **k: [seen])
 
-    _, gave_up = redrive_paid(orders(), lost, shop_store(), stock(), now, pause, limit)  # ... run B goes on
+    _, gave_up = redrive_paid(
+        orders(), lost, product_store(), allocation(), now, pause, limit
+    )  # ... run B goes on
 
     assert gave_up == [] and stored_order(order["order_id"]).status == "PAID"
     assert lost.sent.count(order["order_id"]) == 2
@@ -264,7 +276,7 @@ def test_the_same_late_payment_reported_twice_is_owed_back_once(runtime, shop):
     order = shop.buy(product_id)
     shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY", callback=False)
     (payment_id,) = shop.runtime.sandbox.payments_for(order["order_id"])
-    expire_reservations(orders(), stock(), now=utcnow() + timedelta(minutes=16))
+    expire_reservations(orders(), allocation(), now=utcnow() + timedelta(minutes=16))
     shop.buy(product_id)  # the only code goes to someone else
     (found,) = provider("sandbox").query(order["order_id"])
 
@@ -289,7 +301,7 @@ def test_a_provider_that_does_not_answer_is_asked_once_per_run_and_the_run_goes_
 
     now = utcnow() + timedelta(minutes=16)
     recovered, _ = recover_payments(orders(), lambda _: Down(), apply_recovered, now)
-    expired, _ = expire_reservations(orders(), stock(), now)
+    expired, _ = expire_reservations(orders(), allocation(), now)
 
     assert recovered == 0 and len(asked) == 1
     assert all(stored_order(o["order_id"]).status == "EXPIRED" for o in unpaid)
@@ -297,14 +309,4 @@ def test_a_provider_that_does_not_answer_is_asked_once_per_run_and_the_run_goes_
 
 
 def apply_recovered(event):
-    return apply_payment(
-        event,
-        orders(),
-        payment_events(),
-        delivery_queue(),
-        stock(),
-        shop_store(),
-        limits(),
-        now=utcnow(),
-        redrive_after=timedelta(minutes=2),
-    )
+    return apply_payment(event, ports(), now=utcnow(), redrive_after=timedelta(minutes=2))

@@ -11,8 +11,9 @@ from functions.reconcile.expiry import expire_reservations
 from functions.reconcile.run import reconcile
 from functions.storefront.checkout import CheckoutRequest, checkout
 from shared import faults
-from shared.adapters import limits, orders, payment_events, stock
-from shared.adapters import shop as shop_store
+from shared.adapters import allocation, limits, orders, payment_events
+from shared.adapters import merchants as merchant_store
+from shared.adapters import products as product_store
 from shared.errors import ProviderDown, TooMany
 from shared.orders import Payment, utcnow
 from shared.providers import ProviderUnavailable
@@ -25,7 +26,7 @@ def paid_after_it_sold_out(shop) -> tuple[dict, str]:
     """An order paid after its reservation expired and its only code went to someone else: REFUNDING."""
     product_id = shop.new_product(new_codes(1), shards=1)
     order = shop.buy(product_id)
-    expire_reservations(orders(), stock(), now=utcnow() + timedelta(minutes=16))
+    expire_reservations(orders(), allocation(), now=utcnow() + timedelta(minutes=16))
     shop.buy(product_id)  # the code goes to another buyer
     assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
     (payment_id,) = shop.runtime.sandbox.payments_for(order["order_id"])
@@ -122,7 +123,7 @@ def test_another_merchants_order_is_not_found_and_unchanged(shop):
     order = shop.buy(shop.new_product(new_codes(1)))
     assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
     shop.wait_for(order, "DELIVERED")
-    _, other_key = shop_store().create_merchant("Merchant C")
+    _, other_key = merchant_store().create_merchant("Merchant C")
 
     response = refund(shop, order["order_id"], key=other_key)
 
@@ -207,8 +208,8 @@ def test_a_checkout_whose_payment_cannot_be_started_keeps_its_place_in_the_buyer
     def attempt(providers):
         return checkout(
             request,
-            shop_store(),
-            stock(),
+            product_store(),
+            allocation(),
             orders(),
             limits(),
             now=utcnow(),
@@ -227,7 +228,7 @@ def test_a_checkout_whose_payment_cannot_be_started_keeps_its_place_in_the_buyer
 
 
 def test_a_refund_callback_retried_after_a_crash_still_returns_the_stock(shop, monkeypatch):
-    from shared.adapters import stores
+    from shared.adapters import ports
     from shared.money import Money
     from shared.payments import PaymentEvent
     from shared.settlement import Outcome, apply_refund
@@ -242,8 +243,8 @@ def test_a_refund_callback_retried_after_a_crash_still_returns_the_stock(shop, m
         payment_id=f"pay_{secrets.token_hex(6)}",
         amount=Money(amount=order["total"]["amount"], currency="CNY"),
     )
-    bound = stores()
-    release = bound.stock.release
+    bound = ports()
+    release = bound.allocation.release
     crashes = iter([True])
 
     def crash_once(*args, **kwargs):
@@ -251,7 +252,7 @@ def test_a_refund_callback_retried_after_a_crash_still_returns_the_stock(shop, m
             raise faults.InjectedFault("between the REFUNDED write and the release")
         return release(*args, **kwargs)
 
-    monkeypatch.setattr(bound.stock, "release", crash_once)
+    monkeypatch.setattr(bound.allocation, "release", crash_once)
     with pytest.raises(faults.InjectedFault):
         apply_refund(refund, bound, utcnow())
     assert stored_order(order["order_id"]).status == "REFUNDED"

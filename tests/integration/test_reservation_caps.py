@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from functions.storefront.checkout import CheckoutRequest, checkout
-from shared.adapters import limits, orders, stock
-from shared.adapters import shop as shop_store
+from shared.adapters import allocation, limits, orders
+from shared.adapters import products as product_store
 from shared.errors import OutOfStock, TooMany
 from shared.orders import utcnow
 from shared.providers import registry
@@ -20,8 +20,8 @@ def buy(product_id: str, email: str, client: str, caps=(2, 3), quantity: int = 1
     request = CheckoutRequest(product_id=product_id, quantity=quantity, email=email)
     return checkout(
         request,
-        shop_store(),
-        stock(),
+        product_store(),
+        allocation(),
         orders(),
         limits(),
         now=utcnow(),

@@ -7,20 +7,22 @@ from datetime import timedelta
 
 from functions.reconcile.audit import audit_stock
 from functions.reconcile.burned import GRACE_SECONDS
-from shared.adapters import orders, stock
-from shared.adapters import shop as shop_store
+from shared.adapters import allocation, orders, stock_upkeep
+from shared.adapters import products as product_store
 from shared.orders import utcnow
 from shared.settings import settings
 from shared.store.orders import OrderItem
 from shared.store.shards import index_partitions
-from shared.store.stock import ShardItem, SlotItem
+from shared.store.stock.items import ShardItem, SlotItem
 from tests.support import new_codes, stored_order
 
 LATER = timedelta(seconds=3 * GRACE_SECONDS)  # past every grace period
 
 
 def audit(product_id: str, after: timedelta = LATER) -> list[str]:
-    return audit_stock(shop_store(), stock(), orders(), [product_id], utcnow() + after).get(product_id, [])
+    return audit_stock(product_store(), stock_upkeep(), orders(), [product_id], utcnow() + after).get(
+        product_id, []
+    )
 
 
 def test_a_shop_where_all_is_well_audits_clean_as_it_moves(shop):
@@ -75,7 +77,7 @@ def test_counter_drift_that_still_adds_up_is_reported(shop):
 
 def test_a_slot_claimed_by_no_order_is_within_grace_then_returned_not_reported(shop):
     product_id = shop.new_product(new_codes(2), shards=1)
-    stock().claim(product_id, 1, 1, order_id="ord_" + "9" * 20)  # a checkout that died after its claim
+    allocation().claim(product_id, 1, 1, order_id="ord_" + "9" * 20)  # a checkout that died after its claim
     assert audit(product_id, timedelta(0)) == []  # within the grace period: a live checkout's, maybe
 
 

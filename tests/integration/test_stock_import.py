@@ -13,10 +13,13 @@ import requests
 from functions.merchant.stock import EXPORT_AUDIT
 from functions.reconcile.audit import audit_stock
 from functions.reconcile.expiry import expire_reservations
-from shared.adapters import ops, orders, stock
-from shared.adapters import shop as shop_store
+from shared.adapters import allocation, ops, orders, stock_changes, stock_upkeep
+from shared.adapters import merchants as merchant_store
+from shared.adapters import products as product_store
 from shared.orders import utcnow
-from shared.store.stock import NewCode, StockStore
+from shared.store.stock.changes import StockChanges
+from shared.store.stock.items import NewCode
+from shared.store.stock.removal import StockRemoval
 from tests.support import new_codes
 
 AFTER_EXPIRY = timedelta(minutes=16)
@@ -24,7 +27,7 @@ AFTER_EXPIRY = timedelta(minutes=16)
 
 @pytest.fixture(scope="module")
 def merchant_b():
-    return shop_store().create_merchant("Merchant B")[1]
+    return merchant_store().create_merchant("Merchant B")[1]
 
 
 def send_chunk(shop, product_id, lines, import_id, chunk, first_line, key=None):
@@ -47,7 +50,7 @@ def levels(shop, product_id, shards=4):
     got = shop.stock(product_id)
     assert got["available"] + got["reserved"] + got["sold"] + got["returned"] == got["imported"], got
     assert min(got.values()) >= 0, got
-    assert stock().audit(product_id, shards) == []
+    assert stock_upkeep().audit(product_id, shards) == []
     return got
 
 
@@ -152,7 +155,7 @@ def test_a_chunk_whose_answer_was_lost_answers_the_same_when_sent_again(shop, mo
     """The codes went in, then the process died before the chunk's answer was recorded."""
     product_id = shop.new_product([])
     codes = new_codes(5)
-    real = StockStore.record_chunk
+    real = StockChanges.record_chunk
     calls = []
 
     def dies_once(self, *args, **kwargs):
@@ -161,7 +164,7 @@ def test_a_chunk_whose_answer_was_lost_answers_the_same_when_sent_again(shop, mo
             raise RuntimeError("injected: crashed before the answer was recorded")
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(StockStore, "record_chunk", dies_once)
+    monkeypatch.setattr(StockChanges, "record_chunk", dies_once)
     crashed = send_chunk(shop, product_id, codes + [""], "lost-answer", 0, 1)
     assert crashed.status_code == 500
     assert levels(shop, product_id)["imported"] == 5  # the codes are in
@@ -269,7 +272,7 @@ def test_a_returned_code_can_be_removed_where_it_lies(shop):
     shop.buy(product_id)
     [fresh] = export(shop, product_id)
     [pooled] = set(codes) - {fresh}
-    expire_reservations(orders(), stock(), now=utcnow() + AFTER_EXPIRY)
+    expire_reservations(orders(), allocation(), now=utcnow() + AFTER_EXPIRY)
     assert sorted(export(shop, product_id)) == sorted(codes)  # back in stock, in the returned pool
 
     assert remove(shop, product_id, [pooled]).json() == {"removed": 1, "not_found": [], "not_available": []}
@@ -289,7 +292,7 @@ def test_a_returned_code_can_be_removed_where_it_lies(shop):
 def test_a_removal_that_crashed_part_way_is_finished_by_the_next_import(shop, monkeypatch):
     codes = [f"CRASH-{n}" for n in range(6)]  # one shard: code n sits in slot n
     product_id = shop.new_product(codes, shards=1)
-    real = StockStore._finish_removal
+    real = StockRemoval._finish_removal
     calls = []
 
     def dies_once(self, *args, **kwargs):
@@ -298,13 +301,13 @@ def test_a_removal_that_crashed_part_way_is_finished_by_the_next_import(shop, mo
             raise RuntimeError("injected: crashed after the shard shrank, before the codes moved")
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(StockStore, "_finish_removal", dies_once)
+    monkeypatch.setattr(StockRemoval, "_finish_removal", dies_once)
     assert remove(shop, product_id, ["CRASH-1"]).status_code == 500
 
     # Counted as removed already; the slot it held waits for its new code and is not handed out.
     halfway = shop.stock(product_id)
     assert halfway == {"available": 5, "reserved": 0, "sold": 0, "returned": 0, "imported": 5}
-    assert stock().audit(product_id, 1) == ["shard 0: 4 slots fenced by an unfinished stock removal"]
+    assert stock_upkeep().audit(product_id, 1) == ["shard 0: 4 slots fenced by an unfinished stock removal"]
 
     assert send_chunk(shop, product_id, ["CRASH-6"], "after-crash", 0, 1).json()["added"] == 1
 
@@ -332,7 +335,7 @@ def test_export_is_the_owners_only_and_every_page_is_audited(shop, merchant_b, c
     caplog.set_level(logging.INFO)
     codes = new_codes(5, prefix="EXPORT-CANARY")
     product_id = shop.new_product(codes)
-    merchant_a = shop_store().merchant_for_key(shop.merchant_key)
+    merchant_a = merchant_store().merchant_for_key(shop.merchant_key)
     before = ops().reports(EXPORT_AUDIT, limit=1000)
 
     theirs = shop.merchant("GET", f"/merchant/products/{product_id}/stock/export", key=merchant_b)
@@ -424,12 +427,12 @@ def test_a_removal_racing_multi_shard_claims_never_sells_a_removed_code(shop):
     def take_out():
         start.wait()
         # The store's removal itself (the merchant route's handler is not what races here).
-        merchant = shop_store().product(product_id).merchant_id
-        found = stock().remove_codes(
+        merchant = product_store().product(product_id).merchant_id
+        found = stock_changes().remove_codes(
             product_id,
             4,
             [NewCode(line=n + 1, code=c) for n, c in enumerate(codes[:4])],
-            shop_store().cipher(merchant),
+            merchant_store().cipher(merchant),
         )
         removal.append(
             {"removed": len(found.removed), **found.model_dump(include={"not_found", "not_available"})}
@@ -460,4 +463,4 @@ def test_a_removal_racing_multi_shard_claims_never_sells_a_removed_code(shop):
     got = levels(shop, product_id)
     assert got["imported"] == 8 - len(gone) and got["sold"] == len(sold)
     later = utcnow() + timedelta(minutes=20)
-    assert audit_stock(shop_store(), stock(), orders(), [product_id], later) == {}
+    assert audit_stock(product_store(), stock_upkeep(), orders(), [product_id], later) == {}

@@ -28,7 +28,7 @@ def product_id(shop) -> str:
     return shop.new_product(new_codes(12))
 
 
-@pytest.mark.parametrize("key", WEAK)
+@pytest.mark.parametrize("key", WEAK, ids=range(len(WEAK)))  # stable ids for xdist
 def test_a_guessable_key_is_422_and_takes_nothing(shop, product_id, key):
     before = shop.stock(product_id)
 
@@ -48,6 +48,7 @@ def test_a_guessable_key_is_422_and_takes_nothing(shop, product_id, key):
         secrets.token_urlsafe(16),
         base64.urlsafe_b64encode(secrets.token_bytes(16)).decode(),
     ],
+    ids=["hex", "base64url", "base64"],
 )
 def test_a_random_key_is_taken_and_replays_its_order(shop, product_id, key):
     first, again = checkout(shop, product_id, key), checkout(shop, product_id, key)

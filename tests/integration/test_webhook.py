@@ -8,7 +8,7 @@ import time
 import pytest
 
 from shared.adapters import payment_events
-from shared.payments import sandbox_signature
+from shared.providers.signatures import sandbox_signature
 from tests.support import count_items, new_codes, stored_order
 
 

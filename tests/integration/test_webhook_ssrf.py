@@ -27,8 +27,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import SecretStr
 
 from functions.notify import webhooks
-from shared import notify
-from shared.adapters import shop as shop_store
+from shared import notify, queues
+from shared.adapters import merchants as merchant_store
+from shared.adapters import webhooks as webhook_store
 from shared.orders import utcnow
 from shared.providers import ProviderRefused, ProviderUnavailable, UnexpectedAnswer
 from tests.support import poll
@@ -398,7 +399,7 @@ REFUSED = [
 @pytest.fixture
 def merchant(runtime, shop, request):
     """A merchant of its own with a webhook already set (to 127.0.0.1); turned off afterwards."""
-    merchant_id, key = shop_store().create_merchant(f"SSRF {request.node.name}")
+    merchant_id, key = merchant_store().create_merchant(f"SSRF {request.node.name}")
     set_to = shop.merchant("PUT", "/merchant/webhook", key=key, json={"url": "http://127.0.0.1:9/kept"})
     assert set_to.status_code == 200, set_to.text
     yield merchant_id, key
@@ -419,7 +420,7 @@ def test_the_merchant_api_refuses_an_internal_address_in_any_form_and_keeps_the_
     error = response.json()["error"]
     assert (response.status_code, error["code"]) == (422, "invalid_url"), response.text
     assert "public address" in error["message"]
-    assert shop_store().webhook(merchant_id).url == "http://127.0.0.1:9/kept"
+    assert webhook_store().webhook(merchant_id).url == "http://127.0.0.1:9/kept"
 
 
 def test_the_merchant_api_says_a_name_does_not_resolve(shop, merchant, network):
@@ -465,7 +466,7 @@ def test_an_event_reaches_a_receiver_registered_under_a_loopback_alias(shop, mer
         created_at=utcnow(),
         data={"product_id": "prd_ssrf", "available": 0, "low_stock_threshold": 1},
     )
-    assert notify.publish(stale)
+    assert queues.publish(stale, queues.notify_queue())
     (got,) = poll(lambda: receiver.requests, deadline=15)
     assert got.path == f"/hooks/{merchant_id}" and got.headers["host"] == f"127.1:{receiver.port}"
     assert got.headers["miaofa-event-id"] == stale.event_id

@@ -8,7 +8,7 @@ import json
 import time
 from typing import Any
 
-from shared.payments import sandbox_signature
+from shared.providers.signatures import sandbox_signature
 from tests.providers import Callback
 
 

@@ -11,13 +11,13 @@ from functions.reconcile.audit import audit_stock
 from functions.reconcile.burned import GRACE_SECONDS, return_burned_slots
 from functions.reconcile.run import reconcile
 from shared import faults
-from shared.adapters import orders, stock
-from shared.adapters import shop as shop_store
+from shared.adapters import orders, stock_upkeep
+from shared.adapters import products as product_store
 from shared.errors import StateConflict
 from shared.orders import utcnow
 from shared.settings import settings
 from shared.store.orders import OrderStore
-from shared.store.stock import SlotItem
+from shared.store.stock.items import SlotItem
 from tests.integration.test_reconcile import lose_every_redrive
 from tests.integration.test_refunds import paid_not_delivered
 from tests.support import new_codes, stored_order
@@ -30,8 +30,10 @@ def test_a_given_up_orders_slots_go_back_to_stock(shop, monkeypatch, fault):
     paid_not_delivered(shop, order)  # PAID (a real sandbox payment), delivery message lost
     (slot_range,) = stored_order(order["order_id"]).slots
     t0 = utcnow() + timedelta(hours=1)
-    return_burned_slots(orders(), stock(), now=t0)  # the burned-slot step settles past the open order's slot
-    return_burned_slots(orders(), stock(), now=t0 + timedelta(seconds=GRACE_SECONDS + 1))
+    return_burned_slots(
+        orders(), stock_upkeep(), now=t0
+    )  # the burned-slot step settles past the open order's slot
+    return_burned_slots(orders(), stock_upkeep(), now=t0 + timedelta(seconds=GRACE_SECONDS + 1))
     assert shop.stock(product_id)["reserved"] == 1
 
     if fault == "lost-answer":
@@ -61,7 +63,7 @@ def test_a_given_up_orders_slots_go_back_to_stock(shop, monkeypatch, fault):
     )
     assert slot.order_id is None and slot.holder == "returned" and slot.returned_key == product_id
     assert shop.stock(product_id) == {"available": 2, "reserved": 0, "sold": 0, "returned": 0, "imported": 2}
-    problems = audit_stock(shop_store(), stock(), orders(), [product_id], later)
+    problems = audit_stock(product_store(), stock_upkeep(), orders(), [product_id], later)
     assert problems == {}
     again = shop.buy(product_id, quantity=1)  # and the code sells again
     assert shop.runtime.sandbox.pay(again["order_id"], again["total"]["amount"], "CNY")

@@ -7,8 +7,7 @@ from datetime import timedelta
 
 from functions.deliver.delivery import deliver
 from functions.reconcile.burned import GRACE_SECONDS, return_burned_slots
-from shared.adapters import orders, stock
-from shared.adapters import shop as shop_store
+from shared.adapters import orders, ports, stock_upkeep
 from shared.orders import utcnow
 from shared.store.orders import OrderStore
 from tests.integration.test_refunds import paid_not_delivered
@@ -19,18 +18,18 @@ def test_a_lagging_due_index_cannot_take_a_paid_orders_code(shop, monkeypatch):
     product_id = shop.new_product(new_codes(1), shards=1)
     a = shop.buy(product_id)
     t0 = utcnow() + timedelta(hours=2)
-    return_burned_slots(orders(), stock(), now=t0)  # cursor snapshot covers A's slot
+    return_burned_slots(orders(), stock_upkeep(), now=t0)  # cursor snapshot covers A's slot
     paid_not_delivered(shop, a)  # A is paid; its delivery message is in flight
 
     def lagging(self, status, before=None, limit=None):  # the index lists nothing at all
         return []
 
     monkeypatch.setattr(OrderStore, "outstanding", lagging)
-    returned = return_burned_slots(orders(), stock(), now=t0 + timedelta(seconds=GRACE_SECONDS + 1))
+    returned = return_burned_slots(orders(), stock_upkeep(), now=t0 + timedelta(seconds=GRACE_SECONDS + 1))
     monkeypatch.undo()
 
     assert returned == 0
     assert shop.stock(product_id) == {"available": 0, "reserved": 1, "sold": 0, "returned": 0, "imported": 1}
     assert shop.checkout(product_id).status_code == 409  # nobody else can take A's code
-    deliver(a["order_id"], orders(), stock(), shop_store().cipher, now=utcnow())
+    deliver(a["order_id"], ports(), now=utcnow())
     assert stored_order(a["order_id"]).status == "DELIVERED"

@@ -55,7 +55,7 @@ def test_a_uuid_counts_its_random_bits_only():
     assert estimated_bits(str(uuid.uuid1())) == 0
 
 
-@pytest.mark.parametrize("key", WEAK_KEYS)
+@pytest.mark.parametrize("key", WEAK_KEYS, ids=range(len(WEAK_KEYS)))  # stable ids: xdist
 def test_short_counted_and_repetitive_keys_are_refused_with_422(key):
     assert estimated_bits(key) < MIN_BITS
     with pytest.raises(Invalid) as refused:
@@ -64,7 +64,9 @@ def test_short_counted_and_repetitive_keys_are_refused_with_422(key):
     assert "128 bits" in refused.value.message and "UUID" in refused.value.message
 
 
-@pytest.mark.parametrize("key", ["", "k" * 256, secrets.token_urlsafe(16) + "\n"])
+@pytest.mark.parametrize(
+    "key", ["", "k" * 256, secrets.token_urlsafe(16) + "\n"], ids=["empty", "too-long", "newline"]
+)
 def test_a_malformed_key_is_still_422(key):
     with pytest.raises(Invalid) as refused:
         check_key(key)

@@ -1,7 +1,7 @@
 """Idempotency-Key retries get the same order id and token, derived under a server secret."""
 
 from functions.storefront.checkout import idempotent_identity, token_hash
-from shared.store.shop import is_id
+from shared.ids import is_id
 
 
 def test_the_same_key_gives_the_same_order_and_token():

@@ -9,13 +9,9 @@ import pytest
 from shared.errors import BadInput, InvalidSignature, PaymentMismatch
 from shared.money import Money
 from shared.orders import Order, SlotRange, Status, chain_event
-from shared.payments import (
-    PaymentEvent,
-    check_payment_matches,
-    parse_sandbox_event,
-    sandbox_signature,
-    verify_sandbox_signature,
-)
+from shared.payments import PaymentEvent, check_payment_matches
+from shared.providers.sandbox import parse_sandbox_event
+from shared.providers.signatures import sandbox_signature, verify_sandbox_signature
 from tests.support import event as load_event
 
 SECRET = "whsec_unit_9f3c2a7e1b5d4c8a"

@@ -1,20 +1,15 @@
-"""Merchants, their API keys (stored as hashes only), their code keys, and their products.
+"""The shop's products and each merchant's catalogue of them.
 
 A merchant's products are listed newest first through the merchant's catalogue: a counter item
 hands each new product a position (one atomic ADD), and one small item per position names the
 product. The table has no index, so a page is two batch reads of at most `limit` items each,
 whatever the number of merchants or products."""
 
-import hashlib
-import re
-import secrets
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
 from pynamodb.attributes import (
-    BinaryAttribute,
     BooleanAttribute,
     ListAttribute,
     MapAttribute,
@@ -25,34 +20,19 @@ from pynamodb.attributes import (
 from pynamodb.exceptions import UpdateError
 from pynamodb.models import Model
 
-from shared import aws
-from shared.codes import CodeCipher
 from shared.errors import StateConflict
 from shared.money import Money
-from shared.notify import MerchantWebhook
-from shared.orders import utcnow
 from shared.products import PriceTier, Product
 from shared.settings import settings
 from shared.store.errors import condition_failed
 from shared.store.recent import Recent
 
 
-class _ShopModel(Model):
+class _CatalogModel(Model):
     class Meta:
         table_name: str | None = None
 
     pk = UnicodeAttribute(hash_key=True)
-
-
-class MerchantItem(_ShopModel):
-    name = UnicodeAttribute()
-    sealed_data_key = BinaryAttribute(legacy_encoding=False)
-    created_at = UTCDateTimeAttribute()
-
-
-class ApiKeyItem(_ShopModel):
-    merchant_id = UnicodeAttribute()
-    created_at = UTCDateTimeAttribute()
 
 
 class TierAttribute(MapAttribute[str, Any]):
@@ -60,7 +40,7 @@ class TierAttribute(MapAttribute[str, Any]):
     price_amount = NumberAttribute()  # in the product's currency
 
 
-class ProductItem(_ShopModel):
+class ProductItem(_CatalogModel):
     merchant_id = UnicodeAttribute()
     name = UnicodeAttribute()
     description = UnicodeAttribute()
@@ -84,13 +64,13 @@ class ProductItem(_ShopModel):
     version = NumberAttribute(null=True)  # bumped by every change; a change is conditional on it
 
 
-class CatalogHeadItem(_ShopModel):
+class CatalogHeadItem(_CatalogModel):
     """`catalog#<merchant>`: how many catalogue positions the merchant's products have taken."""
 
     taken = NumberAttribute()
 
 
-class CatalogEntryItem(_ShopModel):
+class CatalogEntryItem(_CatalogModel):
     """`catalog#<merchant>#<position>`: the product created at that position."""
 
     product_id = UnicodeAttribute()
@@ -122,60 +102,11 @@ _BATCH = 100  # DynamoDB's BatchGetItem limit
 _SCAN_BUDGET = 500  # catalogue positions one filtered page reads at most before it returns what it has
 
 
-def key_hash(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
-
-
-def is_id(value: str, prefix: str) -> bool:
-    """True for ids this shop issues (`new_id`); anything else is refused before any look-up."""
-    return re.fullmatch(rf"{prefix}_[0-9a-f]{{20}}", value) is not None
-
-
-class ShopStore:
+class ProductStore:
     def __init__(self) -> None:
-        for model in (_ShopModel, MerchantItem, ApiKeyItem, ProductItem, CatalogHeadItem, CatalogEntryItem):
+        for model in (_CatalogModel, ProductItem, CatalogHeadItem, CatalogEntryItem):
             model.Meta.table_name = settings().shop_table
-        self._ciphers: dict[str, CodeCipher] = {}
-        self._lock = threading.Lock()
-        self._kms = aws.client("kms")
         self._products: Recent[str, Product | None] = Recent(settings().product_cache_seconds)
-        self._webhooks: Recent[str, MerchantWebhook | None] = Recent(settings().webhook_cache_seconds)
-
-    def create_merchant(self, name: str, api_key: str | None = None, live: bool = False) -> tuple[str, str]:
-        """A new merchant with a KMS data key for its codes; returns (merchant_id, api key)."""
-        merchant_id = new_id("mer")
-        data_key = self._kms.generate_data_key(
-            KeyId=settings().codes_key_id, KeySpec="AES_256", EncryptionContext={"merchant": merchant_id}
-        )
-        MerchantItem(
-            pk=f"merchant#{merchant_id}",
-            name=name,
-            sealed_data_key=data_key["CiphertextBlob"],
-            created_at=utcnow(),
-        ).save(condition=MerchantItem.pk.does_not_exist())
-        from shared.store.keys import KeyStore  # keys.py builds on this module's key items
-
-        _, api_key = KeyStore(settings().shop_table).create(merchant_id, live=live, api_key=api_key)
-        return merchant_id, api_key
-
-    def merchant_for_key(self, api_key: str) -> str | None:
-        try:
-            return str(ApiKeyItem.get(f"apikey#{key_hash(api_key)}").merchant_id)
-        except ApiKeyItem.DoesNotExist:
-            return None
-
-    def cipher(self, merchant_id: str) -> CodeCipher:
-        """The merchant's code cipher; the data key is decrypted by KMS once per process."""
-        with self._lock:
-            if merchant_id not in self._ciphers:
-                sealed = MerchantItem.get(f"merchant#{merchant_id}", consistent_read=True).sealed_data_key
-                plain = self._kms.decrypt(CiphertextBlob=sealed, EncryptionContext={"merchant": merchant_id})
-                self._ciphers[merchant_id] = CodeCipher(plain["Plaintext"])
-            return self._ciphers[merchant_id]
 
     def put_product(self, product: Product) -> None:
         """Store a new product at the next position of its merchant's catalogue. A crash before the
@@ -286,40 +217,6 @@ class ShopStore:
                         break
         return ProductPage(products=found, resume_before=position + 1 if position >= 1 else None)
 
-    # ---- the merchant's webhook (shared/notify.py); the secret is sealed with the merchant's cipher
-
-    def put_webhook(
-        self, merchant_id: str, url: str, events: tuple[str, ...], secret: str
-    ) -> MerchantWebhook:
-        """Set (or replace, rotating its secret) the merchant's webhook, in one write."""
-        item = WebhookItem(
-            pk=f"webhook#{merchant_id}",
-            url=url,
-            events=" ".join(events),
-            sealed_secret=self.cipher(merchant_id).encrypt(secret, _webhook_identity(merchant_id)),
-            updated_at=utcnow(),
-        )
-        item.save()
-        return _to_webhook(merchant_id, item, secret)
-
-    def webhook(self, merchant_id: str) -> MerchantWebhook | None:
-        """The merchant's webhook with its secret opened, or None if it has none."""
-        try:
-            item = WebhookItem.get(f"webhook#{merchant_id}", consistent_read=True)
-        except WebhookItem.DoesNotExist:
-            return None
-        secret = self.cipher(merchant_id).decrypt(item.sealed_secret, _webhook_identity(merchant_id))
-        return _to_webhook(merchant_id, item, secret)
-
-    def recent_webhook(self, merchant_id: str) -> MerchantWebhook | None:
-        """The merchant's webhook as this process read it less than WEBHOOK_CACHE_SECONDS ago (read if
-        not): for sending events; a PUT or DELETE reaches them within that time."""
-        return self._webhooks.get(merchant_id, lambda: self.webhook(merchant_id))
-
-    def delete_webhook(self, merchant_id: str) -> None:
-        """Turn the merchant's webhook off (nothing is sent any more); no webhook is no change."""
-        WebhookItem(pk=f"webhook#{merchant_id}").delete()
-
 
 def _entry_key(merchant_id: str, position: int) -> str:
     return f"catalog#{merchant_id}#{position:012d}"
@@ -384,28 +281,4 @@ def _to_product(item: ProductItem) -> Product:
         low_stock_threshold=int(item.low_stock_threshold or 0),
         sales_per_code=int(item.sales_per_code or 1),
         email_codes=bool(item.email_codes),
-    )
-
-
-class WebhookItem(_ShopModel):
-    url = UnicodeAttribute()
-    events = UnicodeAttribute()  # space-separated event types
-    sealed_secret = BinaryAttribute(legacy_encoding=False)
-    updated_at = UTCDateTimeAttribute()
-
-
-def _webhook_identity(merchant_id: str) -> bytes:
-    """Associated data binding a sealed webhook secret to its merchant's webhook item."""
-    return f"webhook-secret/{merchant_id}".encode()
-
-
-def _to_webhook(merchant_id: str, item: WebhookItem, secret: str) -> MerchantWebhook:
-    return MerchantWebhook.model_validate(
-        {
-            "merchant_id": merchant_id,
-            "url": item.url,
-            "events": tuple(item.events.split()),
-            "secret": secret,
-            "updated_at": item.updated_at,
-        }
     )

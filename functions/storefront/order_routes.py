@@ -1,0 +1,118 @@
+"""Storefront routes: checkout, and an order for whoever holds its access token."""
+
+from datetime import timedelta
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.metrics import MetricUnit
+
+from functions.storefront.checkout import Checkout, CheckoutRequest, checkout, token_matches
+from functions.storefront.routing import answer, client_address, logger, throttle
+from functions.storefront.schemas import BuyerOrder, Event, Item, OrderCreated, PaymentStart
+from shared import adapters, links, observability
+from shared.errors import NotFound
+from shared.http import documented
+from shared.ids import is_id
+from shared.orders import Order, Status, utcnow
+from shared.settings import settings
+
+router = Router()
+
+
+def order_created(result: Checkout) -> OrderCreated:
+    order = result.order
+    return OrderCreated(
+        order_id=order.order_id,
+        access_token=result.access_token,
+        status=order.status,
+        total=order.total,
+        expires_at=order.expires_at.isoformat(),
+        payment=PaymentStart(provider=order.provider, url=result.pay_url, kind=result.pay_kind),
+    )
+
+
+def buyer_order(order: Order) -> BuyerOrder:
+    """The order as its buyer sees it: its codes and the product's instructions once DELIVERED."""
+    items, instructions = None, None
+    if order.status == Status.DELIVERED:
+        cipher = adapters.merchants().cipher(order.merchant_id)
+        codes = adapters.allocation().read_codes(order.product_id, order.slots, order.order_id, cipher)
+        items = [Item(code=code) for code in codes]
+        product = adapters.products().recent_product(order.product_id)  # its instructions, for the buyer only
+        instructions = product.instructions if product is not None else ""
+    return BuyerOrder(
+        order_id=order.order_id,
+        status=order.status,
+        quantity=order.quantity,
+        total=order.total,
+        expires_at=order.expires_at.isoformat(),
+        events=[Event(type=e.type, at=e.at.isoformat()) for e in order.history],
+        eta_seconds=0 if order.status == Status.DELIVERED else 1,
+        items=items,
+        instructions=instructions,
+    )
+
+
+@router.post(
+    "/api/orders",
+    summary="Create an order: stock reserved, payment started",
+    tags=["buyer"],
+    responses=documented(
+        201, "the order, waiting for its payment", OrderCreated, errors=[400, 404, 409, 415, 429, 503]
+    ),
+)
+def create_order(
+    request: Annotated[CheckoutRequest, Body()],
+    idempotency_key: Annotated[
+        str | None, Header(alias="idempotency-key", description="the same key replays the same order")
+    ] = None,
+) -> Response[str]:
+    config = settings()
+    throttle(router, "checkout", config.checkouts_per_client_minute, config.checkout_burst_per_client)
+    ports = adapters.ports()
+    result = checkout(
+        request,
+        ports.products,
+        ports.allocation,
+        ports.orders,
+        ports.limits,
+        now=ports.clock(),
+        reservation=timedelta(minutes=config.reservation_minutes),
+        providers=ports.providers.provider,
+        public_base_url=config.public_base_url,
+        idempotency_key=idempotency_key,
+        client=client_address(router),
+        caps=(config.max_pending_per_email, config.max_pending_per_client),
+        unpaid_units=config.unpaid_units_per_client,
+        token_secret=config.order_token_secret,
+    )
+    order = result.order
+    logger.info("order created", extra={"order_id": order.order_id, "product_id": order.product_id})
+    observability.metrics("storefront").add_metric(name="OrdersCreated", unit=MetricUnit.Count, value=1)
+    return answer(201, order_created(result))
+
+
+@router.get(
+    "/api/orders/<order_id>",
+    summary="An order, for whoever holds its access token",
+    tags=["buyer"],
+    responses=documented(200, "the order; its codes once DELIVERED", BuyerOrder, errors=[404, 429]),
+)
+def get_order(
+    order_id: str,
+    authorization: Annotated[str | None, Header(description="Bearer <access_token>")] = None,
+) -> Response[str]:
+    config = settings()
+    throttle(router, "poll", config.polls_per_client_minute, config.poll_burst_per_client)
+    header = authorization or ""
+    token = header[7:] if header.lower().startswith("bearer ") else None
+    order = adapters.orders().get(order_id) if is_id(order_id, "ord") else None
+    opened = order is not None and (
+        token_matches(order, token)
+        or (token is not None and links.opens(token, order.order_id, utcnow(), config.order_token_secret))
+    )
+    if order is None or not opened:
+        raise NotFound("no such order", code="order_not_found")
+    return answer(200, buyer_order(order), exclude_none=True)  # no items or instructions before DELIVERED

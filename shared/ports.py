@@ -1,0 +1,237 @@
+"""The ports the use cases work through: what each needs of a store, a queue, a payment provider and
+the clock, and `Ports`, the bundle of them that a handler builds and hands to its use cases.
+
+Each Protocol names exactly the methods the use cases call, with the real store's signature and
+contract (its docstring in shared/store/ is the contract). The real bundle is built by
+`shared.adapters.ports()`; mypy checks there that every real store, queue and registry satisfies its
+port. The unit tests' in-memory bundle is `tests.fakes.fake_ports()` (docs/architecture.md, "Ports").
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from shared.codes import CodeCipher
+from shared.notify import Notification
+from shared.orders import Order, Payment, SlotRange, Status, Ticket
+from shared.payments import PaymentEvent
+from shared.products import Product
+from shared.providers import PaymentProvider
+from shared.queues import NotifyMessage
+from shared.store.orders import DueEntry
+from shared.store.payment_events import OwedPayment
+from shared.store.stock.upkeep import Claimants
+
+# ---------- stores ----------
+
+
+class OrderPort(Protocol):
+    """Orders and their state changes (shared/store/orders.py): every change is conditional on the
+    state it leaves (StateConflict if the order changed since it was read)."""
+
+    def create(self, order: Order) -> None:
+        """Write a new order; AlreadyApplied if one with its id exists."""
+        ...
+
+    def get(self, order_id: str) -> Order | None: ...
+
+    def get_many(self, order_ids: set[str]) -> list[Order]: ...
+
+    def transition(
+        self,
+        order: Order,
+        event_type: str,
+        at: datetime,
+        data: dict[str, Any] | None = None,
+        payment: Payment | None = None,
+        due_in: timedelta | None = None,
+        slots: list[SlotRange] | None = None,
+    ) -> Order:
+        """Move the order along the state table and append the event; due again in `due_in` (None:
+        nothing outstanding). StateConflict if the table has no such move or the order changed."""
+        ...
+
+    def due(self, status: Status, before: datetime, limit: int | None = 100) -> list[str]: ...
+
+    def outstanding(
+        self, status: Status, before: datetime | None = None, limit: int | None = None
+    ) -> list[DueEntry]: ...
+
+    def take_redrive(self, entry: DueEntry, until: datetime) -> int | None: ...
+
+    def record_delivery_failure(self, order_id: str, error: str, at: datetime) -> None: ...
+
+    def count_delivery_retry(self, order_id: str, attempt: str) -> int | None: ...
+
+    def record_refund_failure(self, order_id: str, error: str, retry_at: datetime) -> None: ...
+
+    def next_refund_attempt(self, order: Order) -> bool: ...
+
+    def clear_due(self, order_id: str, status: Status) -> None: ...
+
+    def postpone(self, order_id: str, status: Status, until: datetime) -> None: ...
+
+
+class AllocationPort(Protocol):
+    """A product's slots as orders claim, release and bind them (shared/store/stock/allocation.py)."""
+
+    def claim(
+        self, product_id: str, shards: int, quantity: int, order_id: str, avoid: Sequence[SlotRange] = ()
+    ) -> list[SlotRange]:
+        """Reserve `quantity` slots for the order, all or nothing; OutOfStock if there are not enough."""
+        ...
+
+    def release(self, product_id: str, ranges: Sequence[SlotRange], order_id: str) -> int:
+        """Give the order's unbound slots back to stock (only those it still holds); how many went back."""
+        ...
+
+    def release_unkept(
+        self, product_id: str, claimed: Sequence[SlotRange], kept: Sequence[SlotRange], order_id: str
+    ) -> int: ...
+
+    def bind(self, product_id: str, ranges: Sequence[SlotRange], order_id: str) -> None:
+        """Bind each slot to the order (I1); IntegrityViolation if one is missing or another's."""
+        ...
+
+    def read_codes(
+        self, product_id: str, ranges: Sequence[SlotRange], order_id: str, cipher: CodeCipher
+    ) -> list[str]:
+        """The codes bound to the order, decrypted; IntegrityViolation for a slot not bound to it."""
+        ...
+
+
+class StockUpkeepPort(Protocol):
+    """Reconciliation's upkeep of the stock (shared/store/stock/upkeep.py): burned slots, the audit."""
+
+    def shards_due(self) -> dict[str, list[int]]: ...
+
+    def return_burned(
+        self, product_id: str, shard: int, now: int, grace: int, claimants: Claimants
+    ) -> int: ...
+
+    def return_abandoned_holds(self, now: int, grace: int, claimants: Claimants) -> int: ...
+
+    def audit(
+        self, product_id: str, shards: int, claimants: Claimants | None = None, now: int = 0, grace: int = 300
+    ) -> list[str]: ...
+
+    def audit_holds(self, claimants: Claimants, now: int, grace: int) -> dict[str, list[str]]: ...
+
+
+class StockLevelPort(Protocol):
+    """A product's available stock, as this process read it a moment ago (shared/store/recent.py)."""
+
+    def available(self, product: Product) -> int: ...
+
+
+class ProductPort(Protocol):
+    """Products (shared/store/products.py)."""
+
+    def product(self, product_id: str, consistent: bool = False) -> Product | None: ...
+
+    def recent_product(self, product_id: str) -> Product | None:
+        """The product as this process read it less than PRODUCT_CACHE_SECONDS ago."""
+        ...
+
+
+class LimitPort(Protocol):
+    """Caps on unpaid orders, unpaid units and daily purchases per buyer (shared/store/limits.py)."""
+
+    def take(self, key: str, cap: int, order_id: str, until: int) -> Ticket | None: ...
+
+    def give_back(self, ticket: Ticket, order_id: str, call: str | None = None) -> None: ...
+
+    def paid_today(self, product_id: str, email: str, day: date) -> int: ...
+
+    def hold_units(
+        self,
+        product_id: str,
+        client: str,
+        email: str,
+        order_id: str,
+        call: str,
+        units: int,
+        bounds: tuple[int, int | None],
+        until: int,
+    ) -> Ticket | Literal["client", "email"]: ...
+
+    def count_paid(
+        self, product_id: str, email: str, day: date, units: int, limit: int, order_id: str
+    ) -> bool: ...
+
+    def take_hourly(self, key: str, limit: int, now: int) -> bool: ...
+
+
+class PaymentEventPort(Protocol):
+    """Provider events recorded once (I5), and payments owed back (shared/store/payment_events.py)."""
+
+    def record(self, event: PaymentEvent) -> bool:
+        """Record the event; False if it was applied already."""
+        ...
+
+    def mark_applied(self, event: PaymentEvent) -> None: ...
+
+    def mark_needs_refund(self, event: PaymentEvent) -> None: ...
+
+    def owed(self, provider: str, limit: int | None = 100) -> list[OwedPayment]: ...
+
+    def mark_refund_failed(self, event_key: str, provider: str, reason: str) -> None: ...
+
+    def settle_owed(self, provider: str, order_id: str, payment_id: str) -> None: ...
+
+    def mark_refunded(self, event_key: str) -> None: ...
+
+
+# ---------- queues ----------
+
+
+class DeliveryQueuePort(Protocol):
+    """The delivery queue: a PAID order's id for the deliver function (shared/queues.py)."""
+
+    def send(self, order_id: str) -> None: ...
+
+
+class NotifyPort(Protocol):
+    """The notify queue: merchant events and buyers' mail (shared/queues.py). Use cases send through
+    `queues.publish`, `emit` and `request_mail`, which never fail what caused the message."""
+
+    def send(self, notification: Notification) -> None: ...
+
+    def send_body(self, message: NotifyMessage) -> None: ...
+
+
+# ---------- outside ----------
+
+# The configured payment provider called so, or None (shared/providers/registry.py).
+ProviderLookup = Callable[[str], PaymentProvider | None]
+
+
+class PaymentProviders(Protocol):
+    """The payment providers this shop is configured with."""
+
+    def provider(self, name: str) -> PaymentProvider | None: ...
+
+    def configured(self) -> list[str]: ...
+
+
+Ciphers = Callable[[str], CodeCipher]  # a merchant id -> its code cipher (MerchantStore.cipher)
+Clock = Callable[[], datetime]  # now, timezone-aware UTC
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Everything a use case may touch outside its own rules, passed as one (or as its parts)."""
+
+    orders: OrderPort
+    events: PaymentEventPort
+    allocation: AllocationPort
+    products: ProductPort
+    limits: LimitPort
+    upkeep: StockUpkeepPort
+    levels: StockLevelPort
+    delivery: DeliveryQueuePort
+    notify: NotifyPort
+    providers: PaymentProviders
+    ciphers: Ciphers
+    clock: Clock
