@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from shared.errors import StateConflict
 from shared.faults import checkpoint
-from shared.orders import Status
+from shared.orders import Order, Status
 from shared.ports import AllocationPort, OrderPort
 
 
@@ -22,10 +22,11 @@ def expire_reservations(orders: OrderPort, allocation: AllocationPort, now: date
             continue
         try:
             orders.transition(order, "reservation.expired", now, due_in=timedelta(0))
-            expired += 1
-            checkpoint("reconcile:after-expired")
-        except StateConflict:
-            continue  # paid (or expired by a concurrent run) meanwhile: nothing to do here
+        except StateConflict:  # paid or expired by a concurrent run meanwhile, or this write's answer lost
+            if not _expired_by(orders.get(order_id), now):
+                continue
+        expired += 1
+        checkpoint("reconcile:after-expired")
     returned = 0
     for order_id in orders.due(Status.EXPIRED, before=now):
         order = orders.get(order_id)
@@ -35,3 +36,9 @@ def expire_reservations(orders: OrderPort, allocation: AllocationPort, now: date
             returned += allocation.release(order.product_id, order.slots, order.order_id)
         orders.clear_due(order_id, Status.EXPIRED)
     return expired, returned
+
+
+def _expired_by(order: Order | None, now: datetime) -> bool:
+    """Whether the order's last change is the expiry written at `now` (by this run: a lost answer)."""
+    last = order.history[-1] if order is not None and order.history else None
+    return last is not None and (last.type, last.at) == ("reservation.expired", now)

@@ -61,7 +61,10 @@ def _give_up(
         reread = orders.get(order.order_id)
         if reread is not None and reread.status in (Status.REFUNDING, Status.REFUNDED):
             give_back_stock(reread, allocation)  # whoever wrote it may not have got this far
-        return False
+        last = reread.history[-1] if reread is not None and reread.history else None
+        if last is None or (last.type, last.at, last.data) != (event, now, reason):
+            return False
+        order = reread  # this run's write, its answer lost: given up here, so counted and logged here
     if policy != "hold":
         checkpoint("redrive:between-refunding-and-release")  # the refund step gives it back then
         give_back_stock(order, allocation)

@@ -226,7 +226,7 @@ def test_a_give_up_whose_answer_was_lost_still_gives_the_stock_back(fakes):
     every_redrive_spent(fakes, order)
     fakes.orders.after("transition", raises(StateConflict("answer lost: refused on the retry")), times=1)
 
-    redrive(fakes)
+    assert redrive(fakes) == (0, [order.order_id])  # given up by this run: reported (GaveUp)
 
     assert stored(fakes, order).status == Status.REFUNDING
     assert fakes.allocation.held_by(order.order_id) == []
@@ -239,7 +239,7 @@ def test_a_held_order_whose_answer_was_lost_keeps_its_stock(fakes):
     every_redrive_spent(fakes, order)
     fakes.orders.after("transition", raises(StateConflict("answer lost: refused on the retry")), times=1)
 
-    redrive(fakes)
+    assert redrive(fakes) == (0, [order.order_id])  # given up by this run: reported (GaveUp)
 
     assert stored(fakes, order).status == Status.IN_REVIEW
     assert len(fakes.allocation.held_by(order.order_id)) == 1
