@@ -76,7 +76,7 @@ LAMBDA_WHEELS := --platform manylinux2014_aarch64 --implementation cp --python-v
 LAYER_PIP = $(if $(wildcard $(SAM_VENV)/bin/pip),$(SAM_VENV)/bin/pip,$(PYTHON) -m pip)
 .PHONY: build-StorefrontFunction build-WebhookFunction build-DeliverFunction build-NotifyFunction \
 	build-ReconcileFunction build-MerchantFunction build-OpenApiFunction build-MerchantAuthorizerFunction \
-	build-DependenciesLayer
+	build-SocketFunction build-PushFunction build-DependenciesLayer
 build-StorefrontFunction:
 	$(call FUNCTION_PACKAGE,storefront)
 build-WebhookFunction:
@@ -93,6 +93,10 @@ build-OpenApiFunction:
 	$(call FUNCTION_PACKAGE,$(EVERY_FUNCTION))
 build-MerchantAuthorizerFunction:
 	$(call FUNCTION_PACKAGE,authorizer)
+build-SocketFunction:
+	$(call FUNCTION_PACKAGE,socket)
+build-PushFunction:
+	$(call FUNCTION_PACKAGE,push)
 build-DependenciesLayer:
 	$(ARTIFACTS_DIR_SET)
 	$(LAYER_PIP) install --quiet --no-compile --require-hashes $(LAMBDA_WHEELS) \
@@ -126,10 +130,11 @@ DYNALITE_TESTS := tests/e2e/test_store_mode.py tests/e2e/test_flash_sale.py \
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
 COLLECTED := if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; rc=1; fi
 # The suite runs in parallel (pytest-xdist): each worker is a process with its own local runtime
-# (tests/conftest.py starts one per session), a test file stays on one worker (its module fixtures are
-# made once). TEST_WORKERS=1 runs it in one process; PYTEST_ARGS adds to pytest's arguments.
-TEST_WORKERS ?= 3
-PARALLEL = $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
+# (tests/conftest.py starts one per session); a test file stays on one worker (its module fixtures are
+# made once) unless it says its tests may spread (tests/conftest.py). TEST_WORKERS=1 runs it in one
+# process; PYTEST_ARGS adds to pytest's arguments.
+TEST_WORKERS ?= 4
+PARALLEL = $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 test: $(TEST_STAMP) browser
 	@if $(PY) -m infra.local.dynalite; then dynalite=1; elif [ "$$CI" = true ]; then exit 1; else dynalite=0; \
 	  echo "make test: no dynalite (it needs Node.js 20+): the second pass is left out" >&2; fi; \

@@ -10,14 +10,15 @@ IMPORT_CHUNK = 10_000  # codes per import request (the merchant API takes at mos
 QUIET_METRICS = {"POWERTOOLS_METRICS_DISABLED": "true"}  # EMF lines on stdout would drown the results
 
 
-def start_runtime(providers: dict | None = None) -> LocalRuntime:
+def start_runtime(providers: dict | None = None, environment: dict[str, str] | None = None) -> LocalRuntime:
     runtime = LocalRuntime(
         port=0,
         quiet=True,
         seed=False,
         schedule_seconds=3600,
         log_level="WARNING",
-        environment={**ONE_ADDRESS_BUYERS, **QUIET_METRICS},  # every simulated buyer is 127.0.0.1
+        # every simulated buyer is 127.0.0.1
+        environment={**ONE_ADDRESS_BUYERS, **QUIET_METRICS, **(environment or {})},
         providers=providers,
         store=os.environ.get("MIAOFA_STORE") or "moto",
     )

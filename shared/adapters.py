@@ -10,6 +10,8 @@ from shared.ports import Ports
 from shared.providers import PaymentProvider
 from shared.queues import DeliveryQueue
 from shared.settings import settings
+from shared.sockets import Sockets
+from shared.store.connections import ConnectionStore
 from shared.store.limits import LimitStore
 from shared.store.merchants import MerchantStore
 from shared.store.ops import OpsStore
@@ -93,6 +95,18 @@ def delivery_queue() -> DeliveryQueue:
 @cache
 def ops() -> OpsStore:
     return OpsStore()
+
+
+@cache
+def connections() -> ConnectionStore:
+    """Who watches which order over the order page's WebSocket (docs/push.md)."""
+    return ConnectionStore()
+
+
+@cache
+def sockets() -> Sockets:
+    """The WebSocket API's management API (its client made on the first post)."""
+    return Sockets()
 
 
 def cipher(merchant_id: str) -> CodeCipher:

@@ -19,8 +19,10 @@ from shared.payments import PaymentEvent
 from shared.products import Product
 from shared.providers import PaymentProvider
 from shared.queues import NotifyMessage
+from shared.store.connections import Connection
 from shared.store.orders import DueEntry
 from shared.store.payment_events import OwedPayment
+from shared.store.rate import Bucket
 from shared.store.stock.upkeep import Claimants
 
 # ---------- stores ----------
@@ -183,6 +185,32 @@ class PaymentEventPort(Protocol):
     def mark_refunded(self, event_key: str) -> None: ...
 
 
+class ConnectionPort(Protocol):
+    """Who watches which order over the order page's WebSocket (shared/store/connections.py): the caps
+    taken exactly under concurrency, every write safe to repeat."""
+
+    def connect(self, connection_id: str, client: str, cap: int, now: int, until: int) -> bool:
+        """Record a new connection from `client` (a client key); False if it has `cap` live ones."""
+        ...
+
+    def admit_message(self, connection_id: str, rate: Bucket, now: float) -> Connection | None:
+        """The connection, having taken a token of its message bucket (`admitted` False if none was
+        left); None if no such connection is live."""
+        ...
+
+    def watch(self, connection: Connection, order_id: str, cap: int, now: int) -> bool:
+        """The connection watches the order (and no other); False if `cap` others watch it already."""
+        ...
+
+    def watchers(self, order_id: str, now: int) -> list[str]:
+        """The connections watching the order now."""
+        ...
+
+    def forget(self, connection_id: str, order_id: str | None = None) -> None:
+        """Remove the connection and its watch (of `order_id` too); a repeat does nothing."""
+        ...
+
+
 # ---------- queues ----------
 
 
@@ -202,6 +230,17 @@ class NotifyPort(Protocol):
 
 
 # ---------- outside ----------
+
+
+class SocketChannel(Protocol):
+    """The WebSocket connections themselves (shared/sockets.py: API Gateway's management API)."""
+
+    def post(self, connection_id: str, message: dict[str, str]) -> bool:
+        """Send one JSON message; False if the connection is gone (410)."""
+        ...
+
+    def close(self, connection_id: str) -> None: ...
+
 
 # The configured payment provider called so, or None (shared/providers/registry.py).
 ProviderLookup = Callable[[str], PaymentProvider | None]

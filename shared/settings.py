@@ -93,8 +93,29 @@ class Settings(BaseSettings):
     lookup_burst_per_client: int = Field(default=10, ge=1, alias="LOOKUP_BURST_PER_CLIENT")
     polls_per_client_minute: int = Field(default=600, ge=0, alias="POLLS_PER_CLIENT_MINUTE")
     poll_burst_per_client: int = Field(default=120, ge=1, alias="POLL_BURST_PER_CLIENT")
+    # The order page's WebSocket (docs/push.md): who watches which order, and the management API the
+    # functions post to (`https://{api}.execute-api.{region}.amazonaws.com/live` on AWS); both set on
+    # the socket and push functions only. Connections per client address (an IPv6 /64) and per order
+    # are capped exactly (a refused one falls back to polling), messages per connection are a token
+    # bucket, and a connection is forgotten after at most SOCKET_CONNECTION_SECONDS (API Gateway's
+    # longest connection is 2 hours), should its $disconnect be lost.
+    connections_table: str = Field(default="", alias="CONNECTIONS_TABLE")
+    websocket_endpoint: str = Field(default="", alias="WEBSOCKET_ENDPOINT")
+    socket_connections_per_client: int = Field(default=20, ge=1, alias="SOCKET_CONNECTIONS_PER_CLIENT")
+    socket_connections_per_order: int = Field(default=5, ge=1, le=100, alias="SOCKET_CONNECTIONS_PER_ORDER")
+    socket_messages_per_minute: int = Field(default=10, ge=1, alias="SOCKET_MESSAGES_PER_MINUTE")
+    socket_message_burst: int = Field(default=5, ge=1, alias="SOCKET_MESSAGE_BURST")
+    socket_connection_seconds: int = Field(default=7200, ge=60, le=86_400, alias="SOCKET_CONNECTION_SECONDS")
     # The sender of buyers' mail (a verified SES identity); empty: no mail is sent (logged).
     mail_from: str = Field(default="", alias="MAIL_FROM")
+    # Where the order page watches its order (docs/push.md): the WebSocket API's stage URL, `wss://…/live`
+    # on AWS, the local runtime's ws_url locally; empty: the page polls. Only a plain URL, as it goes
+    # into the page's Content-Security-Policy.
+    websocket_url: str = Field(
+        default="",
+        pattern=r"^(wss?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?)?$",
+        alias="WEBSOCKET_URL",
+    )
     # How long a process (a Lambda container) keeps what it read of an item every order would read
     # (shared/store/recent.py): the product and its stock level, and the merchant's webhook. One
     # partition then sees at most containers ÷ seconds reads of it whatever the order rate

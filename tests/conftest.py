@@ -17,6 +17,16 @@ from tests.support import Shop
 KIT_MODULES = ("stripe", "alipay", "wechatpay")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """For the parallel suite (`make test`: pytest-xdist, `--dist loadgroup`): a file's tests run on one
+    worker, so its module fixtures are made once, except in a file that sets `SPREAD_OVER_WORKERS`
+    (independent, long tests: the API fuzz, a third of the suite's time), whose tests go wherever a
+    worker is free."""
+    for item in items:
+        if not getattr(item.module, "SPREAD_OVER_WORKERS", False):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.partition("::")[0]))
+
+
 def pytest_report_header() -> str:
     return (
         f"miaofa DynamoDB: {os.environ.get('MIAOFA_STORE') or 'moto'} (MIAOFA_STORE, docs/local-runtime.md)"

@@ -37,6 +37,10 @@ def test_a_stack_deployed_with_every_parameter_set_to_true_is_not_in_local_mode(
         for name in {*env, LOCAL_MODE}:
             monkeypatch.delenv(name, raising=False)
         for name, value in env.items():  # every Ref and GetAtt: whatever a deployer could give it
-            given = strong if name in ("ORDER_TOKEN_SECRET", "SANDBOX_SECRET") else "true"
+            given = {
+                "ORDER_TOKEN_SECRET": strong,
+                "SANDBOX_SECRET": strong,
+                "WEBSOCKET_URL": "wss://a1b2c3.execute-api.us-east-1.amazonaws.com/live",  # an !Sub: a URL
+            }.get(name, "true")
             monkeypatch.setenv(name, value if isinstance(value, str) else given)
         assert Settings().local_mode is False  # type: ignore[call-arg]

@@ -28,6 +28,7 @@ WEBHOOKS = {
     "POST /webhooks/wechatpay",
 }
 BUCKETS = CLIENT_BUCKET_SETTINGS
+SOCKET_ROUTES = {"$connect", "$disconnect", "watch", "$default"}
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +56,13 @@ def deployed(cfn: dict[str, Any], value: Any, parameters: dict[str, Any] | None 
     return value
 
 
-def stage(cfn: dict[str, Any]) -> dict[str, Any]:
-    (props,) = [r["Properties"] for r in cfn["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Stage"]
+def stage(cfn: dict[str, Any], api: str = "Api") -> dict[str, Any]:
+    """The stage of the HTTP API (or of the API named)."""
+    (props,) = [
+        r["Properties"]
+        for r in cfn["Resources"].values()
+        if r["Type"] == "AWS::ApiGatewayV2::Stage" and r["Properties"]["ApiId"] == {"Ref": api}
+    ]
     return props
 
 
@@ -84,6 +90,8 @@ def test_a_flood_on_the_public_routes_leaves_room_for_the_payment_callbacks(cfn)
     limits, still leave a payment callback route its whole limit within the account's."""
     routes = stage(cfn)["RouteSettings"]
     public = [limits(cfn, routes[key]) for key in PUBLIC]
+    # The order page's WebSocket API is public too: each of its routes at the stage's default limits.
+    public += [limits(cfn, stage(cfn, "WebSocketApi")["DefaultRouteSettings"])] * len(SOCKET_ROUTES)
     webhook = limits(cfn, routes["POST /webhooks/stripe"])
     assert {limits(cfn, routes[key]) for key in WEBHOOKS} == {webhook}
     assert sum(rate for rate, _ in public) + webhook[0] <= ACCOUNT_RATE
@@ -110,7 +118,14 @@ def test_payment_and_delivery_have_reserved_concurrency_and_the_storefront_a_cap
     # Reserved concurrency is taken from the account's; Lambda keeps some unreserved for the rest
     # (notify, reconcile, the merchant API and its authorizer), so the defaults deploy on a default account.
     assert webhook + deliver + storefront <= ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM - 100
-    for name in ("NotifyFunction", "ReconcileFunction", "MerchantFunction", "MerchantAuthorizerFunction"):
+    for name in (
+        "NotifyFunction",
+        "ReconcileFunction",
+        "MerchantFunction",
+        "MerchantAuthorizerFunction",
+        "SocketFunction",  # bounded by its stage's route throttles
+        "PushFunction",  # bounded by the orders stream's shards x its ParallelizationFactor
+    ):
         assert reserved(cfn, name) is None
 
 

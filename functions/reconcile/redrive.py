@@ -62,7 +62,7 @@ def _give_up(
         if reread is not None and reread.status in (Status.REFUNDING, Status.REFUNDED):
             give_back_stock(reread, allocation)  # whoever wrote it may not have got this far
         last = reread.history[-1] if reread is not None and reread.history else None
-        if last is None or (last.type, last.at, last.data) != (event, now, reason):
+        if reread is None or last is None or (last.type, last.at, last.data) != (event, now, reason):
             return False
         order = reread  # this run's write, its answer lost: given up here, so counted and logged here
     if policy != "hold":

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from shared.access import token_hash
 from shared.clients import client_key
 from shared.errors import AlreadyApplied, Invalid, NotFound, OutOfStock, ProviderDown, StateConflict, TooMany
 from shared.faults import checkpoint
@@ -39,14 +40,6 @@ class Checkout(BaseModel):
     access_token: str
     pay_url: str | None  # None once the order is no longer waiting for its payment
     pay_kind: Literal["redirect", "qr"] = "redirect"
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def token_matches(order: Order, token: str | None) -> bool:
-    return bool(token) and hmac.compare_digest(order.access_token_hash, token_hash(token or ""))
 
 
 def idempotent_identity(key: str, secret: str) -> tuple[str, str]:

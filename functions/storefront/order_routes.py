@@ -8,10 +8,10 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.metrics import MetricUnit
 
-from functions.storefront.checkout import Checkout, CheckoutRequest, checkout, token_matches
+from functions.storefront.checkout import Checkout, CheckoutRequest, checkout
 from functions.storefront.routing import answer, client_address, logger, throttle
 from functions.storefront.schemas import BuyerOrder, Event, Item, OrderCreated, PaymentStart
-from shared import adapters, links, observability
+from shared import access, adapters, observability
 from shared.errors import NotFound
 from shared.http import documented
 from shared.ids import is_id
@@ -109,10 +109,7 @@ def get_order(
     header = authorization or ""
     token = header[7:] if header.lower().startswith("bearer ") else None
     order = adapters.orders().get(order_id) if is_id(order_id, "ord") else None
-    opened = order is not None and (
-        token_matches(order, token)
-        or (token is not None and links.opens(token, order.order_id, utcnow(), config.order_token_secret))
-    )
+    opened = order is not None and access.opens(order, token, utcnow(), config.order_token_secret)
     if order is None or not opened:
         raise NotFound("no such order", code="order_not_found")
     return answer(200, buyer_order(order), exclude_none=True)  # no items or instructions before DELIVERED

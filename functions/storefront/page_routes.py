@@ -15,6 +15,7 @@ from shared.errors import NotFound
 from shared.http import documented
 from shared.ids import is_id
 from shared.providers import registry
+from shared.settings import settings
 
 router = Router()
 LANG = Annotated[str | None, Query(description="zh-CN or en; remembered in a cookie")]
@@ -64,4 +65,4 @@ def product_html(product_id: str, lang: LANG = None) -> Response[str]:
 def order_html(order_id: str, lang: LANG = None) -> Response[str]:
     if not is_id(order_id, "ord"):
         raise NotFound("no such order", code="order_not_found")
-    return _html(order_page(order_id, _language(lang)), lang)
+    return _html(order_page(order_id, _language(lang), settings().websocket_url), lang)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from html import escape
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from functions.storefront.i18n import LANGUAGES, TEXTS
 from shared.money import display
@@ -60,12 +61,14 @@ ORDER_SCRIPT = _script("order.js", "lookup.js")
 class Page:
     html: str
     script: str
+    connect: str = ""  # another origin the script may connect to (the order page's WebSocket API)
 
     @property
     def headers(self) -> dict[str, str]:
+        connect = f"'self' {self.connect}".strip()
         policy = (
             f"default-src 'none'; script-src {_source_hash(self.script)}; style-src {_source_hash(_STYLE)}; "
-            "connect-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+            f"connect-src {connect}; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
         )
         return {
             "Content-Security-Policy": policy,
@@ -77,7 +80,7 @@ class Page:
         }
 
 
-def _page(lang: str, title: str, data: dict[str, str], body: str, script: str) -> Page:
+def _page(lang: str, title: str, data: dict[str, str], body: str, script: str, connect: str = "") -> Page:
     other = next(code for code in LANGUAGES if code != lang)
     texts = json.dumps(TEXTS[lang], ensure_ascii=False).replace("<", "\\u003c")
     attributes = "".join(f' data-{name}="{escape(value)}"' for name, value in data.items())
@@ -92,7 +95,7 @@ def _page(lang: str, title: str, data: dict[str, str], body: str, script: str) -
         f'<script type="application/json" id="texts">{texts}</script>'
         f"<script>{script}</script></body></html>"
     )
-    return Page(html=html, script=script)
+    return Page(html=html, script=script, connect=connect)
 
 
 def _lookup(lang: str) -> str:
@@ -143,7 +146,8 @@ def product_page(product: Product, available: int, providers: Sequence[str], lan
     return _page(lang, product.name, {"product-id": product.product_id}, body, PRODUCT_SCRIPT)
 
 
-def order_page(order_id: str, lang: str) -> Page:
+def order_page(order_id: str, lang: str, websocket_url: str = "") -> Page:
+    """The order page; with a WebSocket URL it watches the order there (docs/push.md), else it polls."""
     t = TEXTS[lang]
     body = (
         f'<h1>{escape(t["order"])} <span id="order-id">{escape(order_id)}</span></h1>'
@@ -155,4 +159,11 @@ def order_page(order_id: str, lang: str) -> Page:
         f'<div id="instructions-box" hidden><h2>{escape(t["instructions"])}</h2><p id="instructions"></p></div>'
         f'</section><h2>{escape(t["timeline"])}</h2><ol id="events"></ol>'
     )
-    return _page(lang, f"{t['order']} {order_id}", {"order-id": order_id}, body, ORDER_SCRIPT)
+    data = {"order-id": order_id, **({"ws-url": websocket_url} if websocket_url else {})}
+    return _page(lang, f"{t['order']} {order_id}", data, body, ORDER_SCRIPT, connect=_origin(websocket_url))
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL (the settings allow only plain ws:// and wss:// ones), or ""."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if url else ""

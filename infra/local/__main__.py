@@ -55,12 +55,14 @@ def main() -> None:
     dynamodb = (
         f"  DynamoDB:          dynalite at {info.dynamodb_endpoint}\n" if info.store == "dynalite" else ""
     )
+    push = f"  order pushes:      {info.ws_url}\n" if info.ws_url else ""
     print(
         f"\nmiaofa is running locally (ready in {time.monotonic() - started:.1f}s)\n"
         f"  demo product page: {info.url}/p/{info.demo_product_id}\n"
         f"  mail it sent:      {info.url}/_local/mail\n"
         f"  merchant API key:  {info.merchant_key}\n"
         f"  embedded AWS:      {info.aws_endpoint}\n"
+        f"{push}"
         f"{dynamodb}"
         f"  details:           {Path('.miaofa/local.json')}\n"
         "Press Ctrl-C to stop.",

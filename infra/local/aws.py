@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import logging
+import re
 import socket
 import sys
 import threading
@@ -14,6 +15,8 @@ from typing import Any
 import boto3
 import botocore.loaders
 from botocore.exceptions import ClientError
+from moto.dynamodb.models.table import StreamShard
+from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, ThreadedMotoServer, create_backend_app
 from werkzeug.serving import ThreadedWSGIServer
@@ -166,6 +169,74 @@ def share_sdk_data() -> None:
     loader.load_file = load_file  # type: ignore[method-assign]
 
 
+SHARD_ITERATORS_KEPT = 10_000
+
+
+class StreamWrites:
+    """A count of the records moto's DynamoDB streams took, that a stream poller can wait on.
+
+    moto runs in this process: rather than read an idle stream 50 times a second (12% of a core
+    per poller), a poller sleeps until a write adds a record (`watch_stream_writes`)."""
+
+    def __init__(self) -> None:
+        self.count, self.watched = 0, False
+        self._changed = threading.Condition()
+
+    def written(self) -> None:
+        with self._changed:
+            self.count += 1
+            self._changed.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> None:
+        """Until a record is added after `seen` was read (or `timeout` seconds, or `wake`)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.count != seen, timeout)
+
+    def wake(self) -> None:
+        """Every waiting poller reads once more (one that stops, returns)."""
+        self.written()
+
+
+stream_writes = StreamWrites()
+
+
+def watch_stream_writes() -> None:
+    """Count every record moto's DynamoDB streams take (`stream_writes`)."""
+    if stream_writes.watched:
+        return
+    add = StreamShard.add
+
+    def counted(self: StreamShard, old: Any, new: Any) -> None:
+        add(self, old, new)
+        stream_writes.written()
+
+    StreamShard.add = counted  # type: ignore[method-assign]
+    stream_writes.watched = True
+
+
+def bound_shard_iterators() -> None:
+    """Keep the newest SHARD_ITERATORS_KEPT of moto's DynamoDB stream shard iterators, not all of them.
+
+    moto keeps every iterator it hands out, and each GetRecords hands out one: a stream poller
+    (triggers.StreamPoller) reading every 20 ms would grow the process by ~270 MB an hour. On AWS an iterator
+    expires after 15 minutes; here the oldest are forgotten once there are too many (~15 MB).
+    """
+    backend = DynamoDBStreamsBackend
+    if getattr(backend.get_records, "bounded", False):
+        return
+    get_records, forgetting = backend.get_records, threading.Lock()
+
+    def bounded(self: DynamoDBStreamsBackend, iterator_arn: str, limit: int) -> dict[str, Any]:
+        answer = get_records(self, iterator_arn, limit)
+        with forgetting:
+            while len(self.shard_iterators) > SHARD_ITERATORS_KEPT:
+                self.shard_iterators.pop(next(iter(self.shard_iterators)), None)
+        return answer
+
+    bounded.bounded = True  # type: ignore[attr-defined]
+    backend.get_records = bounded  # type: ignore[method-assign]
+
+
 class EmbeddedAws:
     def __init__(self) -> None:
         self._server = _Server(ip_address="127.0.0.1", port=0, verbose=False)
@@ -175,6 +246,8 @@ class EmbeddedAws:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
         moto_query.install()  # a Query reads its partition, not the whole table (docs/local-runtime.md)
         share_sdk_data()
+        bound_shard_iterators()
+        watch_stream_writes()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
@@ -201,6 +274,8 @@ class Provisioned:
     def __init__(self, parameters: dict[str, str]) -> None:
         self.refs: dict[str, str] = dict(parameters)
         self.arns: dict[str, str] = {}
+        self.stream_arns: dict[str, str] = {}  # table -> its stream's ARN
+        self.attributes: dict[tuple[str, str], str] = {}  # any other Fn::GetAtt, set by the runtime
 
     def resolve(self, value: Any) -> str:
         if isinstance(value, str):
@@ -209,27 +284,54 @@ class Provisioned:
             return self.refs[value["Ref"]]
         if "Fn::GetAtt" in value and value["Fn::GetAtt"][1] == "Arn":
             return self.arns[value["Fn::GetAtt"][0]]
+        if "Fn::GetAtt" in value and value["Fn::GetAtt"][1] == "StreamArn":
+            return self.stream_arns[value["Fn::GetAtt"][0]]
+        if "Fn::GetAtt" in value and tuple(value["Fn::GetAtt"]) in self.attributes:
+            return self.attributes[tuple(value["Fn::GetAtt"])]
+        if "Fn::Sub" in value:
+            text, names = value["Fn::Sub"], {}
+            if isinstance(text, list):
+                text, names = text[0], text[1]
+            return re.sub(r"\$\{([\w:]+)(?:\.(\w+))?\}", lambda m: self._sub(m, names), text)
         raise ValueError(f"the local runtime cannot resolve {value!r}")
+
+    def _sub(self, match: re.Match[str], names: dict[str, Any]) -> str:
+        name, attribute = match.groups()
+        if attribute is None and name in names:
+            return self.resolve(names[name])
+        if attribute is None:
+            return self.refs[name]
+        return self.resolve({"Fn::GetAtt": [name, attribute]})
 
 
 def provision(
-    infra: Infrastructure, parameters: dict[str, str], secrets: dict[str, str] | None = None
+    infra: Infrastructure,
+    parameters: dict[str, str],
+    secrets: dict[str, str] | None = None,
+    streams: bool = True,
 ) -> Provisioned:
     """Create every table, queue, key, secret and mail identity the template declares; names are their
     logical ids.
 
-    `secrets` gives a secret's value by logical id (local config); a secret not given is `{}`."""
+    `secrets` gives a secret's value by logical id (local config); a secret not given is `{}`.
+    `streams=False` creates tables without their StreamSpecification (a store without streams)."""
     done = Provisioned(parameters)
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
     kms = boto3.client("kms", region_name=REGION)
     for name, props in infra.tables.items():
-        spec = {
+        spec: dict[str, Any] = {
             k: props[k] for k in ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes") if k in props
         }
-        dynamodb.create_table(TableName=name, BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"), **spec)
+        if streams and props.get("StreamSpecification"):
+            spec["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+        table = dynamodb.create_table(
+            TableName=name, BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"), **spec
+        )["TableDescription"]
         done.refs[name] = name
         done.arns[name] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+        if table.get("LatestStreamArn"):
+            done.stream_arns[name] = table["LatestStreamArn"]
     without_ttl: list[str] = []
     for name, props in infra.tables.items():
         # A new table is CREATING for a while (on AWS, and on dynalite), and refuses items until ACTIVE.

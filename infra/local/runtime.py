@@ -10,6 +10,7 @@ everything else stays on moto (docs/local-runtime.md).
 import json
 import os
 import secrets
+import sys
 import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -23,7 +24,8 @@ from infra.local.mailbox import PREFIX as MAILBOX_PREFIX
 from infra.local.mailbox import handle as mailbox
 from infra.local.sandbox import PREFIX as SANDBOX_PREFIX
 from infra.local.sandbox import SandboxProvider
-from infra.local.triggers import QueuePoller, Schedule
+from infra.local.triggers import QueuePoller, Schedule, StreamPoller
+from infra.local.websocket import API_HOST, API_ID, SocketGateway
 from shared.providers.config import parse_configs
 from shared.settings import CLIENT_BUCKET_SETTINGS
 
@@ -37,6 +39,7 @@ ONE_ADDRESS_BUYERS = {
     "MAX_PENDING_PER_EMAIL": "1000000",
     "MAX_PENDING_PER_CLIENT": "1000000",
     "UNPAID_UNITS_PER_CLIENT": "0",
+    "SOCKET_CONNECTIONS_PER_CLIENT": "1000000",  # every local browser is 127.0.0.1 too
     **dict.fromkeys(CLIENT_BUCKET_SETTINGS, "1000000"),
 }
 
@@ -52,6 +55,8 @@ class LocalInfo:
     tables: dict[str, str]  # logical id -> table name
     store: str = "moto"  # what serves DynamoDB: moto (at aws_endpoint) or dynalite
     dynamodb_endpoint: str = ""  # DynamoDB's endpoint (aws_endpoint on moto)
+    ws_url: str = ""  # the WebSocket API, if the template has one
+    ws_endpoint: str = ""  # its management API (WEBSOCKET_ENDPOINT)
 
 
 class LocalRuntime:
@@ -95,6 +100,8 @@ class LocalRuntime:
         self.dynalite = Dynalite() if self.store == "dynalite" else None
         self.functions: dict[str, LocalFunction] = {}
         self.pollers: dict[str, QueuePoller] = {}
+        self.streams: list[StreamPoller] = []
+        self.sockets: SocketGateway | None = None
         self.schedules: list[Schedule] = []
         self.info: LocalInfo | None = None
 
@@ -122,6 +129,11 @@ class LocalRuntime:
         }
         self.gateway = Gateway(infra.routes, self.functions, self.port, self.quiet)
         url = f"http://127.0.0.1:{self.gateway.port}"
+        if len(infra.sockets) > 1:
+            raise ValueError("the local runtime serves one WebSocket API")
+        if infra.sockets:
+            self.sockets = SocketGateway(infra.sockets[0], self.functions, self.quiet)
+            self.sockets.start()
         self.sandbox = SandboxProvider(url, self.sandbox_secret)
         parameters = {
             "OrderTokenSecret": secrets.token_urlsafe(32),
@@ -132,9 +144,21 @@ class LocalRuntime:
             "MailFrom": LOCAL_MAIL_FROM,
             "AWS::Region": REGION,
             "AWS::StackName": "miaofa-local",
+            "AWS::URLSuffix": "amazonaws.com",
+            **{api.name: API_ID for api in infra.sockets},
         }
-        resources = provision(infra, parameters, {"PaymentProvidersSecret": json.dumps(self.providers)})
-        os.environ.update(self._environment(infra, resources.resolve))
+        resources = provision(
+            infra,
+            parameters,
+            {"PaymentProvidersSecret": json.dumps(self.providers)},
+            streams=self.dynalite is None,  # dynalite has no streams
+        )
+        for api in infra.sockets:
+            resources.attributes[(api.name, "ApiEndpoint")] = f"wss://{API_HOST}"
+        local_urls = self.sockets.local_urls() if self.sockets else {}
+        os.environ.update(self._environment(infra, resources.resolve, local_urls))
+        if self.sockets:  # PushFunction's endpoint_url for the management API (docs/push.md)
+            os.environ["WEBSOCKET_ENDPOINT"] = self.sockets.endpoint
         # Local mode (development secrets allowed, one index shard) is this process's alone: the
         # template has no way to set it, so a deployed stack never runs with it.
         os.environ["MIAOFA_LOCAL"] = "true"
@@ -156,6 +180,26 @@ class LocalRuntime:
                 trigger.batch_size,
                 trigger.report_failures,
             )
+        for stream in infra.streams:
+            if stream.table not in resources.stream_arns:
+                print(
+                    f"miaofa: {self.store} has no DynamoDB streams: {stream.function} gets no events"
+                    f" from {stream.table} (no pushes: the order page falls back to polling)",
+                    file=sys.stderr,
+                )
+                continue
+            poller = StreamPoller(
+                self.functions[stream.function],
+                resources.stream_arns[stream.table],
+                stream.batch_size,
+                stream.report_failures,
+                stream.starting_position,
+                stream.filters,
+                stream.maximum_retries,
+                stream.maximum_age,
+            )
+            poller.open()  # from now on (LATEST), as a mapping created with the stack
+            self.streams.append(poller)
         for schedule in infra.schedules:
             every = self.schedule_seconds or schedule.every_seconds
             self.schedules.append(Schedule(self.functions[schedule.function], every))
@@ -174,6 +218,8 @@ class LocalRuntime:
             tables={name: resources.refs[name] for name in infra.tables},
             store=self.store,
             dynamodb_endpoint=dynamodb_endpoint,
+            ws_url=self.sockets.url if self.sockets else "",
+            ws_endpoint=self.sockets.endpoint if self.sockets else "",
         )
         return self.info
 
@@ -181,20 +227,26 @@ class LocalRuntime:
         for runner in self._runners():
             runner.stop()
         self.gateway.stop()
+        if self.sockets:
+            self.sockets.stop()
         self.aws.stop()
         if self.dynalite:
             self.dynalite.stop()
 
-    def _runners(self) -> list[QueuePoller | Schedule]:
-        return [*self.pollers.values(), *self.schedules]
+    def _runners(self) -> list[QueuePoller | StreamPoller | Schedule]:
+        return [*self.pollers.values(), *self.streams, *self.schedules]
 
     @staticmethod
-    def _environment(infra: template.Infrastructure, resolve: Any) -> dict[str, str]:
+    def _environment(
+        infra: template.Infrastructure, resolve: Any, local_urls: dict[str, str] | None = None
+    ) -> dict[str, str]:
         """The functions' environment, resolved. All functions share this process, so they must agree."""
         merged: dict[str, str] = {}
         for name, props in infra.functions.items():
             for key, value in props.get("Environment", {}).get("Variables", {}).items():
                 resolved = resolve(value)
+                for aws_url, local_url in (local_urls or {}).items():
+                    resolved = resolved.replace(aws_url, local_url)
                 if merged.setdefault(key, resolved) != resolved:
                     raise ValueError(f"{name} sets {key} differently; the local runtime needs one value")
         return merged

@@ -49,6 +49,30 @@ class QueueTrigger:
 
 
 @dataclass(frozen=True)
+class StreamTrigger:
+    """A `Type: DynamoDB` event source: the table whose stream feeds the function."""
+
+    table: str
+    function: str
+    batch_size: int
+    starting_position: str
+    report_failures: bool
+    filters: tuple[str, ...] = ()  # FilterCriteria patterns, JSON
+    maximum_retries: int = -1  # MaximumRetryAttempts; -1 retries until the record expires
+    maximum_age: int = -1  # MaximumRecordAgeInSeconds; -1: as old as the stream keeps them
+
+
+@dataclass
+class SocketApi:
+    """A WebSocket API (`ProtocolType: WEBSOCKET`): route key -> function, and its stage."""
+
+    name: str
+    selection_expression: str
+    stage: str = ""
+    routes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Schedule:
     function: str
     every_seconds: int
@@ -65,6 +89,8 @@ class Infrastructure:
     functions: dict[str, dict[str, Any]] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)
     triggers: list[QueueTrigger] = field(default_factory=list)
+    streams: list[StreamTrigger] = field(default_factory=list)
+    sockets: list[SocketApi] = field(default_factory=list)
     schedules: list[Schedule] = field(default_factory=list)
 
 
@@ -110,6 +136,8 @@ def load(path: Path = TEMPLATE) -> Infrastructure:
             infra.mail_identities.append(props["EmailIdentity"])
         elif kind == "AWS::Lambda::Function":
             infra.functions[logical_id] = props
+        elif kind == "AWS::Lambda::EventSourceMapping" and _is_stream(props["EventSourceArn"]):
+            infra.streams.append(_stream_trigger(props))
         elif kind == "AWS::Lambda::EventSourceMapping":
             infra.triggers.append(
                 QueueTrigger(
@@ -126,9 +154,77 @@ def load(path: Path = TEMPLATE) -> Infrastructure:
                     every_seconds=_rate_seconds(props["ScheduleExpression"]),
                 )
             )
+        elif kind == "AWS::ApiGatewayV2::Api" and props.get("ProtocolType") == "WEBSOCKET":
+            infra.sockets.append(SocketApi(logical_id, props.get("RouteSelectionExpression", "")))
         elif kind == "AWS::ApiGatewayV2::Api":
             infra.routes.extend(_routes(props["Body"]))
+    _socket_routes(cfn["Resources"], infra)
     return infra
+
+
+def _mentions(value: Any) -> set[str]:
+    """The logical ids a value refers to: `Ref`, `Fn::GetAtt`, and `${Id}` / `${Id.Attr}` in `Fn::Sub`."""
+    if isinstance(value, list):
+        return set().union(*map(_mentions, value)) if value else set()
+    if not isinstance(value, dict):
+        return set()
+    found: set[str] = set()
+    for key, inner in value.items():
+        if key == "Ref" and isinstance(inner, str):
+            found.add(inner)
+        elif key == "Fn::GetAtt":
+            found.add(inner[0] if isinstance(inner, list) else inner.split(".")[0])
+        elif key == "Fn::Sub":
+            text = inner[0] if isinstance(inner, list) else inner
+            found.update(re.findall(r"\$\{([\w:]+)(?:\.\w+)?\}", text))
+            found |= _mentions(inner[1:]) if isinstance(inner, list) else set()
+        else:
+            found |= _mentions(inner)
+    return found
+
+
+def _is_stream(source: Any) -> bool:
+    return isinstance(source, dict) and "Fn::GetAtt" in source and source["Fn::GetAtt"][1] == "StreamArn"
+
+
+def _stream_trigger(props: dict[str, Any]) -> StreamTrigger:
+    filters = props.get("FilterCriteria", {}).get("Filters", [])
+    return StreamTrigger(
+        table=props["EventSourceArn"]["Fn::GetAtt"][0],
+        function=props["FunctionName"]["Ref"],
+        batch_size=int(props.get("BatchSize", 100)),
+        starting_position=props.get("StartingPosition", "LATEST"),
+        report_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+        filters=tuple(f["Pattern"] for f in filters),
+        maximum_retries=int(props.get("MaximumRetryAttempts", -1)),
+        maximum_age=int(props.get("MaximumRecordAgeInSeconds", -1)),
+    )
+
+
+def _socket_routes(resources: dict[str, Any], infra: Infrastructure) -> None:
+    """Each WebSocket route's function (Route → Target `integrations/<id>` → IntegrationUri), and the stage."""
+    of_kind = {
+        kind: {name: r.get("Properties", {}) for name, r in resources.items() if r["Type"] == kind}
+        for kind in ("AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Stage")
+    }
+    integrations = of_kind["AWS::ApiGatewayV2::Integration"]
+    for api in infra.sockets:
+        for name, route in of_kind["AWS::ApiGatewayV2::Route"].items():
+            if api.name not in _mentions(route.get("ApiId")):
+                continue
+            target = _mentions(route.get("Target")) & integrations.keys()
+            if not target:
+                raise ValueError(f"{name}: the local runtime needs a Target naming an integration")
+            functions = _mentions(integrations[target.pop()].get("IntegrationUri")) & infra.functions.keys()
+            if len(functions) != 1:
+                raise ValueError(f"{name}: the local runtime needs a Lambda proxy integration")
+            api.routes[route["RouteKey"]] = functions.pop()
+        stages = [
+            s["StageName"]
+            for s in of_kind["AWS::ApiGatewayV2::Stage"].values()
+            if api.name in _mentions(s.get("ApiId"))
+        ]
+        api.stage = stages[0] if stages else ""
 
 
 def _routes(body: dict[str, Any]) -> list[Route]:

@@ -19,6 +19,8 @@ from schemathesis.specs.openapi.checks import (
 from infra.local.template import load
 from tests.support import new_codes, scan_all_tables
 
+# Each test fuzzes one operation on its own merchant: they may run on different workers (conftest.py).
+SPREAD_OVER_WORKERS = True
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 

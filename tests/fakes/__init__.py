@@ -32,6 +32,11 @@ network, no sleeps; a test runs in milliseconds.
   `refunds_sent`.
 - `ciphers` FakeCiphers (a merchant's code cipher), `clock` FixedClock (`advance(minutes=16)`).
 
+Outside the bundle (only the socket and push functions use them; tests/fakes/sockets.py):
+`FakeConnections()` (the connections table: `connections`, `slots`, `client_connections(client)`) and
+`FakeSockets()` (the management API: `posted`, `messages(connection_id)`, `closed`, and `gone`, the
+connections that answer 410).
+
 Every fake keeps the real store's contract, not its mechanics: the same conditional writes refused
 with the same errors (StateConflict, AlreadyApplied, OutOfStock, IntegrityViolation), the same
 idempotent repeats. Each port method is logged (`fake.calls`, `fake.called("release")`) and can be
@@ -69,6 +74,7 @@ from tests.fakes.outside import (
     default_payment_id,
 )
 from tests.fakes.shop import EventRecord, FakeLimits, FakePaymentEvents, FakeProducts
+from tests.fakes.sockets import FakeConnections, FakeSockets
 from tests.fakes.stock import FakeAllocation, FakeLevels, FakeSlot, FakeUpkeep
 
 __all__ = [
@@ -81,6 +87,7 @@ __all__ = [
     "EventRecord",
     "FakeAllocation",
     "FakeCiphers",
+    "FakeConnections",
     "FakeDeliveryQueue",
     "FakeLevels",
     "FakeLimits",
@@ -92,6 +99,7 @@ __all__ = [
     "FakeProducts",
     "FakeProviders",
     "FakeSlot",
+    "FakeSockets",
     "FakeUpkeep",
     "FixedClock",
     "Hooked",

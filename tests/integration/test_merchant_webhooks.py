@@ -140,6 +140,17 @@ def paid_and_delivered(shop, product_id: str) -> dict:
     return order
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_leftover_messages(runtime):
+    """This file's tests wait for the queues to drain before counting what was sent: start them empty.
+    Another file run earlier on this worker (`make test` runs files in parallel, in any order) may
+    leave a message in flight on purpose (tests/e2e/test_crash_points.py crashes deliveries: SQS hides
+    the message for its visibility timeout, 180 s)."""
+    sqs = boto3.client("sqs")
+    for name in ("DeliveryQueue", "NotifyQueue"):
+        sqs.purge_queue(QueueUrl=runtime.queue_urls[name])
+
+
 def queues_drained(runtime) -> bool:
     """Nothing left to send: the delivery and notify queues hold no message, visible or in flight."""
     sqs = boto3.client("sqs")

@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from functions.storefront.checkout import Checkout, CheckoutRequest, checkout, token_matches
+from functions.storefront.checkout import Checkout, CheckoutRequest, checkout
 from shared import faults
+from shared.access import token_matches
 from shared.errors import (
     AlreadyApplied,
     Invalid,

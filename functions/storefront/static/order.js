@@ -1,6 +1,9 @@
-// The order page: follows the order live (polling with backoff) until it settles; shows its codes
-// with copy and download buttons. The access token comes in the URL fragment (never sent to the
-// server) or from this browser's storage, and goes only into the Authorization header.
+// The order page: follows the order live until it settles and shows its codes with copy and download
+// buttons. It watches the order over a WebSocket (docs/push.md) and re-reads it with GET
+// /api/orders/{id} on every message: codes come only from there. While the socket is down it polls
+// (at most a second apart) and reconnects with backoff. The access token comes in the URL fragment
+// (never sent to the server) or from this browser's storage; it goes only into the Authorization
+// header and the socket's first message, never into a URL.
 "use strict";
 const texts = JSON.parse(document.getElementById("texts").textContent);
 const page = document.getElementById("page").dataset;
@@ -96,13 +99,33 @@ function show(order) {
   if (order.items && !byId("codes").childElementCount) showCodes(order);
 }
 
-let delay = 500;
-async function poll() {
-  if (!token) {
-    byId("status").textContent = "—";
-    byId("explain").textContent = texts.no_access;
-    return;
-  }
+const POLL_CAP = 1000; // ms between polls while the socket is down
+const ACCEPT_WITHIN = 5000; // an open socket that does not say "watching" by then is given up
+const QUIET = 30000; // re-read the order after this long without a message: a lost push costs no more
+const RECONNECT_CAP = 30000;
+let stopped = false; // settled, unknown order or no token: nothing more to follow
+let socket = null;
+let watching = false;
+let refused = false; // the server said the token cannot watch this order: do not ask again
+let reconnectDelay = 1000;
+let quietTimer = 0;
+let reconnectTimer = 0;
+let reading = null;
+let readAgain = false;
+const pause = (ms) => new Promise((done) => setTimeout(done, ms));
+
+// body[data-live]: "push" while the socket watches, "poll" while the page polls, absent once stopped.
+const live = (how) => { document.body.dataset.live = how; };
+
+function stop() {
+  stopped = true;
+  delete document.body.dataset.live;
+  clearTimeout(quietTimer);
+  clearTimeout(reconnectTimer);
+  if (socket) socket.close();
+}
+
+async function readOnce() {
   let response;
   try {
     response = await fetch("/api/orders/" + encodeURIComponent(orderId), {
@@ -111,21 +134,117 @@ async function poll() {
     });
   } catch (failure) {
     byId("explain").textContent = texts.offline;
-    delay = Math.min(delay * 2, 10000);
-    setTimeout(poll, delay);
     return;
   }
   if (response.status === 404) {
     byId("status").textContent = "—";
     byId("explain").textContent = texts.not_found;
-    return;
-  }
-  if (response.ok) {
+    stop();
+  } else if (response.ok) {
     const order = await response.json();
     show(order);
-    if (SETTLED.has(order.status)) return;
+    if (SETTLED.has(order.status)) stop();
   }
-  delay = Math.min(delay * 1.5, 10000);
-  setTimeout(poll, delay);
 }
-poll();
+
+// One read at a time; a call during a read asks for one more after it, so no change is missed.
+function refresh() {
+  if (reading) {
+    readAgain = true;
+    return reading;
+  }
+  reading = (async () => {
+    do {
+      readAgain = false;
+      await readOnce();
+    } while (readAgain && !stopped);
+    reading = null;
+  })();
+  return reading;
+}
+
+let polling = false;
+async function poll() {
+  if (polling) return;
+  polling = true;
+  live("poll");
+  let delay = 500;
+  for (;;) {
+    await pause(delay);
+    if (stopped || watching) break;
+    await refresh();
+    delay = Math.min(delay * 1.5, POLL_CAP);
+  }
+  polling = false;
+}
+
+function quiet() {
+  clearTimeout(quietTimer);
+  quietTimer = setTimeout(() => {
+    refresh();
+    quiet();
+  }, QUIET);
+}
+
+function connect() {
+  if (stopped || refused || !page.wsUrl || typeof WebSocket !== "function") return;
+  let ws;
+  try {
+    ws = new WebSocket(page.wsUrl);
+  } catch (failure) {
+    return; // a URL this browser will not open: polling alone
+  }
+  socket = ws;
+  const accept = setTimeout(() => ws.close(), ACCEPT_WITHIN);
+  ws.onopen = () => ws.send(JSON.stringify({action: "watch", order_id: orderId, token: token}));
+  ws.onmessage = (event) => {
+    let message;
+    try {
+      message = JSON.parse(event.data) || {};
+    } catch (failure) {
+      return;
+    }
+    if (message.type === "error") {
+      refused = refused || message.code === "order_not_found";
+      ws.close();
+      return;
+    }
+    if (message.type === "watching") {
+      clearTimeout(accept);
+      watching = true;
+      live("push");
+      reconnectDelay = 1000;
+    }
+    quiet();
+    refresh();
+  };
+  ws.onclose = () => {
+    clearTimeout(accept);
+    clearTimeout(quietTimer);
+    if (socket !== ws) return;
+    socket = null;
+    const wasWatching = watching;
+    watching = false;
+    if (stopped) return;
+    if (wasWatching) refresh(); // whatever changed while the socket was going down
+    live("poll");
+    poll();
+    if (!refused) {
+      reconnectTimer = setTimeout(connect, reconnectDelay);
+      reconnectDelay = Math.min(reconnectDelay * 2, RECONNECT_CAP);
+    }
+  };
+}
+
+async function start() {
+  if (!token) {
+    byId("status").textContent = "—";
+    byId("explain").textContent = texts.no_access;
+    return;
+  }
+  await refresh(); // a settled order (back from a redirect after paying) shows at once, no socket
+  if (stopped) return;
+  connect();
+  poll(); // until the socket watches
+}
+start();

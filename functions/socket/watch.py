@@ -1,0 +1,120 @@
+"""The order page's WebSocket (docs/push.md): a connection is admitted within its client's cap, then
+watches one order, authorised exactly as `GET /api/orders/{id}` is (shared/access.py).
+
+Every answer is posted through the management API (`SocketChannel`), none is a route response: the
+`watching` answer must follow the watch's write (a status change after it is then pushed), and one
+path for every message keeps the page and the local runtime simple. A refusal posts its error and
+closes the connection. A wrong token, another order's token and an unknown order get the same
+`order_not_found`; nothing here logs or answers a token, and no message holds a code.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared import access
+from shared.clients import client_key
+from shared.ids import is_id
+from shared.ports import ConnectionPort, OrderPort, SocketChannel
+from shared.settings import Settings
+from shared.store.rate import Bucket
+
+ErrorCode = Literal["order_not_found", "rate_limited", "bad_request"]
+
+
+class WatchRequest(BaseModel):
+    """The one message a page sends, right after the socket opens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["watch"]
+    order_id: str = Field(min_length=1, max_length=64)
+    token: str = Field(min_length=1, max_length=1024, repr=False)
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_client: int  # live connections of one client address
+    per_order: int  # live connections watching one order
+    messages: Bucket  # messages of one connection
+    connection_seconds: int  # the longest a connection is kept (API Gateway's: 2 hours)
+    token_secret: str  # magic links' signing secret
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Limits":
+        return cls(
+            per_client=settings.socket_connections_per_client,
+            per_order=settings.socket_connections_per_order,
+            messages=Bucket(settings.socket_messages_per_minute, settings.socket_message_burst),
+            connection_seconds=settings.socket_connection_seconds,
+            token_secret=settings.order_token_secret,
+        )
+
+
+Watched = Literal["watching", "order_not_found", "rate_limited", "bad_request", "gone"]
+
+
+def connect(
+    connection_id: str, source_ip: str, connections: ConnectionPort, limits: Limits, now: datetime
+) -> bool:
+    """Admit a new connection unless its client address has `per_client` live ones."""
+    at = int(now.timestamp())
+    return connections.connect(
+        connection_id, client_key(source_ip), limits.per_client, at, at + limits.connection_seconds
+    )
+
+
+def watch(
+    connection_id: str,
+    body: str | None,
+    connections: ConnectionPort,
+    orders: OrderPort,
+    channel: SocketChannel,
+    limits: Limits,
+    now: datetime,
+) -> Watched:
+    """The connection watches the order its message names, or is told why not and closed."""
+    connection = connections.admit_message(connection_id, limits.messages, now.timestamp())
+    if connection is None:  # not (or no longer) connected
+        return _refuse(connection_id, "bad_request", channel)
+    if not connection.admitted:
+        return _refuse(connection_id, "rate_limited", channel)
+    try:
+        request = WatchRequest.model_validate_json(body or "")
+    except ValidationError:
+        return _refuse(connection_id, "bad_request", channel)
+    order = orders.get(request.order_id) if is_id(request.order_id, "ord") else None
+    if order is None or not access.opens(order, request.token, now, limits.token_secret):
+        return _refuse(connection_id, "order_not_found", channel)
+    if not connections.watch(connection, order.order_id, limits.per_order, int(now.timestamp())):
+        return _refuse(connection_id, "rate_limited", channel)  # the order's cap: the page polls instead
+    # The status as read before the watch was recorded; a change since is pushed, and the page
+    # re-reads the order on this message anyway.
+    answer = {"type": "watching", "order_id": order.order_id, "status": order.status.value}
+    if not channel.post(connection_id, answer):
+        connections.forget(connection_id, order.order_id)
+        return "gone"
+    return "watching"
+
+
+def unknown_message(
+    connection_id: str, connections: ConnectionPort, channel: SocketChannel, limits: Limits, now: datetime
+) -> Watched:
+    """Any other message ($default): counted against the connection's rate, then refused."""
+    connection = connections.admit_message(connection_id, limits.messages, now.timestamp())
+    code: ErrorCode = "rate_limited" if connection is not None and not connection.admitted else "bad_request"
+    return _refuse(connection_id, code, channel)
+
+
+def disconnect(connection_id: str, connections: ConnectionPort) -> None:
+    """The connection closed: it no longer counts or watches."""
+    connections.forget(connection_id)
+
+
+def _refuse(connection_id: str, code: ErrorCode, channel: SocketChannel) -> Watched:
+    """Tell the page why, and close the connection ($disconnect then forgets it)."""
+    if channel.post(connection_id, {"type": "error", "code": code}):
+        channel.close(connection_id)
+    return code

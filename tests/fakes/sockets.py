@@ -1,0 +1,124 @@
+"""The order page's WebSocket in memory: the connections table (ConnectionPort) with its exact caps,
+slots freed at their `until`, message buckets and idempotent forgets, and the management API
+(SocketChannel), which keeps every message posted and can be told a connection is gone."""
+
+import json
+from dataclasses import dataclass
+
+from shared.store.connections import Connection
+from shared.store.rate import Bucket
+from tests.fakes.hooks import Hooked, hooked
+
+
+@dataclass
+class _Live:
+    client: str
+    client_slot: int
+    until: int
+    order_id: str | None = None
+    tat: int = 0  # ms: when its message bucket is full again
+
+
+class FakeConnections(Hooked):
+    def __init__(self) -> None:
+        super().__init__()
+        self.connections: dict[str, _Live] = {}
+        self.slots: dict[tuple[str, int], tuple[str, int]] = {}  # (partition, n) -> (connection, until)
+
+    def _take(self, partition: str, connection_id: str, cap: int, now: int, until: int) -> int | None:
+        for (pk, n), (holder, held_until) in self.slots.items():
+            if pk == partition and holder == connection_id and held_until > now:
+                return n
+        for n in range(cap):
+            held = self.slots.get((partition, n))
+            if held is None or held[1] <= now:
+                self.slots[(partition, n)] = (connection_id, until)
+                return n
+        return None
+
+    def _release(self, partition: str, connection_id: str) -> None:
+        for key in [
+            k for k, (holder, _) in self.slots.items() if k[0] == partition and holder == connection_id
+        ]:
+            del self.slots[key]
+
+    @hooked
+    def connect(self, connection_id: str, client: str, cap: int, now: int, until: int) -> bool:
+        slot = self._take(f"client#{client}", connection_id, cap, now, until)
+        if slot is None:
+            return False
+        self.connections[connection_id] = _Live(f"client#{client}", slot, until)
+        return True
+
+    @hooked
+    def admit_message(self, connection_id: str, rate: Bucket, now: float) -> Connection | None:
+        live = self.connections.get(connection_id)
+        if live is None or live.until <= now:
+            return None
+        now_ms = int(now * 1000)
+        tat = max(live.tat, now_ms) + rate.interval_ms
+        if tat - now_ms > rate.burst * rate.interval_ms:
+            return Connection(connection_id, live.until, live.order_id, admitted=False)
+        live.tat = tat
+        return Connection(connection_id, live.until, live.order_id)
+
+    @hooked
+    def watch(self, connection: Connection, order_id: str, cap: int, now: int) -> bool:
+        if connection.order_id == order_id:
+            return True
+        live = self.connections.get(connection.connection_id)
+        if live is None:
+            return False
+        if self._take(f"order#{order_id}", connection.connection_id, cap, now, connection.until) is None:
+            return False
+        if live.order_id is not None and live.order_id != order_id:
+            self._release(f"order#{live.order_id}", connection.connection_id)
+        live.order_id = order_id
+        return True
+
+    @hooked
+    def watchers(self, order_id: str, now: int) -> list[str]:
+        return [
+            holder
+            for (pk, _), (holder, until) in sorted(self.slots.items())
+            if pk == f"order#{order_id}" and until > now
+        ]
+
+    @hooked
+    def forget(self, connection_id: str, order_id: str | None = None) -> None:
+        if order_id is not None:
+            self._release(f"order#{order_id}", connection_id)
+        live = self.connections.pop(connection_id, None)
+        if live is None:
+            return
+        if live.order_id is not None:
+            self._release(f"order#{live.order_id}", connection_id)
+        self._release(live.client, connection_id)
+
+    def client_connections(self, client: str) -> int:
+        """Slots held for `client` (a client key), live or not yet freed."""
+        return sum(1 for (pk, _) in self.slots if pk == f"client#{client}")
+
+
+class FakeSockets(Hooked):
+    def __init__(self) -> None:
+        super().__init__()
+        self.posted: list[tuple[str, dict[str, str]]] = []  # (connection, message), oldest first
+        self.closed: list[str] = []
+        self.gone: set[str] = set()  # connections that answer 410
+
+    @hooked
+    def post(self, connection_id: str, message: dict[str, str]) -> bool:
+        if connection_id in self.gone:
+            return False
+        json.dumps(message)  # what the real one sends: JSON, or it fails here too
+        self.posted.append((connection_id, dict(message)))
+        return True
+
+    @hooked
+    def close(self, connection_id: str) -> None:
+        self.closed.append(connection_id)
+        self.gone.add(connection_id)
+
+    def messages(self, connection_id: str) -> list[dict[str, str]]:
+        return [message for to, message in self.posted if to == connection_id]
