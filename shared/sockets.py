@@ -20,7 +20,11 @@ from shared.settings import settings
 
 GONE: Final = "GoneException"  # 410: the connection is closed; it will never take a message again
 # Short: a post waits on one connection only, and a slow one must not hold up a batch of pushes.
-TIMEOUTS: Final = Config(connect_timeout=2, read_timeout=3)
+# A post is best effort (the page re-reads and polls): two attempts at most, so one dead endpoint
+# cannot hold a push batch past its timeout (3 attempts x 5 s each would).
+TIMEOUTS: Final = Config(
+    connect_timeout=2, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 2}
+)
 _MAKING = threading.Lock()
 
 

@@ -91,15 +91,19 @@ class ConnectionStore:
         slot = _take_slot(client_pk, connection_id, cap, now, until)
         if slot is None:
             return False
-        ConnectionItem(
-            _connection_key(connection_id),
-            CONNECTION_SK,
-            until=until,
-            expires=until + KEPT_AFTER,
-            client=client_pk,
-            client_slot=slot,
-            tat=0,
-        ).save()
+        try:
+            ConnectionItem(
+                _connection_key(connection_id),
+                CONNECTION_SK,
+                until=until,
+                expires=until + KEPT_AFTER,
+                client=client_pk,
+                client_slot=slot,
+                tat=0,
+            ).save()
+        except Exception:  # refused connect: no $disconnect will come to free the slot, so free it now
+            _release(client_pk, slot, connection_id)
+            raise
         return True
 
     def admit_message(self, connection_id: str, rate: Bucket, now: float) -> Connection | None:
@@ -202,6 +206,12 @@ def _take_slot(pk: str, connection_id: str, cap: int, now: int, until: int) -> s
         except PutError as error:
             if not condition_failed(error):
                 raise
+            try:
+                taken = ConnectionItem.get(pk, free, consistent_read=True)  # by another, or this put
+            except ConnectionItem.DoesNotExist:
+                continue  # freed meanwhile: read again
+            if taken.connection_id == connection_id:  # whose answer was lost (the SDK's retry refused)
+                return free
             continue  # another connection took it first: read again
         return free
     return None  # contended past ROUNDS: as good as full
