@@ -305,3 +305,19 @@ def stored(fakes: FakePorts, order: Order) -> Order:
 def history(fakes: FakePorts, order: Order) -> list[str]:
     """The types of the stored order's history entries, oldest first."""
     return [event.type for event in stored(fakes, order).history]
+
+
+# What a Settings needs outside Lambda (shared/settings.py's required ones): a test's own Settings is
+# `Settings.model_validate({**REQUIRED_SETTINGS, ...its own})`.
+REQUIRED_SETTINGS = {
+    "ORDERS_TABLE": "orders",
+    "STOCK_TABLE": "stock",
+    "SHOP_TABLE": "shop",
+    "PAYMENT_EVENTS_TABLE": "payment-events",
+    "LIMITS_TABLE": "limits",
+    "OPS_TABLE": "ops",
+    "DELIVERY_QUEUE_URL": "https://sqs.example/queue",
+    "CODES_KEY_ID": "alias/miaofa-codes",
+    "PUBLIC_BASE_URL": "https://shop.example",
+    "ORDER_TOKEN_SECRET": "ots_k3Jq9wXz2Lm8Pn4Rv7Ty",
+}

@@ -17,23 +17,19 @@ from shared.orders import Order, Status
 from shared.products import Product
 from shared.settings import Settings
 from shared.settlement import Outcome, apply_payment
-from tests.fakes import REDRIVE_AFTER, RESERVATION, FakePorts, fake_ports, history, raises, stored
+from tests.fakes import (
+    REDRIVE_AFTER,
+    REQUIRED_SETTINGS,
+    RESERVATION,
+    FakePorts,
+    fake_ports,
+    history,
+    raises,
+    stored,
+)
 
 CONFIG = Settings.model_validate(
-    {
-        "ORDERS_TABLE": "orders",
-        "STOCK_TABLE": "stock",
-        "SHOP_TABLE": "shop",
-        "PAYMENT_EVENTS_TABLE": "payment-events",
-        "LIMITS_TABLE": "limits",
-        "OPS_TABLE": "ops",
-        "DELIVERY_QUEUE_URL": "https://sqs.example/queue",
-        "CODES_KEY_ID": "alias/miaofa-codes",
-        "PUBLIC_BASE_URL": "https://shop.test",
-        "ORDER_TOKEN_SECRET": "ots_k3Jq9wXz2Lm8Pn4Rv7Ty",
-        "REDRIVE_AFTER_SECONDS": 120,
-        "MAX_DELIVERY_REDRIVES": 5,
-    }
+    {**REQUIRED_SETTINGS, "REDRIVE_AFTER_SECONDS": 120, "MAX_DELIVERY_REDRIVES": 5}
 )
 STEPS = {  # each step's part of the report, as it stands when the step fails
     "lost_payments": {"payments_recovered": 0, "providers_asked": 0},

@@ -4,19 +4,9 @@ import pytest
 from pydantic import ValidationError
 
 from shared.settings import DEVELOPMENT_SECRETS, Settings
+from tests.fakes import REQUIRED_SETTINGS
 
-REQUIRED = {
-    "ORDERS_TABLE": "orders",
-    "STOCK_TABLE": "stock",
-    "SHOP_TABLE": "shop",
-    "PAYMENT_EVENTS_TABLE": "payment-events",
-    "LIMITS_TABLE": "limits",
-    "OPS_TABLE": "ops",
-    "DELIVERY_QUEUE_URL": "https://sqs.example/queue",
-    "CODES_KEY_ID": "alias/miaofa-codes",
-    "PUBLIC_BASE_URL": "https://shop.example",
-    "ORDER_TOKEN_SECRET": "ots_k3Jq9wXz2Lm8Pn4Rv7Ty",
-}
+REQUIRED = REQUIRED_SETTINGS
 PAY_URL = "https://sandbox.example/pay"
 STRONG_SECRET = "whsec_Q2xqv8Zr4mN7pL1sT9wY3kB6"
 ALL_ALIASES = [

@@ -11,24 +11,10 @@ from functions.socket import handler as socket_handler
 from shared import adapters
 from shared.orders import Status
 from shared.settings import Settings
-from tests.fakes import FakeConnections, FakePorts, FakeSockets, raises
+from tests.fakes import REQUIRED_SETTINGS, FakeConnections, FakePorts, FakeSockets, raises
 from tests.support import event
 
-CONFIG = Settings.model_validate(
-    {
-        "ORDERS_TABLE": "orders",
-        "STOCK_TABLE": "stock",
-        "SHOP_TABLE": "shop",
-        "PAYMENT_EVENTS_TABLE": "payment-events",
-        "LIMITS_TABLE": "limits",
-        "OPS_TABLE": "ops",
-        "DELIVERY_QUEUE_URL": "https://sqs.example/queue",
-        "CODES_KEY_ID": "key",
-        "PUBLIC_BASE_URL": "https://shop.test",
-        "ORDER_TOKEN_SECRET": "k3Jq9wXz2Lm8Pn4Rv7TyQ2xqv8Zr4mN7",
-        "SOCKET_CONNECTIONS_PER_CLIENT": 1,
-    }
-)
+CONFIG = Settings.model_validate({**REQUIRED_SETTINGS, "SOCKET_CONNECTIONS_PER_CLIENT": 1})
 
 
 @dataclass
