@@ -92,7 +92,9 @@ def test_a_second_run_reads_only_what_moved(shop):
     slots_client = SlotItem._get_connection().connection.client  # the slots' reads, this thread's client
     read: list[str] = []
 
-    def count(model, **_):
+    def count(model, params, **_):
+        if model.name == "GetItem" and not params["Key"]["pk"]["S"].startswith(product_id):
+            return  # another file's old pooled claim on this worker, judged by the shop-wide held check
         read.append(model.name)
 
     slots_client.meta.events.register("before-call.dynamodb", count)
