@@ -97,11 +97,11 @@ def test_a_second_run_reads_only_what_moved(shop):
             return  # another file's old pooled claim on this worker, judged by the shop-wide held check
         read.append(model.name)
 
-    slots_client.meta.events.register("before-call.dynamodb", count)
+    slots_client.meta.events.register("before-parameter-build.dynamodb", count)
     try:
         assert audit(product_id) == []
     finally:
-        slots_client.meta.events.unregister("before-call.dynamodb", count)
+        slots_client.meta.events.unregister("before-parameter-build.dynamodb", count)
     # Whatever was sold before: the slots at the cursor by key (the drift check), and one query per
     # partition of the `held` index for the shop's claims from the pool old enough to judge (once a
     # run, for all products).
