@@ -2,6 +2,7 @@
 
 import copy
 import json
+import os
 import secrets
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import boto3
 import requests
+from boto3.dynamodb.conditions import Key
 from requests.adapters import HTTPAdapter
 
 EVENTS = Path(__file__).parent / "events"
@@ -173,8 +175,59 @@ class Shop:
         return body
 
 
+def all_items() -> list[dict]:
+    """Every item of every table in the embedded AWS as the store holds it (raw DynamoDB JSON, binary
+    values in base64), for comparing states.
+
+    On moto, read from its backend in this process between two requests (DYNAMODB_LOCK): a Scan over
+    HTTP costs ~18 times as much (6,000 items: 1.7 s against 0.09 s), and the fuzz tests take a
+    snapshot around each request. On another store, `scan_all_tables`."""
+    if os.environ.get("MIAOFA_STORE", "moto") != "moto":
+        return scan_all_tables()
+    from moto.backends import get_backend
+
+    from infra.local.aws import ACCOUNT, DYNAMODB_LOCK, REGION
+
+    with DYNAMODB_LOCK:
+        tables = get_backend("dynamodb")[ACCOUNT][REGION].tables.values()
+        return [item.to_json()["Attributes"] for table in tables for item in table.all_items()]
+
+
+def drop_partitions(table_name: str, partition_keys: list[str]) -> None:
+    """Delete every item of these partitions of a table whose hash key is `pk` (clean-up after a test
+    that filled them). On moto, from its backend through the same delete every write path uses (a
+    batch delete over HTTP of 40,000 items took 47 s); on another store, by Query and batch delete."""
+    if os.environ.get("MIAOFA_STORE", "moto") == "moto":
+        from moto.backends import get_backend
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        from infra.local.aws import ACCOUNT, DYNAMODB_LOCK, REGION
+
+        with DYNAMODB_LOCK:
+            table = get_backend("dynamodb")[ACCOUNT][REGION].tables[table_name]
+            for pk in partition_keys:
+                key = DynamoType({"S": pk})
+                for sort_key in list(table.items.get(key, {})):
+                    table.delete_item(key, sort_key)
+        return
+    resource = boto3.resource("dynamodb").Table(table_name)
+    with resource.batch_writer() as batch:
+        for pk in partition_keys:
+            query: dict[str, Any] = {
+                "KeyConditionExpression": Key("pk").eq(pk),
+                "ProjectionExpression": "pk, sk",
+            }
+            while True:
+                page = resource.query(**query)
+                for item in page["Items"]:
+                    batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+                if "LastEvaluatedKey" not in page:
+                    break
+                query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
 def scan_all_tables() -> list[dict]:
-    """Every item of every table in the embedded AWS, as raw DynamoDB JSON."""
+    """Every item of every table in the embedded AWS, as raw DynamoDB JSON (a Scan of each table)."""
     client = boto3.client("dynamodb")
     items = []
     for table in client.list_tables()["TableNames"]:

@@ -28,8 +28,11 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
 
+DYNAMODB_LOCK = threading.Lock()  # held while the embedded moto serves one DynamoDB request
+
+
 class _AtomicDynamoDB:
-    """WSGI wrapper: one DynamoDB request at a time.
+    """WSGI wrapper: one DynamoDB request at a time (DYNAMODB_LOCK).
 
     On AWS a conditional write checks and writes atomically. moto's server evaluates the condition
     and writes without a lock while serving requests on many threads, so two claims could both see
@@ -38,12 +41,12 @@ class _AtomicDynamoDB:
     """
 
     def __init__(self, app: Any) -> None:
-        self._app, self._lock = app, threading.Lock()
+        self._app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
             return self._app(environ, start_response)
-        with self._lock:
+        with DYNAMODB_LOCK:
             response = self._app(environ, start_response)
             try:
                 return [b"".join(response)]

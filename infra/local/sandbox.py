@@ -177,6 +177,12 @@ class SandboxProvider:
         target, ours = urlsplit(url), urlsplit(self.base_url)
         return (target.scheme, target.netloc) == (ours.scheme, ours.netloc) and url.isprintable()
 
+    def take(self, data: dict) -> None:
+        """Record a payment (`order_id`, `payment_id`, `amount`, `currency`) whose callback the caller
+        sends itself: it can then be refunded, as one taken by `pay`."""
+        with self._lock:
+            self.payments[str(data["payment_id"])] = dict(data)
+
     def pay(
         self, order_id: str, amount: int, currency: str, retry: bool = True, callback: bool = True
     ) -> bool:
@@ -192,8 +198,7 @@ class SandboxProvider:
             "type": "payment.succeeded",
             "data": data,
         }
-        with self._lock:
-            self.payments[payment_id] = data
+        self.take(data)
         if not callback:
             return False
         body = json.dumps(event).encode()

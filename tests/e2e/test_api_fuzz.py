@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from infra.local.template import load
-from tests.support import new_codes, scan_all_tables
+from tests.support import all_items, new_codes
 
 # Each test fuzzes one operation on its own merchant: they may run on different workers (conftest.py).
 SPREAD_OVER_WORKERS = True
@@ -73,11 +73,11 @@ def test_no_request_gets_a_5xx_an_undocumented_answer_or_half_writes(
     def one_request(case):
         if real_ids and case.path_parameters:
             case.path_parameters = {n: fuzzed_shop["ids"].get(n, v) for n, v in case.path_parameters.items()}
-        before = unchanged.pop() if unchanged else _unordered(scan_all_tables())
+        before = unchanged.pop() if unchanged else _unordered(all_items())
         response = case.call(base_url=shop.url, headers=headers)
         case.validate_response(response, checks=CHECKS)
         if response.status_code >= 400:
-            after = _unordered(scan_all_tables())
+            after = _unordered(all_items())
             assert after == before, f"{response.status_code}, state changed"
             unchanged.append(after)
 
@@ -90,11 +90,11 @@ def test_a_merchant_route_refuses_a_missing_or_unknown_key_as_documented(method,
     @settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
     @given(case=api[path][method].as_strategy())
     def one_request(case):
-        before = scan_all_tables()
+        before = all_items()
         response = case.call(base_url=shop.url, headers={"Authorization": f"Bearer {key}"} if key else {})
         assert response.status_code in (401, 403)  # no Authorization: 401; one the fuzzer made up: 403
         case.validate_response(response, checks=CHECKS)
-        assert _unordered(scan_all_tables()) == _unordered(before)
+        assert _unordered(all_items()) == _unordered(before)
 
     one_request()
 

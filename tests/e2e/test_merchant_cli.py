@@ -1,23 +1,20 @@
 """`miaofa-merchant` against the local runtime: a large import with a progress bar and the right
 counts, resuming after an interruption, export to a file, and clear refusals with exit codes.
 
-The large import here is 20,000 codes (about 20 s on this machine, and as long again to delete
-them afterwards); 100,000 (about 100 s) is bench/import.py's, which reports codes/s in BENCHMARKS.md."""
+The large import here is 20,000 codes (about 20 s on this machine); 100,000 (about 100 s) is bench/import.py's, which reports codes/s in BENCHMARKS.md."""
 
 import io
 import json
 import os
 import stat
 
-import boto3
 import pytest
-from boto3.dynamodb.conditions import Key
 
 from infra.merchant import cli
-from tests.support import new_codes
+from tests.support import drop_partitions, new_codes
 
 pytestmark = pytest.mark.e2e
-LARGE = 20_000  # the large import runs last: the embedded AWS's index queries slow as tables grow
+LARGE = 20_000
 
 
 def run(shop, *argv, key=None):
@@ -147,25 +144,15 @@ def test_bad_input_and_refusals_are_clear_and_exit_non_zero(shop, tmp_path):
 
 @pytest.fixture
 def large_product(shop, request):
-    """A product (fields from an indirect parameter) whose stock is deleted afterwards: every Query in
-    the embedded AWS reads the whole table, so 40,000 items left behind would slow every later test
-    of the session."""
+    """A product (fields from an indirect parameter) whose stock is deleted afterwards: 40,000 items
+    left behind would slow every later test on this worker that reads whole tables (the fuzz tests'
+    snapshots)."""
     product_id = shop.new_product([], **getattr(request, "param", {}))
     yield product_id
     from shared.settings import settings
 
-    table = boto3.resource("dynamodb").Table(settings().stock_table)
     partitions = [f"{product_id}#slots#{k}" for k in range(4)] + [f"{product_id}#fingerprints"]
-    with table.batch_writer() as batch:
-        for pk in partitions:
-            query = {"KeyConditionExpression": Key("pk").eq(pk), "ProjectionExpression": "pk, sk"}
-            while True:
-                page = table.query(**query)
-                for item in page["Items"]:
-                    batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
-                if "LastEvaluatedKey" not in page:
-                    break
-                query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    drop_partitions(settings().stock_table, partitions)
 
 
 def test_a_large_import_shows_progress_and_counts_right_and_runs_again_as_a_no_op(

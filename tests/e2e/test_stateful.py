@@ -97,7 +97,10 @@ def test_random_interleavings_keep_the_invariants(shop):
             if order is None:
                 return
             with self.lock:
-                payment = self.paid.setdefault(order["order_id"], shop.payment_event(order))
+                if order["order_id"] not in self.paid:  # a payment the provider took: it can refund it
+                    self.paid[order["order_id"]] = shop.payment_event(order)
+                    shop.runtime.sandbox.take(self.paid[order["order_id"]]["data"])
+                payment = self.paid[order["order_id"]]
             assert callback(payment)["outcome"] in ("applied", "duplicate", "needs_refund")
 
         def _pay_again(self, order: dict | None) -> None:

@@ -4,7 +4,7 @@ import pytest
 
 from shared.adapters import merchants as merchant_store
 from shared.ids import key_hash
-from tests.support import event, new_codes, scan_all_tables, stored_text
+from tests.support import all_items, event, new_codes, stored_text
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +54,10 @@ def test_merchant_routes_need_a_valid_key(shop, key, status):
     ],
 )
 def test_an_invalid_product_is_422_and_not_created(shop, body, code):
-    before = len(scan_all_tables())
+    before = len(all_items())
     response = shop.merchant("POST", "/merchant/products", json=body)
     assert (response.status_code, response.json()["error"]["code"]) == (422, code)
-    assert len(scan_all_tables()) == before
+    assert len(all_items()) == before
 
 
 def test_import_reports_duplicates_and_rejects_with_line_numbers(shop):
