@@ -7,7 +7,9 @@ real stock audit — against the slots actually there — finds nothing (I4), hi
 At the end, after reconciliation: every paid order is DELIVERED or refunded (I2), every unpaid one
 PENDING or EXPIRED, and the audit is clean far in the future."""
 
+import contextlib
 import json
+import os
 import secrets
 import threading
 import time
@@ -108,7 +110,8 @@ def test_random_interleavings_keep_the_invariants(shop):
                 assert callback(self.paid[order["order_id"]])["outcome"] in ("duplicate", "applied")
 
         def _expire(self) -> None:
-            expire_reservations(orders(), allocation(), now=utcnow() + timedelta(minutes=16))
+            with contextlib.suppress(faults.InjectedFault):  # a direct call: the process died there
+                expire_reservations(orders(), allocation(), now=utcnow() + timedelta(minutes=16))
 
         def _redeliver(self, order: dict | None) -> None:
             if order is None:
@@ -242,6 +245,12 @@ def test_random_interleavings_keep_the_invariants(shop):
     run_state_machine_as_test(
         Shop,
         settings=settings(
-            max_examples=12, stateful_step_count=12, deadline=None, suppress_health_check=list(HealthCheck)
+            max_examples=12,
+            stateful_step_count=12,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            # CI runs the same 12 interleavings every time (a gate must not fail on a new draw);
+            # elsewhere each run draws new ones, and a failure prints its steps to make a test of.
+            derandomize=os.environ.get("CI") == "true",
         ),
     )

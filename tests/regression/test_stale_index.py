@@ -25,10 +25,10 @@ def test_a_lagging_due_index_cannot_take_a_paid_orders_code(shop, monkeypatch):
         return []
 
     monkeypatch.setattr(OrderStore, "outstanding", lagging)
-    returned = return_burned_slots(orders(), stock_upkeep(), now=t0 + timedelta(seconds=GRACE_SECONDS + 1))
+    return_burned_slots(orders(), stock_upkeep(), now=t0 + timedelta(seconds=GRACE_SECONDS + 1))
     monkeypatch.undo()
 
-    assert returned == 0
+    # The run's count is shop-wide (other files' burned slots on this worker): judge this product.
     assert shop.stock(product_id) == {"available": 0, "reserved": 1, "sold": 0, "returned": 0, "imported": 1}
     assert shop.checkout(product_id).status_code == 409  # nobody else can take A's code
     deliver(a["order_id"], ports(), now=utcnow())
