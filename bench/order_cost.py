@@ -2,7 +2,8 @@
 
 A QR buyer opens the product page, checks out, keeps the order page open and pays `--wait` seconds
 (30) after it opened; the page's network behaviour is played in Python: with pushes (the page holds a
-WebSocket: connect, `watch`, one `GET /api/orders/{id}` per message, no polling while it watches) or
+WebSocket: connect, `watch`, a `GET /api/orders/{id}` when a message names a status it does not show,
+PAID shown from the message, no polling while it watches) or
 `--poll-only` (no socket: today's fallback schedule, and the old page's, from 2b1d6c1).
 
     .venv/bin/python -m bench.order_cost [--wait 30]                 # with pushes
@@ -351,7 +352,8 @@ def poll_page(url: str, order: dict[str, Any], schedule: str, page: Page) -> Non
 
 async def push_page(url: str, ws_url: str, order: dict[str, Any], page: Page) -> None:
     """The page with its socket (order.js): a read, connect and watch, a poll 0.5 s later only if not yet
-    watching, a read on every message and after 30 s without one; closes once settled."""
+    watching; on a message, nothing if it names the status shown, PAID after PENDING_PAYMENT shown from
+    the message, a read otherwise; a read after 30 s without a message; closes once settled."""
     read = lambda: asyncio.to_thread(get_order, url, order, page)  # noqa: E731
     if await read() in SETTLED:
         return
@@ -381,6 +383,12 @@ async def push_page(url: str, ws_url: str, order: dict[str, Any], page: Page) ->
             if message.get("type") == "error":
                 raise SystemExit(f"the socket refused the watch: {message}")
             watching = watching or message.get("type") == "watching"
+            status = message.get("status")
+            if status == page.status:
+                continue
+            if status == "PAID" and page.status == "PENDING_PAYMENT":
+                page.status = status  # shown from the message
+                continue
             await read()
         await poller
         page.delivered_seen_at = time.monotonic()

@@ -19,10 +19,9 @@ from shared.payments import PaymentEvent
 from shared.products import Product
 from shared.providers import PaymentProvider
 from shared.queues import NotifyMessage
-from shared.store.connections import Connection
+from shared.store.connections import WatchOutcome
 from shared.store.orders import DueEntry
 from shared.store.payment_events import OwedPayment
-from shared.store.rate import Bucket
 from shared.store.stock.upkeep import Claimants
 
 # ---------- stores ----------
@@ -193,21 +192,21 @@ class ConnectionPort(Protocol):
         """Record a new connection from `client` (a client key); False if it has `cap` live ones."""
         ...
 
-    def admit_message(self, connection_id: str, rate: Bucket, now: float) -> Connection | None:
-        """The connection, having taken a token of its message bucket (`admitted` False if none was
-        left); None if no such connection is live."""
-        ...
-
-    def watch(self, connection: Connection, order_id: str, cap: int, now: int) -> bool:
-        """The connection watches the order (and no other); False if `cap` others watch it already."""
+    def watch(self, connection_id: str, order_id: str, cap: int, now: int) -> WatchOutcome:
+        """The connection watches the order: `full` if `cap` others watch it, `refused` if the
+        connection is not live or watches an order already (a connection watches once)."""
         ...
 
     def watchers(self, order_id: str, now: int) -> list[str]:
         """The connections watching the order now."""
         ...
 
-    def forget(self, connection_id: str, order_id: str | None = None) -> None:
-        """Remove the connection and its watch (of `order_id` too); a repeat does nothing."""
+    def unwatch(self, order_id: str, connection_id: str) -> None:
+        """The connection no longer watches the order; a repeat does nothing."""
+        ...
+
+    def forget(self, connection_id: str) -> None:
+        """Free the connection's slots (its client's and its order's); a repeat does nothing."""
         ...
 
 

@@ -103,8 +103,6 @@ class Settings(BaseSettings):
     websocket_endpoint: str = Field(default="", alias="WEBSOCKET_ENDPOINT")
     socket_connections_per_client: int = Field(default=20, ge=1, alias="SOCKET_CONNECTIONS_PER_CLIENT")
     socket_connections_per_order: int = Field(default=5, ge=1, le=100, alias="SOCKET_CONNECTIONS_PER_ORDER")
-    socket_messages_per_minute: int = Field(default=10, ge=1, alias="SOCKET_MESSAGES_PER_MINUTE")
-    socket_message_burst: int = Field(default=5, ge=1, alias="SOCKET_MESSAGE_BURST")
     socket_connection_seconds: int = Field(default=7200, ge=60, le=86_400, alias="SOCKET_CONNECTION_SECONDS")
     # The sender of buyers' mail (a verified SES identity); empty: no mail is sent (logged).
     mail_from: str = Field(default="", alias="MAIL_FROM")

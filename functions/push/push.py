@@ -2,8 +2,9 @@
 to every connection watching it (docs/push.md, docs/decisions.md "Pushes come from the orders
 table's stream").
 
-A message says the order's id and new status only, never a code: the page re-reads the order with
-`GET /api/orders/{id}` on every message. A connection that is gone (410) is forgotten. A post that
+A message says the order's id and new status only, never a code: the page reads the order with
+`GET /api/orders/{id}` when the status needs more than its name (codes, refunds). A connection that is
+gone (410) no longer watches the order (its $disconnect frees the rest). A post that
 fails otherwise is counted and left: the page that missed it re-reads on reconnect and polls after a
 silence, so retrying it would only hold up the shard's later orders. What does fail a record is not
 finding out who watches its order (the connections table): that record is reported
@@ -110,7 +111,7 @@ def _push_one(
                 sent += 1
                 continue
             gone += 1
-            connections.forget(connection_id, change.order_id)
+            connections.unwatch(change.order_id, connection_id)  # $disconnect frees the rest
         except Exception as error:  # this connection only: the page re-reads on reconnect, or polls
             failed += 1
             logger.warning(

@@ -44,7 +44,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
             connection_id, event.get("body"), connections, adapters.orders(), adapters.sockets(), limits, now
         )
     else:
-        outcome = unknown_message(connection_id, connections, adapters.sockets(), limits, now)
+        outcome = unknown_message(connection_id, adapters.sockets())
     metrics.add_metric(
         name="Watching" if outcome == "watching" else "WatchRefused", unit=MetricUnit.Count, value=1
     )

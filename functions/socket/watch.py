@@ -1,5 +1,6 @@
 """The order page's WebSocket (docs/push.md): a connection is admitted within its client's cap, then
-watches one order, authorised exactly as `GET /api/orders/{id}` is (shared/access.py).
+watches one order, authorised exactly as `GET /api/orders/{id}` is (shared/access.py). A connection
+sends one message, its watch: any other, or a second watch, is refused and closes it — the message cap.
 
 Every answer is posted through the management API (`SocketChannel`), none is a route response: the
 `watching` answer must follow the watch's write (a status change after it is then pushed), and one
@@ -19,7 +20,6 @@ from shared.clients import client_key
 from shared.ids import is_id
 from shared.ports import ConnectionPort, OrderPort, SocketChannel
 from shared.settings import Settings
-from shared.store.rate import Bucket
 
 ErrorCode = Literal["order_not_found", "rate_limited", "bad_request"]
 
@@ -38,7 +38,6 @@ class WatchRequest(BaseModel):
 class Limits:
     per_client: int  # live connections of one client address
     per_order: int  # live connections watching one order
-    messages: Bucket  # messages of one connection
     connection_seconds: int  # the longest a connection is kept (API Gateway's: 2 hours)
     token_secret: str  # magic links' signing secret
 
@@ -47,7 +46,6 @@ class Limits:
         return cls(
             per_client=settings.socket_connections_per_client,
             per_order=settings.socket_connections_per_order,
-            messages=Bucket(settings.socket_messages_per_minute, settings.socket_message_burst),
             connection_seconds=settings.socket_connection_seconds,
             token_secret=settings.order_token_secret,
         )
@@ -76,11 +74,6 @@ def watch(
     now: datetime,
 ) -> Watched:
     """The connection watches the order its message names, or is told why not and closed."""
-    connection = connections.admit_message(connection_id, limits.messages, now.timestamp())
-    if connection is None:  # not (or no longer) connected
-        return _refuse(connection_id, "bad_request", channel)
-    if not connection.admitted:
-        return _refuse(connection_id, "rate_limited", channel)
     try:
         request = WatchRequest.model_validate_json(body or "")
     except ValidationError:
@@ -88,24 +81,24 @@ def watch(
     order = orders.get(request.order_id) if is_id(request.order_id, "ord") else None
     if order is None or not access.opens(order, request.token, now, limits.token_secret):
         return _refuse(connection_id, "order_not_found", channel)
-    if not connections.watch(connection, order.order_id, limits.per_order, int(now.timestamp())):
+    outcome = connections.watch(connection_id, order.order_id, limits.per_order, int(now.timestamp()))
+    if outcome == "full":
         return _refuse(connection_id, "rate_limited", channel)  # the order's cap: the page polls instead
-    # The status as read before the watch was recorded; a change since is pushed, and the page
-    # re-reads the order on this message anyway.
-    answer = {"type": "watching", "order_id": order.order_id, "status": order.status.value}
+    if outcome == "refused":
+        return _refuse(connection_id, "bad_request", channel)  # not connected, or its second message
+    # The status read after the watch was recorded: a change before it was not pushed, and the page
+    # reads the order again when this status is not the one it shows.
+    current = orders.get(order.order_id) or order
+    answer = {"type": "watching", "order_id": order.order_id, "status": current.status.value}
     if not channel.post(connection_id, answer):
-        connections.forget(connection_id, order.order_id)
+        connections.forget(connection_id)
         return "gone"
     return "watching"
 
 
-def unknown_message(
-    connection_id: str, connections: ConnectionPort, channel: SocketChannel, limits: Limits, now: datetime
-) -> Watched:
-    """Any other message ($default): counted against the connection's rate, then refused."""
-    connection = connections.admit_message(connection_id, limits.messages, now.timestamp())
-    code: ErrorCode = "rate_limited" if connection is not None and not connection.admitted else "bad_request"
-    return _refuse(connection_id, code, channel)
+def unknown_message(connection_id: str, channel: SocketChannel) -> Watched:
+    """Any other message ($default): refused, and the connection closed."""
+    return _refuse(connection_id, "bad_request", channel)
 
 
 def disconnect(connection_id: str, connections: ConnectionPort) -> None:

@@ -1,29 +1,27 @@
 """Connections table: who watches which order over the order page's WebSocket (docs/push.md).
 
 Three kinds of item, each keyed to spread (one partition per connection, order or client):
-- `conn#<connection id>` / `conn`: the connection, what it watches, its message bucket (GCRA, as in
-  shared/store/rate.py: `tat` is when the bucket is full again) and where its client slot is;
+- `conn#<connection id>` / `conn`: the connection, where its client slot is, and the one order it
+  watches (a connection watches once: docs/push.md "Limits");
 - `client#<HMAC of the client key>` / `slot#<n>`: one of the client address's `cap` connections;
 - `order#<order id>` / `slot#<n>`: one of the order's `cap` watchers; the push function queries
   this partition, so a status change costs one read whoever watches.
 
 Caps are exact under concurrency: a slot is taken with one conditional put (free = absent or past its
 `until`), as the limits table's tickets are. A connection whose $disconnect is lost frees its slots at
-its `until` (the longest a connection lives), and DynamoDB's TTL (`expires`) removes its items later.
+its `until` (the longest a connection lives), and DynamoDB's TTL (`expires`) removes its items later;
+a connection's own item is left to TTL at $disconnect too (a TTL delete costs no write).
 
 Every write is safe to repeat (DESIGN.md): a slot's retried put is refused and the next read finds the
-slot held by the same connection (taken); a message's bucket write is conditional on the `tat` it read
-and also writes the call's token, so a retried write is refused and the read finds the token
-(admitted once); a release is conditional on the connection that holds the slot.
+slot held by the same connection (taken); the watch's write is conditional on the connection watching
+nothing or this order (a retry passes); a release is conditional on the connection that holds the slot.
 
 Client addresses are stored only as an HMAC under ORDER_TOKEN_SECRET, never as they are.
 """
 
 import hashlib
 import hmac
-import secrets
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
@@ -31,7 +29,6 @@ from pynamodb.models import Model
 
 from shared.settings import settings
 from shared.store.errors import condition_failed
-from shared.store.rate import Bucket
 
 CONNECTION_SK: Final = "conn"
 ROUNDS: Final = 3  # read-and-take rounds when others take the same slots at the same moment
@@ -52,18 +49,9 @@ class ConnectionItem(Model):
     client_slot = UnicodeAttribute(null=True)
     order_id = UnicodeAttribute(null=True)  # the order it watches
     order_slot = UnicodeAttribute(null=True)
-    tat = NumberAttribute(null=True)  # ms since the epoch: when its message bucket is full again
-    last = UnicodeAttribute(null=True)  # the token of the write that last took a message token
 
 
-@dataclass(frozen=True)
-class Connection:
-    """A connection as recorded, after one of its messages was counted."""
-
-    connection_id: str
-    until: int
-    order_id: str | None = None  # the order it watches, if any
-    admitted: bool = True  # False: the message was over the connection's rate
+WatchOutcome = Literal["watching", "full", "refused"]  # refused: not connected, or watching already
 
 
 def _connection_key(connection_id: str) -> str:
@@ -99,65 +87,38 @@ class ConnectionStore:
                 expires=until + KEPT_AFTER,
                 client=client_pk,
                 client_slot=slot,
-                tat=0,
             ).save()
         except Exception:  # refused connect: no $disconnect will come to free the slot, so free it now
             _release(client_pk, slot, connection_id)
             raise
         return True
 
-    def admit_message(self, connection_id: str, rate: Bucket, now: float) -> Connection | None:
-        """The connection, having taken a token of its message bucket (`admitted` False if none was
-        left: nothing taken); None if no such connection is live."""
-        token, now_ms = secrets.token_hex(8), int(now * 1000)
-        for _ in range(ROUNDS):
-            try:
-                item = ConnectionItem.get(_connection_key(connection_id), CONNECTION_SK, consistent_read=True)
-            except ConnectionItem.DoesNotExist:
-                return None
-            connection = Connection(connection_id, int(item.until), item.order_id)
-            if item.last == token:  # this call's write applied; its answer was lost, the retry refused
-                return connection
-            if item.until <= now:
-                return None
-            seen = int(item.tat or 0)
-            tat = max(seen, now_ms) + rate.interval_ms
-            if tat - now_ms > rate.burst * rate.interval_ms:
-                return Connection(connection_id, int(item.until), item.order_id, admitted=False)
-            try:
-                item.update(
-                    actions=[ConnectionItem.tat.set(tat), ConnectionItem.last.set(token)],
-                    condition=ConnectionItem.tat == seen,
-                )
-            except UpdateError as error:
-                if not condition_failed(error):
-                    raise
-                continue  # another message of the same connection, or gone: read it again
-            return connection
-        return Connection(connection_id, 0, None, admitted=False)  # a flood of its own messages
-
-    def watch(self, connection: Connection, order_id: str, cap: int, now: int) -> bool:
-        """The connection watches `order_id` (and no other order) until its `until`; False if `cap`
-        other connections watch it already, or the connection is gone."""
-        if connection.order_id == order_id:
-            return True
-        order_pk = _order_key(order_id)
-        slot = _take_slot(order_pk, connection.connection_id, cap, now, connection.until)
-        if slot is None:
-            return False
+    def watch(self, connection_id: str, order_id: str, cap: int, now: int) -> WatchOutcome:
+        """The connection watches `order_id` until its `until`: `full` if `cap` others watch it,
+        `refused` if the connection is not live or watches an order already (it watches once)."""
+        key = _connection_key(connection_id)
         try:
-            ConnectionItem(_connection_key(connection.connection_id), CONNECTION_SK).update(
+            item = ConnectionItem.get(key, CONNECTION_SK, consistent_read=True)
+        except ConnectionItem.DoesNotExist:
+            return "refused"
+        if item.until <= now or item.order_id is not None:
+            return "refused"
+        order_pk = _order_key(order_id)
+        slot = _take_slot(order_pk, connection_id, cap, now, int(item.until))
+        if slot is None:
+            return "full"
+        try:
+            item.update(
                 actions=[ConnectionItem.order_id.set(order_id), ConnectionItem.order_slot.set(slot)],
-                condition=ConnectionItem.pk.exists(),
+                condition=ConnectionItem.pk.exists()
+                & (ConnectionItem.order_id.does_not_exist() | (ConnectionItem.order_id == order_id)),
             )
         except UpdateError as error:
+            _release(order_pk, slot, connection_id)  # the slot is not kept for a watch not recorded
             if not condition_failed(error):
                 raise
-            _release(order_pk, slot, connection.connection_id)  # disconnected meanwhile
-            return False
-        if connection.order_id is not None:  # it watched another order: that one no more
-            self._unwatch(connection.order_id, connection.connection_id)
-        return True
+            return "refused"  # another watch of this connection won, or it was forgotten meanwhile
+        return "watching"
 
     def watchers(self, order_id: str, now: int) -> list[str]:
         """The connections watching the order now (a strongly consistent read: a watch just recorded
@@ -165,27 +126,24 @@ class ConnectionStore:
         rows = ConnectionItem.query(_order_key(order_id), consistent_read=True)
         return [row.connection_id for row in rows if row.connection_id and row.until > now]
 
-    def forget(self, connection_id: str, order_id: str | None = None) -> None:
-        """Remove the connection, its client slot and its watch (also of `order_id`, when the caller
-        found it watching that order). Repeating it, or an unknown id, does nothing."""
-        if order_id is not None:
-            self._unwatch(order_id, connection_id)
-        key = _connection_key(connection_id)
-        try:
-            item = ConnectionItem.get(key, CONNECTION_SK, consistent_read=True)
-        except ConnectionItem.DoesNotExist:
-            return
-        if item.order_id is not None and item.order_id != order_id:
-            self._unwatch(item.order_id, connection_id)
-        if item.client and item.client_slot:
-            _release(item.client, item.client_slot, connection_id)
-        item.delete()
-
-    def _unwatch(self, order_id: str, connection_id: str) -> None:
+    def unwatch(self, order_id: str, connection_id: str) -> None:
+        """The connection no longer watches the order (it is gone: the push was answered 410)."""
         order_pk = _order_key(order_id)
         for row in ConnectionItem.query(order_pk, consistent_read=True):
             if row.connection_id == connection_id:
                 _release(order_pk, row.sk, connection_id)
+
+    def forget(self, connection_id: str) -> None:
+        """Free the connection's slots ($disconnect); its own item is left to TTL. Repeating it, or an
+        unknown id, changes nothing."""
+        try:
+            item = ConnectionItem.get(_connection_key(connection_id), CONNECTION_SK, consistent_read=True)
+        except ConnectionItem.DoesNotExist:
+            return
+        if item.order_id and item.order_slot:
+            _release(_order_key(item.order_id), item.order_slot, connection_id)
+        if item.client and item.client_slot:
+            _release(item.client, item.client_slot, connection_id)
 
 
 def _take_slot(pk: str, connection_id: str, cap: int, now: int, until: int) -> str | None:

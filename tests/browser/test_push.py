@@ -75,6 +75,8 @@ def test_the_code_is_pushed_to_the_open_page_when_the_callback_comes_later(shop,
     expect(page.locator("#status")).to_have_text("Delivered")
     assert page.evaluate("window.__stillHere") is True  # no reload
     assert page.evaluate(READS_BETWEEN, [watching_at, paid_at]) == 0  # no polling while it watched
+    # PAID is shown from its message: the one read after paying is the one that brings the codes.
+    assert page.evaluate(READS_BETWEEN, [paid_at, page.evaluate("performance.now()")]) == 1
     # Settled: the page follows it no more.
     page.wait_for_function("() => document.body.dataset.live === undefined")
     policy = shop.http.get(f"{shop.url}/o/{order['order_id']}").headers["Content-Security-Policy"]

@@ -1,12 +1,11 @@
 """The order page's WebSocket in memory: the connections table (ConnectionPort) with its exact caps,
-slots freed at their `until`, message buckets and idempotent forgets, and the management API
+slots freed at their `until`, one watch per connection and idempotent forgets, and the management API
 (SocketChannel), which keeps every message posted and can be told a connection is gone."""
 
 import json
 from dataclasses import dataclass
 
-from shared.store.connections import Connection
-from shared.store.rate import Bucket
+from shared.store.connections import WatchOutcome
 from tests.fakes.hooks import Hooked, hooked
 
 
@@ -16,7 +15,6 @@ class _Live:
     client_slot: int
     until: int
     order_id: str | None = None
-    tat: int = 0  # ms: when its message bucket is full again
 
 
 class FakeConnections(Hooked):
@@ -51,30 +49,14 @@ class FakeConnections(Hooked):
         return True
 
     @hooked
-    def admit_message(self, connection_id: str, rate: Bucket, now: float) -> Connection | None:
+    def watch(self, connection_id: str, order_id: str, cap: int, now: int) -> WatchOutcome:
         live = self.connections.get(connection_id)
-        if live is None or live.until <= now:
-            return None
-        now_ms = int(now * 1000)
-        tat = max(live.tat, now_ms) + rate.interval_ms
-        if tat - now_ms > rate.burst * rate.interval_ms:
-            return Connection(connection_id, live.until, live.order_id, admitted=False)
-        live.tat = tat
-        return Connection(connection_id, live.until, live.order_id)
-
-    @hooked
-    def watch(self, connection: Connection, order_id: str, cap: int, now: int) -> bool:
-        if connection.order_id == order_id:
-            return True
-        live = self.connections.get(connection.connection_id)
-        if live is None:
-            return False
-        if self._take(f"order#{order_id}", connection.connection_id, cap, now, connection.until) is None:
-            return False
-        if live.order_id is not None and live.order_id != order_id:
-            self._release(f"order#{live.order_id}", connection.connection_id)
+        if live is None or live.until <= now or live.order_id is not None:
+            return "refused"
+        if self._take(f"order#{order_id}", connection_id, cap, now, live.until) is None:
+            return "full"
         live.order_id = order_id
-        return True
+        return "watching"
 
     @hooked
     def watchers(self, order_id: str, now: int) -> list[str]:
@@ -85,10 +67,12 @@ class FakeConnections(Hooked):
         ]
 
     @hooked
-    def forget(self, connection_id: str, order_id: str | None = None) -> None:
-        if order_id is not None:
-            self._release(f"order#{order_id}", connection_id)
-        live = self.connections.pop(connection_id, None)
+    def unwatch(self, order_id: str, connection_id: str) -> None:
+        self._release(f"order#{order_id}", connection_id)
+
+    @hooked
+    def forget(self, connection_id: str) -> None:
+        live = self.connections.get(connection_id)  # kept, as the real one leaves it to TTL
         if live is None:
             return
         if live.order_id is not None:

@@ -9,12 +9,10 @@ import pytest
 
 from shared.ports import ConnectionPort
 from shared.store.connections import ConnectionStore
-from shared.store.rate import Bucket
 from tests.fakes import FakeConnections
 
 NOW = 1_748_858_400
 UNTIL = NOW + 7200
-RATE = Bucket(per_minute=6, burst=3)
 
 
 @pytest.fixture(params=["fake", "real"])
@@ -41,37 +39,34 @@ def test_connections_per_client_are_capped_a_repeat_is_no_new_one_and_forgetting
     assert store.connect(fresh("c"), client, 2, UNTIL, UNTIL + 7200)  # the others' lifetime is over
 
 
-def test_watchers_per_order_are_capped_and_a_connection_watches_one_order(store):
+def test_watchers_per_order_are_capped_and_a_connection_watches_once(store):
     order, other, client = fresh("ord"), fresh("ord"), fresh("client")
-    first, second = fresh("c"), fresh("c")
-    for connection_id in (first, second):
+    first, second, third = fresh("c"), fresh("c"), fresh("c")
+    for connection_id in (first, second, third):
         assert store.connect(connection_id, client, 5, NOW, UNTIL)
-    one = store.admit_message(first, RATE, NOW)
-    two = store.admit_message(second, RATE, NOW)
-    assert one is not None and two is not None and one.admitted and one.order_id is None
-    assert store.watch(one, order, 1, NOW)
-    assert store.watch(one, order, 1, NOW)  # again: still watching
-    assert not store.watch(two, order, 1, NOW)
+    assert store.watch(fresh("c"), order, 1, NOW) == "refused"  # never connected
+    assert store.watch(first, order, 1, NOW) == "watching"
+    assert store.watch(second, order, 1, NOW) == "full"
     assert store.watchers(order, NOW) == [first]
-    moved = store.admit_message(first, RATE, NOW)
-    assert moved is not None and moved.order_id == order
-    assert store.watch(moved, other, 1, NOW)
-    assert store.watchers(order, NOW) == [] and store.watchers(other, NOW) == [first]
-    assert store.watch(two, order, 1, NOW)
-    store.forget(second, order)
+    assert store.watch(first, order, 1, NOW) == "refused"  # its one watch is spent: again, or
+    assert store.watch(first, other, 1, NOW) == "refused"  # another order
+    assert store.watchers(order, NOW) == [first] and store.watchers(other, NOW) == []
+    assert store.watch(second, other, 1, NOW) == "watching"  # a refusal for `full` spent nothing
+    store.forget(first)
+    store.forget(first)
+    assert store.watchers(order, NOW) == []
+    assert store.watch(third, order, 1, NOW) == "watching"
+    store.unwatch(order, third)  # the push's 410
+    store.unwatch(order, third)
     assert store.watchers(order, NOW) == []
     assert store.watchers(other, UNTIL) == []  # past the connection's lifetime
+    assert store.watch(fresh("c"), order, 1, UNTIL) == "refused"
 
 
-def test_messages_per_connection_are_a_token_bucket(store):
+def test_a_watch_past_the_connections_lifetime_is_refused(store):
     connection_id = fresh("c")
-    assert store.admit_message(connection_id, RATE, NOW) is None  # never connected
     assert store.connect(connection_id, fresh("client"), 5, NOW, UNTIL)
-    admitted = [store.admit_message(connection_id, RATE, NOW) for _ in range(RATE.burst + 1)]
-    assert [c.admitted for c in admitted if c is not None] == [True] * RATE.burst + [False]
-    later = store.admit_message(connection_id, RATE, NOW + 10)  # one interval (10 s) later: one more
-    assert later is not None and later.admitted
-    assert store.admit_message(connection_id, RATE, UNTIL) is None  # its lifetime is over
+    assert store.watch(connection_id, fresh("ord"), 5, UNTIL) == "refused"
 
 
 @pytest.mark.parametrize("kind", ["connect", "watch"])
@@ -89,8 +84,7 @@ def test_simultaneous_takers_never_exceed_a_cap(runtime, kind):
         if kind == "connect":
             results[n] = store.connect(ids[n], client, cap, NOW, UNTIL)
         else:
-            connection = store.admit_message(ids[n], RATE, NOW)
-            results[n] = connection is not None and store.watch(connection, order, cap, NOW)
+            results[n] = store.watch(ids[n], order, cap, NOW) == "watching"
 
     threads = [threading.Thread(target=take, args=(n,)) for n in range(takers)]
     for thread in threads:

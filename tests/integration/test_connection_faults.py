@@ -45,3 +45,17 @@ def test_a_connect_that_fails_after_taking_its_slot_gives_the_slot_back(store):
         store.connect(first, client, 1, NOW, UNTIL)  # its own item cannot be written: refused
 
     assert store.connect(second, client, 1, NOW, UNTIL)  # the client's one slot is free again
+
+
+def test_a_watch_whose_answer_was_lost_is_recorded_once(store):
+    client, order, watcher, other = fresh("client"), fresh("ord"), fresh("c"), fresh("c")
+    assert store.connect(watcher, client, 2, NOW, UNTIL) and store.connect(other, client, 2, NOW, UNTIL)
+
+    with lost_answer("UpdateItem", key_prefix(TABLE, "pk", "conn#")) as fault:
+        assert store.watch(watcher, order, 1, NOW) == "watching"  # the SDK's retry passed its condition
+    assert fault.hits == 1
+
+    assert store.watchers(order, NOW) == [watcher]
+    assert store.watch(other, order, 1, NOW) == "full"
+    store.forget(watcher)  # and $disconnect finds the watch to free
+    assert store.watch(other, order, 1, NOW) == "watching"

@@ -1,9 +1,8 @@
 """Pushes from the orders table's stream (docs/push.md), with fakes: only status changes are pushed,
 each to the connections watching that order, as `{type, order_id, status}` and nothing more; a gone
-connection is forgotten; one failing post or order never costs the other orders their push."""
+connection no longer watches; one failing post or order never costs the other orders their push."""
 
 from functions.push.push import StatusChange, push, status_changes
-from shared.store.rate import Bucket
 from tests.fakes import FakeConnections, FakeSockets, raises
 from tests.support import event
 
@@ -17,8 +16,7 @@ def watching(*pairs: tuple[str, str]) -> FakeConnections:
     connections = FakeConnections()
     for n, (connection_id, order_id) in enumerate(pairs):
         assert connections.connect(connection_id, f"client-{n}", 5, NOW, UNTIL)
-        connection = connections.admit_message(connection_id, Bucket(per_minute=60, burst=10), NOW)
-        assert connection is not None and connections.watch(connection, order_id, 5, NOW)
+        assert connections.watch(connection_id, order_id, 5, NOW) == "watching"
     connections.calls.clear()
     return connections
 
@@ -45,14 +43,15 @@ def test_each_change_goes_to_its_orders_watchers_only_as_type_order_id_and_statu
         assert set(message) == {"type", "order_id", "status"}
 
 
-def test_a_gone_connection_is_forgotten_and_the_others_still_get_theirs():
+def test_a_gone_connection_no_longer_watches_and_the_others_still_get_theirs():
     connections = watching(("a1", A), ("a2", A))
     sockets = FakeSockets()
     sockets.gone.add("a1")
     pushed = push([StatusChange(A, "PAID", ("1",))], connections, sockets, NOW)
     assert sockets.posted == [("a2", {"type": "order", "order_id": A, "status": "PAID"})]
     assert (pushed.sent, pushed.gone) == (1, 1)
-    assert connections.watchers(A, NOW) == ["a2"] and "a1" not in connections.connections
+    assert connections.watchers(A, NOW) == ["a2"]
+    assert connections.called("unwatch") and not connections.called("forget")  # $disconnect frees the rest
 
 
 def test_a_failed_post_is_counted_not_retried_and_fails_no_record():

@@ -1,6 +1,6 @@
 """The order page's WebSocket (docs/push.md), with fakes: a connection watches its order with the order's
-access token or a magic link, and with nothing else; the caps and the message rate hold; every refusal
-is an error message and a close; no message ever carries a token or a code."""
+access token or a magic link, and with nothing else; the caps hold and a connection sends one message;
+every refusal is an error message and a close; no message ever carries a token or a code."""
 
 import json
 from datetime import timedelta
@@ -10,12 +10,10 @@ import pytest
 from functions.socket.watch import Limits, connect, disconnect, unknown_message, watch
 from shared import links
 from shared.orders import Order, Status
-from shared.store.rate import Bucket
 from tests.fakes import FakeConnections, FakePorts, FakeSockets, fake_ports
 
 SECRET = "k3Jq9wXz2Lm8Pn4Rv7TyQ2xqv8Zr4mN7"
-LIMITS = Limits(per_client=3, per_order=2, messages=Bucket(per_minute=6, burst=3), connection_seconds=7200,
-                token_secret=SECRET)  # fmt: skip
+LIMITS = Limits(per_client=3, per_order=2, connection_seconds=7200, token_secret=SECRET)
 IP = "203.0.113.7"
 
 
@@ -110,7 +108,7 @@ def test_a_message_that_is_not_a_watch_is_a_bad_request_and_closes(fakes, connec
         assert conn in sockets.closed
         disconnect(conn, connections)
     other = connected(fakes, connections, "default")
-    assert unknown_message(other, connections, sockets, LIMITS, fakes.clock()) == "bad_request"
+    assert unknown_message(other, sockets) == "bad_request"
     assert sockets.messages(other) == [{"type": "error", "code": "bad_request"}]
 
 
@@ -150,29 +148,28 @@ def test_watchers_per_order_are_capped(fakes, connections, sockets):
     assert send(fakes, connections, sockets, again, body(order.order_id, token_of(order))) == "watching"
 
 
-def test_messages_per_connection_are_rate_limited(fakes, connections, sockets):
-    order = fakes.add_order(fakes.add_product(codes=1))
-    conn = connected(fakes, connections, "c1")
-    message = body(order.order_id, token_of(order))
-    outcomes = [send(fakes, connections, sockets, conn, message) for _ in range(LIMITS.messages.burst + 1)]
-    assert outcomes == ["watching"] * LIMITS.messages.burst + ["rate_limited"]
-    assert sockets.messages(conn)[-1] == {"type": "error", "code": "rate_limited"} and conn in sockets.closed
-    # The $default route counts too: a flood of junk is refused as a flood.
-    junk = connected(fakes, connections, "junk")
-    answers = [unknown_message(junk, connections, sockets, LIMITS, fakes.clock()) for _ in range(4)]
-    assert answers[-1] == "rate_limited"
-
-
-def test_a_connection_watches_one_order_at_a_time(fakes, connections, sockets):
+def test_a_connection_sends_one_message_and_a_second_one_closes_it(fakes, connections, sockets):
     product = fakes.add_product(codes=2)
     first, second = fakes.add_order(product), fakes.add_order(product)
     conn = connected(fakes, connections, "c1")
     assert send(fakes, connections, sockets, conn, body(first.order_id, token_of(first))) == "watching"
-    assert send(fakes, connections, sockets, conn, body(second.order_id, token_of(second))) == "watching"
+    for again in (body(first.order_id, token_of(first)), body(second.order_id, token_of(second))):
+        assert send(fakes, connections, sockets, conn, again) == "bad_request"
+        assert sockets.messages(conn)[-1] == {"type": "error", "code": "bad_request"}
+    assert conn in sockets.closed
     now = int(fakes.clock().timestamp())
-    assert connections.watchers(first.order_id, now) == [] and connections.watchers(second.order_id, now) == [
-        conn
-    ]
+    assert connections.watchers(first.order_id, now) == [conn]
+    assert connections.watchers(second.order_id, now) == []
+
+
+def test_the_watching_answer_tells_the_status_read_after_the_watch_was_recorded(fakes, connections, sockets):
+    order = fakes.add_order(fakes.add_product(codes=1))
+    conn = connected(fakes, connections, "c1")
+    # The payment lands between the token check and the watch's write: the stream's push found no
+    # watcher, so the answer itself must say PAID.
+    connections.after("watch", lambda *_: fakes.orders.transition(order, "payment.succeeded", fakes.clock()))
+    assert send(fakes, connections, sockets, conn, body(order.order_id, token_of(order))) == "watching"
+    assert sockets.messages(conn) == [{"type": "watching", "order_id": order.order_id, "status": "PAID"}]
 
 
 def test_disconnect_forgets_what_the_connection_watched(fakes, connections, sockets):

@@ -1,6 +1,8 @@
 // The order page: follows the order live until it settles and shows its codes with copy and download
-// buttons. It watches the order over a WebSocket (docs/push.md) and re-reads it with GET
-// /api/orders/{id} on every message: codes come only from there. While the socket is down it polls
+// buttons. It watches the order over a WebSocket (docs/push.md); a message names the order's status,
+// and the page reads the order with GET /api/orders/{id} when that status is not the one it shows
+// (PAID, which needs nothing more, is shown from the message): codes come only from there. While the
+// socket is down it polls
 // (at most a second apart) and reconnects with backoff. The access token comes in the URL fragment
 // (never sent to the server) or from this browser's storage; it goes only into the Authorization
 // header and the socket's first message, never into a URL.
@@ -112,6 +114,7 @@ let quietTimer = 0;
 let reconnectTimer = 0;
 let reading = null;
 let readAgain = false;
+let shown = null; // the last order read, as shown
 const pause = (ms) => new Promise((done) => setTimeout(done, ms));
 
 // body[data-live]: "push" while the socket watches, "poll" while the page polls, absent once stopped.
@@ -142,6 +145,7 @@ async function readOnce() {
     stop();
   } else if (response.ok) {
     const order = await response.json();
+    shown = order;
     show(order);
     if (SETTLED.has(order.status)) stop();
   }
@@ -176,6 +180,18 @@ async function poll() {
     delay = Math.min(delay * 1.5, POLL_CAP);
   }
   polling = false;
+}
+
+// A status from the socket: nothing to do if the page shows it; PAID (no codes yet) from the message
+// alone; any other by reading the order (a read under way reads again after it).
+function follow(status) {
+  if (shown && status === shown.status) return;
+  if (shown && status === "PAID" && shown.status === "PENDING_PAYMENT") {
+    shown = Object.assign({}, shown, {status: status});
+    show(shown);
+    return;
+  }
+  refresh();
 }
 
 function quiet() {
@@ -216,7 +232,7 @@ function connect() {
       reconnectDelay = 1000;
     }
     quiet();
-    refresh();
+    follow(message.status);
   };
   ws.onclose = () => {
     clearTimeout(accept);
