@@ -7,6 +7,9 @@ from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIRequestValidationMiddleware,
+)
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -145,6 +148,31 @@ def text_body(event: BaseProxyEvent) -> str:
         raise MalformedJson("request body is not UTF-8 text") from None
 
 
+def is_json(content_type: str | None) -> bool:
+    """True for a JSON body's media type (any parameters), or none given (a client that sends JSON
+    without saying so); false for a form, multipart or text body, which a JSON route refuses (415)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media in ("", "application/json")
+
+
+def json_text(event: BaseProxyEvent) -> str:
+    """The body of a request to a JSON route that parses its own body: its text, or 415."""
+    if not is_json(event.headers.get("content-type")):
+        raise UnsupportedContentType("this route takes application/json")
+    return text_body(event)
+
+
+class _JsonBodies(OpenAPIRequestValidationMiddleware):
+    """Powertools' request validation, for JSON bodies only. It would parse a form body into the
+    route's model (curl -d: a 422 about a field the client did send) and a multipart one too (with no
+    boundary: a ValueError, a 500); a route of this API that takes a model takes JSON."""
+
+    def _get_body(self, app: Any) -> dict[str, Any]:
+        if not is_json(app.current_event.headers.get("content-type")):
+            raise RequestUnsupportedContentType("Unsupported content type", errors=[])
+        return self._parse_json_data(app)
+
+
 def parse_json(raw: str | None) -> Any:
     """The request body as JSON, or MalformedJson (also for nesting too deep to parse)."""
     try:
@@ -185,7 +213,10 @@ def request_problem(error: RequestValidationError) -> DomainError:
 
 
 def install_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None:
-    """Every DomainError becomes its documented status and code; anything else a logged 500."""
+    """Every DomainError becomes its documented status and code; anything else a logged 500. Also
+    where the app's bodies are parsed: a route's model from JSON only (else 415)."""
+    # Powertools builds each route's middleware stack from this attribute on the route's first call.
+    app._request_validation_middleware = _JsonBodies()  # type: ignore[attr-defined]
 
     @app.exception_handler(DomainError)
     def _domain(error: DomainError) -> Response[str]:

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class MailRequest(BaseModel):
-    """`order`: the confirmation of a delivered order. `lookup`: the orders of an address, on request."""
+    """`order`: the confirmation of a delivered order. `lookup`: the orders of an address, on request
+    (only `order_id`, if it names one, and only if it was placed with that address)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

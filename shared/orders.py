@@ -52,6 +52,12 @@ TRANSITIONS: dict[tuple[Status, str], Status] = {
 }
 
 
+# Events that record a fact on the order without moving it (OrderPort.note): in any state.
+NOTES: frozenset[str] = frozenset(
+    {"payment.wrong_amount"}  # a verified payment at another amount or currency: kept to be refunded
+)
+
+
 def next_status(current: Status, event_type: str) -> Status:
     """The state an event moves an order to, or StateConflict if the table has no such move."""
     try:

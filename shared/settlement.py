@@ -5,18 +5,21 @@ Each step is idempotent, so a provider's retry after a crash at any point conver
 record says whether the whole application finished, not merely whether it started.
 """
 
+import logging
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from shared import queues
 from shared.errors import BadInput, OutOfStock, StateConflict
 from shared.faults import checkpoint
+from shared.money import Money
 from shared.orders import Order, Payment, Status
 from shared.payments import PaymentEvent, check_payment_matches, check_refund_matches
-from shared.ports import LimitPort, Ports, ProductPort
+from shared.ports import LimitPort, OrderPort, Ports, ProductPort
 from shared.refunds import give_back_stock
 
 CONFLICT_RETRIES = 5
+logger = logging.getLogger(__name__)
 
 
 class Outcome(StrEnum):
@@ -29,6 +32,7 @@ class Outcome(StrEnum):
     )
     IGNORED = "ignored"  # a verified event that changes nothing (a failed payment, a failed refund)
     OWED_REFUNDED = "owed_refunded"  # a payment kept for refund was given back
+    WRONG_AMOUNT = "wrong_amount"  # a payment at another amount or currency: kept for refund, never applied
 
 
 def apply_event(event: PaymentEvent, ports: Ports, now: datetime, redrive_after: timedelta) -> Outcome:
@@ -49,6 +53,8 @@ def apply_payment(event: PaymentEvent, ports: Ports, now: datetime, redrive_afte
     order = orders.get(event.order_id)
     if order is None:
         raise BadInput("payment is for an order this shop does not know", code="unknown_order")
+    if _wrong_amount(order, event):
+        return _keep_wrong_amount(order, event, ports, now)
     check_payment_matches(order, event)
     if not events.record(event):
         return Outcome.DUPLICATE
@@ -100,9 +106,7 @@ def _settle(order: Order, payment: Payment, ports: Ports, now: datetime, redrive
                 )
             return _settle_late(order, payment, facts, ports, now, redrive_after)
         except StateConflict:
-            reread = orders.get(order.order_id)
-            assert reread is not None
-            order = reread
+            order = _reread(order, orders)
     raise StateConflict(f"order {order.order_id} kept changing; the provider will retry")
 
 
@@ -158,6 +162,62 @@ def _settle_late(
         raise
 
 
+def _wrong_amount(order: Order, event: PaymentEvent) -> bool:
+    """The order's own provider paid for it, but not its total (another amount, or currency)."""
+    return (
+        event.order_id == order.order_id
+        and event.provider == order.provider
+        and (event.amount.currency, event.amount.amount) != (order.total.currency, order.total.amount)
+    )
+
+
+def _keep_wrong_amount(order: Order, event: PaymentEvent, ports: Ports, now: datetime) -> Outcome:
+    """A verified payment for the order at another amount: never applied (I3), kept to be given back
+    through its provider (reconcile's owed refunds), and told in the order's history, where the buyer
+    and the merchant see it. Each step is safe to repeat, so the provider's retry after a crash
+    finishes it."""
+    if not ports.events.record(event):
+        return Outcome.DUPLICATE
+    ports.events.mark_needs_refund(event)
+    logger.warning(
+        "payment of the wrong amount kept for refund",
+        extra={"order_id": order.order_id, "provider": event.provider, "paid": event.amount.amount},
+    )
+    facts = {
+        "provider": event.provider,
+        "payment_id": event.payment_id,
+        "amount": event.amount.amount,
+        "currency": event.amount.currency,
+    }
+    for _ in range(CONFLICT_RETRIES):
+        if _wrong_payment(order, event.payment_id) is not None:
+            break  # told already (a retry after a crash)
+        try:
+            ports.orders.note(order, "payment.wrong_amount", now, facts)
+            break
+        except StateConflict:
+            order = _reread(order, ports.orders)
+    else:
+        raise StateConflict(f"order {order.order_id} kept changing; the provider will retry")
+    ports.events.mark_applied(event)
+    return Outcome.WRONG_AMOUNT
+
+
+def _reread(order: Order, orders: OrderPort) -> Order:
+    """The order as it is now, after a write conditional on an older copy was refused."""
+    reread = orders.get(order.order_id)
+    assert reread is not None  # orders are never deleted
+    return reread
+
+
+def _wrong_payment(order: Order, payment_id: str) -> Money | None:
+    """What a payment of the wrong amount paid for the order, if the history tells one."""
+    for entry in order.history:
+        if entry.type == "payment.wrong_amount" and entry.data.get("payment_id") == payment_id:
+            return Money(amount=int(entry.data["amount"]), currency=str(entry.data["currency"]))
+    return None
+
+
 def apply_refund(event: PaymentEvent, ports: Ports, now: datetime) -> Outcome:
     """A refund the provider reports: the order -> REFUNDED whatever it was doing, once (I5).
 
@@ -168,6 +228,9 @@ def apply_refund(event: PaymentEvent, ports: Ports, now: datetime) -> Outcome:
     order = ports.orders.get(event.order_id)
     if order is None:
         raise BadInput("refund is for an order this shop does not know", code="unknown_order")
+    wrong = _wrong_payment(order, event.payment_id)
+    if wrong is not None:  # a payment of the wrong amount, given back: the order is untouched
+        return _other_payment_refunded(order, event, ports, paid=wrong)
     if order.payment is not None and order.payment.payment_id != event.payment_id:
         return _other_payment_refunded(order, event, ports)
     check_refund_matches(order, event)
@@ -189,9 +252,7 @@ def apply_refund(event: PaymentEvent, ports: Ports, now: datetime) -> Outcome:
             order = ports.orders.transition(order, "refund.confirmed", now, facts, payment=payment)
             break
         except StateConflict:
-            reread = ports.orders.get(order.order_id)
-            assert reread is not None
-            order = reread
+            order = _reread(order, ports.orders)
     else:
         raise StateConflict(f"order {order.order_id} kept changing; the provider will retry")
     # Also when a retry finds the order REFUNDED already: these are idempotent, and a crash may
@@ -204,10 +265,13 @@ def apply_refund(event: PaymentEvent, ports: Ports, now: datetime) -> Outcome:
     return Outcome.REFUNDED
 
 
-def _other_payment_refunded(order: Order, event: PaymentEvent, ports: Ports) -> Outcome:
-    """A refund of a payment the order does not hold (a second payment, kept for refund): that
-    payment is owed no more; the order is untouched."""
-    check_refund_matches(order.model_copy(update={"payment": None}), event)
+def _other_payment_refunded(
+    order: Order, event: PaymentEvent, ports: Ports, paid: Money | None = None
+) -> Outcome:
+    """A refund of a payment the order does not hold (a second payment, or one of the wrong amount
+    `paid`, kept for refund): that payment is owed no more; the order is untouched."""
+    total = paid or order.total
+    check_refund_matches(order.model_copy(update={"payment": None, "total": total}), event)
     if not ports.events.record(event):
         return Outcome.DUPLICATE
     ports.events.settle_owed(event.provider, order.order_id, event.payment_id)

@@ -12,10 +12,10 @@ from shared import adapters
 from shared.http import (
     documented,
     json_response,
+    json_text,
     parse_json,
     query_parameters,
     request_body,
-    text_body,
     validate,
 )
 from shared.orders import Order, OrderSummary, Status
@@ -111,14 +111,14 @@ def get_order(order_id: str) -> Response[str]:
             202,
             "refund sent; REFUNDING until the provider confirms",
             RefundStarted,
-            errors=[400, 401, 403, 404, 409, 503],
+            errors=[400, 401, 403, 404, 409, 415, 503],
         ),
         200: {"description": "refunded", "content": {"application/json": {"model": RefundStarted}}},
     },
 )
 def post_refund(order_id: str) -> Response[str]:
     merchant = merchant_id(router)
-    raw = text_body(router.current_event)
+    raw = json_text(router.current_event)
     body = validate(RefundBody, parse_json(raw) if raw.strip() else {})
     ports = adapters.ports()
     order = refund_order(merchant, order_id, body.reason, ports, ports.clock())

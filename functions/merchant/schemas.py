@@ -9,6 +9,7 @@ from shared.money import Money
 from shared.notify import EventType
 from shared.orders import OrderSummary, Status
 from shared.products import DeliveryMode, PriceTier, UndeliverablePolicy
+from shared.shops import ShopSettings
 
 
 class MerchantProduct(BaseModel):
@@ -108,3 +109,9 @@ class Webhook(BaseModel):
 
 class WebhookSet(Webhook):
     secret: str  # shown in this answer only
+
+
+class Shop(ShopSettings):
+    """The shop's settings, with the merchant's id (read-only: not taken by PUT)."""
+
+    merchant_id: str

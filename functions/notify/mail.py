@@ -21,7 +21,7 @@ from shared.orders import Order, Status
 from shared.products import Product
 from shared.settings import settings
 from shared.store.merchants import MerchantStore
-from shared.store.orders import OrderStore
+from shared.store.orders import OrderStore, buyer_of
 from shared.store.products import ProductStore
 from shared.store.stock.allocation import Allocation
 
@@ -82,7 +82,7 @@ def send(
     if request.mail == "order":
         mail = order_mail(str(request.order_id), orders, products, merchants, allocation, now)
     else:
-        mail = lookup_mail(str(request.email), orders, products, now)
+        mail = lookup_mail(str(request.email), orders, products, now, request.order_id)
     if mail is None:
         return Mailed.NOTHING
     (deliver or _send_ses)(mail, config.mail_from)
@@ -139,8 +139,15 @@ def order_mail(
     return Mail(order.email, f"订单已发货 / Your order is delivered: {name}", "\n".join(text))
 
 
-def lookup_mail(email: str, orders: OrderStore, products: ProductStore, now: datetime) -> Mail | None:
-    found = [o for o in (orders.get(i) for i in orders.of_buyer(email, LOOKUP_ORDERS)) if o is not None]
+def lookup_mail(
+    email: str, orders: OrderStore, products: ProductStore, now: datetime, order_id: str | None = None
+) -> Mail | None:
+    """The address's newest orders, or only `order_id` if it was placed with this address (None: no
+    mail, so a number and an address that do not belong together learn nothing)."""
+    ids = [order_id] if order_id else orders.of_buyer(email, LOOKUP_ORDERS)
+    found = [
+        o for o in (orders.get(i) for i in ids) if o is not None and buyer_of(o.email) == buyer_of(email)
+    ]
     if not found:
         return None
     names = {o.product_id: _name(products.recent_product(o.product_id)) for o in found}

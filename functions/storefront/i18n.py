@@ -1,10 +1,36 @@
-"""The hosted pages' languages: zh-CN and en, chosen by the buyer's toggle, else Accept-Language."""
+"""The hosted pages' languages: zh-CN and en, chosen by the buyer's toggle, else Accept-Language;
+and money as buyers read it in them."""
 
 from typing import Final
+
+from shared.money import MINOR_DIGITS, Money
 
 LANGUAGES: Final = ("zh-CN", "en")
 DEFAULT: Final = "en"
 COOKIE: Final = "miaofa_lang"
+
+# The currencies a buyer knows by a sign: CLDR's narrow symbols, which the pages' scripts ask the
+# browser's Intl.NumberFormat for (`currencyDisplay: "narrowSymbol"`), so both write ¥99.00 and $5.00
+# in zh-CN and en alike. Any other currency is written with its ISO code (`HKD 5.00`), as the scripts
+# then ask Intl for (`currencyDisplay: "code"`).
+SYMBOLS: Final = {"CNY": "¥", "JPY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "KRW": "₩"}
+
+
+def money(value: Money, lang: str) -> str:
+    """1999 CNY -> `¥19.99`, 500 USD -> `$5.00`, 1234500 HKD -> `HKD 12,345.00`: ISO 4217 minor units,
+    grouped by thousands (the same in zh-CN and en)."""
+    del lang  # zh-CN and en write amounts alike; a language that does not would choose here
+    digits = MINOR_DIGITS.get(value.currency, 2)
+    whole, fraction = divmod(value.amount, 10**digits)
+    number = f"{whole:,}" + (f".{fraction:0{digits}d}" if digits else "")
+    symbol = SYMBOLS.get(value.currency)
+    return f"{symbol}{number}" if symbol else f"{value.currency}\u00a0{number}"
+
+
+def money_format() -> dict[str, object]:
+    """What the pages' scripts need to write amounts as `money` does (the page's `data-money`)."""
+    return {"digits": MINOR_DIGITS, "symbols": sorted(SYMBOLS)}
+
 
 TEXTS: Final[dict[str, dict[str, str]]] = {
     "en": {
@@ -24,7 +50,13 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "provider.stripe": "Card (Stripe)",
         "provider.alipay": "Alipay",
         "provider.wechatpay": "WeChat Pay",
-        "scan": "Scan to pay, then come back to this page:",
+        "scan": "Scan to pay",
+        "scan_with": "Scan this code with {provider} to pay {amount}. This page shows your code once paid.",
+        "total": "Total",
+        "unit_times": "{quantity} × {price}",
+        "summary": "Your order",
+        "product": "Product",
+        "amount": "Amount",
         "order": "Order",
         "status": "Status",
         "timeline": "Timeline",
@@ -62,6 +94,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "event.order.created": "Order placed",
         "event.payment.succeeded": "Payment received",
         "event.payment.failed": "Payment failed",
+        "event.payment.wrong_amount": "A payment of another amount arrived: it is being refunded",
         "event.order.delivered": "Code delivered",
         "event.reservation.expired": "Reservation expired",
         "event.review.held": "Held for review",
@@ -72,6 +105,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "event.claim.replaced": "Code replaced",
         "buy_again": "Back to the product",
         "lookup": "Find my orders",
+        "order_number": "Order number (optional: only that order)",
         "lookup_sent": "If this address has orders here, a link to them is on its way.",
         "send_link": "E-mail me a link",
         "error.out_of_stock": "Sold out: not enough stock left for this quantity.",
@@ -80,7 +114,22 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "error.too_many_pending_orders": "You have too many unpaid orders: pay one or let it expire first.",
         "error.rate_limited": "Too many requests; please wait a minute and try again.",
         "error.busy": "The shop is very busy right now; please try again in a moment.",
-        "error.other": "Something went wrong: {message}",
+        "error.payment_provider_unavailable": "The payment provider did not answer. Please try again in a moment.",
+        "error.invalid_provider": "This payment method is not available; please choose another.",
+        "error.currency_not_supported": "This payment method cannot take this currency; please choose another.",
+        "error.state_conflict": "This order cannot go on as it is; please start again.",
+        "error.product_not_found": "This product is not on sale any more.",
+        "error.invalid_product_id": "This product is not on sale any more.",
+        "error.validation_error": "This quantity cannot be bought: the shop may have just changed this product. Please reload the page.",
+        "error.invalid_quantity": "Enter the quantity as a whole number from {min} to {max}.",
+        "error.invalid_email": "Enter a valid e-mail address.",
+        "error.invalid_order_id": "Enter the order number as your e-mail shows it (ord_ and 20 letters and digits).",
+        "error.total_too_large": "The total is more than one payment can be; please choose fewer.",
+        "error.risk_blocked": "The shop cannot accept this order. Contact the shop if you think this is wrong.",
+        "error.order_not_found": "No such order, or this link is no longer valid.",
+        "error.internal_error": "Something went wrong on our side. Please try again.",
+        "error.network": "Cannot reach the shop. Check your connection and try again.",
+        "error.other": "Something went wrong (error {code}). Please try again.",
     },
     "zh-CN": {
         "switch": "English",
@@ -99,7 +148,13 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "provider.stripe": "银行卡（Stripe）",
         "provider.alipay": "支付宝",
         "provider.wechatpay": "微信支付",
-        "scan": "扫码支付，然后回到本页：",
+        "scan": "扫码支付",
+        "scan_with": "请用{provider}扫描此二维码，支付 {amount}。付款后卡密会显示在本页。",
+        "total": "合计",
+        "unit_times": "{quantity} × {price}",
+        "summary": "订单内容",
+        "product": "商品",
+        "amount": "金额",
         "order": "订单",
         "status": "状态",
         "timeline": "订单进度",
@@ -135,6 +190,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "event.order.created": "已下单",
         "event.payment.succeeded": "已付款",
         "event.payment.failed": "付款失败",
+        "event.payment.wrong_amount": "收到一笔金额不符的付款，正在原路退回",
         "event.order.delivered": "已发货",
         "event.reservation.expired": "预留已过期",
         "event.review.held": "进入审核",
@@ -145,6 +201,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "event.claim.replaced": "已更换卡密",
         "buy_again": "返回商品页",
         "lookup": "查询我的订单",
+        "order_number": "订单号（可选：只查这一笔）",
         "lookup_sent": "如果该邮箱在本店有订单，查询链接已发送。",
         "send_link": "发送查询链接",
         "error.out_of_stock": "库存不足，无法购买该数量。",
@@ -153,7 +210,22 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "error.too_many_pending_orders": "您的未付款订单过多，请先付款或等待其过期。",
         "error.rate_limited": "请求过于频繁，请稍后再试。",
         "error.busy": "当前访问人数较多，请稍后再试。",
-        "error.other": "出错了：{message}",
+        "error.payment_provider_unavailable": "支付服务暂时没有响应，请稍后再试。",
+        "error.invalid_provider": "该支付方式暂不可用，请选择其他方式。",
+        "error.currency_not_supported": "该支付方式不支持此币种，请选择其他方式。",
+        "error.state_conflict": "该订单无法继续，请重新下单。",
+        "error.product_not_found": "该商品已下架或不存在。",
+        "error.invalid_product_id": "该商品已下架或不存在。",
+        "error.validation_error": "无法购买该数量：商家可能刚修改了此商品，请刷新页面。",
+        "error.invalid_quantity": "请输入 {min} 到 {max} 之间的整数数量。",
+        "error.invalid_email": "请输入有效的邮箱地址。",
+        "error.invalid_order_id": "请按邮件中的格式输入订单号（ord_ 加 20 位字母和数字）。",
+        "error.total_too_large": "总金额超出单笔支付上限，请减少数量。",
+        "error.risk_blocked": "商店无法接受此订单。如有疑问，请联系商家。",
+        "error.order_not_found": "订单不存在，或链接已失效。",
+        "error.internal_error": "商店出了点问题，请重试。",
+        "error.network": "无法连接商店，请检查网络后重试。",
+        "error.other": "出错了（错误代码 {code}），请重试。",
     },
 }
 

@@ -1,5 +1,6 @@
-"""Order look-up by e-mail: the caller learns nothing (always 202, the same answer and the same work
-for any address); the address's owner gets a mail with a magic link to each of its orders.
+"""Order look-up by e-mail, or by order number and e-mail: the caller learns nothing (always 202, the
+same answer and the same work for any address and any number); the address's owner gets a mail with
+a magic link to each of its orders, or to the one order named if it was placed with that address.
 
 Capped per hour: per client address (429, which says nothing about the e-mail) and per e-mail
 (silently: no more mail this hour, so the look-up cannot be used to flood an inbox)."""
@@ -23,6 +24,7 @@ class LookupRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr = Field(max_length=254)
+    order_id: str | None = Field(default=None, pattern=r"^ord_[0-9a-f]{20}$")  # the order number, if known
 
 
 def request_lookup(
@@ -42,5 +44,5 @@ def request_lookup(
         )
     email = str(request.email)
     if limits.take_hourly(buyer_key("lookup-email", email), per_email, now):
-        request_mail(MailRequest(mail="lookup", email=email), queue)
+        request_mail(MailRequest(mail="lookup", email=email, order_id=request.order_id), queue)
     return ACCEPTED

@@ -9,8 +9,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.storefront.checkout import Checkout, CheckoutRequest, checkout
+from functions.storefront.qr import qr_svg
 from functions.storefront.routing import answer, client_address, logger, throttle
-from functions.storefront.schemas import BuyerOrder, Event, Item, OrderCreated, PaymentStart
+from functions.storefront.schemas import BuyerOrder, Event, Item, OrderCreated, PaymentStart, ProductRef
 from shared import access, adapters, observability
 from shared.errors import NotFound
 from shared.http import documented
@@ -29,22 +30,30 @@ def order_created(result: Checkout) -> OrderCreated:
         status=order.status,
         total=order.total,
         expires_at=order.expires_at.isoformat(),
-        payment=PaymentStart(provider=order.provider, url=result.pay_url, kind=result.pay_kind),
+        payment=PaymentStart(
+            provider=order.provider,
+            url=result.pay_url,
+            kind=result.pay_kind,
+            qr_svg=qr_svg(result.pay_url) if result.pay_kind == "qr" and result.pay_url else None,
+        ),
     )
 
 
 def buyer_order(order: Order) -> BuyerOrder:
-    """The order as its buyer sees it: its codes and the product's instructions once DELIVERED."""
+    """The order as its buyer sees it: what was bought, and its codes and the product's instructions
+    once DELIVERED."""
     items, instructions = None, None
+    product = adapters.products().recent_product(order.product_id)  # read at most once a second a container
     if order.status == Status.DELIVERED:
         cipher = adapters.merchants().cipher(order.merchant_id)
         codes = adapters.allocation().read_codes(order.product_id, order.slots, order.order_id, cipher)
         items = [Item(code=code) for code in codes]
-        product = adapters.products().recent_product(order.product_id)  # its instructions, for the buyer only
-        instructions = product.instructions if product is not None else ""
+        instructions = product.instructions if product is not None else ""  # for the buyer only
     return BuyerOrder(
         order_id=order.order_id,
         status=order.status,
+        product=ProductRef(id=product.product_id, name=product.name) if product is not None else None,
+        provider=order.provider,
         quantity=order.quantity,
         total=order.total,
         expires_at=order.expires_at.isoformat(),

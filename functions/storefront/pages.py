@@ -15,8 +15,7 @@ from html import escape
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from functions.storefront.i18n import LANGUAGES, TEXTS
-from shared.money import display
+from functions.storefront.i18n import LANGUAGES, TEXTS, money, money_format
 from shared.products import Product
 
 STATIC = Path(__file__).parent / "static"
@@ -41,6 +40,10 @@ ul.codes{list-style:none;padding:0}ul.codes li{margin:.5rem 0}
 .code{display:block;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:1.15rem;background:#f1f1f1;
 padding:.6rem;border-radius:.3rem;word-break:break-all}
 #instructions{white-space:pre-wrap}[hidden]{display:none!important}
+#total{font-size:1.1rem;margin:.75rem 0 0}#total-amount,.amount{font-size:1.3rem}
+.qr-row{display:flex;flex-wrap:wrap;gap:1rem;align-items:center}
+#qr svg{display:block;width:14rem;max-width:100%;height:auto;shape-rendering:crispEdges}
+dl{display:grid;grid-template-columns:auto 1fr;gap:.25rem 1rem;margin:0}dt{color:#444}dd{margin:0}
 """
 
 
@@ -53,8 +56,8 @@ def _source_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
-PRODUCT_SCRIPT = _script("product.js", "lookup.js")
-ORDER_SCRIPT = _script("order.js", "lookup.js")
+PRODUCT_SCRIPT = _script("errors.js", "product.js", "lookup.js")
+ORDER_SCRIPT = _script("errors.js", "order.js", "lookup.js")
 
 
 @dataclass(frozen=True)
@@ -104,17 +107,38 @@ def _lookup(lang: str) -> str:
         f'<section aria-labelledby="lookup-title"><h2 id="lookup-title">{escape(t["lookup"])}</h2>'
         '<form id="lookup"><label for="lookup-email">'
         f'{escape(t["email"])}</label><input id="lookup-email" name="lookup-email" type="email" '
-        f'autocomplete="email" required><button type="submit" class="secondary">{escape(t["send_link"])}'
+        'autocomplete="email" required><label for="lookup-order">'
+        f'{escape(t["order_number"])}</label><input id="lookup-order" name="lookup-order" '
+        'autocomplete="off" spellcheck="false" placeholder="ord_…">'
+        f'<button type="submit" class="secondary">{escape(t["send_link"])}'
         '</button><p id="lookup-note" role="status"></p></form></section>'
     )
+
+
+def _totals(product: Product, largest: int, lang: str) -> dict[str, list[str]]:
+    """quantity -> [total, "quantity × unit price"] for every quantity the form takes, from the same
+    rule the checkout charges by (wholesale tiers applied): the page shows the total before "buy"."""
+    return {
+        str(quantity): [
+            money(product.total_for(quantity), lang),
+            TEXTS[lang]["unit_times"].format(
+                quantity=quantity, price=money(product.unit_price(quantity), lang)
+            ),
+        ]
+        for quantity in range(product.min_per_order, largest + 1)
+    }
 
 
 def product_page(product: Product, available: int, providers: Sequence[str], lang: str) -> Page:
     t = TEXTS[lang]
     tiers = "".join(
-        f"<li>{escape(t['each_from'].format(quantity=tier.min_quantity, price=display(tier.price)))}</li>"
+        f"<li>{escape(t['each_from'].format(quantity=tier.min_quantity, price=money(tier.price, lang)))}</li>"
         for tier in product.price_tiers
     )
+    largest = min(product.max_per_order, available)
+    data = {"product-id": product.product_id, "min": str(product.min_per_order), "max": str(largest)}
+    totals = _totals(product, largest, lang)
+    first = totals.get(str(product.min_per_order), ["—", ""])
     if available <= 0:
         offer = f'<p class="soldout" id="soldout" role="status">{escape(t["sold_out"])}</p><p>{escape(t["sold_out_long"])}</p>'
     else:
@@ -129,8 +153,10 @@ def product_page(product: Product, available: int, providers: Sequence[str], lan
             '<form id="buy" novalidate>'
             f'<label for="quantity">{escape(t["quantity"])}</label>'
             f'<input id="quantity" name="quantity" type="number" inputmode="numeric" '
-            f'min="{product.min_per_order}" max="{min(product.max_per_order, available)}" '
+            f'min="{product.min_per_order}" max="{largest}" '
             f'value="{product.min_per_order}" required>'
+            f'<p id="total" aria-live="polite">{escape(t["total"])}: <strong id="total-amount">{escape(first[0])}</strong> '
+            f'<span class="muted" id="total-detail">{escape(first[1])}</span></p>'
             f'<label for="email">{escape(t["email"])}</label>'
             '<input id="email" name="email" type="email" autocomplete="email" required>'
             f"<fieldset><legend>{escape(t['pay_with'])}</legend>{choices}</fieldset>"
@@ -140,10 +166,12 @@ def product_page(product: Product, available: int, providers: Sequence[str], lan
     body = (
         f'<h1 id="name">{escape(product.name)}</h1>'
         f'<p class="description" id="description">{escape(product.description)}</p>'
-        f'<p>{escape(t["price"])}: <strong id="price">{escape(display(product.price))}</strong></p>'
+        f'<p>{escape(t["price"])}: <strong id="price">{escape(money(product.price, lang))}</strong></p>'
         f"{f'<ul id=tiers>{tiers}</ul>' if tiers else ''}{offer}"
     )
-    return _page(lang, product.name, {"product-id": product.product_id}, body, PRODUCT_SCRIPT)
+    if available > 0:
+        data["totals"] = json.dumps(totals, ensure_ascii=False)
+    return _page(lang, product.name, data, body, PRODUCT_SCRIPT)
 
 
 def order_page(order_id: str, lang: str, websocket_url: str = "") -> Page:
@@ -153,13 +181,25 @@ def order_page(order_id: str, lang: str, websocket_url: str = "") -> Page:
         f'<h1>{escape(t["order"])} <span id="order-id">{escape(order_id)}</span></h1>'
         f'<p>{escape(t["status"])}: <strong id="status">{escape(t["loading"])}</strong></p>'
         '<p id="explain" role="status" aria-live="polite"></p>'
-        f'<section id="qr-box" hidden><p>{escape(t["scan"])}</p><code class="code" id="qr"></code></section>'
+        f'<section id="qr-box" aria-labelledby="qr-title" hidden><h2 id="qr-title">{escape(t["scan"])}</h2>'
+        f'<div class="qr-row"><div id="qr" role="img" aria-label="{escape(t["scan"])}"></div>'
+        '<p><strong id="qr-provider"></strong><br><strong class="amount" id="qr-amount"></strong><br>'
+        '<span class="muted" id="qr-note"></span></p></div></section>'
+        f'<section id="summary" aria-labelledby="summary-title" hidden><h2 id="summary-title">{escape(t["summary"])}</h2>'
+        f'<dl><dt>{escape(t["product"])}</dt><dd id="summary-product"></dd>'
+        f'<dt>{escape(t["quantity"])}</dt><dd id="summary-quantity"></dd>'
+        f'<dt>{escape(t["amount"])}</dt><dd id="summary-total"></dd></dl>'
+        f'<p><a id="product-link" hidden>{escape(t["buy_again"])}</a></p></section>'
         f'<section id="delivered" hidden><h2>{escape(t["codes"])}</h2><ul class="codes" id="codes"></ul>'
         '<div id="code-actions"></div>'
         f'<div id="instructions-box" hidden><h2>{escape(t["instructions"])}</h2><p id="instructions"></p></div>'
         f'</section><h2>{escape(t["timeline"])}</h2><ol id="events"></ol>'
     )
-    data = {"order-id": order_id, **({"ws-url": websocket_url} if websocket_url else {})}
+    data = {
+        "order-id": order_id,
+        "money": json.dumps(money_format()),
+        **({"ws-url": websocket_url} if websocket_url else {}),
+    }
     return _page(lang, f"{t['order']} {order_id}", data, body, ORDER_SCRIPT, connect=_origin(websocket_url))
 
 

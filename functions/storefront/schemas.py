@@ -31,6 +31,7 @@ class PaymentStart(BaseModel):
     provider: str
     url: str | None  # null once the order no longer waits for its payment (a replayed request)
     kind: Literal["redirect", "qr"]
+    qr_svg: str | None = None  # kind "qr": the URL's QR code as an SVG element, for the page to draw
 
 
 class OrderCreated(BaseModel):
@@ -51,9 +52,16 @@ class Item(BaseModel):
     code: str
 
 
+class ProductRef(BaseModel):
+    id: str
+    name: str
+
+
 class BuyerOrder(BaseModel):
     order_id: str
     status: Status
+    product: ProductRef | None = None  # what was bought (left out if the product is gone)
+    provider: str  # who takes the payment: sandbox, stripe, alipay, wechatpay
     quantity: int
     total: Money
     expires_at: str  # when an unpaid order's reservation ends

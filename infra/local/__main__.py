@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 from infra.local.dynalite import DynaliteError
+from infra.local.gateway import PortUnavailable
 from infra.local.runtime import LocalRuntime
 from infra.local.template import ROOT
 
+DEFAULT_PORT = 3000
 PROVIDERS_FILE = (
     ROOT / ".miaofa" / "providers.json"
 )  # optional: Stripe / Alipay / WeChat Pay (docs/payments.md)
@@ -28,11 +30,20 @@ def _providers() -> dict:
     return loaded if isinstance(loaded, dict) else {}
 
 
+def _port() -> int:
+    """MIAOFA_PORT, else 3000; anything but a port number stops `make run` saying so."""
+    text = os.environ.get("MIAOFA_PORT") or str(DEFAULT_PORT)
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        sys.exit(f"miaofa: MIAOFA_PORT must be a port number from 1 to 65535, not {text!r}")
+    return int(text)
+
+
 def main() -> None:
     started = time.monotonic()
+    port = _port()
     try:
         runtime = LocalRuntime(
-            port=int(os.environ.get("MIAOFA_PORT", "3000")),
+            port=port,
             merchant_key=os.environ.get("MIAOFA_MERCHANT_KEY") or None,
             sandbox_secret=os.environ.get("MIAOFA_SANDBOX_SECRET") or None,
             providers=_providers(),
@@ -48,6 +59,11 @@ def main() -> None:
         info = runtime.start()
     except DynaliteError as error:  # MIAOFA_STORE=dynalite without Node.js, or npm could not install it
         sys.exit(f"miaofa: {error}")
+    except PortUnavailable as error:  # one line, naming the way out
+        sys.exit(
+            f"miaofa: {error}; set MIAOFA_PORT to a free port (MIAOFA_PORT={port + 1 if port < 65535 else 3000}"
+            " make run)"
+        )
     state = ROOT / ".miaofa"
     state.mkdir(exist_ok=True)
     (state / "local.json").write_text(runtime.as_json())
@@ -60,6 +76,7 @@ def main() -> None:
         f"\nmiaofa is running locally (ready in {time.monotonic() - started:.1f}s)\n"
         f"  demo product page: {info.url}/p/{info.demo_product_id}\n"
         f"  mail it sent:      {info.url}/_local/mail\n"
+        f"  demo merchant:     {info.merchant_id}\n"
         f"  merchant API key:  {info.merchant_key}\n"
         f"  embedded AWS:      {info.aws_endpoint}\n"
         f"{push}"

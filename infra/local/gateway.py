@@ -25,6 +25,14 @@ TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded", 
 Extra = Callable[[str, str, dict[str, str], dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
 
 
+class PortUnavailable(Exception):
+    """The gateway cannot listen on its port (`MIAOFA_PORT`)."""
+
+    def __init__(self, port: int, reason: str) -> None:
+        super().__init__(f"cannot listen on 127.0.0.1:{port}: {reason}")
+        self.port, self.reason = port, reason
+
+
 class Gateway:
     def __init__(
         self, routes: list[Route], functions: dict[str, LocalFunction], port: int, quiet: bool
@@ -60,7 +68,10 @@ class Gateway:
             request_queue_size = 512  # listen backlog; the default 5 resets a burst of buyers
             daemon_threads = True
 
-        self.server = Server(("127.0.0.1", port), Handler)
+        try:
+            self.server = Server(("127.0.0.1", port), Handler)
+        except OSError as error:  # taken by another process, or below 1024 without the right
+            raise PortUnavailable(port, error.strerror or str(error)) from None
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
 

@@ -18,7 +18,7 @@ from typing import Any
 from infra.local import template
 from infra.local.aws import REGION, EmbeddedAws, provision
 from infra.local.dynalite import Dynalite
-from infra.local.gateway import Gateway
+from infra.local.gateway import Gateway, PortUnavailable
 from infra.local.lambdas import LocalFunction
 from infra.local.mailbox import PREFIX as MAILBOX_PREFIX
 from infra.local.mailbox import handle as mailbox
@@ -57,6 +57,8 @@ class LocalInfo:
     dynamodb_endpoint: str = ""  # DynamoDB's endpoint (aws_endpoint on moto)
     ws_url: str = ""  # the WebSocket API, if the template has one
     ws_endpoint: str = ""  # its management API (WEBSOCKET_ENDPOINT)
+    merchant_id: str = ""  # the demo merchant's
+    codes_key: str = ""  # the KMS key that seals each merchant's data key (`miaofa-ops merchants create`)
 
 
 class LocalRuntime:
@@ -127,7 +129,13 @@ class LocalRuntime:
             )
             for name, props in infra.functions.items()
         }
-        self.gateway = Gateway(infra.routes, self.functions, self.port, self.quiet)
+        try:
+            self.gateway = Gateway(infra.routes, self.functions, self.port, self.quiet)
+        except PortUnavailable:
+            self.aws.stop()
+            if self.dynalite:
+                self.dynalite.stop()
+            raise
         url = f"http://127.0.0.1:{self.gateway.port}"
         if len(infra.sockets) > 1:
             raise ValueError("the local runtime serves one WebSocket API")
@@ -207,7 +215,7 @@ class LocalRuntime:
             for runner in self._runners():
                 runner.start()
         self.queue_urls = {name: resources.refs[name] for name in infra.queues}
-        product_id = self._seed_demo(url) if self.seed else ""
+        merchant_id, product_id = self._seed_demo(url) if self.seed else ("", "")
         self.info = LocalInfo(
             url,
             self.merchant_key,
@@ -220,6 +228,8 @@ class LocalRuntime:
             dynamodb_endpoint=dynamodb_endpoint,
             ws_url=self.sockets.url if self.sockets else "",
             ws_endpoint=self.sockets.endpoint if self.sockets else "",
+            merchant_id=merchant_id,
+            codes_key=resources.refs.get("CodesKey", ""),
         )
         return self.info
 
@@ -251,11 +261,12 @@ class LocalRuntime:
                     raise ValueError(f"{name} sets {key} differently; the local runtime needs one value")
         return merged
 
-    def _seed_demo(self, url: str) -> str:
-        """A demo merchant (through the merchant store) and product with codes (through the merchant API)."""
+    def _seed_demo(self, url: str) -> tuple[str, str]:
+        """A demo merchant (through the merchant store) and product with codes (through the merchant
+        API); returns their ids."""
         from shared.adapters import merchants
 
-        merchants().create_merchant("Demo merchant", api_key=self.merchant_key)
+        merchant_id, _ = merchants().create_merchant("Demo merchant", api_key=self.merchant_key)
         product = self.merchant_call(
             url,
             "POST",
@@ -273,7 +284,7 @@ class LocalRuntime:
         self.merchant_call(
             url, "POST", f"/merchant/products/{product['id']}/stock", codes.encode(), "text/plain"
         )
-        return str(product["id"])
+        return merchant_id, str(product["id"])
 
     def merchant_call(
         self,

@@ -9,9 +9,14 @@ import time
 import urllib.error
 import urllib.request
 from html import escape
+from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from pydantic import ValidationError
+
+from functions.storefront import i18n
 from shared.errors import InvalidSignature
+from shared.money import Money
 from shared.providers.sandbox import SIGNATURE_TOLERANCE, signed_query
 from shared.providers.signatures import sandbox_signature, verify_sandbox_signature
 
@@ -44,7 +49,7 @@ class SandboxProvider:
         if path == f"{PREFIX}/api/refunds":
             return self._answer_refund(method, path, query, headers, body)
         if path == f"{PREFIX}/pay" and method == "GET":
-            return 200, {"content-type": "text/html; charset=utf-8"}, _pay_page(query).encode()
+            return 200, {"content-type": "text/html; charset=utf-8"}, _pay_page(query, headers).encode()
         if path == f"{PREFIX}/pay" and method == "POST":
             try:
                 form = dict(parse_qsl(body.decode()))
@@ -229,24 +234,61 @@ def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], b
     return status, {"content-type": "application/json"}, body
 
 
-def _pay_page(query: dict[str, str]) -> str:
+# The pay page speaks the shop page's language: the same choice (`?lang=`, the pages' language cookie,
+# which this page shares locally, then Accept-Language) as functions/storefront/i18n.py makes.
+PAY_TEXTS = {
+    "en": {
+        "title": "Sandbox payment",
+        "test": "Test mode: no real money moves.",
+        "order": "Order",
+        "amount": "Amount",
+        "pay": "Pay",
+        "lost": "Pay, but lose the callback",
+        "lost_note": "The second button takes the payment without telling the shop; reconciliation asks the "
+        "provider about unpaid orders after 2 minutes and delivers.",
+    },
+    "zh-CN": {
+        "title": "沙箱支付",
+        "test": "测试模式：不会产生真实扣款。",
+        "order": "订单",
+        "amount": "金额",
+        "pay": "付款",
+        "lost": "付款，但丢失回调",
+        "lost_note": "第二个按钮付款但不通知商店；对账会在 2 分钟后向支付方查询未付款订单并发货。",
+    },
+}
+
+
+def _pay_page(query: dict[str, str], headers: dict[str, str]) -> str:
+    cookie = SimpleCookie()
+    try:
+        cookie.load(headers.get("cookie", ""))
+    except CookieError:
+        cookie.clear()
+    chosen = cookie.get(i18n.COOKIE)
+    lang = i18n.choose(query.get("lang"), chosen.value if chosen else None, headers.get("accept-language"))
+    t = PAY_TEXTS[lang]
     fields = "".join(
         f'<input type="hidden" name="{name}" value="{escape(query.get(name, ""))}">'
         for name in ("order_id", "amount", "currency", "return_url")
     )
-    amount = escape(query.get("amount", "?"))
-    currency = escape(query.get("currency", ""))
+    try:
+        amount = i18n.money(
+            Money(amount=int(query.get("amount", "")), currency=query.get("currency", "")), lang
+        )
+    except (ValueError, ValidationError):  # not a payment anyone could make: shown as given
+        amount = f"{query.get('amount', '?')} {query.get('currency', '')}"
     return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sandbox pay</title>'
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>{t["title"]}</title>'
         '<meta name="viewport" content="width=device-width,initial-scale=1"></head>'
-        '<body style="font-family:system-ui;max-width:30rem;margin:2rem auto">'
-        "<h1>Sandbox payment</h1><p>Test mode: no real money moves.</p>"
-        f"<p>Order <code>{escape(query.get('order_id', ''))}</code>: "
-        f'<strong id="amount">{amount}</strong> {currency} (minor units)</p>'
+        '<body style="font-family:system-ui,sans-serif;max-width:30rem;margin:2rem auto;padding:0 1rem;'
+        'overflow-wrap:anywhere">'
+        f"<h1>{t['title']}</h1><p>{t['test']}</p>"
+        f"<p>{t['order']} <code>{escape(query.get('order_id', ''))}</code></p>"
+        f'<p>{t["amount"]}: <strong id="amount" style="font-size:1.4rem">{escape(amount)}</strong></p>'
         f'<form method="post" action="{PREFIX}/pay">{fields}'
-        '<button id="pay" type="submit" style="font-size:1.2rem;padding:.5rem 2rem">Pay</button> '
-        '<button id="pay-lost" type="submit" name="callback" value="lost">Pay, but lose the callback</button>'
-        "</form><p><small>The second button takes the payment without telling the shop; reconciliation "
-        "asks the provider about unpaid orders after 2 minutes and delivers.</small></p>"
+        f'<button id="pay" type="submit" style="font-size:1.2rem;padding:.5rem 2rem">{t["pay"]}</button> '
+        f'<button id="pay-lost" type="submit" name="callback" value="lost">{t["lost"]}</button>'
+        f"</form><p><small>{t['lost_note']}</small></p>"
         "</body></html>"
     )

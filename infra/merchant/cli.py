@@ -1,9 +1,13 @@
-"""`miaofa-merchant`: a merchant's products and stock, over the merchant HTTP API.
+"""`miaofa-merchant`: a merchant's products, stock and shop settings, over the merchant HTTP API.
 
     miaofa-merchant stock import FILE --product ID [--chunk 5000] [--import-id ID]
     miaofa-merchant stock levels --product ID
     miaofa-merchant stock export --product ID [-o FILE]
     miaofa-merchant products list
+    miaofa-merchant products create --name TEXT --price 35.00 [--currency CNY] [--max-per-order N]
+    miaofa-merchant shop show
+    miaofa-merchant shop set [--name TEXT] [--logo-url URL] [--contact TEXT] [--announcement TEXT]
+                             [--support-email ADDRESS] [--language zh-CN|en]
 
 Where and who: --url and --key, else MIAOFA_URL and MIAOFA_MERCHANT_KEY, else the local runtime's
 `.miaofa/local.json` (written by `make run`). Nothing it prints holds a code, except what
@@ -39,7 +43,7 @@ from infra.cli_support import (
     numeric,
     read_local_file,
 )
-from shared.money import Money, to_major
+from shared.money import Money, from_major, to_major
 
 DEFAULT_CHUNK = 5_000
 MAX_CHUNK = 10_000  # the API takes at most 10,000 codes a request
@@ -49,6 +53,8 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_CODES = frozenset({"import_in_progress"})  # another import, removal or export holds the product
 SHOWN_PROBLEMS = 10
 PROG = "miaofa-merchant"
+SHOP_FIELDS = ("name", "logo_url", "contact", "announcement", "support_email", "default_language")
+LANGUAGES = ("zh-CN", "en")
 
 
 class Unreachable(Exception):
@@ -109,9 +115,12 @@ class Api:
             reason = getattr(error, "reason", error)
             raise Unreachable(f"no answer from {self.url}: {reason}") from None
 
-    def call(self, method: str, path: str, console: Console, what: str, **kwargs: Any) -> Reply:
-        """Send, retrying what is safe to retry; a refusal becomes Refused naming `what`."""
-        for attempt in range(1, ATTEMPTS + 1):
+    def call(
+        self, method: str, path: str, console: Console, what: str, attempts: int = ATTEMPTS, **kwargs: Any
+    ) -> Reply:
+        """Send, retrying what is safe to retry (`attempts` 1: a request that is not); a refusal
+        becomes Refused naming `what`."""
+        for attempt in range(1, attempts + 1):
             try:
                 reply = self.send(method, path, **kwargs)
             except Unreachable as error:
@@ -123,8 +132,12 @@ class Api:
                 if reply.status not in RETRY_STATUSES and code not in RETRY_CODES:
                     raise Refused(f"{what}: {_refusal(reply.status, code, message)}")
                 problem = f"{reply.status} {code}"
-            if attempt == ATTEMPTS:
-                raise Refused(f"{what}: failed {ATTEMPTS} times (last: {problem})")
+            if attempt == attempts:
+                raise Refused(
+                    f"{what}: failed {attempts} times (last: {problem})"
+                    if attempts > 1
+                    else f"{what}: failed ({problem}); not sent again, as it may have been done: check first"
+                )
             delay = min(8.0, 0.5 * 2 ** (attempt - 1))
             console.note(f"{what}: {problem}; trying again in {delay:.1f} s")
             console.sleep(delay)
@@ -482,6 +495,65 @@ class Commands:
         self.console.print(count_of(len(products), "product"))
         return 0
 
+    def products_create(self) -> int:
+        try:
+            price = from_major(self.args.price, self.args.currency)
+        except ValueError as error:
+            raise UsageError(f"{PROG} products create: --price {self.args.price!r}: {error}") from None
+        body: dict[str, Any] = {"name": self.args.name, "price": price.model_dump()}
+        for name in ("description", "max_per_order"):
+            if getattr(self.args, name) is not None:
+                body[name] = getattr(self.args, name)
+        product = self.api.call(
+            "POST",
+            "/merchant/products",
+            self.console,
+            "create product",
+            attempts=1,  # a second POST would make a second product
+            body=json.dumps(body).encode(),
+            content_type="application/json",
+        ).json()
+        if self.args.json:
+            self.console.json(product)
+        else:
+            self.console.print(f"{product['id']}  {_price(product.get('price'))}  {product.get('name', '')}")
+        return 0
+
+    # ---- shop settings
+    def shop_show(self) -> int:
+        self._print_shop(self.api.call("GET", "/merchant/shop", self.console, "shop settings").json())
+        return 0
+
+    def shop_set(self) -> int:
+        given = {name: getattr(self.args, name) for name in SHOP_FIELDS}
+        changes = {name: value for name, value in given.items() if value is not None}
+        if not changes:
+            raise UsageError(f"{PROG} shop set: give at least one setting to change (see --help)")
+        # The API takes the whole settings (PUT): the current ones, with these changed.
+        current = self.api.call("GET", "/merchant/shop", self.console, "shop settings").json()
+        wanted = {name: current.get(name) for name in SHOP_FIELDS} | changes
+        reply = self.api.call(
+            "PUT",
+            "/merchant/shop",
+            self.console,
+            "shop settings",
+            body=json.dumps(wanted).encode(),
+            content_type="application/json",
+        )
+        self._print_shop(reply.json())
+        return 0
+
+    def _print_shop(self, shop: dict[str, Any]) -> None:
+        if self.args.json:
+            self.console.json(shop)
+            return
+        width = max(len(name) for name in ("merchant_id", *SHOP_FIELDS))
+        for name in ("merchant_id", *SHOP_FIELDS):
+            value = shop.get(name)
+            text = "-" if value in (None, "") else str(value)
+            first, *rest = text.split("\n")  # an announcement's further lines, indented under it
+            self.console.print(f"{name:<{width}}  {first}", *(f"{'':<{width}}  {line}" for line in rest))
+
 
 def _price(price: Any) -> str:
     try:
@@ -513,8 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
     product = Parser(add_help=False)
     product.add_argument("--product", required=True, metavar="ID", help="the product (prd_…)")
 
-    parser = Parser(prog=PROG, description="A merchant's products and stock, over the merchant API.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{stock,products}")
+    parser = Parser(
+        prog=PROG, description="A merchant's products, stock and shop settings, over the merchant API."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{stock,products,shop}")
     stock = commands.add_parser("stock", help="import, read, export a product's stock")
     actions = stock.add_subparsers(dest="action", required=True, metavar="{import,levels,export}")
 
@@ -552,10 +626,45 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(run=Commands.stock_export)
 
     products = commands.add_parser("products", help="the merchant's products")
-    products_actions = products.add_subparsers(dest="action", required=True, metavar="{list}")
+    products_actions = products.add_subparsers(dest="action", required=True, metavar="{list,create}")
     products_actions.add_parser(
         "list", parents=[where], help="every product: id, state, price, name"
     ).set_defaults(run=Commands.products_list)
+    created = products_actions.add_parser("create", parents=[where], help="a new product (sold from stock)")
+    created.add_argument("--name", required=True, help="as buyers see it")
+    created.add_argument("--price", required=True, metavar="AMOUNT", help="in major units: 35.00")
+    created.add_argument("--currency", default="CNY", help="ISO 4217 (default: %(default)s)")
+    created.add_argument("--description", metavar="TEXT")
+    created.add_argument(
+        "--max-per-order",
+        dest="max_per_order",
+        type=numeric(int, lambda n: n < 1, "must be 1 or more: {text}"),
+        metavar="N",
+    )
+    created.set_defaults(run=Commands.products_create)
+
+    shop = commands.add_parser("shop", help="the shop's settings: name, logo, contact, announcement, ...")
+    shop_actions = shop.add_subparsers(dest="action", required=True, metavar="{show,set}")
+    shop_actions.add_parser("show", parents=[where], help="the shop's settings").set_defaults(
+        run=Commands.shop_show
+    )
+    change = shop_actions.add_parser(
+        "set", parents=[where], help="change the settings given (an empty value clears one)"
+    )
+    change.add_argument("--name", help="the shop's name, as buyers see it")
+    change.add_argument("--logo-url", dest="logo_url", metavar="URL", help="an https:// URL of the logo")
+    change.add_argument("--contact", metavar="TEXT", help="how buyers reach the shop (one line)")
+    change.add_argument("--announcement", metavar="TEXT", help="shown atop the shop's pages")
+    change.add_argument(
+        "--support-email", dest="support_email", metavar="ADDRESS", help="for buyers' questions"
+    )
+    change.add_argument(
+        "--language",
+        dest="default_language",
+        choices=LANGUAGES,
+        help="the language the shop's pages start in",
+    )
+    change.set_defaults(run=Commands.shop_set)
     return parser
 
 

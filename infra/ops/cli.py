@@ -1,4 +1,5 @@
-"""`miaofa-ops`: inspect, replay and purge dead-letter queues; read reconciliation reports.
+"""`miaofa-ops`: inspect, replay and purge dead-letter queues; read reconciliation reports; open a
+merchant's shop and manage its API keys.
 
 Exit codes: 0 done, 1 refused or failed, 2 usage (bad options, no target), 130 interrupted.
 """
@@ -9,6 +10,7 @@ from functools import partial
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 from pynamodb.exceptions import PynamoDBException
 
 from infra.cli_support import (
@@ -30,7 +32,9 @@ from infra.ops.target import Target, TargetError, resolve
 from shared.errors import DomainError
 from shared.ids import is_id
 from shared.orders import Order
+from shared.shops import check_name
 from shared.store.keys import KeyStore
+from shared.store.merchants import MerchantStore
 from shared.store.ops import OpsStore
 from shared.store.orders import OrderStore
 
@@ -210,6 +214,29 @@ class Commands:
         done = f"new key {key_id}" + (f", {replaced} revoked" if replaced else "")
         self.console.note(f"{done}; it is shown only now: store it safely")
 
+    # ---- merchants
+    def merchants_create(self) -> int:
+        table = self.target.table("ShopTable")
+        store = MerchantStore(table=table, codes_key_id=self.target.codes_key_id())
+        merchant_id, api_key = store.create_merchant(self.args.name, live=self.args.live)
+        (record,) = KeyStore(table=table).keys(merchant_id)
+        if self.args.json:
+            self.console.json(
+                {
+                    "merchant_id": merchant_id,
+                    "name": self.args.name,
+                    "key_id": record.key_id,
+                    "api_key": api_key,
+                }
+            )
+        else:
+            self.console.print(f"merchant_id  {merchant_id}", f"api_key      {api_key}")
+        self.console.note(
+            f"new merchant {merchant_id} ({self.args.name}) in {self.target.where}, key {record.key_id}; "
+            "the key is shown only now: store it safely (miaofa-merchant --key, or MIAOFA_MERCHANT_KEY)"
+        )
+        return 0
+
     # ---- helpers
     def _describe(self, letter: DeadLetter) -> str:
         order = self.order(letter)
@@ -264,9 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_json(as_json)
 
     parser = Parser(
-        prog=PROG, description="Dead-letter queues, reconciliation reports and merchant API keys."
+        prog=PROG, description="Dead-letter queues, reconciliation reports, merchants and their API keys."
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{dlq,reports,keys}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{dlq,reports,keys,merchants}")
     dlq = commands.add_parser("dlq", help="inspect, replay or purge a dead-letter queue")
     actions = dlq.add_subparsers(dest="action", required=True, metavar="{list,show,replay,purge}")
     common = [where, queue]
@@ -328,7 +355,23 @@ def build_parser() -> argparse.ArgumentParser:
         action = key_actions.add_parser(name, parents=[where, merchant], help=text)
         action.add_argument("--key", required=True, type=_id("key"), metavar="ID", help="the key (key_…)")
         action.set_defaults(run=run)
+
+    merchants = commands.add_parser("merchants", help="open a shop: a new merchant and its first API key")
+    merchant_actions = merchants.add_subparsers(dest="action", required=True, metavar="{create}")
+    opened = merchant_actions.add_parser(
+        "create", parents=[where, as_json], help="a new merchant; prints its id and its first key, once"
+    )
+    opened.add_argument("--name", required=True, type=_shop_name, help="the shop's name, as buyers see it")
+    opened.add_argument("--live", action="store_true", help="an mk_live_ key (default: mk_test_)")
+    opened.set_defaults(run=Commands.merchants_create)
     return parser
+
+
+def _shop_name(text: str) -> str:
+    try:
+        return check_name(text)
+    except ValidationError as error:
+        raise argparse.ArgumentTypeError(f"{error.errors()[0]['msg']}: {text!r}") from None
 
 
 def _id(prefix: str) -> Callable[[str], str]:

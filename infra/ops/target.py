@@ -20,6 +20,7 @@ STACK_QUEUES = {
     "NotifyDLQUrl": "NotifyDLQ",
 }
 STACK_TABLES = {"OrdersTableName": "OrdersTable", "OpsTableName": "OpsTable", "ShopTableName": "ShopTable"}
+CODES_KEY_OUTPUT = "CodesKeyId"  # optional: only `merchants create` needs it
 
 
 class TargetError(Exception):
@@ -33,6 +34,7 @@ class Target:
     endpoint: str | None = None  # the embedded AWS, for local; None means real AWS
     region: str | None = None
     dynamodb_endpoint: str | None = None  # local DynamoDB when not the embedded AWS's (dynalite)
+    codes_key: str | None = None  # the KMS key that seals each merchant's data key
     where: str = field(default="", compare=False)  # for messages: "local (http://…)" or "stack x"
 
     def queue(self, logical_id: str) -> str:
@@ -46,6 +48,16 @@ class Target:
             return self.tables[logical_id]
         except KeyError:
             raise TargetError(f"{self.where} has no table {logical_id}") from None
+
+    def codes_key_id(self) -> str:
+        if not self.codes_key:
+            hint = (
+                f"no output {CODES_KEY_OUTPUT}; deploy the current template"
+                if self.endpoint is None
+                else ("no codes_key (written by an older `make run`?); restart `make run`")
+            )
+            raise TargetError(f"{self.where} has {hint}")
+        return self.codes_key
 
     def use(self) -> None:
         """Point this process's AWS clients (boto3 and the PynamoDB stores, which read the
@@ -96,6 +108,7 @@ def local_target(info: Mapping[str, Any], where: str = "the local runtime") -> T
         tables=dict(info["tables"]),
         endpoint=str(info["aws_endpoint"]),
         dynamodb_endpoint=info.get("dynamodb_endpoint") or None,
+        codes_key=info.get("codes_key") or None,
         region=REGION,
         where=f"local ({info['aws_endpoint']})",
     )
@@ -109,6 +122,7 @@ def stack_target(stack: str, outputs: Mapping[str, str], region: str | None) -> 
     return Target(
         queues={STACK_QUEUES[key]: outputs[key] for key in STACK_QUEUES},
         tables={STACK_TABLES[key]: outputs[key] for key in STACK_TABLES},
+        codes_key=outputs.get(CODES_KEY_OUTPUT),
         region=region,
         where=f"stack {stack}",
     )

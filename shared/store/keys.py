@@ -77,11 +77,28 @@ class KeyStore:
         record = KeyRecord(
             key_id=new_id("key"), prefix=api_key[:PREFIX_SHOWN], created_at=utcnow(), hash=key_hash(api_key)
         )
-        ApiKeyItem(pk=f"apikey#{record.hash}", merchant_id=merchant_id, created_at=record.created_at).save(
-            condition=ApiKeyItem.pk.does_not_exist()
+        item = ApiKeyItem(pk=f"apikey#{record.hash}", merchant_id=merchant_id, created_at=record.created_at)
+        try:
+            item.save(condition=ApiKeyItem.pk.does_not_exist())
+        except PutError as error:  # taken by this very write, if its answer was lost and it was retried
+            if not condition_failed(error) or not self._is(item):
+                raise
+        self._change(
+            merchant_id,
+            lambda records: (
+                records if any(r.key_id == record.key_id for r in records) else [*records, record]
+            ),
         )
-        self._change(merchant_id, lambda records: [*records, record])
         return record, api_key
+
+    @staticmethod
+    def _is(item: ApiKeyItem) -> bool:
+        """True if `item` is stored exactly so (a retried put found its own first attempt)."""
+        try:
+            stored = ApiKeyItem.get(item.pk, consistent_read=True)
+        except ApiKeyItem.DoesNotExist:
+            return False
+        return bool(stored.merchant_id == item.merchant_id and stored.created_at == item.created_at)
 
     def revoke(self, merchant_id: str, key_id: str) -> KeyRecord:
         """The key stops authorising (within the authorizer cache's five minutes)."""
@@ -111,9 +128,12 @@ class KeyStore:
     def _change(self, merchant_id: str, change) -> None:  # type: ignore[no-untyped-def]
         for _ in range(CHANGE_RETRIES):
             records, version = self._read(merchant_id)
+            changed = change(records)
+            if changed == records and version is not None:
+                return  # already so: a retry whose first attempt applied
             item = _KeyListItem(
                 pk=f"keys#{merchant_id}",
-                records=json.dumps([r.model_dump(mode="json") for r in change(records)]),
+                records=json.dumps([r.model_dump(mode="json") for r in changed]),
                 version=(version or 0) + 1,
             )
             condition = (

@@ -24,6 +24,7 @@ from pynamodb.models import Model
 from shared.errors import AlreadyApplied, StateConflict
 from shared.money import Money
 from shared.orders import (
+    NOTES,
     Event,
     Order,
     OrderSummary,
@@ -387,6 +388,26 @@ class OrderStore:
             for n in range(0, len(keys), 100)
             for item in OrderItem.batch_get(keys[n : n + 100], consistent_read=True)
         ]
+
+    def note(self, order: Order, event_type: str, at: datetime, data: dict[str, Any] | None = None) -> Order:
+        """Append a fact (one of NOTES) to the order's history, its state and deadlines untouched, in
+        one write conditional on the history it extends. StateConflict if the order changed."""
+        if event_type not in NOTES:
+            raise StateConflict(f"'{event_type}' is not a note")
+        event = chain_event(order.order_id, order.history, event_type, at, data)
+        try:
+            OrderItem(order_id=order.order_id).update(
+                actions=[
+                    OrderItem.history.set(OrderItem.history.append([_event_json(event)])),
+                    OrderItem.head.set(event.hash),
+                ],
+                condition=OrderItem.head == order.head,
+            )
+        except UpdateError as error:
+            if condition_failed(error):
+                raise StateConflict(f"order {order.order_id} changed while being updated") from None
+            raise
+        return order.model_copy(update={"history": [*order.history, event]})
 
     def history_intact(self, order_id: str) -> bool:
         """I7: the stored history verifies against the separately stored head hash."""

@@ -230,6 +230,25 @@ def test_the_lookup_form_answers_the_same_for_any_address(shop, browse):
     no_violations(page)
 
 
+def test_the_lookup_form_with_an_order_number_mails_a_link_to_that_order(shop, browse):
+    email = "form-by-number@example.com"
+    product_id = shop.new_product(new_codes(2))
+    orders_of = [shop.checkout(product_id, email=email).json() for _ in range(2)]
+    page = browse()
+    page.goto(f"{shop.url}/p/{product_id}?lang=en")
+
+    page.locator("#lookup").get_by_label("E-mail").fill(email)
+    page.locator("#lookup").get_by_label("Order number").fill(orders_of[1]["order_id"])
+    page.get_by_role("button", name="E-mail me a link").click()
+
+    expect(page.locator("#lookup-note")).to_have_text(
+        "If this address has orders here, a link to them is on its way."
+    )
+    [mail] = wait_for_mail(shop, email)
+    assert orders_of[1]["order_id"] in mail["body"] and orders_of[0]["order_id"] not in mail["body"]
+    no_violations(page)
+
+
 def test_an_order_held_for_review_says_so_and_then_shows_its_fate(shop, browse):
     order = shop.buy(shop.new_product(new_codes(1)))
     page = browse()

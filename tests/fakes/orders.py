@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.errors import AlreadyApplied, StateConflict
-from shared.orders import Order, Payment, SlotRange, Status, chain_event, next_status
+from shared.orders import NOTES, Order, Payment, SlotRange, Status, chain_event, next_status
 from shared.store.orders import DueEntry
 from tests.fakes.hooks import Hooked, hooked
 
@@ -63,6 +63,17 @@ class FakeOrders(Hooked):
     @hooked
     def get_many(self, order_ids: set[str]) -> list[Order]:
         return [self._orders[order_id] for order_id in sorted(order_ids) if order_id in self._orders]
+
+    @hooked
+    def note(self, order: Order, event_type: str, at: datetime, data: dict[str, Any] | None = None) -> Order:
+        if event_type not in NOTES:
+            raise StateConflict(f"'{event_type}' is not a note")
+        event = chain_event(order.order_id, order.history, event_type, at, data)
+        stored = self._orders.get(order.order_id)
+        if stored is None or stored.head != order.head:
+            raise StateConflict(f"order {order.order_id} changed while being updated")
+        self._orders[order.order_id] = stored.model_copy(update={"history": [*stored.history, event]})
+        return order.model_copy(update={"history": [*order.history, event]})
 
     @hooked
     def transition(

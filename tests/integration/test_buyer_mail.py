@@ -114,6 +114,30 @@ def test_lookup_mails_a_link_to_each_of_the_address_orders(shop):
         assert shop.order(order_id, token).status_code == 200
 
 
+def test_lookup_by_order_number_and_address_mails_that_order_only_if_it_is_theirs(shop):
+    email = "by-number@example.com"
+    product_id = shop.new_product(new_codes(3))
+    first, second = (buy_and_pay(shop, product_id, email)["order_id"] for _ in range(2))
+    stranger = buy_and_pay(shop, product_id, "someone-else@example.com")["order_id"]
+    wait_for_mail(shop, email, 2)  # the confirmations
+
+    ask = {"email": email, "order_id": second}
+    assert shop.http.post(f"{shop.url}/api/orders/lookup", json=ask, timeout=10).status_code == 202
+    # Another's number with this address: the same answer, and no mail (checked below, after a later one).
+    theirs = {"email": email, "order_id": stranger}
+    assert shop.http.post(f"{shop.url}/api/orders/lookup", json=theirs, timeout=10).status_code == 202
+    assert lookup(shop, email).status_code == 202  # then the whole listing, last
+
+    listings = poll(
+        lambda: (m := [x for x in mails(shop, email) if "Your orders" in x["subject"]]) and len(m) >= 2 and m,
+        deadline=15,
+    )
+    assert len(listings) == 2  # the number's, and the address's: none for the stranger's number
+    by_number = [m for m in listings if first not in m["body"]]
+    assert len(by_number) == 1 and [o for _, o, _ in LINK.findall(by_number[0]["body"])] == [second]
+    assert all(stranger not in m["body"] for m in mails(shop, email))
+
+
 def test_lookup_of_an_address_without_orders_mails_nothing(shop):
     email = "never-bought@example.com"
     assert lookup(shop, email).status_code == 202
@@ -125,7 +149,15 @@ def test_lookup_of_an_address_without_orders_mails_nothing(shop):
     assert mails(shop, email) == []
 
 
-@pytest.mark.parametrize("body", [{}, {"email": "not-an-address"}, {"email": "a@b.c", "x": 1}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"email": "not-an-address"},
+        {"email": "a@b.c", "x": 1},
+        {"email": "a@example.com", "order_id": "42"},
+    ],
+)
 def test_a_malformed_lookup_is_422_and_sends_nothing(shop, body):
     answer = shop.http.post(f"{shop.url}/api/orders/lookup", json=body, timeout=10)
     assert answer.status_code == 422 and "error" in answer.json()

@@ -105,3 +105,26 @@ def test_a_cny_only_provider_refuses_another_currency_before_anything_is_reserve
 
     assert (status, body["error"]["code"]) == (422, "currency_not_supported")
     assert shop.stock(product_id)["reserved"] == 0 and count_items("OrdersTable") == orders_before
+
+
+def test_a_qr_checkout_answers_its_qr_code_as_plain_svg_and_the_order_names_what_was_bought(shop):
+    from xml.etree import ElementTree
+
+    product_id = shop.new_product(new_codes(1), name="Steam 100")
+    response = shop.checkout(product_id, provider="wechatpay")
+    assert response.status_code == 201, response.text
+    order = response.json()
+
+    payment = order["payment"]
+    assert payment["kind"] == "qr" and payment["url"].startswith("weixin://")
+    svg = ElementTree.fromstring(payment["qr_svg"])
+    # Only drawing: the page puts it in its DOM under a CSP that allows no inline script or style.
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+    assert {element.tag.split("}")[1] for element in svg.iter()} == {"svg", "path"}
+    assert not any("style" in element.attrib or "href" in element.attrib for element in svg.iter())
+    redirect = shop.checkout(shop.new_product(new_codes(1)), provider="sandbox").json()["payment"]
+    assert redirect["kind"] == "redirect" and redirect["qr_svg"] is None
+
+    seen = shop.order(order["order_id"], order["access_token"]).json()
+    assert seen["product"] == {"id": product_id, "name": "Steam 100"} and seen["provider"] == "wechatpay"
+    assert (seen["quantity"], seen["total"]) == (1, {"amount": 1999, "currency": "CNY"})

@@ -32,6 +32,8 @@ OWN = {
     ("PUT", "/merchant/webhook"),
     ("GET", "/merchant/webhook"),
     ("DELETE", "/merchant/webhook"),
+    ("GET", "/merchant/shop"),  # each merchant's own: tests/integration/test_merchant_shop.py
+    ("PUT", "/merchant/shop"),
 }
 
 

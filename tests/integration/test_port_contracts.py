@@ -120,6 +120,23 @@ def test_a_transition_is_conditional_on_the_state_and_history_it_leaves(side):
     assert orders.get(order.order_id) == paid
 
 
+def test_a_note_extends_the_history_only_and_is_conditional_on_it(side):
+    now = utcnow()
+    order = new_order(side, side.product(new_codes(2)), now)
+    orders = side.ports.orders
+
+    noted = orders.note(order, "payment.wrong_amount", now, {"amount": 1})
+
+    assert orders.get(order.order_id) == noted and noted.status == Status.PENDING_PAYMENT
+    assert [e.type for e in noted.history] == ["order.created", "payment.wrong_amount"]
+    assert order.order_id in due_ids(side, Status.PENDING_PAYMENT, order.expires_at)  # still due
+    with pytest.raises(StateConflict):  # a stale copy
+        orders.note(order, "payment.wrong_amount", now, {"amount": 2})
+    with pytest.raises(StateConflict):  # not a note: moves go through the state table
+        orders.note(noted, "payment.succeeded", now)
+    assert orders.get(order.order_id) == noted
+
+
 def test_the_due_entries_follow_the_orders_deadlines(side):
     now = utcnow()
     order = new_order(side, side.product(new_codes(2)), now)

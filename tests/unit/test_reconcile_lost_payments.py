@@ -15,7 +15,7 @@ from shared.errors import InvalidSignature
 from shared.orders import Status
 from shared.providers import ProviderRefused, ProviderUnavailable, UnexpectedAnswer
 from shared.settlement import apply_payment
-from tests.fakes import REDRIVE_AFTER, FakePorts, fake_ports, raises, stored
+from tests.fakes import REDRIVE_AFTER, FakePorts, fake_ports, history, raises, stored
 from tests.fakes.orders import PAYMENT_QUERY_AFTER
 
 
@@ -94,15 +94,16 @@ def test_a_callback_applied_while_the_run_reads_is_not_asked_about(fakes):
     assert questions(fakes) == [] and fakes.delivery.sent == [order.order_id]
 
 
-def test_a_reported_payment_that_does_not_fit_the_order_is_not_applied(fakes):
+def test_a_reported_payment_of_another_amount_is_kept_for_refund_not_applied(fakes):
     order = fakes.add_order(fakes.add_product(price=1000))
     fakes.sandbox.pay(order, amount=999)
     fakes.clock.advance(PAYMENT_QUERY_AFTER)
 
     assert ask(fakes) == (0, 1)
 
-    assert stored(fakes, order).status == Status.PENDING_PAYMENT
-    assert fakes.delivery.sent == [] and fakes.events.records == {}
+    assert stored(fakes, order).status == Status.PENDING_PAYMENT and fakes.delivery.sent == []
+    assert history(fakes, order) == ["order.created", "payment.wrong_amount"]
+    assert len(fakes.events.owed_payments("sandbox")) == 1  # given back by the refund step
     assert fakes.orders.due_entry(order.order_id) == (Status.PENDING_PAYMENT, order.expires_at)
 
 

@@ -114,16 +114,68 @@ def test_a_payment_for_an_unknown_order_is_refused(fakes):
     [{"amount": 999}, {"amount": 1001}, {"currency": "USD"}],
     ids=["less", "more", "another currency"],
 )
-def test_a_payment_of_another_amount_or_currency_is_refused_and_changes_nothing(fakes, mismatch):
+def test_a_payment_of_another_amount_or_currency_is_kept_for_refund_and_never_applied(fakes, mismatch):
     order = unpaid(fakes)  # 1000 CNY
-    wrong = fakes.sandbox.payment(order, **mismatch)
+    wrong = fakes.sandbox.payment(order, **mismatch, payment_id="pay_wrong", event_id="evt_wrong")
+    due = fakes.orders.due_entry(order.order_id)
 
-    with pytest.raises(PaymentMismatch):
-        pay(fakes, wrong)
+    assert pay(fakes, wrong) == Outcome.WRONG_AMOUNT
+    assert pay(fakes, wrong) == Outcome.DUPLICATE  # the provider's copy
 
-    assert stored(fakes, order) == order and fakes.delivery.sent == []
-    assert fakes.events.records == {}  # not recorded: the right payment is still applied when it comes
+    kept = stored(fakes, order)
+    assert kept.status == Status.PENDING_PAYMENT and kept.payment is None and fakes.delivery.sent == []
+    assert history(fakes, order) == ["order.created", "payment.wrong_amount"]
+    assert kept.history[-1].data == {
+        "provider": "sandbox",
+        "payment_id": wrong.payment_id,
+        "amount": wrong.amount.amount,
+        "currency": wrong.amount.currency,
+    }
+    assert fakes.events.owed_payments("sandbox") == [wrong.payment_id]  # owed back, once
+    assert fakes.orders.due_entry(order.order_id) == due  # due as before: it expires if still unpaid
+    assert pay(fakes, fakes.sandbox.payment(order)) == Outcome.APPLIED  # the right payment still pays
+
+
+def test_a_wrong_amount_after_the_right_payment_is_kept_and_the_order_goes_on(fakes):
+    order = unpaid(fakes)
     assert pay(fakes, fakes.sandbox.payment(order)) == Outcome.APPLIED
+    wrong = fakes.sandbox.payment(order, amount=1, payment_id="pay_second", event_id="evt_second")
+    assert pay(fakes, wrong) == Outcome.WRONG_AMOUNT
+    assert stored(fakes, order).status == Status.PAID and fakes.delivery.sent == [order.order_id]
+    assert fakes.events.owed_payments("sandbox") == [wrong.payment_id]
+
+
+def test_a_wrong_amount_whose_history_write_failed_is_finished_by_the_providers_retry(fakes):
+    order = unpaid(fakes)
+    wrong = fakes.sandbox.payment(order, amount=1)
+    fakes.orders.before("note", raises(RuntimeError("throttled")), times=1)
+    with pytest.raises(RuntimeError):
+        pay(fakes, wrong)
+    assert pay(fakes, wrong) == Outcome.WRONG_AMOUNT  # the retry: recorded, owed and told once
+    assert history(fakes, order) == ["order.created", "payment.wrong_amount"]
+    assert fakes.events.owed_payments("sandbox") == [wrong.payment_id]
+
+
+def test_a_wrong_amount_racing_another_write_is_told_after_rereading(fakes):
+    order = unpaid(fakes)
+    wrong = fakes.sandbox.payment(order, amount=1, payment_id="pay_wrong", event_id="evt_wrong")
+    right = fakes.sandbox.payment(order)
+    fakes.orders.before("note", lambda *_, **__: pay(fakes, right), times=1)  # the right one lands first
+    assert pay(fakes, wrong) == Outcome.WRONG_AMOUNT
+    assert history(fakes, order) == ["order.created", "payment.succeeded", "payment.wrong_amount"]
+
+
+def test_the_refund_of_a_wrong_amount_payment_settles_it_and_leaves_the_order(fakes):
+    order = unpaid(fakes)
+    wrong = fakes.sandbox.payment(order, amount=1500)
+    pay(fakes, wrong)
+    too_much = fakes.sandbox.refund_event(order, amount=1501, payment_id=wrong.payment_id)
+    with pytest.raises(PaymentMismatch):
+        refund(fakes, too_much)
+    back = fakes.sandbox.refund_event(order, amount=1500, payment_id=wrong.payment_id)
+    assert refund(fakes, back) == Outcome.OWED_REFUNDED  # more than the order's total: it was paid
+    assert fakes.events.owed_payments("sandbox") == []
+    assert stored(fakes, order).status == Status.PENDING_PAYMENT
 
 
 def test_a_payment_from_another_provider_than_the_orders_is_refused(fakes):

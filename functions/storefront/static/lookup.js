@@ -1,4 +1,5 @@
-// The "find my orders" form: always the same answer, whether or not the address has orders.
+// The "find my orders" form (an e-mail address, and an order number for just that order): always the
+// same answer, whether or not the address has orders.
 "use strict";
 (() => {
   const form = document.getElementById("lookup");
@@ -10,8 +11,16 @@
     const response = await fetch("/api/orders/lookup", {
       method: "POST",
       headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({email: form["lookup-email"].value}),
+      body: JSON.stringify(
+        form["lookup-order"].value.trim()
+          ? {email: form["lookup-email"].value, order_id: form["lookup-order"].value.trim()}
+          : {email: form["lookup-email"].value},
+      ),
     }).catch(() => null);
-    note.textContent = response && response.status === 429 ? texts["error.rate_limited"] : texts.lookup_sent;
+    // Accepted: the one answer for any address. Refused (a malformed address, too many look-ups): why,
+    // in the page's language (static/errors.js).
+    if (!response) note.textContent = texts["error.network"];
+    else if (response.ok) note.textContent = texts.lookup_sent;
+    else note.textContent = problem(texts, await response.json().catch(() => null));
   });
 })();

@@ -24,6 +24,62 @@ function when(at) {
   return new Date(at).toLocaleString(page.lang);
 }
 
+// An amount in minor units as buyers read it (¥99.00, $5.00), as the server writes it
+// (functions/storefront/i18n.py `money`): ISO 4217 digits, a sign for the currencies it has one for.
+const moneyFormat = JSON.parse(page.money || "{}");
+function money(value) {
+  const digits = (moneyFormat.digits || {})[value.currency] ?? 2;
+  const text = String(value.amount).padStart(digits + 1, "0");
+  const decimal = digits ? text.slice(0, -digits) + "." + text.slice(-digits) : text;
+  const format = new Intl.NumberFormat(page.lang, {
+    style: "currency",
+    currency: value.currency,
+    currencyDisplay: (moneyFormat.symbols || []).includes(value.currency) ? "narrowSymbol" : "code",
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+  return format.format(decimal); // a decimal string: exact, whatever the amount
+}
+
+// What was bought: the product (with a link back to it), the quantity and the amount.
+function showSummary(order) {
+  byId("summary-product").textContent = order.product ? order.product.name : "—";
+  byId("summary-quantity").textContent = String(order.quantity);
+  byId("summary-total").textContent = money(order.total);
+  const link = byId("product-link");
+  if (order.product) {
+    link.href = "/p/" + encodeURIComponent(order.product.id);
+    link.hidden = false;
+  }
+  byId("summary").hidden = false;
+}
+
+// The payment's QR code (WeChat Pay Native, Alipay precreate) while the order waits for it: the SVG the
+// checkout answered, kept by the product page in this tab, beside the amount and the provider's name.
+const storedQr = (() => {
+  try {
+    const qr = JSON.parse(sessionStorage.getItem("miaofa:qr:" + orderId) || "null");
+    return qr && typeof qr.svg === "string" ? qr : null;
+  } catch (failure) {
+    return null;
+  }
+})();
+
+function drawQr(order) {
+  const box = byId("qr");
+  if (box.childElementCount) return true;
+  const svg = new DOMParser().parseFromString(storedQr.svg, "image/svg+xml").documentElement;
+  if (svg.namespaceURI !== "http://www.w3.org/2000/svg" || svg.localName !== "svg") return false;
+  const drawing = (element) => element.localName === "path" || element.localName === "title";
+  if (![...svg.querySelectorAll("*")].every(drawing)) return false; // squares and lines, nothing else
+  box.replaceChildren(document.importNode(svg, true));
+  const provider = texts["provider." + order.provider] || order.provider;
+  byId("qr-provider").textContent = provider;
+  byId("qr-amount").textContent = money(order.total);
+  byId("qr-note").textContent = texts.scan_with.replace("{provider}", provider).replace("{amount}", money(order.total));
+  return true;
+}
+
 function explain(order) {
   const types = order.events.map((e) => e.type);
   const soldOut = types.includes("reservation.expired") && !types.includes("payment.succeeded");
@@ -95,9 +151,9 @@ function show(order) {
     row.append((texts["event." + event.type] || event.type) + " · ", time);
     events.append(row);
   }
-  const qr = sessionStorage.getItem("miaofa:qr:" + orderId);
-  byId("qr-box").hidden = !(qr && order.status === "PENDING_PAYMENT");
-  if (qr) byId("qr").textContent = qr;
+  showSummary(order);
+  const waiting = storedQr !== null && order.status === "PENDING_PAYMENT";
+  byId("qr-box").hidden = !(waiting && drawQr(order)); // paid: the code gives way to the order's codes
   if (order.items && !byId("codes").childElementCount) showCodes(order);
 }
 
@@ -148,6 +204,9 @@ async function readOnce() {
     shown = order;
     show(order);
     if (SETTLED.has(order.status)) stop();
+  } else {
+    // 429, 503, 500: said in the page's language; the page keeps following the order.
+    byId("explain").textContent = problem(texts, await response.json().catch(() => null));
   }
 }
 
