@@ -73,3 +73,25 @@ def test_a_payment_callback_is_counted_rejected_or_verified_per_provider(shop, c
     (document,) = published(capsys.readouterr().out, "webhook")
     assert document["provider"] == "sandbox"
     assert document["CallbacksVerified"] == [1.0] and document["PaymentEventsApplied"] == [1.0]
+
+
+def test_a_payment_of_the_wrong_amount_raises_the_metric_its_alarm_watches(shop, capsys):
+    from infra.local.template import translate
+
+    warm = shop.buy(shop.new_product(new_codes(1)))  # containers loaded before counting (above)
+    assert shop.callback(shop.payment_event(warm)).status_code == 200
+    shop.wait_for(warm, "DELIVERED")
+    order = shop.buy(shop.new_product(new_codes(1)))
+    capsys.readouterr()
+
+    answer = shop.callback(shop.payment_event(order, amount=order["total"]["amount"] - 1))
+
+    assert answer.json()["outcome"] == "wrong_amount"
+    documents = published(capsys.readouterr().out, "webhook")
+    (alarmed,) = [d for d in documents if "PaymentsWrongAmount" in d]
+    assert alarmed["PaymentsWrongAmount"] == [1.0] and "provider" not in alarmed  # one metric, any provider
+    (dimensions,) = alarmed["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+    alarm = translate()["Resources"]["WrongAmountAlarm"]["Properties"]
+    assert alarm["MetricName"] == "PaymentsWrongAmount" and alarm["Namespace"] == "miaofa"
+    assert dimensions == [d["Name"] for d in alarm["Dimensions"]] == ["service"]
+    assert alarm["Dimensions"][0]["Value"] == alarmed["service"] == "webhook"
