@@ -35,14 +35,20 @@ def orders_by_age(orders: OrderPort, now: datetime) -> dict[str, Any]:
 
 
 def audit_stock(
-    products: ProductPort, upkeep: StockUpkeepPort, orders: OrderPort, product_ids: list[str], now: datetime
+    products: ProductPort,
+    upkeep: StockUpkeepPort,
+    orders: OrderPort,
+    product_ids: list[str] | None,
+    now: datetime,
 ) -> dict[str, list[str]]:
-    """I4 for each product whose stock moved since it was last settled: what does not add up, by product
+    """I4 for the products named, or (None, as a run audits) for each product whose stock moved since it
+    was last settled and each the shop-wide check of holds names: what does not add up, by product
     (checked against the slots there and the orders they name, docs/allocation.md "Stock audit")."""
     read, at = claimants(orders), int(now.timestamp())
-    problems = {
-        p: found for p, found in upkeep.audit_holds(read, at, GRACE_SECONDS).items() if p in product_ids
-    }
+    holds = upkeep.audit_holds(read, at, GRACE_SECONDS)
+    if product_ids is None:
+        product_ids = sorted(set(upkeep.shards_due()) | set(holds))
+    problems = {p: found for p, found in holds.items() if p in product_ids}
     for product_id in product_ids:
         product = products.product(product_id)
         if product is None:

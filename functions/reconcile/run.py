@@ -85,10 +85,14 @@ def reconcile(
         ),
         0,
     )
-    # The audit comes before the burned-slot step, which settles shards and drops them from its index.
+    # The audit comes before the burned-slot step, which settles shards and drops them from its index
+    # — but not a product's whose stock does not add up: it stays due, and is reported every run.
     report["stock_problems"] = step(
-        "stock_audit", lambda: audit_stock(products, upkeep, orders, sorted(upkeep.shards_due()), now), {}
+        "stock_audit", lambda: audit_stock(products, upkeep, orders, None, now), {}
     )
-    report["burned_returned"] = step("burned_slots", lambda: return_burned_slots(orders, upkeep, now), 0)
+    held_back = frozenset(report["stock_problems"])
+    report["burned_returned"] = step(
+        "burned_slots", lambda: return_burned_slots(orders, upkeep, now, held_back), 0
+    )
     report["orders"] = step("orders_by_age", lambda: orders_by_age(orders, now), None)
     return report

@@ -195,6 +195,27 @@ def test_the_audit_reads_a_shard_before_the_burned_slot_step_settles_it(fakes):
     }
 
 
+def test_a_stock_problem_is_reported_by_every_run_until_it_is_fixed(fakes):
+    """The StockAudit alarm wants two runs in a row: the burned-slot step must not settle the shard the
+    audit found wrong (it did, and the problem was reported once, never to alarm)."""
+    product = fakes.add_product(codes=3)
+    fakes.add_order(product, Status.DELIVERED)
+    assert reconcile_now(fakes)["stock_problems"] == {}
+    fakes.allocation.slots[(product.product_id, 0, 2)].holder = "ord_drift"  # the counter drifted
+
+    reports = []
+    for _ in range(3):
+        fakes.clock.advance(GRACE)
+        reports.append(reconcile_now(fakes)["stock_problems"])
+
+    problem = {product.product_id: ["shard 0 slot 2: taken (ord_drift) but above the cursor 1"]}
+    assert reports == [problem] * 3
+    assert product.product_id in fakes.upkeep.shards_due()  # left due for an operator
+    fakes.allocation.slots[(product.product_id, 0, 2)].holder = None  # an operator put it right
+    fakes.clock.advance(GRACE)
+    assert reconcile_now(fakes)["stock_problems"] == {}
+
+
 # ---------- the providers' share of the run's time ----------
 
 
