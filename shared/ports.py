@@ -214,6 +214,19 @@ class ConnectionPort(Protocol):
         """Free the connection's slots (its client's and its order's); a repeat does nothing."""
         ...
 
+    def client_key(self, client: str) -> str:
+        """The partition of a client's connection slots."""
+        ...
+
+    def order_partition(self, order_id: str) -> str:
+        """The partition of an order's watcher slots."""
+        ...
+
+    def free_gone(self, partition: str, alive: Callable[[str], bool], now: int) -> int:
+        """Free the slots of `partition` (`client_key(client)` or `order_partition(order)`) held by
+        connections `alive` says are gone (their $disconnect was lost); how many were freed."""
+        ...
+
 
 # ---------- queues ----------
 
@@ -244,6 +257,10 @@ class SocketChannel(Protocol):
         ...
 
     def close(self, connection_id: str) -> None: ...
+
+    def alive(self, connection_id: str) -> bool:
+        """Whether the connection is still open; False once it is gone (410)."""
+        ...
 
 
 # The configured payment provider called so, or None (shared/providers/registry.py).

@@ -1,5 +1,5 @@
 """The order page's WebSocket connections, as the functions reach them: API Gateway's management API
-(`PostToConnection`, `DeleteConnection`), the one place that calls it (docs/push.md).
+(`PostToConnection`, `DeleteConnection`, `GetConnection`), the one place that calls it (docs/push.md).
 
 Its endpoint is WEBSOCKET_ENDPOINT (`https://{api}.execute-api.{region}.amazonaws.com/live` on AWS,
 the local runtime's loopback server locally). A message is a small JSON object; what one says never
@@ -55,3 +55,13 @@ class Sockets:
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != GONE:
                 raise
+
+    def alive(self, connection_id: str) -> bool:
+        """Whether the connection is still open (GetConnection); False once it is gone (410)."""
+        try:
+            self._api.get_connection(ConnectionId=connection_id)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == GONE:
+                return False
+            raise
+        return True

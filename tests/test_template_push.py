@@ -82,7 +82,7 @@ def statements(cfn: dict[str, Any], function: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    ("function", "verbs"), [("SocketFunction", {"POST", "DELETE"}), ("PushFunction", {"POST"})]
+    ("function", "verbs"), [("SocketFunction", {"POST", "DELETE", "GET"}), ("PushFunction", {"POST"})]
 )
 def test_management_api_rights_are_this_apis_connections_only(cfn, function, verbs):
     granted = [s for s in statements(cfn, function) if "execute-api:ManageConnections" in s["Action"]]

@@ -30,7 +30,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     limits, connections, now = Limits.of(settings()), adapters.connections(), utcnow()
     if route == "$connect":
         source_ip = str((request.get("identity") or {}).get("sourceIp") or "")
-        admitted = connect(connection_id, source_ip, connections, limits, now)
+        admitted = connect(connection_id, source_ip, connections, adapters.sockets(), limits, now)
         metrics.add_metric(
             name="SocketsConnected" if admitted else "SocketsRefused", unit=MetricUnit.Count, value=1
         )

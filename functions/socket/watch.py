@@ -55,13 +55,22 @@ Watched = Literal["watching", "order_not_found", "rate_limited", "bad_request", 
 
 
 def connect(
-    connection_id: str, source_ip: str, connections: ConnectionPort, limits: Limits, now: datetime
+    connection_id: str,
+    source_ip: str,
+    connections: ConnectionPort,
+    channel: SocketChannel,
+    limits: Limits,
+    now: datetime,
 ) -> bool:
-    """Admit a new connection unless its client address has `per_client` live ones."""
-    at = int(now.timestamp())
-    return connections.connect(
-        connection_id, client_key(source_ip), limits.per_client, at, at + limits.connection_seconds
-    )
+    """Admit a new connection unless its client address has `per_client` live ones (connections whose
+    $disconnect was lost are asked after, and their slots freed, before refusing)."""
+    at, client = int(now.timestamp()), client_key(source_ip)
+    until = at + limits.connection_seconds
+    if connections.connect(connection_id, client, limits.per_client, at, until):
+        return True
+    if not connections.free_gone(connections.client_key(client), channel.alive, at):
+        return False
+    return connections.connect(connection_id, client, limits.per_client, at, until)
 
 
 def watch(
@@ -81,7 +90,12 @@ def watch(
     order = orders.get(request.order_id) if is_id(request.order_id, "ord") else None
     if order is None or not access.opens(order, request.token, now, limits.token_secret):
         return _refuse(connection_id, "order_not_found", channel)
-    outcome = connections.watch(connection_id, order.order_id, limits.per_order, int(now.timestamp()))
+    at = int(now.timestamp())
+    outcome = connections.watch(connection_id, order.order_id, limits.per_order, at)
+    if outcome == "full" and connections.free_gone(
+        connections.order_partition(order.order_id), channel.alive, at
+    ):
+        outcome = connections.watch(connection_id, order.order_id, limits.per_order, at)  # lost $disconnects
     if outcome == "full":
         return _refuse(connection_id, "rate_limited", channel)  # the order's cap: the page polls instead
     if outcome == "refused":

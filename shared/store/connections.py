@@ -21,6 +21,7 @@ Client addresses are stored only as an HMAC under ORDER_TOKEN_SECRET, never as t
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from typing import Final, Literal
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
@@ -119,6 +120,21 @@ class ConnectionStore:
                 raise
             return "refused"  # another watch of this connection won, or it was forgotten meanwhile
         return "watching"
+
+    def order_partition(self, order_id: str) -> str:
+        """The partition of the order's watcher slots."""
+        return _order_key(order_id)
+
+    def free_gone(self, partition: str, alive: Callable[[str], bool], now: int) -> int:
+        """Free the live slots of `partition` whose connection is gone (its $disconnect was lost: API
+        Gateway delivers it best effort); how many. Asked only when a cap is reached, so a page that
+        reconnects after lost $disconnects is not refused for slots nobody holds."""
+        freed = 0
+        for row in ConnectionItem.query(partition, consistent_read=True):
+            if row.connection_id and row.until > now and not alive(row.connection_id):
+                _release(partition, row.sk, row.connection_id)
+                freed += 1
+        return freed
 
     def watchers(self, order_id: str, now: int) -> list[str]:
         """The connections watching the order now (a strongly consistent read: a watch just recorded

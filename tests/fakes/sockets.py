@@ -3,6 +3,7 @@ slots freed at their `until`, one watch per connection and idempotent forgets, a
 (SocketChannel), which keeps every message posted and can be told a connection is gone."""
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.store.connections import WatchOutcome
@@ -79,6 +80,23 @@ class FakeConnections(Hooked):
             self._release(f"order#{live.order_id}", connection_id)
         self._release(live.client, connection_id)
 
+    def client_key(self, client: str) -> str:
+        return f"client#{client}"
+
+    def order_partition(self, order_id: str) -> str:
+        return f"order#{order_id}"
+
+    @hooked
+    def free_gone(self, partition: str, alive: Callable[[str], bool], now: int) -> int:
+        gone = [
+            (key, holder)
+            for key, (holder, until) in sorted(self.slots.items())
+            if key[0] == partition and until > now and not alive(holder)
+        ]
+        for key, _ in gone:
+            del self.slots[key]
+        return len(gone)
+
     def client_connections(self, client: str) -> int:
         """Slots held for `client` (a client key), live or not yet freed."""
         return sum(1 for (pk, _) in self.slots if pk == f"client#{client}")
@@ -98,6 +116,10 @@ class FakeSockets(Hooked):
         json.dumps(message)  # what the real one sends: JSON, or it fails here too
         self.posted.append((connection_id, dict(message)))
         return True
+
+    @hooked
+    def alive(self, connection_id: str) -> bool:
+        return connection_id not in self.gone
 
     @hooked
     def close(self, connection_id: str) -> None:

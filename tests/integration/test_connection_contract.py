@@ -96,3 +96,19 @@ def test_simultaneous_takers_never_exceed_a_cap(runtime, kind):
         assert sorted(store.watchers(order, NOW)) == sorted(
             i for i, ok in zip(ids, results, strict=True) if ok
         )
+
+
+def test_slots_of_connections_that_are_gone_are_freed_on_asking(store):
+    client, order = fresh("client"), fresh("ord")
+    first, second, third = fresh("c"), fresh("c"), fresh("c")
+    for connection_id in (first, second):
+        assert store.connect(connection_id, client, 2, NOW, UNTIL)
+        assert store.watch(connection_id, order, 2, NOW) == "watching"
+    gone = {first}  # its $disconnect was lost
+
+    assert store.free_gone(store.client_key(client), lambda c: c not in gone, NOW) == 1
+    assert store.free_gone(store.order_partition(order), lambda c: c not in gone, NOW) == 1
+    assert store.free_gone(store.order_partition(order), lambda c: c not in gone, NOW) == 0  # once
+    assert store.connect(third, client, 2, NOW, UNTIL)
+    assert store.watch(third, order, 2, NOW) == "watching"
+    assert sorted(store.watchers(order, NOW)) == sorted([second, third])

@@ -29,6 +29,7 @@ from infra.local.lambdas import LocalFunction
 from infra.local.runtime import LocalRuntime
 from infra.local.triggers import StreamPoller
 from infra.local.websocket import API_HOST, API_ID, SocketGateway
+from shared.sockets import Sockets
 from tests.support import poll
 
 PUSH_TEMPLATE = Path(__file__).parent / "templates" / "push.yaml"
@@ -169,7 +170,13 @@ def test_a_crashing_route_answers_internal_server_error_on_the_socket(sockets):
     socket.close()
 
 
-def test_the_management_api_posts_gets_and_deletes_and_a_gone_connection_is_410(sockets):
+def test_the_management_api_posts_gets_and_deletes_and_a_gone_connection_is_410(sockets, monkeypatch):
+    for name, value in (
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+    ):
+        monkeypatch.setenv(name, value)
     gateway, function = sockets
     api = management(gateway.endpoint)
     socket, connection = connected(gateway, function, user_agent_header="probe/1.0")
@@ -180,9 +187,13 @@ def test_the_management_api_posts_gets_and_deletes_and_a_gone_connection_is_410(
     assert info["Identity"] == {"SourceIp": "127.0.0.1", "UserAgent": "probe/1.0"}
     assert info["ConnectedAt"] <= info["LastActiveAt"]
 
+    channel = Sockets(gateway.endpoint)  # the functions' client of the same API (shared/sockets.py)
+    assert channel.alive(connection)
+
     api.delete_connection(ConnectionId=connection)
     with pytest.raises(ConnectionClosed):
         socket.recv(timeout=5)
+    assert not channel.alive(connection)
     poll(lambda: "$disconnect" in function.routes(connection))
     with pytest.raises(api.exceptions.GoneException):
         api.post_to_connection(ConnectionId=connection, Data=b"late")

@@ -15,6 +15,7 @@ from tests.fakes import FakeConnections, FakePorts, FakeSockets, fake_ports
 SECRET = "k3Jq9wXz2Lm8Pn4Rv7TyQ2xqv8Zr4mN7"
 LIMITS = Limits(per_client=3, per_order=2, connection_seconds=7200, token_secret=SECRET)
 IP = "203.0.113.7"
+OPEN = FakeSockets()  # the management API, for tests where every connection is still open
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def body(order_id: str, token: str) -> str:
 
 
 def connected(fakes: FakePorts, connections: FakeConnections, connection_id: str, ip: str = IP) -> str:
-    assert connect(connection_id, ip, connections, LIMITS, fakes.clock())
+    assert connect(connection_id, ip, connections, OPEN, LIMITS, fakes.clock())
     return connection_id
 
 
@@ -121,18 +122,43 @@ def test_a_connection_not_admitted_by_connect_cannot_watch(fakes, connections, s
 def test_connections_per_client_are_capped_and_freed_by_disconnect_or_their_lifetime(fakes, connections):
     for n in range(LIMITS.per_client):
         connected(fakes, connections, f"c{n}")
-    assert not connect("over", IP, connections, LIMITS, fakes.clock())
-    assert connect("elsewhere", "198.51.100.1", connections, LIMITS, fakes.clock())
+    assert not connect("over", IP, connections, OPEN, LIMITS, fakes.clock())
+    assert connect("elsewhere", "198.51.100.1", connections, OPEN, LIMITS, fakes.clock())
     # An IPv6 client is its /64: another address in it is the same client.
     for n in range(LIMITS.per_client):
         connected(fakes, connections, f"v6-{n}", f"2001:db8:1:2::{n + 1}")
-    assert not connect("v6-over", "2001:db8:1:2:ffff::1", connections, LIMITS, fakes.clock())
+    assert not connect("v6-over", "2001:db8:1:2:ffff::1", connections, OPEN, LIMITS, fakes.clock())
     disconnect("c0", connections)
     disconnect("c0", connections)  # $disconnect twice: nothing more
-    assert connect("again", IP, connections, LIMITS, fakes.clock())
-    assert not connect("over", IP, connections, LIMITS, fakes.clock())
+    assert connect("again", IP, connections, OPEN, LIMITS, fakes.clock())
+    assert not connect("over", IP, connections, OPEN, LIMITS, fakes.clock())
     fakes.clock.advance(seconds=LIMITS.connection_seconds)  # their $disconnect was lost
-    assert connect("later", IP, connections, LIMITS, fakes.clock())
+    assert connect("later", IP, connections, OPEN, LIMITS, fakes.clock())
+
+
+def test_a_client_at_its_cap_after_lost_disconnects_gets_the_slots_of_its_gone_connections(
+    fakes, connections, sockets
+):
+    for n in range(LIMITS.per_client):
+        assert connect(f"c{n}", IP, connections, sockets, LIMITS, fakes.clock())
+    sockets.gone.update({"c0", "c1"})  # closed, and their $disconnect never came
+
+    assert connect("new", IP, connections, sockets, LIMITS, fakes.clock())  # c0's or c1's slot
+    assert connect("newer", IP, connections, sockets, LIMITS, fakes.clock())
+    assert not connect("newest", IP, connections, sockets, LIMITS, fakes.clock())  # c2 is open
+    assert connections.client_connections(IP) == LIMITS.per_client
+
+
+def test_an_order_at_its_watcher_cap_after_lost_disconnects_takes_a_new_watcher(fakes, connections, sockets):
+    order = fakes.add_order(fakes.add_product(codes=1))
+    for n in range(LIMITS.per_order):
+        conn = connected(fakes, connections, f"c{n}", f"198.51.100.{n + 1}")
+        assert send(fakes, connections, sockets, conn, body(order.order_id, token_of(order))) == "watching"
+    sockets.gone.add("c0")  # the page reloaded; the old socket's $disconnect was lost
+
+    again = connected(fakes, connections, "again", "198.51.100.100")
+    assert send(fakes, connections, sockets, again, body(order.order_id, token_of(order))) == "watching"
+    assert sorted(connections.watchers(order.order_id, int(fakes.clock().timestamp()))) == ["again", "c1"]
 
 
 def test_watchers_per_order_are_capped(fakes, connections, sockets):
