@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 
 from bench.local import start_runtime
-from infra.merchant.cli import Api, Console, StockImport, default_import_id, read_lines
+from infra.cli_support import Console
+from infra.merchant.api import Api
+from infra.merchant.commands.stock import StockImport, default_import_id, read_lines
 
 
 def run(codes: int, chunk: int, shards: int, sales: int = 1) -> int:

@@ -19,7 +19,7 @@ from shared.store.orders import OrderStore
 from shared.store.payment_events import PaymentEventStore
 from shared.store.products import ProductStore
 from shared.store.rate import RateStore
-from shared.store.recent import RecentStock
+from shared.store.recent import RecentShops, RecentStock
 from shared.store.stock.allocation import Allocation
 from shared.store.stock.changes import StockChanges
 from shared.store.stock.upkeep import StockUpkeep
@@ -64,6 +64,12 @@ def stock_upkeep() -> StockUpkeep:
 def recent_stock() -> RecentStock:
     """Products' stock levels as this process read them less than PRODUCT_CACHE_SECONDS ago."""
     return RecentStock(allocation(), settings().product_cache_seconds)
+
+
+@cache
+def recent_shops() -> RecentShops:
+    """Shops' settings as this process read them less than PRODUCT_CACHE_SECONDS ago."""
+    return RecentShops(merchants(), settings().product_cache_seconds)
 
 
 @cache

@@ -5,6 +5,7 @@ dying between two writes would leave things: the first write done, the second no
 """
 
 import threading
+from collections.abc import Callable
 
 # Every write boundary on the hot path; the crash tests run once per entry.
 POINTS = (
@@ -37,13 +38,22 @@ IMPORT_POINTS = ("import:between-shards",)
 
 _armed: set[str] = set()
 _lock = threading.Lock()
+# A plan asked at every point passed with a key (an order id): a reason to fail there, or None. Only
+# the local runtime installs one (`miaofa-ops local fail-deliveries`, infra/local/faults.py).
+Plan = Callable[[str, str], str | None]
+_plan: Plan | None = None
 
 
 class InjectedFault(Exception):
-    """A crash injected by a test."""
+    """A crash injected by a test (or by the local runtime's `miaofa-ops local fail-deliveries`)."""
 
 
-def checkpoint(name: str) -> None:
+def checkpoint(name: str, key: str | None = None) -> None:
+    plan = _plan
+    if plan is not None and key is not None:
+        reason = plan(name, key)
+        if reason is not None:
+            raise InjectedFault(reason)
     if not _armed:
         return
     with _lock:
@@ -69,3 +79,9 @@ def disarm() -> None:
 def armed() -> set[str]:
     with _lock:
         return set(_armed)
+
+
+def install_plan(plan: Plan | None) -> None:
+    """Ask `plan` at every keyed point from now on (None: no plan)."""
+    global _plan
+    _plan = plan

@@ -68,10 +68,12 @@ def documented(
     *,
     errors: Sequence[int] = (),
     media: str | None = None,
+    pages: Sequence[int] = (),
 ) -> dict[int, Any]:
     """The `responses` of a route for its OpenAPI entry: its success (a model as JSON, or a text
     `media` type), and each error it can answer (always 422, which request validation may give),
-    all in the one error shape. Every route may be throttled by AWS (503 `busy`)."""
+    all in the one error shape but those in `pages`, which a hosted page answers as an HTML page in
+    the buyer's language. Every route may be throttled by AWS (503 `busy`)."""
     success: dict[str, Any] = {"description": description}
     if model is not None:
         success["content"] = {"application/json": {"model": model}}
@@ -80,13 +82,18 @@ def documented(
     else:
         success["content"] = {}  # no body (e.g. 204)
     answers: dict[int, Any] = {status: success}
-    for code in sorted({*errors, 422, 503}):
+    for code in sorted({*errors, 422, 503} - set(pages)):
         answers[code] = {
             "description": _ERROR_MEANING[code],
             "content": {"application/json": {"model": GatewayRefusal if code in (401, 403) else ErrorBody}},
         }
         if code in (429, 503):
             answers[code]["headers"] = _RETRY_AFTER
+    for code in pages:
+        answers[code] = {
+            "description": _ERROR_MEANING[code],
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
     return answers
 
 

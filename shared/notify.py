@@ -29,6 +29,9 @@ from shared.products import Product
 EventType = Literal["order.paid", "order.delivered", "order.refunded", "stock.low"]
 EVENT_TYPES: tuple[EventType, ...] = ("order.paid", "order.delivered", "order.refunded", "stock.low")
 OrderEventType = Literal["order.paid", "order.delivered", "order.refunded"]
+# A merchant's "send a test event" (POST /merchant/webhook/test): sent whatever events are chosen.
+TEST_EVENT: Literal["webhook.test"] = "webhook.test"
+NotificationType = Literal[EventType, Literal["webhook.test"]]
 # The order history entry (shared/orders.py) that is the state change an order event reports.
 _CHANGES: dict[str, tuple[str, Status]] = {
     "order.paid": ("payment.succeeded", Status.PAID),
@@ -44,7 +47,7 @@ class Notification(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     event_id: str = Field(pattern=r"^evt_[0-9a-f]{32}$")
-    type: EventType
+    type: NotificationType
     merchant_id: str
     created_at: datetime
     data: dict[str, Any]
@@ -94,6 +97,17 @@ def order_event(type_: OrderEventType, order: Order) -> Notification:
     )
 
 
+def test_event(merchant_id: str, now: datetime) -> Notification:
+    """webhook.test: a new event each time it is asked for, carrying nothing of the shop's."""
+    return Notification(
+        event_id=f"evt_{secrets.token_hex(16)}",
+        type=TEST_EVENT,
+        merchant_id=merchant_id,
+        created_at=now,
+        data={"test": True},
+    )
+
+
 def low_stock_threshold(product: Product) -> int:
     """The product's low-stock threshold; 0 (also for products from before it existed) is off."""
     return int(getattr(product, "low_stock_threshold", None) or 0)
@@ -135,7 +149,7 @@ class MerchantWebhook(BaseModel):
     updated_at: datetime
 
     def wants(self, type_: str) -> bool:
-        return type_ in self.events
+        return type_ == TEST_EVENT or type_ in self.events
 
 
 def new_secret() -> str:

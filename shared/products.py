@@ -17,6 +17,7 @@ MAX_PER_ORDER = 100  # the largest quantity any product may allow in one order
 MAX_PRICE_TIERS = 20
 MAX_INSTRUCTIONS_LENGTH = 2000
 MAX_SALES_PER_CODE = 10_000  # a reusable code is sold at most this many times
+MAX_CATEGORY_LENGTH = 50  # the storefront groups a shop's products under it
 
 
 class PriceTier(BaseModel):
@@ -109,6 +110,8 @@ class Product(BaseModel):
     sales_per_code: int = Field(default=1, ge=1)
     # The confirmation e-mail carries only a link to the order page, unless the merchant opts in.
     email_codes: bool = False
+    # The storefront's heading this product is listed under; None: "Other" (functions/storefront).
+    category: str | None = None
 
     def unit_price(self, quantity: int) -> Money:
         return unit_price(self, quantity)

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
         pattern=r"^(wss?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?)?$",
         alias="WEBSOCKET_URL",
     )
+    # The shop `GET /` shows (a merchant id; the local runtime's demo merchant); empty: `/` says no
+    # shop is set. Every shop is also at `/s/{merchant_id}` (docs/buyer-pages.md).
+    default_shop: str = Field(default="", pattern=r"^(mer_[0-9a-f]{20})?$", alias="DEFAULT_SHOP")
     # How long a process (a Lambda container) keeps what it read of an item every order would read
     # (shared/store/recent.py): the product and its stock level, and the merchant's webhook. One
     # partition then sees at most containers ÷ seconds reads of it whatever the order rate

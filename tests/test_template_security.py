@@ -41,6 +41,7 @@ def test_a_stack_deployed_with_every_parameter_set_to_true_is_not_in_local_mode(
                 "ORDER_TOKEN_SECRET": strong,
                 "SANDBOX_SECRET": strong,
                 "WEBSOCKET_URL": "wss://a1b2c3.execute-api.us-east-1.amazonaws.com/live",  # an !Sub: a URL
+                "DEFAULT_SHOP": "mer_" + "0" * 20,  # a merchant id, or Settings refuses it
             }.get(name, "true")
             monkeypatch.setenv(name, value if isinstance(value, str) else given)
         assert Settings().local_mode is False  # type: ignore[call-arg]

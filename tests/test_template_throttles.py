@@ -20,6 +20,8 @@ PUBLIC = {
     "GET /api/products/{product_id}",
     "GET /p/{product_id}",
     "GET /o/{order_id}",
+    "GET /",
+    "GET /s/{merchant_id}",
 }
 WEBHOOKS = {
     "POST /webhooks/sandbox",

@@ -61,7 +61,7 @@ def deliver(order_id: str, ports: Ports, now: datetime, retry: Retry | None = No
         if retries > retry.allowed:
             raise RetriesExhausted(f"order {order_id} has used its {retry.allowed} delivery retries")
     allocation.bind(order.product_id, order.slots, order.order_id)
-    checkpoint("deliver:after-bind")
+    checkpoint("deliver:after-bind", order_id)
     # DELIVERED promises a code the buyer can open: every bound code must decrypt, all of them.
     opened = allocation.read_codes(
         order.product_id, order.slots, order.order_id, ports.ciphers(order.merchant_id)

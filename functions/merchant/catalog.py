@@ -2,9 +2,18 @@
 
 import json
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from shared.cursors import read_cursor, sign_cursor
@@ -13,6 +22,7 @@ from shared.http import validate
 from shared.ids import is_id, new_id
 from shared.money import Money
 from shared.products import (
+    MAX_CATEGORY_LENGTH,
     MAX_INSTRUCTIONS_LENGTH,
     MAX_PER_ORDER,
     MAX_PRICE_TIERS,
@@ -31,6 +41,25 @@ MAX_CODE_LENGTH = 512
 MAX_DAILY_LIMIT = 1_000_000
 MAX_LOW_STOCK_THRESHOLD = 1_000_000_000
 PRODUCTS_CURSOR_PURPOSE: Final = b"miaofa:merchant-products-cursor:v1"
+
+
+def _one_line(text: str) -> str:
+    if not text.isprintable():
+        raise ValueError("must not contain control characters or line breaks")
+    return text
+
+
+def _blank_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# The storefront's heading for the product (functions/storefront/pages.py): one line of text, surrounding
+# blanks dropped; empty or blank is none (listed under "Other").
+Category = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CATEGORY_LENGTH),
+    AfterValidator(_one_line),
+]
 
 
 class ProductRequest(BaseModel):
@@ -52,6 +81,7 @@ class ProductRequest(BaseModel):
     email_codes: bool = Field(default=False, strict=True)
     active: bool = True
     when_undeliverable: UndeliverablePolicy = "refund"
+    category: Annotated[Category | None, BeforeValidator(_blank_is_none)] = None
 
     @model_validator(mode="after")
     def _rules_hold(self) -> "ProductRequest":
@@ -79,8 +109,9 @@ def owned_product(merchant_id: str, product_id: str, products: ProductStore) -> 
     return product
 
 
-# Only daily_limit_per_buyer and unpaid_limit_per_client may be set to null (no limit, the default); shards, delivery and sales per code never
-# change (the stock already imported is laid out by them).
+# Only daily_limit_per_buyer, unpaid_limit_per_client (no limit, the default) and category (none) may be
+# set to null; shards, delivery and sales per code never change (the stock already imported is laid
+# out by them).
 _NOT_NULLABLE = (
     "name",
     "description",
@@ -115,6 +146,7 @@ class ProductChange(BaseModel):
     low_stock_threshold: int | None = Field(default=None, ge=0, le=MAX_LOW_STOCK_THRESHOLD)
     when_undeliverable: UndeliverablePolicy | None = None
     email_codes: bool | None = None
+    category: Annotated[Category | None, BeforeValidator(_blank_is_none)] = None  # null or "": none
 
     @model_validator(mode="before")
     @classmethod

@@ -30,6 +30,7 @@ class MerchantProduct(BaseModel):
     when_undeliverable: UndeliverablePolicy
     sales_per_code: int
     email_codes: bool
+    category: str | None  # the storefront's heading; null: "Other"
 
 
 class ProductPage(BaseModel):

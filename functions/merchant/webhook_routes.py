@@ -9,13 +9,27 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.merchant.routing import MERCHANT_KEY, logger, merchant_id
 from functions.merchant.schemas import Webhook, WebhookSet
-from shared import adapters
-from shared.errors import NotFound
+from shared import adapters, queues
+from shared.errors import Busy, NotFound
 from shared.http import documented, json_response
-from shared.notify import EVENT_TYPES, MAX_URL_LENGTH, EventType, check_webhook_url, new_secret
+from shared.notify import (
+    EVENT_TYPES,
+    MAX_URL_LENGTH,
+    EventType,
+    check_webhook_url,
+    new_secret,
+    test_event,
+)
 from shared.settings import settings
 
 router = Router()
+
+
+class WebhookTestQueued(BaseModel):
+    """A webhook.test event on its way to the merchant's webhook."""
+
+    event_id: str
+    type: str
 
 
 class WebhookBody(BaseModel):
@@ -71,3 +85,25 @@ def delete_webhook() -> Response[str]:
     adapters.webhooks().delete_webhook(merchant_id(router))
     logger.info("webhook removed")
     return Response(status_code=204, body="")
+
+
+@router.post(
+    "/merchant/webhook/test",
+    summary="Send a signed webhook.test event to the webhook",
+    tags=["merchant"],
+    security=MERCHANT_KEY,
+    responses=documented(
+        202, "queued: sent like any event (signed, retried)", WebhookTestQueued, errors=[401, 403, 404]
+    ),
+)
+def post_webhook_test() -> Response[str]:
+    """Queue a webhook.test event through the notify queue; each call is a new event."""
+    merchant = merchant_id(router)
+    if adapters.webhooks().webhook(merchant) is None:
+        raise NotFound("no webhook is set", code="webhook_not_found")
+    ports = adapters.ports()
+    event = test_event(merchant, ports.clock())
+    if not queues.publish(event, ports.notify):
+        raise Busy("the test event could not be queued; try again")
+    logger.info("webhook test queued", extra={"event_id": event.event_id})
+    return json_response(202, {"event_id": event.event_id, "type": event.type})

@@ -32,14 +32,14 @@ def claimants(orders: OrderPort) -> Claimants:
 def return_burned_slots(
     orders: OrderPort, upkeep: StockUpkeepPort, now: datetime, held_back: frozenset[str] = frozenset()
 ) -> int:
-    """`held_back`: products the stock audit found a problem in. Their shards are left as they are,
-    due, so the next run audits them again (the StockAudit alarm wants two runs in a row) and nothing
-    is returned to a stock that does not add up until an operator has looked."""
+    """`held_back`: products the stock audit found a problem in this run. Their burned slots are
+    returned as any (a crashed checkout's claim is one of the audit's findings, this step its fix), but
+    their shards stay due, so the next run audits them again: a problem this step does not fix is
+    reported run after run (the StockAudit alarm wants two in a row)."""
     read, at = claimants(orders), int(now.timestamp())
     returned = sum(
-        upkeep.return_burned(product_id, shard, at, GRACE_SECONDS, read)
+        upkeep.return_burned(product_id, shard, at, GRACE_SECONDS, read, keep_due=product_id in held_back)
         for product_id, shards in upkeep.shards_due().items()
-        if product_id not in held_back
         for shard in shards
     )
     return returned + upkeep.return_abandoned_holds(at, GRACE_SECONDS, read)

@@ -86,7 +86,7 @@ def reconcile(
         0,
     )
     # The audit comes before the burned-slot step, which settles shards and drops them from its index
-    # — but not a product's whose stock does not add up: it stays due, and is reported every run.
+    # — but not a product's whose stock does not add up: it stays due, audited again next run.
     report["stock_problems"] = step(
         "stock_audit", lambda: audit_stock(products, upkeep, orders, None, now), {}
     )

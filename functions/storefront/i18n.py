@@ -130,6 +130,22 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "error.internal_error": "Something went wrong on our side. Please try again.",
         "error.network": "Cannot reach the shop. Check your connection and try again.",
         "error.other": "Something went wrong (error {code}). Please try again.",
+        "meta.product": "{price}. Instant delivery: your code is on the order page seconds after payment.",
+        "meta.shop": "{shop}: digital goods with instant delivery.",
+        "shop.other": "Other",
+        "shop.instant": "Instant delivery",
+        "shop.contact": "Contact",
+        "shop.support": "Support e-mail",
+        "shop.announcement": "Announcement",
+        "shop.logo": "{shop} logo",
+        "shop.empty": "Nothing is on sale here yet.",
+        "shop.none_title": "No shop here yet",
+        "shop.none": "No shop is set up at this address.",
+        "not_found.title": "Not found",
+        "not_found.product": "This product does not exist or is no longer on sale.",
+        "not_found.shop": "There is no such shop.",
+        "not_found.order": "No such order, or this link is no longer valid.",
+        "home": "Go to the shop",
     },
     "zh-CN": {
         "switch": "English",
@@ -226,17 +242,36 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "error.internal_error": "商店出了点问题，请重试。",
         "error.network": "无法连接商店，请检查网络后重试。",
         "error.other": "出错了（错误代码 {code}），请重试。",
+        "meta.product": "{price}。秒发：付款后几秒内卡密即显示在订单页。",
+        "meta.shop": "{shop}：数字商品，付款后秒发。",
+        "shop.other": "其他",
+        "shop.instant": "自动发货（秒发）",
+        "shop.contact": "联系方式",
+        "shop.support": "客服邮箱",
+        "shop.announcement": "公告",
+        "shop.logo": "{shop} 标志",
+        "shop.empty": "本店暂无在售商品。",
+        "shop.none_title": "此处尚无商店",
+        "shop.none": "此地址尚未设置商店。",
+        "not_found.title": "页面不存在",
+        "not_found.product": "该商品不存在或已下架。",
+        "not_found.shop": "该商店不存在。",
+        "not_found.order": "订单不存在，或链接已失效。",
+        "home": "前往商店",
     },
 }
 
 
-def choose(chosen: str | None, cookie: str | None, accept_language: str | None) -> str:
+def choose(
+    chosen: str | None, cookie: str | None, accept_language: str | None, fallback: str = DEFAULT
+) -> str:
     """The page's language: the toggle's choice (query, then cookie), else the buyer's preferred
-    language that we have (Accept-Language, by q-value), else English."""
+    language that we have (Accept-Language, by q-value), else `fallback` (the shop's default
+    language on its page; English elsewhere)."""
     for explicit in (chosen, cookie):
         if explicit in LANGUAGES:
             return str(explicit)
-    best, best_q = DEFAULT, 0.0
+    best, best_q = fallback if fallback in LANGUAGES else DEFAULT, 0.0
     for part in (accept_language or "")[:1000].split(","):
         tag, _, params = part.strip().partition(";")
         try:

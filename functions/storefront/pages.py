@@ -1,4 +1,5 @@
-"""The hosted pages: product (checkout) and order, server-rendered in the buyer's language.
+"""The hosted pages: the shop's listing, product (checkout) and order, and "not found", server-rendered
+in the buyer's language.
 
 Everything from a merchant or a buyer is escaped here and set with textContent by the scripts.
 Each page runs one inline script and one inline style, allowed by their hashes in a strict
@@ -8,6 +9,7 @@ Content-Security-Policy: nothing else runs, loads or is framed, and no Referer l
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -16,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from functions.storefront.i18n import LANGUAGES, TEXTS, money, money_format
+from functions.storefront.shopfront import Listing, Offer
 from shared.products import Product
 
 STATIC = Path(__file__).parent / "static"
@@ -44,6 +47,14 @@ padding:.6rem;border-radius:.3rem;word-break:break-all}
 .qr-row{display:flex;flex-wrap:wrap;gap:1rem;align-items:center}
 #qr svg{display:block;width:14rem;max-width:100%;height:auto;shape-rendering:crispEdges}
 dl{display:grid;grid-template-columns:auto 1fr;gap:.25rem 1rem;margin:0}dt{color:#444}dd{margin:0}
+.shop-head{display:flex;gap:.75rem;align-items:center}
+#logo{width:3.5rem;height:3.5rem;object-fit:contain;border-radius:.3rem;flex:none}
+.announcement{background:#fff8e1;border-left:4px solid #8a5a00;padding:.5rem .75rem;white-space:pre-line}
+ul.products{list-style:none;padding:0;margin:0}
+ul.products li{display:grid;grid-template-columns:1fr auto;gap:.15rem 1rem;align-items:baseline;padding:.6rem 0;
+border-bottom:1px solid #ddd}ul.products a{font-weight:600}.product-price{font-weight:700}
+.facts{grid-column:1/-1;display:flex;flex-wrap:wrap;gap:0 1rem}
+.stock-out{color:#b00020;font-weight:700}.stock-in{color:#0a5c2e}
 """
 
 
@@ -58,6 +69,8 @@ def _source_hash(text: str) -> str:
 
 PRODUCT_SCRIPT = _script("errors.js", "product.js", "lookup.js")
 ORDER_SCRIPT = _script("errors.js", "order.js", "lookup.js")
+LOOKUP_SCRIPT = _script("errors.js", "lookup.js")  # the shop's and "not found" pages: the look-up form only
+DESCRIPTION_LENGTH = 160  # of a link preview's description
 
 
 @dataclass(frozen=True)
@@ -65,13 +78,16 @@ class Page:
     html: str
     script: str
     connect: str = ""  # another origin the script may connect to (the order page's WebSocket API)
+    images: str = ""  # another origin images may come from (the shop's logo)
+    status: int = 200
 
     @property
     def headers(self) -> dict[str, str]:
         connect = f"'self' {self.connect}".strip()
+        images = f"'self' {self.images}".strip()
         policy = (
             f"default-src 'none'; script-src {_source_hash(self.script)}; style-src {_source_hash(_STYLE)}; "
-            f"connect-src {connect}; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+            f"connect-src {connect}; img-src {images}; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
         )
         return {
             "Content-Security-Policy": policy,
@@ -83,14 +99,32 @@ class Page:
         }
 
 
-def _page(lang: str, title: str, data: dict[str, str], body: str, script: str, connect: str = "") -> Page:
+def _page(
+    lang: str,
+    title: str,
+    data: dict[str, str],
+    body: str,
+    script: str,
+    connect: str = "",
+    *,
+    description: str = "",
+    images: str = "",
+    status: int = 200,
+) -> Page:
     other = next(code for code in LANGUAGES if code != lang)
+    # Link previews (chat apps, search engines) read these; merchant text, so escaped like the rest.
+    preview = f'<meta property="og:title" content="{escape(title)}">' + (
+        f'<meta name="description" content="{escape(description)}">'
+        f'<meta property="og:description" content="{escape(description)}">'
+        if description
+        else ""
+    )
     texts = json.dumps(TEXTS[lang], ensure_ascii=False).replace("<", "\\u003c")
     attributes = "".join(f' data-{name}="{escape(value)}"' for name, value in data.items())
     html = (
         f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f'<meta name="referrer" content="no-referrer"><title>{escape(title)}</title>'
+        f'<meta name="referrer" content="no-referrer"><title>{escape(title)}</title>{preview}'
         f"<style>{_STYLE}</style></head><body>"
         f'<header><a id="lang-toggle" href="?lang={other}" hreflang="{other}" lang="{other}">'
         f"{escape(TEXTS[lang]['switch'])}</a></header>"
@@ -98,7 +132,13 @@ def _page(lang: str, title: str, data: dict[str, str], body: str, script: str, c
         f'<script type="application/json" id="texts">{texts}</script>'
         f"<script>{script}</script></body></html>"
     )
-    return Page(html=html, script=script, connect=connect)
+    return Page(html=html, script=script, connect=connect, images=images, status=status)
+
+
+def _summary(text: str) -> str:
+    """Merchant text as one line of at most DESCRIPTION_LENGTH characters (a link preview's)."""
+    line = " ".join(text.split())
+    return line if len(line) <= DESCRIPTION_LENGTH else line[: DESCRIPTION_LENGTH - 1].rstrip() + "…"
 
 
 def _lookup(lang: str) -> str:
@@ -171,7 +211,13 @@ def product_page(product: Product, available: int, providers: Sequence[str], lan
     )
     if available > 0:
         data["totals"] = json.dumps(totals, ensure_ascii=False)
-    return _page(lang, product.name, data, body, PRODUCT_SCRIPT)
+    price = money(product.price, lang)
+    description = _summary(
+        f"{price} · {product.description}"
+        if product.description.strip()
+        else t["meta.product"].format(price=price)
+    )
+    return _page(lang, product.name, data, body, PRODUCT_SCRIPT, description=description)
 
 
 def order_page(order_id: str, lang: str, websocket_url: str = "") -> Page:
@@ -207,3 +253,93 @@ def _origin(url: str) -> str:
     """scheme://host[:port] of a URL (the settings allow only plain ws:// and wss:// ones), or ""."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}" if url else ""
+
+
+def shop_page(listing: Listing, lang: str) -> Page:
+    """The shop's listing: its name, logo, announcement and contact, then its products by category
+    (name, price, stock, delivery), each linking to its product page."""
+    t, shop = TEXTS[lang], listing.shop
+    logo_origin = _image_origin(shop.logo_url or "")
+    head = (
+        f'<img id="logo" src="{escape(shop.logo_url or "")}" alt="{escape(t["shop.logo"].format(shop=shop.name))}" '
+        'width="56" height="56">'
+        if logo_origin
+        else ""
+    )
+    about = ""
+    if shop.announcement:
+        about += (
+            f'<section class="announcement" id="announcement" aria-label="{escape(t["shop.announcement"])}">'
+            f"{escape(shop.announcement)}</section>"
+        )
+    if shop.contact:
+        about += f'<p id="contact">{escape(t["shop.contact"])}: {escape(shop.contact)}</p>'
+    if shop.support_email:
+        about += (
+            f'<p id="support">{escape(t["shop.support"])}: '
+            f'<a href="mailto:{escape(shop.support_email)}">{escape(shop.support_email)}</a></p>'
+        )
+    groups = "".join(
+        f'<section class="category" aria-labelledby="category-{n}"><h2 id="category-{n}">'
+        f"{escape(group.category if group.category is not None else t['shop.other'])}</h2>"
+        f'<ul class="products">{"".join(_offer(offer, lang) for offer in group.offers)}</ul></section>'
+        for n, group in enumerate(listing.groups)
+    )
+    empty = f'<p id="empty">{escape(t["shop.empty"])}</p>'
+    body = (
+        f'<div class="shop-head">{head}<h1 id="shop-name">{escape(shop.name)}</h1></div>{about}'
+        f'<div id="products">{groups or empty}</div>'
+    )
+    description = _summary(shop.announcement or t["meta.shop"].format(shop=shop.name))
+    data = {"merchant-id": listing.merchant_id}
+    return _page(lang, shop.name, data, body, LOOKUP_SCRIPT, description=description, images=logo_origin)
+
+
+def _offer(offer: Offer, lang: str) -> str:
+    t, product = TEXTS[lang], offer.product
+    stock = (
+        f'<span class="stock stock-in">{escape(t["in_stock"].format(count=offer.available))}</span>'
+        if offer.available > 0
+        else f'<span class="stock stock-out">{escape(t["sold_out"])}</span>'
+    )
+    return (
+        f'<li class="product" data-product-id="{escape(product.product_id)}">'
+        f'<a href="/p/{escape(product.product_id)}">{escape(product.name)}</a>'
+        f'<span class="product-price">{escape(money(product.price, lang))}</span><span class="facts">{stock}'
+        f'<span class="delivery muted">{escape(t["shop.instant"])}</span></span></li>'
+    )
+
+
+def no_shop_page(lang: str) -> Page:
+    """`GET /` when DEFAULT_SHOP names no shop."""
+    t = TEXTS[lang]
+    body = f'<h1>{escape(t["shop.none_title"])}</h1><p id="no-shop">{escape(t["shop.none"])}</p>'
+    return _page(lang, t["shop.none_title"], {}, body, LOOKUP_SCRIPT)
+
+
+def not_found_page(lang: str, what: str) -> Page:
+    """404 in the page's language: `what` is product, shop or order."""
+    t = TEXTS[lang]
+    body = (
+        f'<h1>{escape(t["not_found.title"])}</h1><p id="not-found">{escape(t["not_found." + what])}</p>'
+        f'<p><a href="/" id="home">{escape(t["home"])}</a></p>'
+    )
+    return _page(lang, t["not_found.title"], {}, body, LOOKUP_SCRIPT, status=404)
+
+
+# A host a Content-Security-Policy source can name as it is: letters, digits, dots and hyphens.
+_PLAIN_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
+def _image_origin(url: str) -> str:
+    """https://host[:port] of the shop's logo, the one image origin its page allows; "" (no logo shown)
+    for a URL whose host a policy could not name exactly (the settings take https URLs only)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return ""
+    host = parts.hostname or ""
+    if parts.scheme != "https" or parts.username is not None or not _PLAIN_HOST.fullmatch(host):
+        return ""
+    return f"https://{host}" + (f":{port}" if port is not None else "")

@@ -74,6 +74,7 @@ def main() -> None:
     push = f"  order pushes:      {info.ws_url}\n" if info.ws_url else ""
     print(
         f"\nmiaofa is running locally (ready in {time.monotonic() - started:.1f}s)\n"
+        f"  demo shop:         {info.url}/\n"
         f"  demo product page: {info.url}/p/{info.demo_product_id}\n"
         f"  mail it sent:      {info.url}/_local/mail\n"
         f"  demo merchant:     {info.merchant_id}\n"

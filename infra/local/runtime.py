@@ -18,6 +18,8 @@ from typing import Any
 from infra.local import template
 from infra.local.aws import REGION, EmbeddedAws, provision
 from infra.local.dynalite import Dynalite
+from infra.local.faults import PREFIX as FAULTS_PREFIX
+from infra.local.faults import FailingDeliveries, order_retries
 from infra.local.gateway import Gateway, PortUnavailable
 from infra.local.lambdas import LocalFunction
 from infra.local.mailbox import PREFIX as MAILBOX_PREFIX
@@ -26,8 +28,9 @@ from infra.local.sandbox import PREFIX as SANDBOX_PREFIX
 from infra.local.sandbox import SandboxProvider
 from infra.local.triggers import QueuePoller, Schedule, StreamPoller
 from infra.local.websocket import API_HOST, API_ID, SocketGateway
+from shared import faults
 from shared.providers.config import parse_configs
-from shared.settings import CLIENT_BUCKET_SETTINGS
+from shared.settings import CLIENT_BUCKET_SETTINGS, settings
 
 DEMO_CODES = 100
 LOCAL_MAIL_FROM = "shop@miaofa.local"  # the embedded SES identity buyers' mail comes from
@@ -150,6 +153,7 @@ class LocalRuntime:
             "SandboxPayUrl": self.sandbox.pay_url,
             "SandboxApiUrl": self.sandbox.api_url,
             "MailFrom": LOCAL_MAIL_FROM,
+            "DefaultShop": "",  # the demo merchant's, once made (below)
             "AWS::Region": REGION,
             "AWS::StackName": "miaofa-local",
             "AWS::URLSuffix": "amazonaws.com",
@@ -163,6 +167,8 @@ class LocalRuntime:
         )
         for api in infra.sockets:
             resources.attributes[(api.name, "ApiEndpoint")] = f"wss://{API_HOST}"
+        merchant_id = self._demo_merchant(resources.refs) if self.seed else ""
+        resources.refs["DefaultShop"] = merchant_id  # GET / shows the demo shop
         local_urls = self.sockets.local_urls() if self.sockets else {}
         os.environ.update(self._environment(infra, resources.resolve, local_urls))
         if self.sockets:  # PushFunction's endpoint_url for the management API (docs/push.md)
@@ -178,6 +184,12 @@ class LocalRuntime:
             self.overrides
         )  # e.g. tests raising the per-client caps: they all come from 127.0.0.1
         self.gateway.extras[SANDBOX_PREFIX] = self.sandbox.handle
+        # `miaofa-ops local fail-deliveries`: before the mailbox, whose prefix is shorter.
+        self.failing = FailingDeliveries(
+            self.sandbox_secret, lambda: settings().delivery_retries, order_retries
+        )
+        faults.install_plan(self.failing.plan)
+        self.gateway.extras[FAULTS_PREFIX] = self.failing.handle
         self.gateway.extras[MAILBOX_PREFIX] = mailbox
         self.gateway.start()
         for trigger in infra.triggers:
@@ -187,6 +199,7 @@ class LocalRuntime:
                 resources.arns[trigger.queue],
                 trigger.batch_size,
                 trigger.report_failures,
+                hurry=self.failing.hurried if trigger.queue == "DeliveryQueue" else None,
             )
         for stream in infra.streams:
             if stream.table not in resources.stream_arns:
@@ -215,7 +228,7 @@ class LocalRuntime:
             for runner in self._runners():
                 runner.start()
         self.queue_urls = {name: resources.refs[name] for name in infra.queues}
-        merchant_id, product_id = self._seed_demo(url) if self.seed else ("", "")
+        product_id = self._seed_demo(url) if self.seed else ""
         self.info = LocalInfo(
             url,
             self.merchant_key,
@@ -236,6 +249,7 @@ class LocalRuntime:
     def stop(self) -> None:
         for runner in self._runners():
             runner.stop()
+        faults.install_plan(None)
         self.gateway.stop()
         if self.sockets:
             self.sockets.stop()
@@ -261,12 +275,27 @@ class LocalRuntime:
                     raise ValueError(f"{name} sets {key} differently; the local runtime needs one value")
         return merged
 
-    def _seed_demo(self, url: str) -> tuple[str, str]:
-        """A demo merchant (through the merchant store) and product with codes (through the merchant
-        API); returns their ids."""
-        from shared.adapters import merchants
+    def _demo_merchant(self, refs: dict[str, str]) -> str:
+        """The demo merchant and its shop's settings (through the merchant store, before the functions'
+        environment is set: it names the merchant as the default shop); returns its id."""
+        from shared.shops import ShopSettings
+        from shared.store.merchants import MerchantStore
 
-        merchant_id, _ = merchants().create_merchant("Demo merchant", api_key=self.merchant_key)
+        store = MerchantStore(refs["ShopTable"], refs["CodesKey"])
+        merchant_id, _ = store.create_merchant("Demo merchant", api_key=self.merchant_key)
+        store.set_shop(
+            merchant_id,
+            ShopSettings(
+                name="Demo merchant",
+                announcement="A sandbox shop: pay with the sandbox provider, nothing is charged.\n"
+                "沙箱商店：使用沙箱支付，不会真实扣款。",
+                default_language="zh-CN",
+            ),
+        )
+        return merchant_id
+
+    def _seed_demo(self, url: str) -> str:
+        """The demo merchant's product with codes (through the merchant API); returns its id."""
         product = self.merchant_call(
             url,
             "POST",
@@ -276,6 +305,7 @@ class LocalRuntime:
                 "description": "A sandbox gift card: pay with the sandbox provider and the code appears at once.",
                 "price": {"amount": 1999, "currency": "CNY"},
                 "max_per_order": 5,
+                "category": "Game cards 游戏点卡",
             },
         )
         codes = "\n".join(
@@ -284,7 +314,7 @@ class LocalRuntime:
         self.merchant_call(
             url, "POST", f"/merchant/products/{product['id']}/stock", codes.encode(), "text/plain"
         )
-        return merchant_id, str(product["id"])
+        return str(product["id"])
 
     def merchant_call(
         self,

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,10 +32,19 @@ FILTER_OPERATORS = {"exists", "prefix", "anything-but"}
 
 class QueuePoller:
     def __init__(
-        self, function: LocalFunction, queue_url: str, queue_arn: str, batch_size: int, report_failures: bool
+        self,
+        function: LocalFunction,
+        queue_url: str,
+        queue_arn: str,
+        batch_size: int,
+        report_failures: bool,
+        hurry: Callable[[str], bool] | None = None,
     ) -> None:
         self.function, self.queue_url, self.queue_arn = function, queue_url, queue_arn
         self.batch_size, self.report_failures = min(batch_size, 10), report_failures
+        # Failed records whose body it picks come back at once, not after the visibility timeout
+        # (local mode's failure switch, infra/local/faults.py).
+        self.hurry = hurry
         self._stop = threading.Event()
         self._sqs = boto3.client("sqs", region_name=REGION)
         self._threads = [
@@ -85,6 +95,12 @@ class QueuePoller:
         except (Exception, InvocationKilled):
             traceback.print_exc(file=sys.stderr)
             failed = {m["MessageId"] for m in messages}
+        if self.hurry is not None:
+            for message in messages:
+                if message["MessageId"] in failed and self.hurry(message["Body"]):
+                    self._sqs.change_message_visibility(
+                        QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                    )
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
             self._sqs.delete_message_batch(

@@ -1,10 +1,13 @@
 """`miaofa-ops`: inspect, replay and purge dead-letter queues; read reconciliation reports; open a
-merchant's shop and manage its API keys.
+merchant's shop and manage its API keys; on the local runtime only, make deliveries fail on purpose.
 
 Exit codes: 0 done, 1 refused or failed, 2 usage (bad options, no target), 130 interrupted.
 """
 
 import argparse
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -237,6 +240,47 @@ class Commands:
         )
         return 0
 
+    # ---- local runtime switches
+    def local_fail_deliveries(self) -> int:
+        """Sets the number of orders to fail (not adds to it): safe to run again."""
+        url, secret = self.target.local_url, self.target.local_secret
+        if not (url and secret):
+            raise UsageError(
+                f"{PROG} local fail-deliveries: {self.target.where} has no url or sandbox_secret; restart `make run`"
+            )
+        body = None if self.args.count is None else json.dumps({"count": self.args.count}).encode()
+        request = urllib.request.Request(  # noqa: S310 - the local runtime's own http://127.0.0.1 URL
+            f"{url}/_local/faults/deliveries",
+            data=body,
+            method="GET" if body is None else "POST",
+            headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                state = json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            with error:
+                raise Refused(
+                    f"the local runtime refused: {error.code} {error.read().decode()[:200]}"
+                ) from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+            reason = getattr(error, "reason", error)
+            raise Refused(
+                f"no answer from the local runtime at {url}: {reason} (is `make run` still running?)"
+            ) from None
+        if self.args.json:
+            self.console.json(state)
+            return 0
+        remaining, failing = state["remaining"], state["failing"]
+        self.console.print(
+            f"the next {count_of(remaining, 'order')} to be delivered will fail until dead-lettered, "
+            "then deliver on their next try (miaofa-ops dlq replay)"
+            if remaining
+            else "no further order will be chosen to fail",
+            *([f"failing until dead-lettered: {', '.join(failing)}"] if failing else []),
+        )
+        return 0
+
     # ---- helpers
     def _describe(self, letter: DeadLetter) -> str:
         order = self.order(letter)
@@ -293,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog=PROG, description="Dead-letter queues, reconciliation reports, merchants and their API keys."
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{dlq,reports,keys,merchants}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{dlq,reports,keys,merchants,local}"
+    )
     dlq = commands.add_parser("dlq", help="inspect, replay or purge a dead-letter queue")
     actions = dlq.add_subparsers(dest="action", required=True, metavar="{list,show,replay,purge}")
     common = [where, queue]
@@ -356,6 +402,24 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("--key", required=True, type=_id("key"), metavar="ID", help="the key (key_…)")
         action.set_defaults(run=run)
 
+    local = commands.add_parser("local", help="the local runtime's switches (make run only, never a stack)")
+    local_actions = local.add_subparsers(dest="action", required=True, metavar="{fail-deliveries}")
+    failing = local_actions.add_parser(
+        "fail-deliveries",
+        parents=[where, as_json],
+        help="make the next N orders' deliveries fail until they are dead-lettered (safe to run again)",
+        description="Make the next N orders the deliver function tries fail every attempt until they "
+        "used their retries and are in DeliveryDLQ; their next try (dlq replay) delivers them. "
+        "Sets N (does not add to it); without --count, shows the state. Local runtime only.",
+    )
+    failing.add_argument(
+        "--count",
+        type=numeric(int, lambda n: not 0 <= n <= 1000, "must be from 0 (off) to 1000: {text}"),
+        metavar="N",
+        help="how many orders (0: choose no more)",
+    )
+    failing.set_defaults(run=Commands.local_fail_deliveries)
+
     merchants = commands.add_parser("merchants", help="open a shop: a new merchant and its first API key")
     merchant_actions = merchants.add_subparsers(dest="action", required=True, metavar="{create}")
     opened = merchant_actions.add_parser(
@@ -398,6 +462,11 @@ def _command(argv: Sequence[str] | None, target: Target | None, console: Console
         args = build_parser().parse_args(argv)
         if args.run is Commands.dlq_replay:
             args.selection = selection_from(args)
+        if args.command == "local" and (args.stack or (target is not None and target.endpoint is None)):
+            raise UsageError(
+                f"{PROG} local: works only against the local runtime (make run); "
+                "a deployed stack's deliveries are never failed on purpose"
+            )
         chosen = chosen or resolve(args.local_file, args.stack, args.region)
         chosen.use()
         return int(args.run(Commands(args, chosen, console)))

@@ -36,6 +36,8 @@ class Target:
     dynamodb_endpoint: str | None = None  # local DynamoDB when not the embedded AWS's (dynalite)
     codes_key: str | None = None  # the KMS key that seals each merchant's data key
     where: str = field(default="", compare=False)  # for messages: "local (http://…)" or "stack x"
+    local_url: str | None = None  # the local runtime's HTTP adapter (its /_local switches); None on a stack
+    local_secret: str | None = field(default=None, repr=False)  # the sandbox secret they take
 
     def queue(self, logical_id: str) -> str:
         try:
@@ -111,6 +113,8 @@ def local_target(info: Mapping[str, Any], where: str = "the local runtime") -> T
         codes_key=info.get("codes_key") or None,
         region=REGION,
         where=f"local ({info['aws_endpoint']})",
+        local_url=info.get("url") or None,
+        local_secret=info.get("sandbox_secret") or None,
     )
 
 

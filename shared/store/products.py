@@ -61,6 +61,7 @@ class ProductItem(_CatalogModel):
     low_stock_threshold = NumberAttribute(null=True)
     sales_per_code = NumberAttribute(null=True)
     email_codes = BooleanAttribute(null=True)
+    category = UnicodeAttribute(null=True)  # issue 18: absent on older products, listed under "Other"
     version = NumberAttribute(null=True)  # bumped by every change; a change is conditional on it
 
 
@@ -96,10 +97,14 @@ _CHANGEABLE = (
     "instructions",
     "low_stock_threshold",
     "when_undeliverable",
+    "category",
 )
 _CHANGE_ATTEMPTS = 5
 _BATCH = 100  # DynamoDB's BatchGetItem limit
 _SCAN_BUDGET = 500  # catalogue positions one filtered page reads at most before it returns what it has
+# The storefront lists at most this many of a shop's active products (the newest), so one listing
+# costs a bounded number of reads (docs/buyer-pages.md, "The shop's page").
+MAX_LISTED = 50
 
 
 class ProductStore:
@@ -107,6 +112,7 @@ class ProductStore:
         for model in (_CatalogModel, ProductItem, CatalogHeadItem, CatalogEntryItem):
             model.Meta.table_name = settings().shop_table
         self._products: Recent[str, Product | None] = Recent(settings().product_cache_seconds)
+        self._listings: Recent[str, list[Product]] = Recent(settings().product_cache_seconds)
 
     def put_product(self, product: Product) -> None:
         """Store a new product at the next position of its merchant's catalogue. A crash before the
@@ -137,6 +143,14 @@ class ProductStore:
         """The product as this process read it less than PRODUCT_CACHE_SECONDS ago (read if not): for
         selling, pages and telling, never for the merchant API or for settling money or stock later."""
         return self._products.get(product_id, lambda: self.product(product_id))
+
+    def recent_on_sale(self, merchant_id: str) -> list[Product]:
+        """The merchant's active products, newest first (at most MAX_LISTED, found within one filtered
+        page's bounded read), as this process read them less than PRODUCT_CACHE_SECONDS ago: the
+        storefront's listing."""
+        return self._listings.get(
+            merchant_id, lambda: self.products_of(merchant_id, MAX_LISTED, active=True).products
+        )
 
     def change_product(self, product_id: str, change: Callable[[Product], Product]) -> Product | None:
         """Apply `change` to the stored product and write what it changed in one write, conditional on
@@ -242,6 +256,7 @@ def _changeable(product: Product) -> dict[str, Any]:
         "low_stock_threshold": product.low_stock_threshold,
         "when_undeliverable": product.when_undeliverable,
         "email_codes": product.email_codes,
+        "category": product.category,
     }
 
 
@@ -281,4 +296,5 @@ def _to_product(item: ProductItem) -> Product:
         low_stock_threshold=int(item.low_stock_threshold or 0),
         sales_per_code=int(item.sales_per_code or 1),
         email_codes=bool(item.email_codes),
+        category=item.category,
     )

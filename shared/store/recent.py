@@ -11,7 +11,10 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from shared.errors import NotFound
 from shared.products import Product
+from shared.shops import ShopSettings
+from shared.store.merchants import MerchantStore
 from shared.store.stock.allocation import Allocation
 
 K = TypeVar("K", bound=Hashable)
@@ -79,3 +82,23 @@ class RecentStock:
         return self.kept.get(
             product.product_id, lambda: self._allocation.available(product.product_id, product.shards)
         )
+
+
+class RecentShops:
+    """Shops' settings as this process read them less than `seconds` ago (None: no such merchant): for
+    the storefront's page, never for the merchant API."""
+
+    def __init__(
+        self, merchants: MerchantStore, seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._merchants = merchants
+        self.kept: Recent[str, ShopSettings | None] = Recent(seconds, clock=clock)
+
+    def shop(self, merchant_id: str) -> ShopSettings | None:
+        return self.kept.get(merchant_id, lambda: self._read(merchant_id))
+
+    def _read(self, merchant_id: str) -> ShopSettings | None:
+        try:
+            return self._merchants.shop(merchant_id)
+        except NotFound:
+            return None

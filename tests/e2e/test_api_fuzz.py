@@ -27,15 +27,16 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 @pytest.fixture(scope="module")
 def fuzzed_shop(shop):
     """A merchant of its own (so the fuzzer's writes touch no other test's data), with a product
-    in stock and a delivered order."""
+    in stock and a delivered order (and its shop's page, `/s/{merchant_id}`)."""
     from shared.adapters import merchants as merchant_store
 
-    _, key = merchant_store().create_merchant("Fuzzed merchant")
+    merchant_id, key = merchant_store().create_merchant("Fuzzed merchant")
     product_id = shop.new_product(new_codes(30, "FUZZ"), key=key)
     order = shop.buy(product_id)
     assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
     shop.wait_for(order, "DELIVERED")
-    return {"key": key, "ids": {"product_id": product_id, "order_id": order["order_id"]}}
+    ids = {"product_id": product_id, "order_id": order["order_id"], "merchant_id": merchant_id}
+    return {"key": key, "ids": ids}
 
 
 @pytest.fixture(scope="module")

@@ -3,15 +3,20 @@ counts, resuming after an interruption, export to a file, and clear refusals wit
 
 The large import here is 20,000 codes (about 20 s on this machine); 100,000 (about 100 s) is bench/import.py's, which reports codes/s in BENCHMARKS.md."""
 
+import csv
+import hashlib
+import hmac
 import io
 import json
 import os
 import stat
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from infra.merchant import cli
-from tests.support import drop_partitions, new_codes
+from tests.support import drop_partitions, new_codes, poll
 
 pytestmark = pytest.mark.e2e
 LARGE = 20_000
@@ -69,6 +74,29 @@ def test_a_chunk_the_api_could_not_take_is_sent_again(shop, tmp_path, monkeypatc
 
     assert code == 0 and json.loads(out)["added"] == 4
     assert "409 import_in_progress; trying again" in err
+
+
+def test_on_a_terminal_the_bar_moves_while_a_chunk_is_on_its_way(shop, tmp_path, monkeypatch):
+    product_id = shop.new_product([])
+    file = tmp_path / "codes.txt"
+    file.write_text("\n".join(new_codes(30, prefix="CLI-TICK")) + "\n")
+    console = cli.Console(out=io.StringIO(), err=io.StringIO(), environ={}, tty=True, sleep=lambda _: None)
+    real = cli.Api.send
+
+    def slow_second_chunk(self, method, path, **kwargs):
+        if method == "POST" and kwargs["headers"]["Import-Chunk"] == "1":
+            # The answer takes as long as the bar needs to be redrawn twice on its own (a slow API).
+            poll(lambda: console.err.getvalue().count("chunk 2/3") >= 2, deadline=10)
+        return real(self, method, path, **kwargs)
+
+    monkeypatch.setattr(cli.Api, "send", slow_second_chunk)
+    argv = ["stock", "import", str(file), "--product", product_id, "--chunk", "10", "--url", shop.url]
+    code = cli.main([*argv, "--key", shop.merchant_key], console=console)
+
+    assert code == 0, console.err.getvalue()
+    redrawn = [d for d in console.err.getvalue().split("\r") if "chunk 2/3" in d]
+    assert len(redrawn) >= 2 and all("≈" in d for d in redrawn[:2])  # estimates, said to be
+    assert "100%  30/30 lines" in console.err.getvalue()
 
 
 def test_export_writes_the_available_codes_to_a_private_file(shop, tmp_path):
@@ -189,3 +217,255 @@ def test_a_large_import_shows_progress_and_counts_right_and_runs_again_as_a_no_o
     code, again, _ = run(shop, "stock", "import", str(file), "--product", product_id, "--no-progress")
     assert code == 0 and "4 of 4 chunks were imported before under this import id" in again
     assert again.splitlines()[1:4] == out.splitlines()[1:4]  # the same counts: the first answers
+
+
+# ---------- products, stock removal, orders and the webhook: every command over the local runtime
+
+
+@pytest.fixture
+def new_merchant(runtime):
+    """A merchant of its own (its orders and webhook are this test's alone): its API key."""
+    from shared.adapters import merchants
+
+    _, key = merchants().create_merchant("CLI merchant")
+    return key
+
+
+def as_json(shop, *argv, key=None):
+    code, out, err = run(shop, *argv, "--json", key=key)
+    assert code == 0, (argv, err)
+    return json.loads(out)
+
+
+def test_products_show_change_and_deactivate(shop, new_merchant):
+    key = new_merchant
+    product = as_json(shop, "products", "create", "--name", "Gift card", "--price", "35.00", key=key)
+    product_id = product["id"]
+
+    shown = as_json(shop, "products", "show", product_id, key=key)
+    assert (shown["name"], shown["price"], shown["active"]) == (
+        "Gift card",
+        {"amount": 3500, "currency": "CNY"},
+        True,
+    )
+    changed = as_json(
+        shop,
+        "products",
+        "change",
+        product_id,
+        "--price",
+        "32.50",
+        "--tiers",
+        "3:30.00,10:28.00",
+        "--max-per-order",
+        "20",
+        "--daily-limit",
+        "5",
+        "--instructions",
+        "Redeem at example.com",
+        key=key,
+    )
+    assert changed["price"] == {"amount": 3250, "currency": "CNY"}  # the product's own currency
+    assert changed["price_tiers"] == [
+        {"min_quantity": 3, "price": {"amount": 3000, "currency": "CNY"}},
+        {"min_quantity": 10, "price": {"amount": 2800, "currency": "CNY"}},
+    ]
+    assert (changed["max_per_order"], changed["daily_limit_per_buyer"]) == (20, 5)
+    code, out, err = run(shop, "products", "change", product_id, "--daily-limit", "none", key=key)
+    assert code == 0 and "daily_limit_per_buyer    -" in out, err
+
+    # A change that breaks a rule writes nothing, and says why.
+    code, out, err = run(shop, "products", "change", product_id, "--min-per-order", "30", key=key)
+    assert (code, out) == (1, "") and "validation_error" in err
+    assert as_json(shop, "products", "show", product_id, key=key)["min_per_order"] == 1
+    code, _, err = run(shop, "products", "change", product_id, key=key)
+    assert code == 2 and "give at least one field" in err
+
+    for _ in range(2):  # safe to run again
+        assert as_json(shop, "products", "deactivate", product_id, key=key)["active"] is False
+    inactive = as_json(shop, "products", "list", "--active", "no", key=key)
+    assert [p["id"] for p in inactive] == [product_id]
+    assert as_json(shop, "products", "list", "--active", "yes", key=key) == []
+    assert shop.checkout(product_id).status_code in (404, 409, 422)  # no longer on sale
+
+
+def test_stock_remove_takes_what_is_still_for_sale_and_names_the_other_lines(shop, new_merchant, tmp_path):
+    key = new_merchant
+    codes = new_codes(3, prefix="CLI-REMOVE")
+    product_id = shop.new_product(codes, key=key)
+    order = shop.buy(product_id)
+    assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
+    shop.wait_for(order, "DELIVERED")
+    (sold,) = [
+        i["code"] for i in as_json(shop, "orders", "show", order["order_id"], "--codes", key=key)["items"]
+    ]
+    unsold = [c for c in codes if c != sold]
+    file = tmp_path / "remove.txt"
+    file.write_text(f"{sold}\n{unsold[0]}\nCLI-REMOVE-NOT-THERE\n{unsold[1]}\n")
+
+    code, out, err = run(shop, "stock", "remove", str(file), "--product", product_id, key=key)
+
+    assert code == 0, err
+    assert "removed 2 codes" in out and "1 reserved or sold: kept: lines 1" in out
+    assert "1 not in stock (or blank): lines 3" in out
+    assert "CLI-REMOVE" not in out + err
+    levels = shop.stock(product_id, key=key)
+    assert (levels["available"], levels["sold"], levels["imported"]) == (0, 1, 1)
+    # Run again (as after a lost answer): nothing more goes, the removed codes are now not found.
+    again = as_json(shop, "stock", "remove", str(file), "--product", product_id, key=key)
+    assert again == {"removed": 0, "not_found": [2, 3, 4], "not_available": [1]}
+
+
+def test_orders_list_page_by_page_show_export_and_refund(shop, new_merchant, tmp_path):
+    key = new_merchant
+    codes = new_codes(2, prefix="CLI-ORDERS")
+    product_id = shop.new_product(codes, key=key)
+    orders = []
+    for email in ("first@example.com", "=2+2@example.com"):  # a valid address, and a formula
+        response = shop.checkout(product_id, email=email)
+        assert response.status_code == 201, response.text
+        orders.append(response.json())
+        assert shop.runtime.sandbox.pay(orders[-1]["order_id"], orders[-1]["total"]["amount"], "CNY")
+        shop.wait_for(orders[-1], "DELIVERED")
+    newest_first = [orders[1]["order_id"], orders[0]["order_id"]]
+
+    pages, cursor = [], None
+    while True:
+        page = as_json(
+            shop, "orders", "list", "--limit", "1", *(["--cursor", cursor] if cursor else []), key=key
+        )
+        pages += [o["order_id"] for o in page["orders"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert pages == newest_first
+    assert [
+        o["order_id"] for o in as_json(shop, "orders", "list", "--all", key=key)["orders"]
+    ] == newest_first
+    code, out, err = run(shop, "orders", "list", "--limit", "1", key=key)
+    assert code == 0 and orders[1]["order_id"] in out and "more follow: --cursor" in err
+    filtered = as_json(
+        shop, "orders", "list", "--email", "FIRST@example.com", "--status", "delivered", key=key
+    )
+    assert [o["order_id"] for o in filtered["orders"]] == [orders[0]["order_id"]]
+
+    code, out, err = run(shop, "orders", "show", orders[0]["order_id"], key=key)
+    assert code == 0 and "DELIVERED" in out and "codes     1 (--codes prints them" in out
+    assert "CLI-ORDERS" not in out + err
+    code, out, _ = run(shop, "orders", "show", orders[0]["order_id"], "--codes", key=key)
+    assert code == 0 and any(c in out for c in codes)
+
+    target = tmp_path / "orders.csv"
+    summary = as_json(shop, "orders", "export", "-o", str(target), key=key)
+    assert summary == {"orders": 2, "file": str(target)}
+    rows = list(csv.DictReader(target.open(newline="")))
+    assert [r["order_id"] for r in rows] == newest_first
+    assert (rows[1]["email"], rows[1]["total"], rows[1]["currency"], rows[1]["status"]) == (
+        "first@example.com",
+        "19.99",
+        "CNY",
+        "DELIVERED",
+    )
+    assert rows[0]["email"] == "'=2+2@example.com"  # a spreadsheet shows it, does not run it
+    assert "CLI-ORDERS" not in target.read_text()  # the listing has no codes, so neither has the CSV
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    code, _, err = run(shop, "orders", "export", "--json", key=key)
+    assert code == 2 and "--json needs -o FILE" in err
+
+    refunded = as_json(shop, "orders", "refund", orders[0]["order_id"], "--reason", "asked", key=key)
+    assert refunded["status"] in ("REFUNDING", "REFUNDED")
+    again = as_json(shop, "orders", "refund", orders[0]["order_id"], key=key)  # safe to run again
+    assert again["refund_id"] == refunded["refund_id"]
+    code, _, err = run(shop, "orders", "show", "ord_" + "0" * 20, key=key)
+    assert code == 1 and "order_not_found" in err
+
+
+class Hooks:
+    """A merchant's webhook receiver on 127.0.0.1: records each POST."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict, bytes]] = []
+        hooks = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                hooks.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+@pytest.fixture
+def hooks():
+    receiver = Hooks()
+    yield receiver
+    receiver.server.shutdown()
+
+
+def test_webhooks_set_show_test_and_delete(shop, new_merchant, hooks, monkeypatch):
+    key = new_merchant
+    code, out, err = run(shop, "webhooks", "set", hooks.url, "--events", "order.paid,stock.low", key=key)
+    assert code == 0, err
+    secret = out.split("secret", 1)[1].split()[0]
+    assert secret.startswith("whsec_") and "shown only now" in err
+    shown = as_json(shop, "webhooks", "show", key=key)
+    assert shown == {"url": hooks.url, "events": ["order.paid", "stock.low"]}
+    code, out, _ = run(shop, "webhooks", "show", key=key)
+    assert code == 0 and secret not in out
+
+    queued = as_json(shop, "webhooks", "test", key=key)
+    assert queued["type"] == "webhook.test"
+    headers, body = poll(lambda: hooks.received and hooks.received[0])
+    timestamp, signed = (part.split("=", 1)[1] for part in headers["miaofa-signature"].split(","))
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(signed, expected)
+    assert json.loads(body)["event_id"] == queued["event_id"] == headers["miaofa-event-id"]
+
+    # Not safe to send again (each is a new event): a lost answer is reported, never retried.
+    real, sent = cli.Api.send, []
+
+    def unavailable(self, method, path, **kwargs):
+        if path == "/merchant/webhook/test":
+            sent.append(path)
+            return cli.Reply(503, {}, b'{"error": {"code": "busy", "message": "try again"}}')
+        return real(self, method, path, **kwargs)
+
+    monkeypatch.setattr(cli.Api, "send", unavailable)
+    code, _, err = run(shop, "webhooks", "test", key=key)
+    assert (code, len(sent)) == (1, 1) and "not sent again, as it may have been done" in err
+    monkeypatch.setattr(cli.Api, "send", real)
+
+    for _ in range(2):  # safe to run again
+        assert as_json(shop, "webhooks", "delete", key=key) == {"deleted": True}
+    code, _, err = run(shop, "webhooks", "show", key=key)
+    assert code == 1 and "webhook_not_found" in err
+    code, _, err = run(shop, "webhooks", "test", key=key)
+    assert code == 1 and "webhook_not_found" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("products", "change", "prd_x", "--active", "maybe"), "yes or no"),
+        (("products", "change", "prd_x", "--tiers", "3=30"), "--tiers takes QUANTITY:PRICE"),
+        (("products", "create", "--name", "x", "--price", "1.234"), "price '1.234'"),
+        (("orders", "list", "--from", "yesterday"), "not a time"),
+        (("orders", "list", "--from", "2026-05-01T08:00:00"), "has no offset"),
+        (("orders", "list", "--limit", "0"), "--limit"),
+        (("orders", "list", "--status", "LOST"), "--status"),
+        (("webhooks", "set", "https://example.com/h", "--events", "order.lost"), "events are order.paid"),
+        (("stock", "remove", "/nonexistent/codes.txt", "--product", "prd_x"), "cannot read"),
+    ],
+)
+def test_usage_errors_name_the_problem_and_change_nothing(shop, argv, message):
+    code, out, err = run(shop, *argv)
+    assert (code, out) == (2, ""), err
+    assert message in err and "Traceback" not in err

@@ -76,6 +76,11 @@ def test_a_new_merchant_opens_a_shop_stocks_a_product_and_sells_a_code(runtime, 
     assert item["code"] in codes
     levels = merchant(shop, key, "stock", "levels", "--product", product["id"])
     assert (levels["available"], levels["sold"]) == (2, 1)
+    # The merchant sees the sale, and the code it sold, with the CLI too.
+    (sold,) = merchant(shop, key, "orders", "list", "--status", "DELIVERED")["orders"]
+    assert (sold["order_id"], sold["product_id"], sold["quantity"]) == (order["order_id"], product["id"], 1)
+    shown = merchant(shop, key, "orders", "show", order["order_id"], "--codes")
+    assert shown["items"] == [item] and shown["history_intact"] is True
 
 
 def run(shop, *argv: str) -> tuple[int, str, str]:

@@ -281,7 +281,9 @@ class FakeUpkeep(Hooked):
         return due
 
     @hooked
-    def return_burned(self, product_id: str, shard: int, now: int, grace: int, claimants: Claimants) -> int:
+    def return_burned(
+        self, product_id: str, shard: int, now: int, grace: int, claimants: Claimants, keep_due: bool = False
+    ) -> int:
         item = self._stock.shards[(product_id, shard)]
         if item.mark is not None and now - item.mark[1] < grace:
             return 0
@@ -289,7 +291,12 @@ class FakeUpkeep(Hooked):
         if item.mark is not None:
             returned = self._return_unheld(product_id, shard, settled, item.mark[0], claimants)
             settled = item.mark[0]
-        if item.cursor == settled and item.mark is not None and self._audited(product_id, shard, settled):
+        if (
+            not keep_due
+            and item.cursor == settled
+            and item.mark is not None
+            and self._audited(product_id, shard, settled)
+        ):
             item.settled_upto, item.mark, item.audit_due = settled, None, False
         else:
             item.settled_upto, item.mark = settled, (item.cursor, now)

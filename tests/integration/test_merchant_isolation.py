@@ -32,6 +32,10 @@ OWN = {
     ("PUT", "/merchant/webhook"),
     ("GET", "/merchant/webhook"),
     ("DELETE", "/merchant/webhook"),
+    (
+        "POST",
+        "/merchant/webhook/test",
+    ),  # to the caller's own webhook: tests/integration/test_merchant_webhooks.py
     ("GET", "/merchant/shop"),  # each merchant's own: tests/integration/test_merchant_shop.py
     ("PUT", "/merchant/shop"),
 }

@@ -100,6 +100,7 @@ def test_a_listed_product_has_every_field_with_its_defaults(shop, merchant):
         "low_stock_threshold": 0,
         "sales_per_code": 1,
         "email_codes": False,
+        "category": None,
     }
 
 

@@ -312,6 +312,31 @@ def test_a_purchase_sends_order_paid_and_order_delivered_once_each_signed_with_t
     assert receiver.url(merchant.path) not in ours
 
 
+def test_a_test_event_reaches_the_webhook_signed_whatever_events_it_chose(shop, merchant, receiver):
+    secret = set_webhook(shop, merchant, receiver, events=["stock.low"])["secret"]
+
+    answer = shop.merchant("POST", "/merchant/webhook/test", key=merchant.key)
+
+    assert answer.status_code == 202, answer.text
+    queued = answer.json()
+    assert queued["type"] == "webhook.test" and queued["event_id"].startswith("evt_")
+    (got,) = poll(lambda: receiver.at(merchant.path))
+    assert documented_verify()(secret, got.headers["miaofa-signature"], got.body)
+    assert got.headers["miaofa-event-type"] == "webhook.test"
+    assert got.headers["idempotency-key"] == got.event["event_id"] == queued["event_id"]
+    assert got.event["merchant_id"] == merchant.merchant_id and got.event["data"] == {"test": True}
+    # Each call is a new event (a merchant tries its endpoint again after fixing it).
+    again = shop.merchant("POST", "/merchant/webhook/test", key=merchant.key).json()
+    assert again["event_id"] != queued["event_id"]
+    poll(lambda: len(receiver.at(merchant.path)) == 2)
+
+
+def test_a_test_event_without_a_webhook_is_404_and_sends_nothing(shop, merchant, receiver):
+    answer = shop.merchant("POST", "/merchant/webhook/test", key=merchant.key)
+
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "webhook_not_found"
+
+
 def test_a_failing_receiver_gets_each_event_again_until_its_third_attempt_succeeds(
     shop, runtime, merchant, receiver, caplog, capfd
 ):

@@ -86,12 +86,17 @@ def test_the_repositorys_contract_only_adds_to_the_shared_one():
 
 
 def test_every_route_documents_its_success_and_the_one_error_shape(served):
-    """API.md's error shape everywhere, but for the authorizer's refusals (API Gateway's own body)."""
+    """API.md's error shape everywhere, but for the authorizer's refusals (API Gateway's own body) and
+    a hosted page's "not found", which is a page in the buyer's language (docs/buyer-pages.md)."""
     for path, item in served["paths"].items():
         for method, operation in item.items():
             answers = operation["responses"]
             assert any(code.startswith("2") for code in answers), (method, path)
+            if "pages" in operation["tags"]:
+                assert answers["404"]["content"] == {"text/html": {"schema": {"type": "string"}}}, path
             for code, answer in answers.items():
+                if "pages" in operation["tags"] and code == "404":
+                    continue
                 if code.startswith(("4", "5")):
                     schema = answer["content"]["application/json"]["schema"]
                     shape = "GatewayRefusal" if code in ("401", "403") else "ErrorBody"

@@ -74,14 +74,17 @@ class StockUpkeep:
             due.setdefault(product_of_shard(entry.pk), []).append(shard_number(entry))
         return due
 
-    def return_burned(self, product_id: str, shard: int, now: int, grace: int, claimants: Claimants) -> int:
+    def return_burned(
+        self, product_id: str, shard: int, now: int, grace: int, claimants: Claimants, keep_due: bool = False
+    ) -> int:
         """Return one shard's burned slots (claimed, then the claimant crashed before its order was written).
 
         A slot below a cursor snapshot older than `grace` seconds that is unbound and whose claimant
         (named in the slot, read strongly consistently through `claimants`) does not hold it — no such
         order, an order that does not list it, or one past holding stock — goes back to stock.
         A shard with nothing handed out since its last snapshot, and nothing the stock audit still
-        watches, leaves the `audit` index. Returns how many went back. Safe to run concurrently:
+        watches, leaves the `audit` index — unless `keep_due` (the audit found its product wrong: the
+        next run audits it again). Returns how many went back. Safe to run concurrently:
         every write is conditional."""
         item = ShardItem.get(*shard_item_key(product_id, shard), consistent_read=True)
         if item.mark_at is not None and now - int(item.mark_at) < grace:
@@ -97,7 +100,8 @@ class StockUpkeep:
         )
         actions: list[Action]
         if (
-            int(item.cursor) == settled
+            not keep_due
+            and int(item.cursor) == settled
             and item.mark_at is not None
             and self._audited(product_id, shard, settled)
         ):
