@@ -58,9 +58,10 @@ def test_a_new_merchant_opens_a_shop_stocks_a_product_and_sells_a_code(runtime, 
     }
 
     product = merchant(
-        shop, key, "products", "create", "--name", "Steam 50", "--price", "35.00", "--max-per-order", "3"
-    )
-    assert product["price"] == {"amount": 3500, "currency": "CNY"}
+        shop, key, "products", "create", "--name", "Steam 50", "--price", "35.00", "--max-per-order", "3",
+        "--category", "Steam",
+    )  # fmt: skip
+    assert product["price"] == {"amount": 3500, "currency": "CNY"} and product["category"] == "Steam"
     codes = new_codes(3, prefix="ONBOARD")
     (tmp_path / "codes.txt").write_text("\n".join(codes) + "\n")
     imported = merchant(shop, key, "stock", "import", str(tmp_path / "codes.txt"), "--product", product["id"])

@@ -67,7 +67,7 @@ class Products(Command):
 
     def create(self) -> int:
         body: dict[str, Any] = {"name": self.args.name, "price": _money(self.args.price, self.args.currency)}
-        for name in ("description", "max_per_order"):
+        for name in ("description", "max_per_order", "category"):
             if getattr(self.args, name) is not None:
                 body[name] = getattr(self.args, name)
         product = self.api.json_call(
@@ -193,6 +193,7 @@ def register(commands: Any, where: Parser) -> None:
     created.add_argument("--currency", default="CNY", help="ISO 4217 (default: %(default)s)")
     created.add_argument("--description", metavar="TEXT")
     created.add_argument("--max-per-order", dest="max_per_order", type=_count(1), metavar="N")
+    created.add_argument("--category", metavar="TEXT", help="where the storefront lists it")
     created.set_defaults(run=Products.create)
 
     change = actions.add_parser(
