@@ -23,6 +23,7 @@ from shared.store.recent import RecentShops, RecentStock
 from shared.store.stock.allocation import Allocation
 from shared.store.stock.changes import StockChanges
 from shared.store.stock.upkeep import StockUpkeep
+from shared.store.upstreams import UpstreamStore
 from shared.store.webhooks import WebhookStore
 
 # botocore logs every response body at DEBUG: Secrets Manager's provider credentials, KMS's plaintext
@@ -43,6 +44,11 @@ def products() -> ProductStore:
 @cache
 def webhooks() -> WebhookStore:
     return WebhookStore(merchants())
+
+
+@cache
+def upstreams() -> UpstreamStore:
+    return UpstreamStore(merchants())
 
 
 @cache
@@ -152,4 +158,5 @@ def ports() -> Ports:
         providers=ConfiguredProviders(),
         ciphers=cipher,
         clock=utcnow,
+        upstreams=upstreams().recent_upstream,
     )

@@ -51,6 +51,12 @@ class StateConflict(DomainError):
     status, code = 409, "state_conflict"
 
 
+class VersionConflict(DomainError):
+    """A write made against a version of something that another write has since replaced."""
+
+    status, code = 409, "version_conflict"
+
+
 class OutOfStock(DomainError):
     status, code = 409, "out_of_stock"
 

@@ -35,6 +35,9 @@ EDGE_POINTS = (
 )
 # Between two shards' counts in a stock import (tests/integration/test_reusable_codes.py).
 IMPORT_POINTS = ("import:between-shards",)
+# A top-up's delivery: after its request is noted, and after the upstream answered (tests/integration/
+# test_topup.py: every behaviour of the fake upstream with a crash at each).
+TOPUP_POINTS = ("topup:after-sent-recorded", "topup:after-answer")
 
 _armed: set[str] = set()
 _lock = threading.Lock()
@@ -64,7 +67,7 @@ def checkpoint(name: str, key: str | None = None) -> None:
 
 
 def arm(name: str) -> None:
-    if name not in POINTS + REFUND_POINTS + IMPORT_POINTS + EDGE_POINTS:
+    if name not in POINTS + REFUND_POINTS + IMPORT_POINTS + EDGE_POINTS + TOPUP_POINTS:
         raise ValueError(f"unknown crash point {name!r}")
     with _lock:
         _armed.add(name)

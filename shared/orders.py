@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, field_serializer
 
 from shared.errors import StateConflict
 from shared.money import Money
+from shared.products import DeliveryMode
 
 
 class Status(StrEnum):
@@ -54,7 +55,10 @@ TRANSITIONS: dict[tuple[Status, str], Status] = {
 
 # Events that record a fact on the order without moving it (OrderPort.note): in any state.
 NOTES: frozenset[str] = frozenset(
-    {"payment.wrong_amount"}  # a verified payment at another amount or currency: kept to be refunded
+    {
+        "payment.wrong_amount",  # a verified payment at another amount or currency: kept to be refunded
+        "topup.sent",  # written before each request to a top-up's upstream (shared/topup.py)
+    }
 )
 
 
@@ -169,6 +173,11 @@ class Order(BaseModel):
     delivery_failures: int = 0
     refund_error: str | None = None  # the last refund failure (for operators)
     refund_attempt: int = 0  # which of the order's refund requests is current (shared/refunds.py)
+    delivery: DeliveryMode = "stock"  # the product's, when the order was placed
+    # Sealed under the merchant's key (shared/codes.py), bound to the order by `sealed_identity`: the
+    # buyer's input at checkout (JSON), and what a merchant fulfilled a manual order with.
+    sealed_input: bytes | None = None
+    sealed_fulfilment: bytes | None = None
 
     @property
     def head(self) -> str:
@@ -199,6 +208,11 @@ class OrderSummary(BaseModel):
     @field_serializer("created_at", when_used="json")
     def _created_at(self, created_at: datetime):
         return created_at.isoformat()
+
+
+def sealed_identity(order_id: str, what: str) -> bytes:
+    """The associated data binding a sealed value to its order and purpose (a copy elsewhere does not open)."""
+    return f"order/{order_id}/{what}".encode()
 
 
 def utcnow() -> datetime:

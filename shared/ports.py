@@ -23,6 +23,7 @@ from shared.store.connections import WatchOutcome
 from shared.store.orders import DueEntry
 from shared.store.payment_events import OwedPayment
 from shared.store.stock.upkeep import Claimants
+from shared.store.upstreams import UpstreamConfig
 
 # ---------- stores ----------
 
@@ -48,9 +49,11 @@ class OrderPort(Protocol):
         payment: Payment | None = None,
         due_in: timedelta | None = None,
         slots: list[SlotRange] | None = None,
+        fulfilment: bytes | None = None,
     ) -> Order:
         """Move the order along the state table and append the event; due again in `due_in` (None:
-        nothing outstanding). StateConflict if the table has no such move or the order changed."""
+        nothing outstanding); `fulfilment`: a manual order's sealed delivery. StateConflict if the table
+        has no such move or the order changed."""
         ...
 
     def note(self, order: Order, event_type: str, at: datetime, data: dict[str, Any] | None = None) -> Order:
@@ -297,3 +300,5 @@ class Ports:
     providers: PaymentProviders
     ciphers: Ciphers
     clock: Clock
+    # (merchant id, upstream name) -> that upstream of the merchant's (docs/topup.md), or None
+    upstreams: Callable[[str, str], UpstreamConfig | None] = lambda merchant_id, name: None

@@ -6,10 +6,13 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.buyer_input import InputField, check_fields
 from shared.errors import Invalid
 from shared.money import MAX_AMOUNT, Money
 
-DeliveryMode = Literal["stock"]
+# stock: codes imported beforehand; topup: credited to the buyer's account by the merchant's upstream
+# (docs/topup.md); manual: the merchant fulfils each paid order by hand, within a promised time.
+DeliveryMode = Literal["stock", "topup", "manual"]
 # What reconciliation does with a paid order it could not deliver after its bounded re-drives.
 UndeliverablePolicy = Literal["refund", "hold"]
 
@@ -29,6 +32,24 @@ class PriceTier(BaseModel):
     price: Money
 
 
+class TopupTerms(BaseModel):
+    """Which of the merchant's upstreams credits the order, and what it calls the product there."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    upstream: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    sku: str = Field(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")
+
+
+class ManualTerms(BaseModel):
+    """A hand-fulfilled product's promise to the buyer, and when the product's policy takes over."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    promise_minutes: int = Field(default=30, strict=True, ge=1, le=7 * 24 * 60)  # shown to the buyer
+    deadline_minutes: int = Field(default=24 * 60, strict=True, ge=1, le=30 * 24 * 60)  # then the policy
+
+
 class Terms(Protocol):
     """What a product's selling rules are made of (a stored product, or a merchant's request for one)."""
 
@@ -44,6 +65,14 @@ class Terms(Protocol):
     def unpaid_limit_per_client(self) -> int | None: ...
     @property
     def price_tiers(self) -> Sequence[PriceTier]: ...
+    @property
+    def delivery(self) -> DeliveryMode: ...
+    @property
+    def buyer_input(self) -> Sequence[InputField]: ...
+    @property
+    def topup(self) -> TopupTerms | None: ...
+    @property
+    def manual(self) -> ManualTerms | None: ...
 
 
 def unit_price(terms: Terms, quantity: int) -> Money:
@@ -63,6 +92,8 @@ def broken_rule(terms: Terms) -> str | None:
         return "daily_limit_per_buyer must be at least min_per_order, or nobody could buy"
     if terms.unpaid_limit_per_client is not None and terms.unpaid_limit_per_client < terms.min_per_order:
         return "unpaid_limit_per_client must be at least min_per_order, or nobody could buy"
+    if (problem := _broken_delivery(terms)) is not None:
+        return problem
     previous = None
     for tier in terms.price_tiers:
         if tier.price.currency != terms.price.currency:
@@ -81,6 +112,18 @@ def broken_rule(terms: Terms) -> str | None:
     if largest > MAX_AMOUNT:
         return "price × quantity up to max_per_order is larger than a payment can be"
     return None
+
+
+def _broken_delivery(terms: Terms) -> str | None:
+    if (terms.delivery == "topup") != (terms.topup is not None):
+        return "topup {upstream, sku} is required for delivery 'topup', and only for it"
+    if (terms.delivery == "manual") != (terms.manual is not None):
+        return "manual {promise_minutes, deadline_minutes} is required for delivery 'manual', and only for it"
+    if terms.manual is not None and terms.manual.deadline_minutes < terms.manual.promise_minutes:
+        return "manual.deadline_minutes must not be shorter than manual.promise_minutes"
+    if terms.delivery == "topup" and not terms.buyer_input:
+        return "a topup product needs buyer_input: the account the upstream credits"
+    return check_fields(tuple(terms.buyer_input))
 
 
 class Product(BaseModel):
@@ -112,6 +155,14 @@ class Product(BaseModel):
     email_codes: bool = False
     # The storefront's heading this product is listed under; None: "Other" (functions/storefront).
     category: str | None = None
+    buyer_input: tuple[InputField, ...] = ()  # what the buyer types at checkout (shared/buyer_input.py)
+    topup: TopupTerms | None = None  # delivery "topup" only
+    manual: ManualTerms | None = None  # delivery "manual" only
+
+    @property
+    def stocked(self) -> bool:
+        """Whether orders take slots of imported stock (no stock is counted for the other modes)."""
+        return self.delivery == "stock"
 
     def unit_price(self, quantity: int) -> Money:
         return unit_price(self, quantity)

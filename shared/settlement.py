@@ -100,14 +100,25 @@ def _settle(order: Order, payment: Payment, ports: Ports, now: datetime, redrive
                     order, "refund.requested", now, facts, payment=payment, due_in=timedelta(0)
                 )
                 return give_back_stock(refunding, ports.allocation)  # its reservation, never to be bound
-            if order.status == Status.PENDING_PAYMENT:
+            due_in = _due_after_payment(order, ports.products, redrive_after)
+            if order.status == Status.PENDING_PAYMENT or order.delivery != "stock":  # no stock to re-reserve
+                late = {} if order.status == Status.PENDING_PAYMENT else {"late": "true"}
                 return orders.transition(
-                    order, "payment.succeeded", now, facts, payment=payment, due_in=redrive_after
+                    order, "payment.succeeded", now, {**facts, **late}, payment=payment, due_in=due_in
                 )
-            return _settle_late(order, payment, facts, ports, now, redrive_after)
+            return _settle_late(order, payment, facts, ports, now, due_in)
         except StateConflict:
             order = _reread(order, orders)
     raise StateConflict(f"order {order.order_id} kept changing; the provider will retry")
+
+
+def _due_after_payment(order: Order, products: ProductPort, redrive_after: timedelta) -> timedelta:
+    """When reconciliation looks at the PAID order next: a manual one when its promised time is up
+    (functions/reconcile/redrive.py), any other when its delivery should long have happened."""
+    product = products.recent_product(order.product_id) if order.delivery == "manual" else None
+    if product is not None and product.manual is not None:
+        return timedelta(minutes=product.manual.promise_minutes)
+    return redrive_after
 
 
 def _within_daily_limit(order: Order, products: ProductPort, limits: LimitPort) -> bool:

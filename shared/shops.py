@@ -1,11 +1,21 @@
 """A merchant's shop as buyers see it: its name, logo, contact, announcement, support e-mail and the
 language its pages start in. Rules only; the settings live on the merchant's item
-(shared/store/merchants.py)."""
+(shared/store/merchants.py), with a version that every write of them moves on by one."""
 
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, EmailStr, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
+
+from shared.http import empty_clears
 
 Language = Literal["zh-CN", "en"]
 DEFAULT_LANGUAGE: Language = "zh-CN"
@@ -13,6 +23,7 @@ MAX_NAME = 100
 MAX_URL = 2048
 MAX_CONTACT = 200
 MAX_ANNOUNCEMENT = 2000
+MAX_VERSION = 2**53 - 1  # JSON's exact integers: every client reads it back as it was written
 
 
 def _printable(text: str) -> str:
@@ -53,7 +64,7 @@ ShopName = Annotated[str, _stripped(MAX_NAME), AfterValidator(_printable)]
 LogoUrl = Annotated[str, _stripped(MAX_URL), AfterValidator(_https_url)]
 Contact = Annotated[str, _stripped(MAX_CONTACT), AfterValidator(_printable)]
 Announcement = Annotated[str, _stripped(MAX_ANNOUNCEMENT), AfterValidator(_paragraphs)]
-Cleared = BeforeValidator(_blank_is_none)
+Cleared = (BeforeValidator(_blank_is_none), Field(json_schema_extra=empty_clears))
 
 
 class ShopSettings(BaseModel):
@@ -63,11 +74,29 @@ class ShopSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: ShopName
-    logo_url: Annotated[LogoUrl | None, Cleared] = None
-    contact: Annotated[Contact | None, Cleared] = None
-    announcement: Annotated[Announcement | None, Cleared] = None
-    support_email: Annotated[EmailStr | None, Cleared] = None
+    logo_url: Annotated[LogoUrl | None, *Cleared] = None
+    contact: Annotated[Contact | None, *Cleared] = None
+    announcement: Annotated[Announcement | None, *Cleared] = None
+    support_email: Annotated[EmailStr | None, *Cleared] = None
     default_language: Language = DEFAULT_LANGUAGE
+
+
+class ShopChange(ShopSettings):
+    """What `PUT /merchant/shop` takes: the settings, and the `version` they were read at (from `GET
+    /merchant/shop`); the write is refused (409 `version_conflict`) if another came since. Without
+    it, the last write wins."""
+
+    version: int | None = Field(
+        default=None,
+        strict=True,
+        ge=0,
+        le=MAX_VERSION,
+        description="the version GET answered: 409 version_conflict if another write came since",
+    )
+
+    def settings(self) -> ShopSettings:
+        """The settings alone, without the version."""
+        return ShopSettings.model_construct(**self.model_dump(exclude={"version"}))
 
 
 def check_name(name: str) -> str:

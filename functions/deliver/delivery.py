@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from functions.deliver.topup import deliver_topup
 from shared import notify, queues
 from shared.errors import IntegrityViolation, StateConflict
 from shared.faults import checkpoint
@@ -54,12 +55,17 @@ def deliver(order_id: str, ports: Ports, now: datetime, retry: Retry | None = No
         if order.status == Status.DELIVERED:  # maybe a retry after a crash before anyone was told
             tell_merchant(order, ports)
         return order.status
+    if order.delivery == "manual":  # its merchant fulfils it (functions/merchant/fulfil.py)
+        logger.info("waiting for the merchant", extra={"order_id": order_id})
+        return order.status
     if retry is not None:
         retries = orders.count_delivery_retry(order_id, retry.attempt)
         if retries is None:  # it left PAID since it was read
             return deliver(order_id, ports, now)
         if retries > retry.allowed:
             raise RetriesExhausted(f"order {order_id} has used its {retry.allowed} delivery retries")
+    if order.delivery == "topup":
+        return deliver_topup(order, ports, now)
     allocation.bind(order.product_id, order.slots, order.order_id)
     checkpoint("deliver:after-bind", order_id)
     # DELIVERED promises a code the buyer can open: every bound code must decrypt, all of them.

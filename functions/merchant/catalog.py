@@ -2,7 +2,7 @@
 
 import json
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 
 from pydantic import (
     AfterValidator,
@@ -16,9 +16,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from shared.buyer_input import MAX_FIELDS, InputField
 from shared.cursors import read_cursor, sign_cursor
 from shared.errors import BadInput, Invalid, MalformedJson, NotFound
-from shared.http import validate
+from shared.http import empty_clears, validate
 from shared.ids import is_id, new_id
 from shared.money import Money
 from shared.products import (
@@ -27,8 +28,11 @@ from shared.products import (
     MAX_PER_ORDER,
     MAX_PRICE_TIERS,
     MAX_SALES_PER_CODE,
+    DeliveryMode,
+    ManualTerms,
     PriceTier,
     Product,
+    TopupTerms,
     UndeliverablePolicy,
     broken_rule,
 )
@@ -68,20 +72,25 @@ class ProductRequest(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
     price: Money
-    delivery: Literal["stock"] = "stock"
+    delivery: DeliveryMode = "stock"
     min_per_order: int = Field(default=1, strict=True, ge=1, le=MAX_PER_ORDER)
-    max_per_order: int = Field(default=10, ge=1, le=MAX_PER_ORDER)
+    max_per_order: int = Field(default=10, strict=True, ge=1, le=MAX_PER_ORDER)
     daily_limit_per_buyer: int | None = Field(default=None, strict=True, ge=1, le=MAX_DAILY_LIMIT)
     unpaid_limit_per_client: int | None = Field(default=None, strict=True, ge=1, le=MAX_DAILY_LIMIT)
     price_tiers: list[PriceTier] = Field(default=[], max_length=MAX_PRICE_TIERS)
     instructions: str = Field(default="", max_length=MAX_INSTRUCTIONS_LENGTH)
     low_stock_threshold: int = Field(default=0, strict=True, ge=0, le=MAX_LOW_STOCK_THRESHOLD)
-    shards: int = Field(default=4, ge=1, le=64)
+    shards: int = Field(default=4, strict=True, ge=1, le=64)
     sales_per_code: int = Field(default=1, strict=True, ge=1, le=MAX_SALES_PER_CODE)
     email_codes: bool = Field(default=False, strict=True)
-    active: bool = True
+    active: bool = Field(default=True, strict=True)  # JSON's true or false, not 0 or "yes"
     when_undeliverable: UndeliverablePolicy = "refund"
-    category: Annotated[Category | None, BeforeValidator(_blank_is_none)] = None
+    category: Annotated[
+        Category | None, BeforeValidator(_blank_is_none), Field(json_schema_extra=empty_clears)
+    ] = None
+    buyer_input: tuple[InputField, ...] = Field(default=(), max_length=MAX_FIELDS)
+    topup: TopupTerms | None = None
+    manual: ManualTerms | None = None
 
     @model_validator(mode="after")
     def _rules_hold(self) -> "ProductRequest":
@@ -93,10 +102,11 @@ class ProductRequest(BaseModel):
 def create_product(
     merchant_id: str, request: ProductRequest, products: ProductStore, allocation: Allocation, now: datetime
 ) -> Product:
-    product = Product(
-        product_id=new_id("prd"), merchant_id=merchant_id, created_at=now, **request.model_dump()
+    product = Product.model_validate(
+        {"product_id": new_id("prd"), "merchant_id": merchant_id, "created_at": now, **request.model_dump()}
     )
-    allocation.create_shards(product.product_id, product.shards)
+    if product.stocked:
+        allocation.create_shards(product.product_id, product.shards)
     products.put_product(product)  # last: the product is visible only once its shards exist
     return product
 
@@ -124,14 +134,36 @@ _NOT_NULLABLE = (
     "low_stock_threshold",
     "when_undeliverable",
     "email_codes",
+    "buyer_input",
+    "topup",
+    "manual",
 )
 _UNCHANGEABLE = ("shards", "delivery", "sales_per_code")
+
+
+def _left_out_never_null(schema: dict[str, Any], fields: tuple[str, ...]) -> None:
+    """The document as `_not_null` has it: each of `fields` may be left out (unchanged), never null."""
+    for name in fields:
+        field = schema.get("properties", {}).get(name)
+        if not isinstance(field, dict) or "anyOf" not in field:
+            continue
+        kept = [option for option in field["anyOf"] if option != {"type": "null"}]
+        field.pop("default", None)
+        if len(kept) == 1:
+            del field["anyOf"]
+            field.update(kept[0])
+        else:
+            field["anyOf"] = kept
 
 
 class ProductChange(BaseModel):
     """PATCH /merchant/products/{id}: the fields given are changed, the others kept."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as they are: "no" is not false
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,  # JSON types as they are: "no" is not false
+        json_schema_extra=lambda schema: _left_out_never_null(schema, _NOT_NULLABLE),
+    )
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
@@ -146,7 +178,12 @@ class ProductChange(BaseModel):
     low_stock_threshold: int | None = Field(default=None, ge=0, le=MAX_LOW_STOCK_THRESHOLD)
     when_undeliverable: UndeliverablePolicy | None = None
     email_codes: bool | None = None
-    category: Annotated[Category | None, BeforeValidator(_blank_is_none)] = None  # null or "": none
+    category: Annotated[  # null or "": none
+        Category | None, BeforeValidator(_blank_is_none), Field(json_schema_extra=empty_clears)
+    ] = None
+    buyer_input: list[InputField] | None = Field(default=None, max_length=MAX_FIELDS)
+    topup: TopupTerms | None = None
+    manual: ManualTerms | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -171,6 +208,8 @@ class ProductChange(BaseModel):
         given = {name: getattr(self, name) for name in self.model_fields_set}
         if self.price_tiers is not None:
             given["price_tiers"] = tuple(self.price_tiers)
+        if self.buyer_input is not None:
+            given["buyer_input"] = tuple(self.buyer_input)
         changed = product.model_copy(update=given)
         if problem := broken_rule(changed):
             raise Invalid(problem)

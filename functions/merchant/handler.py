@@ -4,7 +4,15 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.merchant import order_routes, product_routes, shop_routes, stock_routes, webhook_routes
+from functions.merchant import (
+    fulfil_routes,
+    order_routes,
+    product_routes,
+    shop_routes,
+    stock_routes,
+    upstream_routes,
+    webhook_routes,
+)
 from functions.merchant.routing import logger
 from shared import observability
 from shared.http import install_error_handlers
@@ -16,7 +24,15 @@ app.configure_openapi(
     title="miaofa merchant API",
     security_schemes={"merchantKey": HTTPBearer(description="a merchant API key, mk_live_… or mk_test_…")},
 )
-for area in (product_routes, stock_routes, order_routes, webhook_routes, shop_routes):
+for area in (
+    product_routes,
+    stock_routes,
+    order_routes,
+    fulfil_routes,
+    upstream_routes,
+    webhook_routes,
+    shop_routes,
+):
     app.include_router(area.router)
 
 

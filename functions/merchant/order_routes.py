@@ -9,6 +9,7 @@ from functions.merchant.refund import refund_order
 from functions.merchant.routing import MERCHANT_KEY, logger, merchant_id
 from functions.merchant.schemas import OrderDetail, OrderPage, RefundStarted
 from shared import adapters
+from shared.fulfilment import open_fulfilment, open_input
 from shared.http import (
     documented,
     json_response,
@@ -97,6 +98,13 @@ def get_order(order_id: str) -> Response[str]:
             },
         )
         body["items"] = [{"code": code} for code in detail.codes]
+    if order.sealed_input is not None or order.sealed_fulfilment is not None:
+        cipher = adapters.merchants().cipher(merchant)
+        if order.sealed_input is not None:  # personal data: who read whose, never the values
+            logger.info("buyer input read", extra={"audit": "buyer_input_read", "order_id": order.order_id})
+            body["buyer_input"] = open_input(order, cipher)
+        if (fulfilment := open_fulfilment(order, cipher)) is not None:
+            body["fulfilment"] = fulfilment.model_dump()
     return json_response(200, body)
 
 

@@ -17,6 +17,7 @@ from shared.errors import BadInput, Invalid, NotFound
 from shared.http import validate
 from shared.ids import is_id
 from shared.orders import Order, OrderSummary, Status
+from shared.ports import OrderPort
 from shared.store.merchants import MerchantStore
 from shared.store.orders import OrderFilter, OrderPosition, OrderStore
 from shared.store.stock.allocation import Allocation
@@ -126,7 +127,7 @@ def list_orders(merchant_id: str, query: OrderQuery, orders: OrderStore, secret:
     )
 
 
-def owned_order(merchant_id: str, order_id: str, orders: OrderStore) -> Order:
+def owned_order(merchant_id: str, order_id: str, orders: OrderPort) -> Order:
     """The merchant's own order; another merchant's is indistinguishable from a missing one."""
     order = orders.get(order_id) if is_id(order_id, "ord") else None
     if order is None or order.merchant_id != merchant_id:

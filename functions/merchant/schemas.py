@@ -3,12 +3,14 @@
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from shared.buyer_input import InputField
+from shared.fulfilment import Fulfilment
 from shared.money import Money
 from shared.notify import EventType
 from shared.orders import OrderSummary, Status
-from shared.products import DeliveryMode, PriceTier, UndeliverablePolicy
+from shared.products import DeliveryMode, ManualTerms, PriceTier, TopupTerms, UndeliverablePolicy
 from shared.shops import ShopSettings
 
 
@@ -31,6 +33,9 @@ class MerchantProduct(BaseModel):
     sales_per_code: int
     email_codes: bool
     category: str | None  # the storefront's heading; null: "Other"
+    buyer_input: list[InputField]  # what the buyer fills in at checkout
+    topup: TopupTerms | None  # delivery "topup": the upstream and its SKU
+    manual: ManualTerms | None  # delivery "manual": the promised time and the deadline
 
 
 class ProductPage(BaseModel):
@@ -95,6 +100,8 @@ class OrderDetail(OrderSummary):
     events: list[OrderEvent]
     history_intact: bool
     items: list[Item] | None = None  # while DELIVERED
+    buyer_input: dict[str, str] | None = None  # what the buyer filled in (reading it is audited)
+    fulfilment: Fulfilment | None = None  # a manual order's delivery, once fulfilled
 
 
 class RefundStarted(BaseModel):
@@ -113,6 +120,8 @@ class WebhookSet(Webhook):
 
 
 class Shop(ShopSettings):
-    """The shop's settings, with the merchant's id (read-only: not taken by PUT)."""
+    """The shop's settings, with the merchant's id (read-only: not taken by PUT) and their version
+    (0 until first set; one more at every write: PUT it back to refuse a write over another's)."""
 
     merchant_id: str
+    version: int = Field(description="0 until first set; one more at every write")

@@ -103,6 +103,8 @@ def import_codes(
     changes: StockChanges,
 ) -> ImportAnswer:
     """Import one request's codes; a chunk of a resumable import is imported once, then answered again."""
+    if not product.stocked:
+        raise Invalid(f"a '{product.delivery}' product takes no codes", code="not_stocked")
     parsed = numbered_codes(body, content_type, first_line)  # a refused body takes no chunk
     slots_fit(product, parsed)
     digest = None

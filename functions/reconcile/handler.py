@@ -27,6 +27,7 @@ def _emit(report: dict[str, Any]) -> None:
         "SlotsReturned": report["returned_slots"] + report["burned_returned"],
         "Redriven": report["redriven"],
         "GaveUp": len(report["gave_up"]),
+        "FulfilmentsLate": len(report["late_fulfilments"]),
         "Refunded": report["refunded"] + report["owed_refunded"],
         "RefundsWaiting": report["refunds_waiting"],
         "StuckOrders": paid["stuck"],

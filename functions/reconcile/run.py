@@ -67,10 +67,18 @@ def reconcile(
     report["expired"], report["returned_slots"] = step(
         "expiry", lambda: expire_reservations(orders, allocation, now), (0, 0)
     )
+    report["late_fulfilments"] = []
     report["redriven"], report["gave_up"] = step(
         "redrive",
         lambda: redrive_paid(
-            orders, queue, products, allocation, now, retry_after, config.max_delivery_redrives
+            orders,
+            queue,
+            products,
+            allocation,
+            now,
+            retry_after,
+            config.max_delivery_redrives,
+            late=report["late_fulfilments"],
         ),
         (0, []),
     )

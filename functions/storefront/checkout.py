@@ -1,8 +1,10 @@
-"""Checkout: reserve stock with one conditional write, then create the order PENDING_PAYMENT."""
+"""Checkout: reserve stock with one conditional write (a stocked product), then create the order
+PENDING_PAYMENT, the buyer's input (if the product asks for any) checked and sealed on it."""
 
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -10,13 +12,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from shared.access import token_hash
+from shared.buyer_input import check_input
 from shared.clients import client_key
 from shared.errors import AlreadyApplied, Invalid, NotFound, OutOfStock, ProviderDown, StateConflict, TooMany
 from shared.faults import checkpoint
 from shared.idempotency import check_key
 from shared.ids import new_id
-from shared.orders import Order, Status, Ticket, chain_event
-from shared.ports import AllocationPort, LimitPort, OrderPort, ProductPort, ProviderLookup
+from shared.orders import Order, SlotRange, Status, Ticket, chain_event, sealed_identity
+from shared.ports import AllocationPort, Ciphers, LimitPort, OrderPort, ProductPort, ProviderLookup
 from shared.products import Product
 from shared.providers import CURRENCIES, ProviderError
 from shared.store.limits import buyer_key
@@ -71,6 +74,7 @@ def checkout(
     caps: tuple[int, int] = (3, 20),
     token_secret: str = "",
     unpaid_units: int = 20,
+    ciphers: Ciphers | None = None,
 ) -> Checkout:
     """Validate, reserve, create. An error before the reservation leaves nothing behind; a retry with
     the same Idempotency-Key returns the same order (and a different body under that key is refused)."""
@@ -90,6 +94,7 @@ def checkout(
         raise NotFound("no such product", code="product_not_found")
     product.check_quantity(request.quantity)
     product.total_for(request.quantity)  # checked before any write: nothing is half-done after an error
+    values = check_input(product.buyer_input, request.buyer_input)
     if providers(request.provider) is None:
         raise Invalid(
             f"payment provider '{request.provider}' is not configured for this shop", code="invalid_provider"
@@ -125,6 +130,7 @@ def checkout(
             fingerprint,
             tickets,
             twin_may_exist=idempotency_key is not None,
+            sealed_input=_seal(values, order_id, product.merchant_id, ciphers),
         )
         checkpoint("checkout:after-order-created")
     finally:
@@ -136,6 +142,16 @@ def checkout(
     # The order holds its stock and tickets from here on, whether or not the provider answers now:
     # a retry with the same Idempotency-Key starts its payment, or it expires like any unpaid order.
     return _with_payment(order, token, providers, public_base_url)
+
+
+def _seal(values: dict[str, str], order_id: str, merchant_id: str, ciphers: Ciphers | None) -> bytes | None:
+    """The buyer's input sealed under the merchant's key, bound to this order (None: nothing asked)."""
+    if not values:
+        return None
+    if ciphers is None:
+        raise ValueError("buyer input to seal, and no cipher to seal it with")
+    text = json.dumps(values, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return ciphers(merchant_id).encrypt(text, sealed_identity(order_id, "input"))
 
 
 def _take_tickets(limits: LimitPort, buyer: list[tuple[str, int]], order_id: str, until: int) -> list[Ticket]:
@@ -217,17 +233,20 @@ def _reserve_and_create(
     fingerprint: str | None,
     tickets: list[Ticket],
     twin_may_exist: bool,
+    sealed_input: bytes | None = None,
 ) -> tuple[Order, bool]:
-    """Claim stock and write the order; (the order, True) if this call created it, else the order a
-    concurrent retry with the same key created."""
+    """Claim stock (a stocked product's) and write the order; (the order, True) if this call created
+    it, else the order a concurrent retry with the same key created."""
     total = product.total_for(request.quantity)
-    try:
-        slots = allocation.claim(product.product_id, product.shards, request.quantity, order_id)
-    except OutOfStock:
-        if twin_may_exist and (twin := orders.get(order_id)):  # a concurrent retry took the stock
-            return twin, False
-        raise
-    checkpoint("checkout:after-claim")
+    slots: list[SlotRange] = []
+    if product.stocked:
+        try:
+            slots = allocation.claim(product.product_id, product.shards, request.quantity, order_id)
+        except OutOfStock:
+            if twin_may_exist and (twin := orders.get(order_id)):  # a concurrent retry took the stock
+                return twin, False
+            raise
+        checkpoint("checkout:after-claim")
     created = chain_event(order_id, [], "order.created", now, {"quantity": request.quantity})
     order = Order(
         order_id=order_id,
@@ -245,22 +264,30 @@ def _reserve_and_create(
         history=[created],
         request_hash=fingerprint,
         tickets=tickets,
+        delivery=product.delivery,
+        sealed_input=sealed_input,
     )
+
+    def ours(written: Order) -> bool:  # this call's write (slots are empty unless stocked: the first event)
+        return written.slots == slots and written.history[0].hash == created.hash
+
     try:
         orders.create(order)
     except AlreadyApplied:  # a concurrent retry with the same key got there first (or our answer was lost)
         winner = orders.get(order_id)
         assert winner is not None
-        if winner.slots == slots:  # our own write, found by the SDK's retry: it keeps what it took
+        if ours(winner):  # our own write, found by the SDK's retry: it keeps what it took
             return winner, True
-        allocation.release_unkept(product.product_id, slots, winner.slots, order_id)
+        if slots:
+            allocation.release_unkept(product.product_id, slots, winner.slots, order_id)
         return winner, False
     except Exception:  # failed past the SDK's retries (throttled), yet an earlier attempt may have applied
-        if (written := orders.get(order_id)) is not None and written.slots == slots:
+        if (written := orders.get(order_id)) is not None and ours(written):
             return written, True
         # No order (read strongly consistently after every attempt answered): its tickets and count go
         # back, and its slots at once, so a throttling storm leaves no stock unsellable meanwhile.
-        allocation.release(product.product_id, slots, order_id)
+        if slots:
+            allocation.release(product.product_id, slots, order_id)
         raise
     return order, True
 

@@ -14,6 +14,7 @@ from functions.storefront.routing import answer, client_address, logger, throttl
 from functions.storefront.schemas import BuyerOrder, Event, Item, OrderCreated, PaymentStart, ProductRef
 from shared import access, adapters, observability
 from shared.errors import NotFound
+from shared.fulfilment import open_fulfilment
 from shared.http import documented
 from shared.ids import is_id
 from shared.orders import Order, Status, utcnow
@@ -42,11 +43,18 @@ def order_created(result: Checkout) -> OrderCreated:
 def buyer_order(order: Order) -> BuyerOrder:
     """The order as its buyer sees it: what was bought, and its codes and the product's instructions
     once DELIVERED."""
-    items, instructions = None, None
+    items, instructions, text, receipt = None, None, None, None
     product = adapters.products().recent_product(order.product_id)  # read at most once a second a container
+    promise = product.manual.promise_minutes if product is not None and product.manual else None
     if order.status == Status.DELIVERED:
         cipher = adapters.merchants().cipher(order.merchant_id)
-        codes = adapters.allocation().read_codes(order.product_id, order.slots, order.order_id, cipher)
+        if order.delivery == "manual":
+            fulfilment = open_fulfilment(order, cipher)
+            codes = fulfilment.codes if fulfilment is not None else []
+            text = fulfilment.text if fulfilment is not None else None
+        else:
+            codes = adapters.allocation().read_codes(order.product_id, order.slots, order.order_id, cipher)
+        receipt = next((e.data.get("receipt") for e in order.history if e.type == "order.delivered"), None)
         items = [Item(code=code) for code in codes]
         instructions = product.instructions if product is not None else ""  # for the buyer only
     return BuyerOrder(
@@ -58,9 +66,13 @@ def buyer_order(order: Order) -> BuyerOrder:
         total=order.total,
         expires_at=order.expires_at.isoformat(),
         events=[Event(type=e.type, at=e.at.isoformat()) for e in order.history],
-        eta_seconds=0 if order.status == Status.DELIVERED else 1,
+        eta_seconds=0 if order.status == Status.DELIVERED else 60 * (promise or 0) or 1,
         items=items,
         instructions=instructions,
+        delivery=order.delivery,
+        promise_minutes=promise if order.delivery == "manual" else None,
+        text=text,
+        receipt=receipt,
     )
 
 
@@ -96,6 +108,7 @@ def create_order(
         caps=(config.max_pending_per_email, config.max_pending_per_client),
         unpaid_units=config.unpaid_units_per_client,
         token_secret=config.order_token_secret,
+        ciphers=ports.ciphers,
     )
     order = result.order
     logger.info("order created", extra={"order_id": order.order_id, "product_id": order.product_id})

@@ -28,6 +28,9 @@ from shared.settings import settings
 
 router = Router()
 LANG = Annotated[str | None, Query(description="zh-CN or en; remembered in a cookie")]
+AFTER = Annotated[
+    str | None, Query(description="the next page's cursor, from the page's \"more products\" link")
+]
 
 
 def _language(lang: str | None, fallback: str = i18n.DEFAULT) -> str:
@@ -60,9 +63,9 @@ PAGE = documented(200, "the page", media="text/html", pages=[404])
 
 
 @router.get("/", summary="The default shop's page (DEFAULT_SHOP)", tags=["pages"], responses=PAGE)
-def home_html(lang: LANG = None) -> Response[str]:
+def home_html(lang: LANG = None, after: AFTER = None) -> Response[str]:
     merchant = settings().default_shop
-    return _shop(merchant, lang) if merchant else _html(no_shop_page(_language(lang)), lang)
+    return _shop(merchant, lang, after, "/") if merchant else _html(no_shop_page(_language(lang)), lang)
 
 
 @router.get(
@@ -71,15 +74,19 @@ def home_html(lang: LANG = None) -> Response[str]:
     tags=["pages"],
     responses=PAGE,
 )
-def shop_html(merchant_id: str, lang: LANG = None) -> Response[str]:
-    return _shop(merchant_id, lang)
+def shop_html(merchant_id: str, lang: LANG = None, after: AFTER = None) -> Response[str]:
+    return _shop(merchant_id, lang, after, f"/s/{merchant_id}")
 
 
-def _shop(merchant_id: str, lang: str | None) -> Response[str]:
-    listing = shop_listing(merchant_id, adapters.recent_shops(), adapters.products(), adapters.recent_stock())
+def _shop(merchant_id: str, lang: str | None, after: str | None, path: str) -> Response[str]:
+    listing = shop_listing(
+        merchant_id, adapters.recent_shops(), adapters.products(), adapters.recent_stock(), after
+    )
     if listing is None:
         return _not_found("shop", lang)
-    return _html(shop_page(listing, _language(lang, listing.shop.default_language)), lang)
+    return _html(
+        shop_page(listing, _language(lang, listing.shop.default_language), path, registry.configured()), lang
+    )
 
 
 @router.get("/p/<product_id>", summary="The hosted product page", tags=["pages"], responses=PAGE)
@@ -88,8 +95,11 @@ def product_html(product_id: str, lang: LANG = None) -> Response[str]:
         product = on_sale(product_id)
     except NotFound:
         return _not_found("product", lang)
-    available = adapters.recent_stock().available(product)
-    page = product_page(product, available, registry.configured(), _language(lang))
+    # A top-up or manual product's stock is not counted (None): it is never sold out.
+    available = adapters.recent_stock().available(product) if product.stocked else None
+    shop = adapters.recent_shops().shop(product.merchant_id)  # kept per container, as on the shop's page
+    language = _language(lang, shop.default_language if shop else i18n.DEFAULT)
+    page = product_page(product, available, registry.configured(), language, shop=shop)
     return _html(page, lang)
 
 

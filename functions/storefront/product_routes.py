@@ -19,6 +19,7 @@ router = Router()
 )
 def get_product(product_id: str) -> Response[str]:
     product = on_sale(product_id)
+    manual = product.manual.promise_minutes * 60 if product.manual is not None else None
     return answer(
         200,
         PublicProduct(
@@ -26,10 +27,15 @@ def get_product(product_id: str) -> Response[str]:
             name=product.name,
             description=product.description,
             price=product.price,
-            available=adapters.recent_stock().available(product),
-            delivery=Delivery(mode="instant", eta_seconds=1),
+            available=adapters.recent_stock().available(product) if product.stocked else None,
+            delivery=Delivery(
+                mode="manual" if manual is not None else "instant",
+                eta_seconds=manual or 1,
+                kind=product.delivery,
+            ),
             min_per_order=product.min_per_order,
             max_per_order=product.max_per_order,
             price_tiers=list(product.price_tiers),
+            buyer_input=list(product.buyer_input),
         ),
     )

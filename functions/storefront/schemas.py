@@ -5,14 +5,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.buyer_input import InputField
 from shared.money import Money
 from shared.orders import Status
-from shared.products import PriceTier
+from shared.products import DeliveryMode, PriceTier
 
 
 class Delivery(BaseModel):
     mode: Literal["instant", "review", "manual"]
-    eta_seconds: int
+    eta_seconds: int  # manual: the time the shop promises
+    kind: DeliveryMode = "stock"  # codes from stock, a top-up to the buyer's account, or by hand
 
 
 class PublicProduct(BaseModel):
@@ -20,11 +22,12 @@ class PublicProduct(BaseModel):
     name: str
     description: str
     price: Money
-    available: int
+    available: int | None  # null: not counted (a top-up or manual product is never sold out)
     delivery: Delivery
     min_per_order: int
     max_per_order: int
     price_tiers: list[PriceTier]
+    buyer_input: list[InputField] = []  # what checkout asks the buyer for (POST /api/orders buyer_input)
 
 
 class PaymentStart(BaseModel):
@@ -69,6 +72,10 @@ class BuyerOrder(BaseModel):
     eta_seconds: int
     items: list[Item] | None = None  # once DELIVERED (left out before)
     instructions: str | None = None  # once DELIVERED (left out before)
+    delivery: DeliveryMode = "stock"  # codes from stock, a top-up to the buyer's account, or by hand
+    promise_minutes: int | None = None  # manual: what the shop promised, shown while it is waited for
+    text: str | None = None  # manual, once DELIVERED: what the merchant wrote
+    receipt: str | None = None  # topup, once DELIVERED: the upstream's receipt
 
 
 class LookupAccepted(BaseModel):

@@ -1,6 +1,7 @@
 """Payment callbacks from every provider: verify, bind, record once, apply; reply as the provider expects."""
 
 import base64
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -16,9 +17,13 @@ from pydantic import BaseModel
 from shared import adapters, observability
 from shared.errors import DomainError, NotFound
 from shared.http import documented, install_error_handlers, request_body
+from shared.ids import is_id
+from shared.orders import Status
 from shared.providers import PROVIDERS, REPLIES, Reply, registry
 from shared.settings import settings
 from shared.settlement import Outcome, apply_event
+from shared.topup import UpstreamRetry, settle_topup
+from shared.upstream import ANSWER_SIGNATURE, verify_callback
 
 logger = Logger(service="webhook")
 tracer = observability.tracer("webhook")
@@ -106,15 +111,83 @@ def _recorded(reply: Reply) -> dict[int, Any]:
     )
 
 
+# The headers each provider's callback is signed with (shared/providers/*: `verify_callback`), for the
+# document: a callback without them is 400 `invalid_signature` (Alipay signs inside its form body).
+SIGNATURE_HEADERS = {
+    "sandbox": ("Sandbox-Signature",),
+    "stripe": ("Stripe-Signature",),
+    "alipay": (),
+    "wechatpay": ("Wechatpay-Signature", "Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Serial"),
+}
+
+
+def _signed_callback(name: str) -> dict[str, Any]:
+    """The route's OpenAPI request: the raw body, and the signature headers it must carry."""
+    headers = [
+        {"name": header, "in": "header", "required": True, "schema": {"type": "string"}}
+        for header in SIGNATURE_HEADERS[name]
+    ]
+    body = request_body("the provider's signed callback, read as raw bytes", text=True)
+    return {**body, "parameters": headers} if headers else body
+
+
 for _name in PROVIDERS:  # one route per provider, as API Gateway has them (template.yaml)
     app.post(
         f"/webhooks/{_name}",
         summary=f"Payment callbacks from {_name} (signed; see docs/payments.md)",
         tags=["payment callbacks"],
         operation_id=f"callback_{_name}",
-        openapi_extensions=request_body("the provider's signed callback, read as raw bytes", text=True),
+        openapi_extensions=_signed_callback(_name),
         responses=_recorded(REPLIES[_name]),
     )(_callback_from(_name))
+
+
+class UpstreamCallbackRecorded(BaseModel):
+    received: bool
+    status: str  # the order's, after the callback
+
+
+@app.post(
+    "/webhooks/upstream/<merchant_id>/<name>",
+    summary="Top-up callbacks from a merchant's upstream (signed; see docs/topup.md)",
+    tags=["payment callbacks"],
+    openapi_extensions={
+        **request_body("the upstream's signed callback, read as raw bytes", text=True),
+        "parameters": [
+            {"name": ANSWER_SIGNATURE, "in": "header", "required": True, "schema": {"type": "string"}}
+        ],
+    },
+    responses=documented(200, "recorded: do not send again", UpstreamCallbackRecorded, errors=[400, 404]),
+)
+def upstream_callback(merchant_id: str, name: str) -> Response[str]:
+    """A signed answer about one top-up order, from the upstream its product names; a callback about
+    another merchant's order, or another upstream's, is refused as if the order did not exist."""
+    upstream = adapters.upstreams().recent_upstream(merchant_id, name) if is_id(merchant_id, "mer") else None
+    if upstream is None:
+        raise NotFound("no such upstream", code="upstream_not_found")
+    headers = {key.lower(): value for key, value in app.current_event.headers.items()}
+    try:
+        answer = verify_callback(upstream.secret, headers, _raw_body(), now=int(time.time()))
+    except DomainError:
+        metrics.add_metric(name="UpstreamCallbacksRejected", unit=MetricUnit.Count, value=1)
+        raise
+    ports = adapters.ports()
+    key = answer.idempotency_key
+    order = ports.orders.get(key) if is_id(key, "ord") else None
+    product = ports.products.recent_product(order.product_id) if order is not None else None
+    topup = product.topup if product is not None else None
+    if order is None or order.merchant_id != merchant_id or topup is None or topup.upstream != name:
+        raise NotFound("no such top-up order for this upstream", code="order_not_found")
+    status = order.status
+    if status == Status.PAID:
+        with contextlib.suppress(UpstreamRetry):  # nothing applied: its delivery asks again, later
+            status = settle_topup(order, answer, ports, ports.clock())
+    logger.info("upstream callback", extra={"order_id": order.order_id, "upstream_status": answer.status})
+    return Response(
+        status_code=200,
+        content_type="application/json",
+        body=json.dumps({"received": True, "status": status.value}),
+    )
 
 
 @metrics.log_metrics

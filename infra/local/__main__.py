@@ -76,6 +76,8 @@ def main() -> None:
         f"\nmiaofa is running locally (ready in {time.monotonic() - started:.1f}s)\n"
         f"  demo shop:         {info.url}/\n"
         f"  demo product page: {info.url}/p/{info.demo_product_id}\n"
+        f"  demo top-up:       {info.url}/p/{info.demo_topup_product_id}  (upstream: {info.upstream_url})\n"
+        f"  demo manual:       {info.url}/p/{info.demo_manual_product_id}\n"
         f"  mail it sent:      {info.url}/_local/mail\n"
         f"  demo merchant:     {info.merchant_id}\n"
         f"  merchant API key:  {info.merchant_key}\n"

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -89,7 +89,7 @@ class Gateway:
         except ValueError:
             return _write(request, 400, {"content-type": "application/json"}, b'{"message":"Bad Request"}')
         body = request.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in request.headers.items()}
+        headers = _combined((k.lower(), v) for k, v in request.headers.items())
         for prefix, extra in self.extras.items():
             if url.path == prefix or url.path.startswith(prefix + "/"):
                 status, out_headers, out_body = extra(
@@ -201,12 +201,21 @@ def _event(
         "isBase64Encoded": not is_text,
     }
     if query:
-        event["queryStringParameters"] = dict(parse_qsl(query, keep_blank_values=True))
+        event["queryStringParameters"] = _combined(parse_qsl(query, keep_blank_values=True))
     if path_parameters:
         event["pathParameters"] = path_parameters
     if "cookie" in headers:
         event["cookies"] = [c.strip() for c in headers["cookie"].split(";")]
     return event
+
+
+def _combined(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Names and values as payload 2.0 has them: a repeated name's values joined by commas, as API
+    Gateway joins them (`?limit=5&limit=` is `"5,"`, not the last one alone)."""
+    combined: dict[str, str] = {}
+    for name, value in pairs:
+        combined[name] = f"{combined[name]},{value}" if name in combined else value
+    return combined
 
 
 def _response(result: Any) -> tuple[int, dict[str, str], bytes]:

@@ -27,6 +27,7 @@ from infra.local.mailbox import handle as mailbox
 from infra.local.sandbox import PREFIX as SANDBOX_PREFIX
 from infra.local.sandbox import SandboxProvider
 from infra.local.triggers import QueuePoller, Schedule, StreamPoller
+from infra.local.upstream import FakeUpstream
 from infra.local.websocket import API_HOST, API_ID, SocketGateway
 from shared import faults
 from shared.providers.config import parse_configs
@@ -62,6 +63,9 @@ class LocalInfo:
     ws_endpoint: str = ""  # its management API (WEBSOCKET_ENDPOINT)
     merchant_id: str = ""  # the demo merchant's
     codes_key: str = ""  # the KMS key that seals each merchant's data key (`miaofa-ops merchants create`)
+    demo_topup_product_id: str = ""  # credited by the fake upstream below (docs/topup.md)
+    demo_manual_product_id: str = ""  # fulfilled by hand (docs/manual.md)
+    upstream_url: str = ""  # the demo merchant's fake upstream: GET {it}/_fake/topups, POST {it}/_fake/script
 
 
 class LocalRuntime:
@@ -103,6 +107,7 @@ class LocalRuntime:
         parse_configs(self.providers)
         self.aws = EmbeddedAws()
         self.dynalite = Dynalite() if self.store == "dynalite" else None
+        self.upstream: FakeUpstream | None = None  # the demo shop's top-up supplier, once seeded
         self.functions: dict[str, LocalFunction] = {}
         self.pollers: dict[str, QueuePoller] = {}
         self.streams: list[StreamPoller] = []
@@ -229,6 +234,7 @@ class LocalRuntime:
                 runner.start()
         self.queue_urls = {name: resources.refs[name] for name in infra.queues}
         product_id = self._seed_demo(url) if self.seed else ""
+        topup_id, manual_id = self._seed_delivery_modes(url) if self.seed else ("", "")
         self.info = LocalInfo(
             url,
             self.merchant_key,
@@ -243,6 +249,9 @@ class LocalRuntime:
             ws_endpoint=self.sockets.endpoint if self.sockets else "",
             merchant_id=merchant_id,
             codes_key=resources.refs.get("CodesKey", ""),
+            demo_topup_product_id=topup_id,
+            demo_manual_product_id=manual_id,
+            upstream_url=self.upstream.base_url if self.upstream else "",
         )
         return self.info
 
@@ -250,6 +259,8 @@ class LocalRuntime:
         for runner in self._runners():
             runner.stop()
         faults.install_plan(None)
+        if self.upstream:
+            self.upstream.stop()
         self.gateway.stop()
         if self.sockets:
             self.sockets.stop()
@@ -291,6 +302,7 @@ class LocalRuntime:
                 "沙箱商店：使用沙箱支付，不会真实扣款。",
                 default_language="zh-CN",
             ),
+            version=0,
         )
         return merchant_id
 
@@ -315,6 +327,58 @@ class LocalRuntime:
             url, "POST", f"/merchant/products/{product['id']}/stock", codes.encode(), "text/plain"
         )
         return str(product["id"])
+
+    def _seed_delivery_modes(self, url: str) -> tuple[str, str]:
+        """A top-up product credited by a fake upstream on 127.0.0.1 (the reference supplier of
+        docs/topup.md, scriptable over HTTP), and a product the merchant fulfils by hand."""
+        self.upstream = FakeUpstream("upsec_" + secrets.token_urlsafe(32)).start()
+        self.merchant_call(
+            url,
+            "PUT",
+            "/merchant/upstreams/demo",
+            {"url": self.upstream.base_url, "secret": self.upstream.secret},
+        )
+        account = {"name": "uid", "label": {"zh-CN": "游戏 UID", "en": "Game UID"}, "type": "number"}
+        server = {"name": "server", "label": {"zh-CN": "区服", "en": "Server"}, "type": "select"}
+        topup = self.merchant_call(
+            url,
+            "POST",
+            "/merchant/products",
+            {
+                "name": "Demo top-up 60 钻石",
+                "description": "Credited straight to your game account (a fake upstream on this machine).",
+                "price": {"amount": 600, "currency": "CNY"},
+                "delivery": "topup",
+                "topup": {"upstream": "demo", "sku": "diamonds-60"},
+                "buyer_input": [
+                    {**account, "confirm": True},
+                    {**server, "options": ["Asia 亚服", "Europe 欧服"]},
+                ],
+                "category": "Top-ups 直充",
+            },
+        )
+        manual = self.merchant_call(
+            url,
+            "POST",
+            "/merchant/products",
+            {
+                "name": "Demo account set-up (by hand)",
+                "description": "The shop sets it up by hand: `miaofa-merchant fulfilments list`, then `orders fulfil`.",
+                "price": {"amount": 3000, "currency": "CNY"},
+                "delivery": "manual",
+                "manual": {"promise_minutes": 30, "deadline_minutes": 24 * 60},
+                "buyer_input": [
+                    {
+                        **account,
+                        "label": {"zh-CN": "登录邮箱", "en": "Login e-mail"},
+                        "name": "login",
+                        "type": "email",
+                    }
+                ],
+                "category": "Services 代充服务",
+            },
+        )
+        return str(topup["id"]), str(manual["id"])
 
     def merchant_call(
         self,

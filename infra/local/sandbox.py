@@ -239,6 +239,7 @@ def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], b
 PAY_TEXTS = {
     "en": {
         "title": "Sandbox payment",
+        "badge": "SANDBOX",
         "test": "Test mode: no real money moves.",
         "order": "Order",
         "amount": "Amount",
@@ -249,6 +250,7 @@ PAY_TEXTS = {
     },
     "zh-CN": {
         "title": "沙箱支付",
+        "badge": "沙箱环境",
         "test": "测试模式：不会产生真实扣款。",
         "order": "订单",
         "amount": "金额",
@@ -257,6 +259,27 @@ PAY_TEXTS = {
         "lost_note": "第二个按钮付款但不通知商店；对账会在 2 分钟后向支付方查询未付款订单并发货。",
     },
 }
+
+
+# A provider's own page, so it looks like one (no Content-Security-Policy: the local runtime's, not the shop's).
+_PAY_STYLE = (
+    "*{box-sizing:border-box}body{margin:0;min-height:100vh;background:#eef1f5;color:#14171c;overflow-wrap:anywhere;"
+    'font:16px/1.55 system-ui,-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei","WenQuanYi Zen Hei",sans-serif}'
+    ".sheet{max-width:26rem;margin:2rem auto;padding:1.5rem;background:#fff;border:1px solid #d8dde5;"
+    "border-radius:.75rem;box-shadow:0 4px 16px rgb(16 24 40/.08)}"
+    ".test{display:inline-block;margin:0 0 .75rem;padding:.1rem .6rem;border-radius:999px;background:#fff1d6;"
+    "color:#744500;font-size:.8rem;font-weight:700;letter-spacing:.04em}"
+    "h1{font-size:1.4rem;margin:0 0 .25rem}.muted{color:#525a67;margin:0 0 1rem}"
+    "dl{display:grid;grid-template-columns:auto 1fr;gap:.5rem 1rem;align-items:baseline;margin:0 0 1.25rem;"
+    "padding:1rem;background:#f6f7f9;border-radius:.5rem}dt{color:#525a67}dd{margin:0}"
+    "code{font:.9rem ui-monospace,Menlo,Consolas,monospace}#amount{font-size:1.75rem;color:#b3261e;line-height:1.2}"
+    "button{display:block;width:100%;font:inherit;font-weight:600;min-height:2.75rem;border-radius:.5rem;cursor:pointer;"
+    "padding:.6rem 1rem;margin:0 0 .6rem}#pay{font-size:1.15rem;min-height:3.1rem;background:#1d4ed8;color:#fff;"
+    "border:1px solid #1d4ed8}#pay:hover{background:#1e3a8a}#pay-lost{background:#fff;color:#1e3a8a;"
+    "border:1px solid #8a929f}#pay-lost:hover{background:#e7eeff}"
+    ":focus-visible{outline:3px solid #1d4ed8;outline-offset:2px}.note{font-size:.85rem;color:#525a67;margin:.5rem 0 0}"
+    "@media (max-width:30rem){.sheet{margin:0;min-height:100vh;border:0;border-radius:0}}"
+)
 
 
 def _pay_page(query: dict[str, str], headers: dict[str, str]) -> str:
@@ -280,15 +303,13 @@ def _pay_page(query: dict[str, str], headers: dict[str, str]) -> str:
         amount = f"{query.get('amount', '?')} {query.get('currency', '')}"
     return (
         f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>{t["title"]}</title>'
-        '<meta name="viewport" content="width=device-width,initial-scale=1"></head>'
-        '<body style="font-family:system-ui,sans-serif;max-width:30rem;margin:2rem auto;padding:0 1rem;'
-        'overflow-wrap:anywhere">'
-        f"<h1>{t['title']}</h1><p>{t['test']}</p>"
-        f"<p>{t['order']} <code>{escape(query.get('order_id', ''))}</code></p>"
-        f'<p>{t["amount"]}: <strong id="amount" style="font-size:1.4rem">{escape(amount)}</strong></p>'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{_PAY_STYLE}</style></head>'
+        f'<body><main class="sheet"><p class="test">{t["badge"]}</p><h1>{t["title"]}</h1><p class="muted">{t["test"]}</p>'
+        f"<dl><dt>{t['order']}</dt><dd><code>{escape(query.get('order_id', ''))}</code></dd>"
+        f'<dt>{t["amount"]}</dt><dd><strong id="amount">{escape(amount)}</strong></dd></dl>'
         f'<form method="post" action="{PREFIX}/pay">{fields}'
-        f'<button id="pay" type="submit" style="font-size:1.2rem;padding:.5rem 2rem">{t["pay"]}</button> '
+        f'<button id="pay" type="submit">{t["pay"]}</button>'
         f'<button id="pay-lost" type="submit" name="callback" value="lost">{t["lost"]}</button>'
-        f"</form><p><small>{t['lost_note']}</small></p>"
+        f'</form><p class="note">{t["lost_note"]}</p></main>'
         "</body></html>"
     )

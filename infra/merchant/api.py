@@ -7,7 +7,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,17 +79,24 @@ class Api:
             raise Unreachable(f"no answer from {self.url}: {reason}") from None
 
     def call(
-        self, method: str, path: str, console: Console, what: str, attempts: int = ATTEMPTS, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        console: Console,
+        what: str,
+        attempts: int = ATTEMPTS,
+        answered: Collection[int] = (),
+        **kwargs: Any,
     ) -> Reply:
         """Send, retrying what is safe to retry (`attempts` ONCE: a request that is not); a refusal
-        becomes Refused naming `what`."""
+        becomes Refused naming `what`, but one of the `answered` statuses, which the caller reads."""
         for attempt in range(1, attempts + 1):
             try:
                 reply = self.send(method, path, **kwargs)
             except Unreachable as error:
                 problem = str(error)
             else:
-                if reply.status < 400:
+                if reply.status < 400 or reply.status in answered:
                     return reply
                 code, message = reply.error()
                 if reply.status not in RETRY_STATUSES and code not in RETRY_CODES:
@@ -110,16 +117,22 @@ class Api:
         self, method: str, path: str, console: Console, what: str, body: Any, attempts: int = ATTEMPTS
     ) -> Any:
         """A JSON body sent, the JSON answer returned."""
-        reply = self.call(
+        reply = self.json_reply(method, path, console, what, body, attempts=attempts)
+        return reply.json() if reply.body else None
+
+    def json_reply(
+        self, method: str, path: str, console: Console, what: str, body: Any, **options: Any
+    ) -> Reply:
+        """A JSON body sent, the answer returned (`options` as `call`'s)."""
+        return self.call(
             method,
             path,
             console,
             what,
-            attempts=attempts,
             body=json.dumps(body).encode(),
             content_type="application/json",
+            **options,
         )
-        return reply.json() if reply.body else None
 
 
 def quoted(value: str) -> str:

@@ -1,17 +1,18 @@
 """Merchants and their code keys: each merchant's codes are sealed with its own data key, which
 KMS seals in turn; its API keys are kept as hashes only (shared/store/keys.py). The merchant's item
-also holds its shop's settings (shared/shops.py)."""
+also holds its shop's settings (shared/shops.py) and their version."""
 
 import threading
 
-from pynamodb.attributes import BinaryAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
 from shared import aws
 from shared.codes import CodeCipher
-from shared.errors import NotFound
+from shared.errors import NotFound, VersionConflict
 from shared.ids import key_hash, new_id
 from shared.orders import utcnow
 from shared.shops import DEFAULT_LANGUAGE, ShopSettings
@@ -35,6 +36,7 @@ class MerchantItem(Model):
     announcement = UnicodeAttribute(null=True)
     support_email = UnicodeAttribute(null=True)
     default_language = UnicodeAttribute(null=True)
+    shop_version = NumberAttribute(null=True)  # of the settings: one more at every write; absent: 0
 
 
 class MerchantStore:
@@ -81,29 +83,46 @@ class MerchantStore:
 
     def shop(self, merchant_id: str) -> ShopSettings:
         """The merchant's shop settings (a consistent read)."""
+        return self.versioned_shop(merchant_id)[0]
+
+    def versioned_shop(self, merchant_id: str) -> tuple[ShopSettings, int]:
+        """The merchant's shop settings and their version (a consistent read)."""
         item = self._item(merchant_id)
         stored = {field: getattr(item, field) for field in ("name", *SHOP_FIELDS)}
         stored["default_language"] = stored["default_language"] or DEFAULT_LANGUAGE
         # As stored, unchecked: a name from before the shop's rules stays readable.
-        return ShopSettings.model_construct(**stored)
+        return ShopSettings.model_construct(**stored), _version(item)
 
-    def set_shop(self, merchant_id: str, shop: ShopSettings) -> ShopSettings:
-        """Replace the shop's settings in one conditional write on the merchant's own item: all or
-        nothing, the same again on a retry, never creating an item for an unknown merchant."""
+    def set_shop(self, merchant_id: str, shop: ShopSettings, version: int) -> int:
+        """Replace the settings read at `version` in one conditional write on the merchant's own item
+        (all or nothing, never creating an item for an unknown merchant); returns their new version.
+        VersionConflict if another write came since. The version is set, not added to, and the same
+        write sent again (the SDK's retry after a lost answer, or the client's) finds its own values
+        at the version it made, which it takes as done: no false conflict, nothing written twice."""
         values = shop.model_dump()
-        actions: list[Action] = [MerchantItem.name.set(shop.name)]
-        for field in SHOP_FIELDS:
+        wanted = {"name": shop.name, **{field: values[field] for field in SHOP_FIELDS}}
+        actions: list[Action] = [MerchantItem.shop_version.set(version + 1)]
+        already: Condition = MerchantItem.shop_version == version + 1
+        for field, value in wanted.items():
             attribute = getattr(MerchantItem, field)
-            actions.append(attribute.remove() if values[field] is None else attribute.set(values[field]))
+            actions.append(attribute.remove() if value is None else attribute.set(value))
+            already &= attribute.does_not_exist() if value is None else attribute == value
+        read_at: Condition = MerchantItem.shop_version == version
+        if version == 0:
+            read_at |= MerchantItem.shop_version.does_not_exist()
         try:
             MerchantItem(pk=f"merchant#{merchant_id}").update(
-                actions=actions, condition=MerchantItem.pk.exists()
+                actions=actions, condition=MerchantItem.pk.exists() & (read_at | already)
             )
         except UpdateError as error:
-            if condition_failed(error):
-                raise NotFound("no such merchant", code="shop_not_found") from None
-            raise
-        return shop
+            if not condition_failed(error):
+                raise
+            now = _version(self._item(merchant_id))  # NotFound: no such merchant
+            raise VersionConflict(
+                f"the shop's settings were changed since version {version} was read (now version {now}); "
+                "read them again and apply your change to them"
+            ) from None
+        return version + 1
 
     def cipher(self, merchant_id: str) -> CodeCipher:
         """The merchant's code cipher; the data key is decrypted by KMS once per process."""
@@ -119,3 +138,7 @@ class MerchantStore:
             return MerchantItem.get(f"merchant#{merchant_id}", consistent_read=True)
         except MerchantItem.DoesNotExist:
             raise NotFound("no such merchant", code="shop_not_found") from None
+
+
+def _version(item: MerchantItem) -> int:
+    return int(item.shop_version or 0)

@@ -15,7 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
-from pynamodb.attributes import ListAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.attributes import (
+    BinaryAttribute,
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
 from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
@@ -62,6 +68,17 @@ class MerchantIndex(GlobalSecondaryIndex["OrderItem"]):
 
     merchant_shard = UnicodeAttribute(hash_key=True)
     merchant_position = UnicodeAttribute(range_key=True)
+
+
+class FulfilIndex(GlobalSecondaryIndex["OrderItem"]):
+    """A merchant's PAID manual orders, by the time promised to the buyer: sparse (template.yaml)."""
+
+    class Meta:
+        index_name = "fulfil"
+        projection = IncludeProjection(["product_id", "quantity", "status_at"])
+
+    fulfil_merchant = UnicodeAttribute(hash_key=True)
+    fulfil_by = NumberAttribute(range_key=True)
 
 
 class BuyerIndex(GlobalSecondaryIndex["OrderItem"]):
@@ -119,6 +136,13 @@ class OrderItem(Model):
     delivery_attempt = UnicodeAttribute(null=True)  # the last one counted: `<message id>#<receive>`
     refund_error = UnicodeAttribute(null=True)  # the last refund failure, for operators
     refund_attempt = NumberAttribute(null=True)  # which refund request is current (see shared/refunds.py)
+    # Issue 19: absent on a stock order (and on every order from before), which keeps its item small.
+    delivery = UnicodeAttribute(null=True)
+    sealed_input = BinaryAttribute(null=True, legacy_encoding=False)
+    sealed_fulfilment = BinaryAttribute(null=True, legacy_encoding=False)
+    fulfil_merchant = UnicodeAttribute(null=True)  # set while a manual order waits for its merchant
+    fulfil_by = NumberAttribute(null=True)
+    fulfil_index = FulfilIndex()
 
 
 def _event_json(event: Event) -> str:
@@ -148,6 +172,9 @@ def _to_order(item: OrderItem) -> Order:
         delivery_failures=int(item.delivery_failures or 0),
         refund_error=item.refund_error,
         refund_attempt=int(item.refund_attempt or 0),
+        delivery=item.delivery or "stock",  # type: ignore[arg-type]
+        sealed_input=item.sealed_input,
+        sealed_fulfilment=item.sealed_fulfilment,
     )
 
 
@@ -254,6 +281,8 @@ class OrderStore:
             status_at=int(order.created_at.timestamp()),
             merchant_shard=merchant_key(order.merchant_id, order.order_id, settings().merchant_order_shards),
             merchant_position=_sort_key(order.created_at, order.order_id),
+            delivery=None if order.delivery == "stock" else order.delivery,
+            sealed_input=order.sealed_input,
         )
         try:
             item.save(condition=OrderItem.order_id.does_not_exist())
@@ -277,6 +306,7 @@ class OrderStore:
         payment: Payment | None = None,
         due_in: timedelta | None = None,
         slots: list[SlotRange] | None = None,
+        fulfilment: bytes | None = None,
     ) -> Order:
         """Move `order` along the state table and append the event, in one conditional write.
 
@@ -294,6 +324,18 @@ class OrderStore:
             actions.append(OrderItem.payment.set(payment.model_dump_json()))
         if slots is not None:
             actions.append(OrderItem.slots.set(json.dumps([s.model_dump() for s in slots])))
+        if fulfilment is not None:
+            actions.append(OrderItem.sealed_fulfilment.set(fulfilment))
+        if order.delivery == "manual":  # listed for its merchant while PAID, until its promised time
+            waiting = new_status == Status.PAID and due_in is not None
+            actions += (
+                [
+                    OrderItem.fulfil_merchant.set(order.merchant_id),
+                    OrderItem.fulfil_by.set(int((at + due_in).timestamp())),
+                ]
+                if waiting and due_in is not None
+                else [OrderItem.fulfil_merchant.remove(), OrderItem.fulfil_by.remove()]
+            )
         if due_in is not None:
             actions += [
                 OrderItem.due_status.set(due_key(new_status.value, order.order_id, settings().due_shards)),
@@ -316,6 +358,7 @@ class OrderStore:
                 "history": [*order.history, event],
                 "payment": payment if payment is not None else order.payment,
                 "slots": slots if slots is not None else order.slots,
+                "sealed_fulfilment": fulfilment if fulfilment is not None else order.sealed_fulfilment,
             }
         )
 
@@ -379,6 +422,12 @@ class OrderStore:
         """Ids of the newest `limit` orders placed with this e-mail address (any capitalisation)."""
         query = OrderItem.by_buyer.query(buyer_of(email), scan_index_forward=False, limit=limit)
         return [item.order_id for item in query]
+
+    def awaiting_fulfilment(self, merchant_id: str, limit: int) -> list[tuple[str, int]]:
+        """(order id, promised by: unix seconds) of the merchant's PAID manual orders, the most urgent
+        first; from an eventually consistent index, so the caller reads each order before acting."""
+        query = OrderItem.fulfil_index.query(merchant_id, limit=limit, scan_index_forward=True)
+        return [(item.order_id, int(item.fulfil_by or 0)) for item in query]
 
     def get_many(self, order_ids: set[str]) -> list[Order]:
         """The orders with these ids that exist, read strongly consistently (BatchGetItem)."""

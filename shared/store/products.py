@@ -5,6 +5,7 @@ hands each new product a position (one atomic ADD), and one small item per posit
 product. The table has no index, so a page is two batch reads of at most `limit` items each,
 whatever the number of merchants or products."""
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -20,9 +21,10 @@ from pynamodb.attributes import (
 from pynamodb.exceptions import UpdateError
 from pynamodb.models import Model
 
+from shared.buyer_input import InputField
 from shared.errors import StateConflict
 from shared.money import Money
-from shared.products import PriceTier, Product
+from shared.products import ManualTerms, PriceTier, Product, TopupTerms
 from shared.settings import settings
 from shared.store.errors import condition_failed
 from shared.store.recent import Recent
@@ -62,6 +64,10 @@ class ProductItem(_CatalogModel):
     sales_per_code = NumberAttribute(null=True)
     email_codes = BooleanAttribute(null=True)
     category = UnicodeAttribute(null=True)  # issue 18: absent on older products, listed under "Other"
+    # Issue 19, each as JSON: the fields a buyer fills in, and a top-up's or a manual product's terms.
+    buyer_input = UnicodeAttribute(null=True)
+    topup = UnicodeAttribute(null=True)
+    manual = UnicodeAttribute(null=True)
     version = NumberAttribute(null=True)  # bumped by every change; a change is conditional on it
 
 
@@ -98,6 +104,9 @@ _CHANGEABLE = (
     "low_stock_threshold",
     "when_undeliverable",
     "category",
+    "buyer_input",
+    "topup",
+    "manual",
 )
 _CHANGE_ATTEMPTS = 5
 _BATCH = 100  # DynamoDB's BatchGetItem limit
@@ -112,7 +121,7 @@ class ProductStore:
         for model in (_CatalogModel, ProductItem, CatalogHeadItem, CatalogEntryItem):
             model.Meta.table_name = settings().shop_table
         self._products: Recent[str, Product | None] = Recent(settings().product_cache_seconds)
-        self._listings: Recent[str, list[Product]] = Recent(settings().product_cache_seconds)
+        self._listings: Recent[str, ProductPage] = Recent(settings().product_cache_seconds)
 
     def put_product(self, product: Product) -> None:
         """Store a new product at the next position of its merchant's catalogue. A crash before the
@@ -144,12 +153,13 @@ class ProductStore:
         selling, pages and telling, never for the merchant API or for settling money or stock later."""
         return self._products.get(product_id, lambda: self.product(product_id))
 
-    def recent_on_sale(self, merchant_id: str) -> list[Product]:
-        """The merchant's active products, newest first (at most MAX_LISTED, found within one filtered
-        page's bounded read), as this process read them less than PRODUCT_CACHE_SECONDS ago: the
-        storefront's listing."""
+    def recent_on_sale(self, merchant_id: str, before: int | None = None) -> ProductPage:
+        """A page of the merchant's active products, newest first, at catalogue positions below
+        `before` (at most MAX_LISTED, found within one filtered page's bounded read), as this process
+        read it less than PRODUCT_CACHE_SECONDS ago: the storefront's listing and its further pages."""
+        key = merchant_id if before is None else f"{merchant_id}#{before}"
         return self._listings.get(
-            merchant_id, lambda: self.products_of(merchant_id, MAX_LISTED, active=True).products
+            key, lambda: self.products_of(merchant_id, MAX_LISTED, before=before, active=True)
         )
 
     def change_product(self, product_id: str, change: Callable[[Product], Product]) -> Product | None:
@@ -257,7 +267,18 @@ def _changeable(product: Product) -> dict[str, Any]:
         "when_undeliverable": product.when_undeliverable,
         "email_codes": product.email_codes,
         "category": product.category,
+        "buyer_input": _json([field.model_dump(mode="json") for field in product.buyer_input] or None),
+        "topup": _json(product.topup and product.topup.model_dump(mode="json")),
+        "manual": _json(product.manual and product.manual.model_dump(mode="json")),
     }
+
+
+def _json(value: Any) -> str | None:
+    return (
+        None
+        if value is None
+        else json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    )
 
 
 def _comparable(value: Any) -> Any:
@@ -297,4 +318,7 @@ def _to_product(item: ProductItem) -> Product:
         sales_per_code=int(item.sales_per_code or 1),
         email_codes=bool(item.email_codes),
         category=item.category,
+        buyer_input=tuple(InputField.model_validate(field) for field in json.loads(item.buyer_input or "[]")),
+        topup=TopupTerms.model_validate_json(item.topup) if item.topup else None,
+        manual=ManualTerms.model_validate_json(item.manual) if item.manual else None,
     )

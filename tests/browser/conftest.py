@@ -1,5 +1,7 @@
 """Playwright driving Debian's Chromium (/usr/bin/chromium, installed by `make test`) headless
-against the local runtime. Screenshots go to test-artifacts/browser/."""
+against the local runtime. Screenshots go to test-artifacts/browser/; with MIAOFA_GALLERY set (e.g.
+`MIAOFA_GALLERY=docs/screenshots`), the gallery's few (docs/gallery.md) are also written there, made
+small (a 256-colour palette)."""
 
 import os
 from pathlib import Path
@@ -7,7 +9,18 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = os.environ.get("MIAOFA_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+# The screenshots docs/gallery.md shows, by the name the tests give them.
+GALLERY = (
+    "shop-zh-CN-desktop",
+    "shop-zh-CN-360px",
+    "product-total-en-360px",
+    "qr-payment-zh-CN-desktop",
+    "3-order-delivered",
+    "error-out-of-stock-zh-CN-360px",
+    "sandbox-pay-zh-360px",
+)
 # Collects what the page's Content-Security-Policy refused: a strict policy must refuse nothing of ours.
 WATCH_CSP = """
 window.__violations = [];
@@ -56,4 +69,16 @@ def browse(chromium, shop):
 
 def snap(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    shot = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    gallery = os.environ.get("MIAOFA_GALLERY")
+    if gallery and name in GALLERY:
+        from PIL import Image
+
+        folder = ROOT / gallery
+        folder.mkdir(parents=True, exist_ok=True)
+        with Image.open(shot) as image:
+            small = image.convert("RGB").quantize(
+                colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+            )
+            small.save(folder / f"{name}.png", optimize=True)

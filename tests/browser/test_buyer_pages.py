@@ -147,6 +147,65 @@ def test_a_wechat_pay_checkout_shows_a_qr_code_of_the_payment_url_until_it_is_pa
     no_violations(page)
 
 
+def test_the_qr_code_survives_a_reload_and_another_tab_until_the_order_is_paid(shop, kits, browse):
+    """The order does not keep the payment URL: the product page keeps the checkout's QR code in this
+    browser's localStorage (static/qr.js), so the order page draws it again after a reload and in another
+    tab while the order waits for its payment, and forgets it once the order is paid."""
+    kit = kits["wechatpay"]
+    product_id = shop.new_product(new_codes(1), name="Steam 100", price=9900)
+    page = browse(locale="zh-CN")
+    page.goto(f"{shop.url}/p/{product_id}?lang=zh-CN")
+    page.locator("#buy").locator("#email").fill("qr-reload@example.com")
+    page.get_by_label(SAYS["zh-CN"]["wechatpay"]).check()
+    page.locator("#pay").click()
+    page.wait_for_url(re.compile(r".*/o/ord_[0-9a-f]+$"))
+    order_id = page.url.rsplit("/", 1)[1]
+    code_url = kit.fake.trades[order_id]["code_url"]
+    expect(page.locator("#qr svg")).to_be_visible()
+
+    page.reload()
+    expect(page.locator("#status")).to_have_text("等待付款")
+    expect(page.locator("#qr svg")).to_be_visible()
+    expect(page.locator("#qr-amount")).to_have_text("¥99.00")
+    assert decode_qr(page.locator("#qr svg")) == [code_url]
+    other = page.context.new_page()  # another tab: its own sessionStorage, the same localStorage
+    other.goto(f"{shop.url}/o/{order_id}")
+    expect(other.locator("#qr svg")).to_be_visible()
+    assert decode_qr(other.locator("#qr svg")) == [code_url]
+    no_violations(page)
+    no_violations(other)
+
+    paid = kit.paid({"order_id": order_id, "total": {"amount": 9900, "currency": "CNY"}})
+    answer = shop.http.post(
+        f"{shop.url}/webhooks/wechatpay", data=paid.body, headers=paid.headers, timeout=30
+    )
+    assert answer.status_code // 100 == 2, answer.text
+    expect(page.locator("#code-0")).to_be_visible(timeout=15_000)
+    expect(page.locator("#qr-box")).to_be_hidden()
+    assert page.evaluate(f"localStorage.getItem('miaofa:qr:{order_id}')") is None  # nothing left to scan
+    page.reload()
+    expect(page.locator("#code-0")).to_be_visible()
+    expect(page.locator("#qr-box")).to_be_hidden()
+
+
+def test_a_kept_qr_code_whose_order_expired_is_dropped_by_the_next_page(shop, browse):
+    page = browse()
+    page.goto(f"{shop.url}/p/{shop.runtime.info.demo_product_id}?lang=en")
+    past, future = "2020-01-01T00:00:00+00:00", "2999-01-01T00:00:00+00:00"
+    page.evaluate(
+        """([past, future]) => {
+             localStorage.setItem("miaofa:qr:ord_old", JSON.stringify({svg: "<svg/>", url: "x", expires_at: past}));
+             localStorage.setItem("miaofa:qr:ord_bad", "{not json");
+             localStorage.setItem("miaofa:qr:ord_new", JSON.stringify({svg: "<svg/>", url: "x", expires_at: future}));
+             localStorage.setItem("miaofa:token:ord_old", "kept");
+           }""",
+        [past, future],
+    )
+    page.reload()
+    kept = page.evaluate("Object.keys(localStorage).sort()")
+    assert kept == ["miaofa:qr:ord_new", "miaofa:token:ord_old"]
+
+
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 def test_errors_are_said_in_the_pages_language(shop, browse, lang):
     says = SAYS[lang]

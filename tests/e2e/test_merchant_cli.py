@@ -469,3 +469,45 @@ def test_usage_errors_name_the_problem_and_change_nothing(shop, argv, message):
     code, out, err = run(shop, *argv)
     assert (code, out) == (2, ""), err
     assert message in err and "Traceback" not in err
+
+
+def test_shop_set_refuses_to_undo_a_change_made_since_it_read_and_says_how_to_retry(shop, monkeypatch):
+    """Someone changes the settings between `shop set`'s read and its write: nothing is written, the
+    merchant is told so with the command to run again; run again, both changes hold. `--force` writes
+    over the other change."""
+    from shared.adapters import merchants
+
+    _, key = merchants().create_merchant("CLI shop")
+    real = cli.Api.send
+
+    def someone_else_changes_the_announcement_first(self, method, path, **kwargs):
+        if method == "PUT":
+            current = shop.merchant("GET", "/merchant/shop", key=key).json()
+            theirs = {**current, "announcement": f"theirs {current['version']}"}
+            del theirs["merchant_id"]
+            assert shop.merchant("PUT", "/merchant/shop", key=key, json=theirs).status_code == 200
+        return real(self, method, path, **kwargs)
+
+    monkeypatch.setattr(cli.Api, "send", someone_else_changes_the_announcement_first)
+    code, out, err = run(shop, "shop", "set", "--contact", "QQ 42", key=key)
+
+    assert code == 1 and out == ""
+    assert "someone else changed them after they were read" in err
+    assert "miaofa-merchant shop set --contact 'QQ 42'" in err and "--force" in err
+    settings = shop.merchant("GET", "/merchant/shop", key=key).json()
+    assert (settings["contact"], settings["announcement"], settings["version"]) == (None, "theirs 0", 1)
+
+    monkeypatch.setattr(cli.Api, "send", real)
+    code, out, _ = run(shop, "shop", "set", "--contact", "QQ 42", "--json", key=key)
+    assert code == 0
+    assert json.loads(out) | {"merchant_id": None} == settings | {
+        "merchant_id": None,
+        "contact": "QQ 42",
+        "version": 2,
+    }
+
+    monkeypatch.setattr(cli.Api, "send", someone_else_changes_the_announcement_first)
+    code, out, _ = run(shop, "shop", "set", "--contact", "QQ 43", "--force", "--json", key=key)
+    forced = json.loads(out)
+    assert code == 0 and forced["version"] == 4  # theirs was 3
+    assert (forced["contact"], forced["announcement"]) == ("QQ 43", "theirs 0")  # theirs undone

@@ -55,6 +55,7 @@ def test_a_new_merchant_opens_a_shop_stocks_a_product_and_sells_a_code(runtime, 
         "announcement": "24 小时自动发货",
         "support_email": "help@neko.example.com",
         "default_language": "zh-CN",
+        "version": 1,
     }
 
     product = merchant(

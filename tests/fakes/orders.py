@@ -85,6 +85,7 @@ class FakeOrders(Hooked):
         payment: Payment | None = None,
         due_in: timedelta | None = None,
         slots: list[SlotRange] | None = None,
+        fulfilment: bytes | None = None,
     ) -> Order:
         new_status = next_status(order.status, event_type)
         event = chain_event(order.order_id, order.history, event_type, at, data)
@@ -96,6 +97,8 @@ class FakeOrders(Hooked):
             changes["payment"] = payment
         if slots is not None:
             changes["slots"] = slots
+        if fulfilment is not None:
+            changes["sealed_fulfilment"] = fulfilment
         self._orders[order.order_id] = stored.model_copy(update=changes)
         row = self._rows[order.order_id]
         row.status_at = int(at.timestamp())
@@ -106,6 +109,7 @@ class FakeOrders(Hooked):
                 "history": [*order.history, event],
                 "payment": payment if payment is not None else order.payment,
                 "slots": slots if slots is not None else order.slots,
+                "sealed_fulfilment": fulfilment if fulfilment is not None else order.sealed_fulfilment,
             }
         )
 

@@ -38,3 +38,19 @@ def test_the_connection_serves_the_next_request_after_an_unknown_method_with_a_b
     status, content_type, body = _answer(connection)
     assert status == 200 and content_type.startswith("application/json")
     assert "paths" in json.loads(body)
+
+
+def test_a_repeated_query_parameter_or_header_reaches_the_function_joined_by_commas(shop):
+    """As API Gateway's payload 2.0 has them: `?limit=5&limit=` is `limit=5,` (refused), not the last
+    value alone (an empty one, read as absent, would let the request through locally only)."""
+    listing = shop.merchant("GET", "/merchant/products?limit=5&limit=")
+    assert listing.status_code == 422 and listing.json()["error"]["code"] == "invalid_limit", listing.text
+    assert shop.merchant("GET", "/merchant/products?limit=5").status_code == 200
+
+    conn = http.client.HTTPConnection("127.0.0.1", shop.runtime.gateway.port, timeout=30)
+    conn.putrequest("GET", "/merchant/products")
+    conn.putheader("Authorization", "Bearer mk_test_" + "x" * 32)
+    conn.putheader("Authorization", f"Bearer {shop.merchant_key}")
+    conn.endheaders()
+    assert _answer(conn)[0] == 403  # "Bearer mk_test_…,Bearer mk_…" is no key
+    conn.close()

@@ -46,7 +46,10 @@ def test_merchant_routes_need_a_valid_key(shop, key, status):
         ({"price": {"amount": 100, "currency": "CNY"}}, "invalid_name"),
         ({"name": "x", "price": {"amount": 19.99, "currency": "CNY"}}, "invalid_price"),
         ({"name": "x", "price": {"amount": 100, "currency": "cny"}}, "invalid_price"),
-        ({"name": "x", "price": {"amount": 100, "currency": "CNY"}, "delivery": "topup"}, "invalid_delivery"),
+        (
+            {"name": "x", "price": {"amount": 100, "currency": "CNY"}, "delivery": "license"},
+            "invalid_delivery",
+        ),
         (
             {"name": "x", "price": {"amount": 100, "currency": "CNY"}, "max_per_order": 0},
             "invalid_max_per_order",

@@ -23,9 +23,10 @@ BY_ID = {
     ("GET", "/merchant/products/{product_id}/stock/export"): {},
     ("GET", "/merchant/orders/{order_id}"): {},
     ("POST", "/merchant/orders/{order_id}/refund"): {"json": {"reason": "mine now"}},
+    ("POST", "/merchant/orders/{order_id}/fulfil"): {"json": {"text": "mine now"}},
 }
 # Routes over the caller's own collection: B's answer must not contain A's resources.
-LISTS = {("GET", "/merchant/products"), ("GET", "/merchant/orders")}
+LISTS = {("GET", "/merchant/products"), ("GET", "/merchant/orders"), ("GET", "/merchant/fulfilments")}
 # Routes that name no one's resource (they make or configure the caller's own).
 OWN = {
     ("POST", "/merchant/products"),
@@ -38,6 +39,11 @@ OWN = {
     ),  # to the caller's own webhook: tests/integration/test_merchant_webhooks.py
     ("GET", "/merchant/shop"),  # each merchant's own: tests/integration/test_merchant_shop.py
     ("PUT", "/merchant/shop"),
+    # Keyed by the caller and a name of its choosing: tests/integration/test_topup.py checks another
+    # merchant's upstream of the same name is neither read, replaced nor removed.
+    ("PUT", "/merchant/upstreams/{name}"),
+    ("GET", "/merchant/upstreams/{name}"),
+    ("DELETE", "/merchant/upstreams/{name}"),
 }
 
 
@@ -56,7 +62,17 @@ def a_shop(shop):
     order = shop.buy(product_id)
     assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
     shop.wait_for(order, "DELIVERED")
-    return {"key_a": key_a, "key_b": key_b, "product_id": product_id, "order_id": order["order_id"]}
+    manual = shop.new_product([], key=key_a, delivery="manual", manual={"promise_minutes": 30})
+    waiting = shop.buy(manual)  # paid, waiting in A's fulfilments
+    assert shop.runtime.sandbox.pay(waiting["order_id"], waiting["total"]["amount"], "CNY")
+    shop.wait_for(waiting, "PAID")
+    return {
+        "key_a": key_a,
+        "key_b": key_b,
+        "product_id": product_id,
+        "order_id": order["order_id"],
+        "waiting_id": waiting["order_id"],
+    }
 
 
 def _snapshot(shop, a_shop) -> tuple:
@@ -84,5 +100,6 @@ def test_merchant_b_never_sees_merchant_as_resources_in_a_list(shop, a_shop, met
     mine = shop.merchant(method, path, key=a_shop["key_a"])
     theirs = shop.merchant(method, path, key=a_shop["key_b"])
     assert mine.status_code == theirs.status_code == 200, (mine.text, theirs.text)
-    assert a_shop["product_id"] in mine.text or a_shop["order_id"] in mine.text
-    assert a_shop["product_id"] not in theirs.text and a_shop["order_id"] not in theirs.text
+    ids = (a_shop["product_id"], a_shop["order_id"], a_shop["waiting_id"])
+    assert any(id_ in mine.text for id_ in ids)
+    assert not any(id_ in theirs.text for id_ in ids)

@@ -101,6 +101,9 @@ def test_a_listed_product_has_every_field_with_its_defaults(shop, merchant):
         "sales_per_code": 1,
         "email_codes": False,
         "category": None,
+        "buyer_input": [],
+        "topup": None,
+        "manual": None,
     }
 
 

@@ -1,9 +1,17 @@
 """Shop settings through the local runtime: `GET/PUT /merchant/shop` reads and replaces them, every
 rule refused with a 422 naming its field and nothing written, each merchant sees only its own shop,
-and a PUT whose answer was lost and retried by the SDK still succeeds once."""
+and a PUT whose answer was lost and retried by the SDK still succeeds once.
+
+Optimistic concurrency: GET answers a `version` that every write moves on by one; a PUT with the
+version it read is refused (409 `version_conflict`, nothing written) once another write came, and two
+PUTs of the same version at the same moment (real threads against the embedded AWS) are one 200 and
+one 409. The same PUT sent again after a lost answer (by the SDK, or by the client) is not a conflict."""
+
+import threading
 
 import boto3
 import pytest
+import requests
 
 from shared.adapters import merchants as merchant_store
 from shared.settings import settings
@@ -48,6 +56,7 @@ def test_a_new_shop_has_its_name_and_defaults(shop, merchant):
         "announcement": None,
         "support_email": None,
         "default_language": "zh-CN",
+        "version": 0,
     }
 
 
@@ -55,8 +64,8 @@ def test_put_sets_every_setting_and_a_later_put_clears_what_it_leaves_out(shop, 
     merchant_id, key = merchant
     response = shop.merchant("PUT", "/merchant/shop", key=key, json=FULL)
     assert response.status_code == 200, response.text
-    assert response.json() == {"merchant_id": merchant_id, **FULL}
-    assert get_shop(shop, key) == {"merchant_id": merchant_id, **FULL}
+    assert response.json() == {"merchant_id": merchant_id, **FULL, "version": 1}
+    assert get_shop(shop, key) == {"merchant_id": merchant_id, **FULL, "version": 1}
 
     again = shop.merchant("PUT", "/merchant/shop", key=key, json={"name": " Neko ", "contact": ""})
     assert again.status_code == 200, again.text
@@ -68,6 +77,7 @@ def test_put_sets_every_setting_and_a_later_put_clears_what_it_leaves_out(shop, 
         "announcement": None,
         "support_email": None,
         "default_language": "zh-CN",
+        "version": 2,
     }
     assert not {"logo_url", "contact", "announcement", "support_email"} & set(stored(merchant_id))
 
@@ -90,6 +100,11 @@ def test_put_sets_every_setting_and_a_later_put_clears_what_it_leaves_out(shop, 
         ("default_language", "fr"),
         ("default_language", None),
         ("merchant_id", "mer_someone_else"),  # read-only
+        ("version", -1),
+        ("version", "1"),
+        ("version", 1.5),
+        ("version", True),
+        ("version", 2**53),
     ],
 )
 def test_a_refused_setting_is_a_422_naming_its_field_and_changes_nothing(shop, merchant, field, value):
@@ -144,4 +159,125 @@ def test_a_put_whose_answer_is_lost_is_retried_to_the_same_settings(shop, mercha
         response = shop.merchant("PUT", "/merchant/shop", key=key, json=FULL)
     assert fault.hits == 1 and fault.seen == 2
     assert response.status_code == 200, response.text
-    assert get_shop(shop, key) == {"merchant_id": merchant_id, **FULL}
+    assert get_shop(shop, key) == {"merchant_id": merchant_id, **FULL, "version": 1}
+
+
+def put_shop(shop, key: str, settings: dict, version: int | None) -> requests.Response:
+    body = settings if version is None else {**settings, "version": version}
+    return shop.merchant("PUT", "/merchant/shop", key=key, json=body)
+
+
+def test_a_put_of_a_version_another_write_replaced_is_409_and_writes_nothing(shop, merchant):
+    merchant_id, key = merchant
+    read = get_shop(shop, key)["version"]
+    assert put_shop(shop, key, FULL, read).json()["version"] == read + 1  # someone else's change
+    before = stored(merchant_id)
+
+    response = put_shop(shop, key, {**FULL, "contact": "mine"}, read)  # made against what was read
+
+    assert response.status_code == 409, response.text
+    error = response.json()["error"]
+    assert error["code"] == "version_conflict" and f"now version {read + 1}" in error["message"]
+    assert stored(merchant_id) == before
+    assert put_shop(shop, key, {**FULL, "contact": "mine"}, read + 1).json()["version"] == read + 2
+
+
+def test_a_put_whose_answer_is_lost_is_not_a_conflict_and_moves_the_version_once(shop, merchant):
+    """The SDK's retry of the conditional write finds the version its first attempt made, with its
+    own values: done, not a conflict; and the version moved on by one, not two."""
+    merchant_id, key = merchant
+    with lost_answer("UpdateItem", on_table(settings().shop_table, pk=f"merchant#{merchant_id}")) as fault:
+        response = put_shop(shop, key, FULL, 0)
+    assert fault.hits == 1 and fault.seen == 2
+    assert response.status_code == 200, response.text
+    assert response.json()["version"] == 1
+    assert get_shop(shop, key) == {"merchant_id": merchant_id, **FULL, "version": 1}
+
+    # A last-write-wins PUT (no version) whose answer is lost moves it on by one too.
+    with lost_answer("UpdateItem", on_table(settings().shop_table, pk=f"merchant#{merchant_id}")) as fault:
+        response = put_shop(shop, key, {**FULL, "contact": "again"}, None)
+    assert fault.hits == 1 and response.status_code == 200, response.text
+    assert get_shop(shop, key)["version"] == response.json()["version"] == 2
+
+
+def test_the_client_sending_the_same_put_again_is_answered_alike_until_another_write_comes(shop, merchant):
+    """A client whose answer was lost on the way back (HTTP) sends the same PUT again: the same answer.
+    Once another write replaced those settings, the same PUT is a conflict again."""
+    _, key = merchant
+    first = put_shop(shop, key, FULL, 0)
+    again = put_shop(shop, key, FULL, 0)
+    assert first.status_code == again.status_code == 200, again.text
+    assert first.json() == again.json() and again.json()["version"] == 1
+
+    assert put_shop(shop, key, {**FULL, "contact": "theirs"}, 1).status_code == 200
+    late = put_shop(shop, key, FULL, 0)
+    assert late.status_code == 409 and late.json()["error"]["code"] == "version_conflict"
+    assert get_shop(shop, key)["contact"] == "theirs"
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_of_concurrent_puts_of_the_same_version_exactly_one_wins(shop, merchant, round_):
+    """Real threads, each with its own connection, PUT different settings against the version they all
+    read, released together: one 200, the others 409, and the settings are the winner's."""
+    merchant_id, key = merchant
+    read = get_shop(shop, key)["version"]
+    writers = 4
+    start = threading.Barrier(writers)
+    answers: dict[int, requests.Response] = {}
+
+    def put(n: int) -> None:
+        body = {**FULL, "contact": f"writer {n}", "version": read}
+        start.wait()
+        answers[n] = requests.put(
+            f"{shop.url}/merchant/shop", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        )
+
+    threads = [threading.Thread(target=put, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    statuses = sorted(answer.status_code for answer in answers.values())
+    assert statuses == [200] + [409] * (writers - 1), [a.text for a in answers.values()]
+    (winner,) = [n for n, answer in answers.items() if answer.status_code == 200]
+    refused = {answer.json()["error"]["code"] for answer in answers.values() if answer.status_code == 409}
+    assert refused == {"version_conflict"}
+    assert get_shop(shop, key) == {
+        "merchant_id": merchant_id,
+        **FULL,
+        "contact": f"writer {winner}",
+        "version": read + 1,
+    }
+
+
+@pytest.fixture(params=["fake", "real"])
+def shop_store(request):
+    """(store, merchant id): tests/fakes/merchants.py's fake, or the real store on the embedded AWS."""
+    if request.param == "fake":
+        from tests.fakes.merchants import FakeShopSettings
+
+        fake = FakeShopSettings()
+        fake.add("mer_" + "2" * 20, "Contract")
+        return fake, "mer_" + "2" * 20
+    request.getfixturevalue("runtime")
+    return merchant_store(), merchant_store().create_merchant("Contract")[0]
+
+
+def test_the_fake_keeps_the_stores_contract(shop_store):
+    from shared.errors import NotFound, VersionConflict
+    from shared.shops import ShopSettings
+
+    store, merchant_id = shop_store
+    mine, theirs = ShopSettings(name="Mine", contact="QQ 1"), ShopSettings(name="Theirs")
+    assert store.versioned_shop(merchant_id) == (ShopSettings(name="Contract"), 0)
+    assert store.set_shop(merchant_id, mine, 0) == 1
+    assert store.set_shop(merchant_id, mine, 0) == 1  # the same write again
+    with pytest.raises(VersionConflict):
+        store.set_shop(merchant_id, theirs, 0)
+    assert store.versioned_shop(merchant_id) == (mine, 1)
+    assert store.set_shop(merchant_id, theirs, 1) == 2
+    with pytest.raises(VersionConflict):
+        store.set_shop(merchant_id, mine, 0)  # its own write, since replaced
+    with pytest.raises(NotFound):
+        store.set_shop("mer_" + "9" * 20, mine, 0)

@@ -205,3 +205,81 @@ def test_shop_page_views_read_the_shop_its_listing_and_each_stock_level_once_per
     bound = at_most_once_per_ttl(elapsed, settings().product_cache_seconds)
     seen = [r.seen for r in (settings_reads, listing_reads, steam_levels, sold_out_levels)]
     assert all(1 <= n <= bound for n in seen) and max(seen) < 20, (seen, elapsed)
+
+
+def test_the_product_page_falls_back_to_its_shops_language_and_the_buyers_choice_comes_first(shop, neko):
+    path = f"/p/{neko['ids']['steam']}"
+    assert '<html lang="zh-CN">' in get(shop, path).text  # no Accept-Language: the shop's default
+    assert '<html lang="zh-CN">' in get(shop, path, {"accept-language": "fr-FR,de;q=0.8"}).text
+    assert '<html lang="en">' in get(shop, path, EN).text
+    assert '<html lang="en">' in get(shop, f"{path}?lang=en", ZH).text
+    page = get(shop, path).text
+    assert (
+        f'<a class="brand" id="shop-link" href="/s/{neko["merchant_id"]}">' in page
+    )  # the shop's name on top
+    assert "WeChat: neko_cards" in page and "mailto:help@neko.example" in page
+
+    from shared.adapters import merchants
+
+    english, key = merchants().create_merchant("English shop")
+    settings = {"name": "English shop", "default_language": "en"}
+    assert shop.merchant("PUT", "/merchant/shop", key=key, json=settings).status_code == 200
+    product_id = shop.new_product(new_codes(1), key=key)
+    assert '<html lang="en">' in get(shop, f"/p/{product_id}").text
+    assert '<html lang="zh-CN">' in get(shop, f"/p/{product_id}", ZH).text
+
+
+def test_product_page_views_read_the_shops_settings_once_per_ttl(shop, neko):
+    """The product page's language and header come from the shop's settings, kept per container like
+    the shop's page's: however many views, the merchant's item is read at most once per
+    PRODUCT_CACHE_SECONDS."""
+    from shared import adapters
+    from shared.settings import settings
+    from tests.faults_aws import on_table, watched
+    from tests.integration.test_hot_reads import at_most_once_per_ttl
+
+    merchant_id = neko["merchant_id"]
+    poll(lambda: not adapters.recent_shops().kept.holds(merchant_id))
+    with watched("GetItem", on_table(settings().shop_table, pk=f"merchant#{merchant_id}")) as reads:
+        began = time.monotonic()
+        for _ in range(20):
+            assert get(shop, f"/p/{neko['ids']['steam']}").status_code == 200
+        elapsed = time.monotonic() - began
+    assert 1 <= reads.seen <= at_most_once_per_ttl(elapsed, settings().product_cache_seconds) < 20
+
+
+def test_a_shop_of_more_than_a_page_of_products_is_listed_page_by_page(shop):
+    """More than MAX_LISTED (50) active products: the page lists the newest 50 and links to the next
+    page with an opaque cursor; following the links lists every active product once, newest first,
+    and the last page links to none."""
+    from shared.adapters import merchants
+    from shared.store.products import MAX_LISTED
+
+    merchant_id, key = merchants().create_merchant("Big shop")
+    assert shop.merchant("PUT", "/merchant/shop", key=key, json={"name": "Big shop"}).status_code == 200
+    names = [f"Card {n:03d}" for n in range(MAX_LISTED + 13)]
+    ids = [shop.new_product([], key=key, name=name, shards=1) for name in names]
+    for withdrawn in (ids[3], ids[60]):
+        assert shop.merchant("PATCH", f"/merchant/products/{withdrawn}", key=key, json={"active": False}).ok
+    active = [
+        name for name, product_id in zip(names, ids, strict=True) if product_id not in (ids[3], ids[60])
+    ]
+
+    pages, path = [], f"/s/{merchant_id}"
+    while path and len(pages) < 5:
+        page = get(shop, path, EN)
+        assert page.status_code == 200
+        pages.append(page.text)
+        more = re.search(
+            r'<a id="more" rel="next" href="\?after=([A-Za-z0-9_-]+)">More products</a>', page.text
+        )
+        path = f"/s/{merchant_id}?after={more.group(1)}" if more else ""
+    listed_names = [name for text in pages for name in re.findall(r'<a href="/p/[^"]+">([^<]*)</a>', text)]
+    assert len(pages) == 2 and listed_names == active[::-1]  # newest first, each once, none withdrawn
+    assert len(re.findall(r'<li class="product"', pages[0])) == MAX_LISTED
+    assert 'id="newest"' not in pages[0] and f'<a id="newest" href="/s/{merchant_id}">' in pages[1]
+
+    # A cursor the shop did not write is the first page, not an error.
+    assert (
+        get(shop, f"/s/{merchant_id}?after=%3Cscript%3E", EN).text.count('<li class="product"') == MAX_LISTED
+    )

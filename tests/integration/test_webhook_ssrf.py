@@ -27,7 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import SecretStr
 
 from functions.notify import webhooks
-from shared import notify, queues
+from shared import notify, outbound, queues
 from shared.adapters import merchants as merchant_store
 from shared.adapters import webhooks as webhook_store
 from shared.orders import utcnow
@@ -231,8 +231,9 @@ def servers():
 
 def pools(certificates: Certificates, local_mode: bool = False):
     """The notify function's pools (webhooks.pool()), trusting the test CA."""
-    return webhooks.WebhookPools(
+    return outbound.PinnedPools(
         local_mode,
+        who="merchant webhook",
         timeout=webhooks.TIMEOUT,
         retries=urllib3.Retry(total=0, redirect=0, raise_on_status=False),
         ca_certs=certificates.ca_file,

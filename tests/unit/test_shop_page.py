@@ -16,6 +16,7 @@ from functions.storefront.shopfront import Listing, grouped, shop_listing
 from shared.money import Money
 from shared.products import Product
 from shared.shops import ShopSettings
+from shared.store.products import ProductPage
 
 MERCHANT = "mer_" + "1" * 20
 
@@ -47,11 +48,22 @@ class Shops:
 
 
 class Catalogue:
-    def __init__(self, products: list[Product]) -> None:
-        self.products = products
+    """Products newest first; the newest at catalogue position len(products), the oldest at 1. Listed
+    `size` positions at a time, as the store's bounded pages are."""
 
-    def recent_on_sale(self, merchant_id: str) -> list[Product]:
-        return [p for p in self.products if p.merchant_id == merchant_id]
+    def __init__(self, products: list[Product], size: int = 50) -> None:
+        self.products, self.size, self.asked = products, size, []
+
+    def recent_on_sale(self, merchant_id: str, before: int | None = None) -> ProductPage:
+        self.asked.append(before)
+        count = len(self.products)
+        start = 0 if before is None else max(0, count - before + 1)
+        page = self.products[start : start + self.size]
+        last = count - (start + len(page)) + 1  # the position of the last one listed
+        return ProductPage(
+            products=[p for p in page if p.merchant_id == merchant_id],
+            resume_before=last if page and last > 1 else None,
+        )
 
 
 class Levels:
@@ -229,3 +241,73 @@ def test_the_default_shop_setting_is_a_merchant_id_or_empty(monkeypatch):
     for bad in ("mer_1", "../s", MERCHANT + " "):
         with pytest.raises(ValidationError, match="DEFAULT_SHOP"):
             Settings(**make, DEFAULT_SHOP=bad)
+
+
+def test_a_shop_lists_a_page_of_its_products_and_links_to_the_next_with_an_opaque_cursor():
+    products = [product(n, None) for n in range(120, 0, -1)]  # newest first
+    catalogue, shops = Catalogue(products), Shops({MERCHANT: NEKO})
+    levels = Levels({p.product_id: 1 for p in products})
+    first = shop_listing(MERCHANT, shops, catalogue, levels)
+    assert first is not None and first.more is not None and not first.paged
+    assert [o.product.name for o in first.groups[0].offers] == [f"Card {n}" for n in range(120, 70, -1)]
+    html = shop_page(first, "en", f"/s/{MERCHANT}").html
+    assert f'<a id="more" rel="next" href="?after={first.more}">More products</a>' in html
+    assert 'id="newest"' not in html
+    assert "70" not in first.more and re.fullmatch(r"[A-Za-z0-9_-]+", first.more)  # opaque, URL-safe
+
+    second = shop_listing(MERCHANT, shops, catalogue, levels, first.more)
+    assert second is not None and second.paged and second.more is not None
+    assert [o.product.name for o in second.groups[0].offers] == [f"Card {n}" for n in range(70, 20, -1)]
+    last = shop_listing(MERCHANT, shops, catalogue, levels, second.more)
+    assert last is not None and last.more is None
+    assert [o.product.name for o in last.groups[0].offers] == [f"Card {n}" for n in range(20, 0, -1)]
+    html = shop_page(last, "zh-CN", f"/s/{MERCHANT}").html
+    assert f'<a id="newest" href="/s/{MERCHANT}">最新商品</a>' in html and 'id="more"' not in html
+    assert catalogue.asked == [None, 71, 21]
+
+
+@pytest.mark.parametrize("after", ["", "junk", "cDA", "cC0x", "p71", "cDcxMQ" * 10, "%%%", "cDcx\n"])
+def test_a_malformed_or_foreign_cursor_lists_the_first_page(after):
+    catalogue = Catalogue([product(1, None)])
+    found = shop_listing(MERCHANT, Shops({MERCHANT: NEKO}), catalogue, Levels({f"prd_{1:020d}": 1}), after)
+    assert found is not None and not found.paged and catalogue.asked == [None]
+
+
+def test_the_product_page_speaks_for_its_shop_when_the_shop_is_known():
+    neko = NEKO.model_copy(update={"logo_url": "https://cdn.example.com/neko.png"})
+    page = product_page(product(1, None), 3, ["wechatpay", "alipay"], "zh-CN", shop=neko)
+    assert f'<a class="brand" id="shop-link" href="/s/{MERCHANT}">' in page.html
+    assert '<img id="logo" src="https://cdn.example.com/neko.png"' in page.html
+    assert policy(page)["img-src"] == "'self' https://cdn.example.com"
+    assert "由微信支付、支付宝安全支付" in page.html and '<p id="contact">联系方式: QQ 12345</p>' in page.html
+
+
+def test_the_delivery_badge_says_how_the_product_arrives():
+    from shared.products import ManualTerms
+
+    by_hand = product(1, None).model_copy(
+        update={"delivery": "manual", "manual": ManualTerms(promise_minutes=45)}
+    )
+    topup = product(2, None).model_copy(update={"delivery": "topup"})
+    stocked = product(3, None)
+    found = shop_listing(
+        MERCHANT,
+        Shops({MERCHANT: NEKO}),
+        Catalogue([by_hand, topup, stocked]),
+        Levels({p.product_id: 1 for p in (by_hand, topup, stocked)}),
+    )
+    assert found is not None
+    assert texts_of(shop_page(found, "en").html, "delivery muted") == [
+        "Delivered by hand within 45 min",
+        "Instant top-up",
+        "Instant delivery",
+    ]
+    assert texts_of(shop_page(found, "zh-CN").html, "delivery muted")[0] == "人工发货（45 分钟内）"
+    page = product_page(by_hand, 3, ["sandbox"], "en").html
+    assert '<span class="delivery">Delivered by hand within 45 min</span>' in page
+    assert "<span>Delivered by the shop within 45 minutes of payment; your order page updates" in page
+    preview = re.search(r'<meta property="og:description" content="([^"]*)">', page).group(1)
+    assert (
+        preview
+        == "¥99.01 · Delivered by the shop within 45 minutes of payment; your order page updates by itself."
+    )

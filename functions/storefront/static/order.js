@@ -1,5 +1,6 @@
 // The order page: follows the order live until it settles and shows its codes with copy and download
-// buttons. It watches the order over a WebSocket (docs/push.md); a message names the order's status,
+// buttons, in its delivery mode's own words (a top-up: "Topping up", then "Credited" with its receipt; a
+// manual order: waiting for its shop, with the time the shop promised, then what the shop wrote). It watches the order over a WebSocket (docs/push.md); a message names the order's status,
 // and the page reads the order with GET /api/orders/{id} when that status is not the one it shows
 // (PAID, which needs nothing more, is shown from the message): codes come only from there. While the
 // socket is down it polls
@@ -55,37 +56,56 @@ function showSummary(order) {
 }
 
 // The payment's QR code (WeChat Pay Native, Alipay precreate) while the order waits for it: the SVG the
-// checkout answered, kept by the product page in this tab, beside the amount and the provider's name.
-const storedQr = (() => {
-  try {
-    const qr = JSON.parse(sessionStorage.getItem("miaofa:qr:" + orderId) || "null");
-    return qr && typeof qr.svg === "string" ? qr : null;
-  } catch (failure) {
-    return null;
-  }
-})();
+// checkout answered, kept by the product page in this browser (static/qr.js), beside the amount and the
+// provider's name. Drawn at once, before the order is read, so the page does not jump when it shows; hidden
+// again if the order turns out not to wait for a payment.
+const storedQr = readQr(orderId);
 
-function drawQr(order) {
-  const box = byId("qr");
-  if (box.childElementCount) return true;
+function drawQr() {
   const svg = new DOMParser().parseFromString(storedQr.svg, "image/svg+xml").documentElement;
   if (svg.namespaceURI !== "http://www.w3.org/2000/svg" || svg.localName !== "svg") return false;
   const drawing = (element) => element.localName === "path" || element.localName === "title";
   if (![...svg.querySelectorAll("*")].every(drawing)) return false; // squares and lines, nothing else
-  box.replaceChildren(document.importNode(svg, true));
-  const provider = texts["provider." + order.provider] || order.provider;
-  byId("qr-provider").textContent = provider;
-  byId("qr-amount").textContent = money(order.total);
-  byId("qr-note").textContent = texts.scan_with.replace("{provider}", provider).replace("{amount}", money(order.total));
+  byId("qr").replaceChildren(document.importNode(svg, true));
   return true;
+}
+const qrDrawn = storedQr !== null && drawQr();
+byId("qr-box").hidden = !qrDrawn;
+
+function showQr(order) {
+  const waiting = qrDrawn && order.status === "PENDING_PAYMENT" && Date.parse(order.expires_at) > Date.now();
+  if (waiting) {
+    const provider = texts["provider." + order.provider] || order.provider;
+    byId("qr-provider").textContent = provider;
+    byId("qr-amount").textContent = money(order.total);
+    byId("qr-note").textContent = texts.scan_with.replace("{provider}", provider).replace("{amount}", money(order.total));
+  }
+  byId("qr-box").hidden = !waiting; // paid: the code gives way to the order's codes
+  if (storedQr !== null && !waiting) forgetQr(orderId); // paid, expired or refunded: nothing more to scan
+}
+
+// Each delivery mode has its own words where codes from stock would be wrong (a top-up is "Topping up",
+// then "Credited"; a manual order waits for its shop): texts "<prefix><mode>.<key>", else "<prefix><key>".
+const modeOf = (order) => order.delivery || "stock";
+const said = (prefix, key, mode) => texts[prefix + mode + "." + key] || texts[prefix + key];
+
+// A manual order's promise as its shop gives it ("usually within 30 minutes", never "instant"), and past
+// it, that it is late.
+function promised(order) {
+  const minutes = order.promise_minutes;
+  if (!minutes) return texts["explain.manual.PAID.unpromised"];
+  const paid = order.events.filter((e) => e.type === "payment.succeeded").pop();
+  const late = paid !== undefined && Date.parse(paid.at) + minutes * 60_000 < Date.now();
+  return texts[late ? "explain.manual.PAID.late" : "explain.manual.PAID"].replace("{minutes}", String(minutes));
 }
 
 function explain(order) {
   const types = order.events.map((e) => e.type);
   const soldOut = types.includes("reservation.expired") && !types.includes("payment.succeeded");
   if ((order.status === "REFUNDING" || order.status === "REFUNDED") && soldOut) return texts["explain.SOLD_OUT"];
+  if (modeOf(order) === "manual" && order.status === "PAID") return promised(order);
   const expires = order.expires_at ? when(order.expires_at) : "";
-  return (texts["explain." + order.status] || "").replace("{expires}", expires);
+  return (said("explain.", order.status, modeOf(order)) || "").replace("{expires}", expires);
 }
 
 function copyButton(label, text) {
@@ -103,6 +123,7 @@ function copyButton(label, text) {
 
 function showCodes(order) {
   const codes = order.items.map((item) => item.code);
+  if (!codes.length) return; // a manual order fulfilled with text alone
   const list = byId("codes");
   list.replaceChildren();
   codes.forEach((code, n) => {
@@ -130,31 +151,56 @@ function showCodes(order) {
   const all = copyButton(texts.copy_all, codes.join("\n"));
   all.id = "copy-all";
   actions.replaceChildren(all, download);
-  byId("delivered").hidden = false;
+  byId("codes-box").hidden = false;
+}
+
+// What the order was delivered with, once: a top-up's receipt, the text a merchant fulfilled a manual order
+// with, the codes (stock, or a manual order's), then the product's instructions. All set as text.
+let deliveredShown = false;
+function showDelivered(order) {
+  deliveredShown = true;
+  if (order.receipt) {
+    byId("receipt").textContent = order.receipt;
+    byId("receipt").after(copyButton(texts.copy, order.receipt));
+    byId("receipt-box").hidden = false;
+  }
+  if (order.text) {
+    byId("delivered-text").textContent = order.text;
+    byId("text-box").hidden = false;
+  }
+  if (order.items) showCodes(order);
   if (order.instructions) {
     byId("instructions").textContent = order.instructions;
     byId("instructions-box").hidden = false;
   }
+  byId("delivered").hidden = !byId("delivered").querySelector(".part:not([hidden])");
 }
 
 function show(order) {
+  const mode = modeOf(order);
   document.body.dataset.status = order.status;
-  byId("status").textContent = texts["status." + order.status] || order.status;
+  document.body.dataset.delivery = mode;
+  byId("status").textContent = said("status.", order.status, mode) || order.status;
   byId("explain").textContent = explain(order);
+  for (const step of document.querySelectorAll(".steps [data-step]")) {
+    step.textContent = said("step.", step.dataset.step, mode); // a top-up's last step is "Credited"
+  }
   const events = byId("events");
   events.replaceChildren();
+  let sent = false;
   for (const event of order.events) {
+    if (event.type === "topup.sent" && sent) continue; // asked again after a timeout: one step to the buyer
+    sent = sent || event.type === "topup.sent";
     const row = document.createElement("li");
     const time = document.createElement("time");
     time.dateTime = event.at;
     time.textContent = when(event.at);
-    row.append((texts["event." + event.type] || event.type) + " · ", time);
+    row.append((said("event.", event.type, mode) || event.type) + " · ", time);
     events.append(row);
   }
   showSummary(order);
-  const waiting = storedQr !== null && order.status === "PENDING_PAYMENT";
-  byId("qr-box").hidden = !(waiting && drawQr(order)); // paid: the code gives way to the order's codes
-  if (order.items && !byId("codes").childElementCount) showCodes(order);
+  showQr(order);
+  if (!deliveredShown && (order.items || order.receipt || order.text)) showDelivered(order);
 }
 
 const POLL_CAP = 1000; // ms between polls while the socket is down
@@ -196,6 +242,8 @@ async function readOnce() {
     return;
   }
   if (response.status === 404) {
+    byId("qr-box").hidden = true;
+    byId("summary").hidden = true;
     byId("status").textContent = "—";
     byId("explain").textContent = texts.not_found;
     stop();
@@ -241,11 +289,12 @@ async function poll() {
   polling = false;
 }
 
-// A status from the socket: nothing to do if the page shows it; PAID (no codes yet) from the message
-// alone; any other by reading the order (a read under way reads again after it).
+// A status from the socket: nothing to do if the page shows it; PAID (no codes yet) of a stock order, which
+// is delivered a second later, from the message alone; any other by reading the order (a read under way
+// reads again after it): a top-up or a manual order may stay PAID a while, its timeline complete.
 function follow(status) {
   if (shown && status === shown.status) return;
-  if (shown && status === "PAID" && shown.status === "PENDING_PAYMENT") {
+  if (shown && status === "PAID" && shown.status === "PENDING_PAYMENT" && modeOf(shown) === "stock") {
     shown = Object.assign({}, shown, {status: status});
     show(shown);
     return;
@@ -313,6 +362,8 @@ function connect() {
 
 async function start() {
   if (!token) {
+    byId("qr-box").hidden = true;
+    byId("summary").hidden = true;
     byId("status").textContent = "—";
     byId("explain").textContent = texts.no_access;
     return;

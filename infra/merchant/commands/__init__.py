@@ -39,6 +39,32 @@ def where_parser() -> Parser:
     return where
 
 
+def read_input(name: str, console: Console) -> str:
+    """A file's text as UTF-8 (`-`: stdin); one that cannot be read is a usage error naming it."""
+    if name == "-":
+        try:
+            return console.stdin.read()
+        except UnicodeDecodeError:
+            raise UsageError(f"{PROG}: stdin is not UTF-8 text") from None
+    path = Path(name)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise UsageError(f"{PROG}: cannot read {path}: {error.strerror or error}") from None
+    try:
+        return data.decode("utf-8-sig")  # a leading byte-order mark is not part of the text
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise UsageError(f"{PROG}: {path} is not UTF-8 text (line {line}, byte {error.start})") from None
+
+
+def one_stdin(command: str, files: dict[str, str | None]) -> None:
+    """At most one of `files` (flag: the name given) is `-`: stdin can be read once."""
+    reading = [flag for flag, name in files.items() if name == "-"]
+    if len(reading) > 1:
+        raise UsageError(f"{PROG} {command}: only one of {' and '.join(reading)} can be - (stdin)")
+
+
 def price(value: Any) -> str:
     """Money as `35.00 CNY`, right-aligned; `?` for what is not money."""
     try:

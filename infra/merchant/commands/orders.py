@@ -1,17 +1,20 @@
-"""`miaofa-merchant orders`: list (filters, cursor pages), show, refund, export the listed orders as CSV.
+"""`miaofa-merchant orders`: list (filters, cursor pages), show, refund, fulfil a manual order by hand,
+export the listed orders as CSV.
 
-Codes: the API hands an order's codes (audited) to `GET /merchant/orders/{id}` while DELIVERED;
-`orders show` prints them only when asked (--codes). The listing carries no codes, so neither does
-the CSV."""
+Codes: the API hands an order's codes (audited) to `GET /merchant/orders/{id}` while DELIVERED, and
+a manual order's fulfilment (a text, codes: what was delivered); `orders show` prints them only when
+asked (--codes). The buyer's fields of a top-up or manual order are personal data, also in every
+answer (each read audited): printed only with --buyer-input. The listing carries none of these, so
+neither does the CSV."""
 
 import csv
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from infra.cli_support import Parser, UsageError, count_of, numeric
+from infra.cli_support import Console, Parser, UsageError, count_of, numeric
 from infra.merchant.api import PROG, quoted
-from infra.merchant.commands import Command, price, private_output
+from infra.merchant.commands import Command, one_stdin, price, private_output, read_input
 from shared.money import Money, to_major
 
 STATUSES = (
@@ -89,8 +92,13 @@ class Orders(Command):
             "GET", f"/merchant/orders/{quoted(self.args.id)}", self.console, f"order {self.args.id}"
         ).json()
         codes = [item["code"] for item in order.pop("items", None) or []]
+        fields, fulfilment = order.pop("buyer_input", None), order.pop("fulfilment", None)
         if self.args.codes:
             order["items"] = [{"code": code} for code in codes]
+            if fulfilment is not None:
+                order["fulfilment"] = fulfilment
+        if self.args.buyer_input and fields is not None:
+            order["buyer_input"] = fields
         if self.args.json:
             self.console.json(order)
             return 0
@@ -109,6 +117,23 @@ class Orders(Command):
             f"history   {'intact' if order.get('history_intact') else 'BROKEN: the hash chain does not hold'}",
             *(f"  {event['at']}  {event['type']}" for event in order.get("events", [])),
         ]
+        if self.args.buyer_input:
+            width = max((len(name) for name in fields or {}), default=0)
+            lines += (
+                ["input", *(f"  {n:<{width}}  {v}" for n, v in fields.items())] if fields else ["input     -"]
+            )
+        elif fields:
+            lines.append(
+                f"input     {count_of(len(fields), 'field')} from the buyer (--buyer-input prints them; "
+                f"each read is audited)"
+            )
+        if fulfilment is not None and self.args.codes:
+            lines.append("fulfilled by hand")
+            if fulfilment.get("text"):
+                lines += [f"  {line}" for line in fulfilment["text"].split("\n")]
+            codes += fulfilment.get("codes") or []  # a manual order's codes: it has no others
+        elif fulfilment is not None:
+            lines.append(f"fulfilled by hand: {_delivered(fulfilment)} (--codes prints it)")
         if self.args.codes:
             lines += ["codes", *(f"  {code}" for code in codes)]
         elif codes:
@@ -127,6 +152,35 @@ class Orders(Command):
             body,
         )
         self.show(answer, lambda: [f"{answer['order_id']}  {answer['status']}  refund {answer['refund_id']}"])
+        return 0
+
+    def fulfil(self) -> int:
+        """The API makes it idempotent (the same text and codes again get the same answer): safe to
+        retry, and to run again."""
+        args, command = self.args, f"{PROG} orders fulfil"
+        one_stdin("orders fulfil", {"--text-file": args.text_file, "--codes-file": args.codes_file})
+        body: dict[str, Any] = {}
+        text = (
+            args.text if args.text_file is None else read_input(args.text_file, self.console).rstrip("\r\n")
+        )
+        if text is not None:
+            if not text.strip():
+                raise UsageError(f"{command}: the text is empty")
+            body["text"] = text
+        codes = [*(args.code or []), *(_code_lines(args.codes_file, self.console) if args.codes_file else [])]
+        if any(not code.strip() for code in codes):
+            raise UsageError(f"{command}: a --code is blank")
+        if codes:
+            body["codes"] = codes
+        if not body:
+            raise UsageError(
+                f"{command}: give what the buyer gets: --text, --text-file, --code or --codes-file"
+            )
+        answer = self.api.json_call(
+            "POST", f"/merchant/orders/{quoted(args.id)}/fulfil", self.console, f"fulfil {args.id}", body
+        )
+        given = _delivered({"text": text, "codes": codes})
+        self.show(answer, lambda: [f"{answer['order_id']}  {answer['status']}  fulfilled with {given}"])
         return 0
 
     def export(self) -> int:
@@ -148,6 +202,29 @@ class Orders(Command):
             where = f" to {self.args.output}" if self.args.output is not None else ""
             self.console.note(f"exported {count_of(count, 'order')}{where}")
         return 0
+
+
+def _delivered(fulfilment: dict[str, Any]) -> str:
+    """What a manual order was fulfilled with, never the text or codes: `a text (31 characters) and 2 codes`."""
+    text, codes = fulfilment.get("text"), fulfilment.get("codes") or []
+    parts = [f"a text ({count_of(len(text), 'character')})"] if text else []
+    parts += [count_of(len(codes), "code")] if codes else []
+    return " and ".join(parts) or "nothing"
+
+
+def _code_lines(name: str, console: Console) -> list[str]:
+    """One code per line (a last line break is no blank code); a blank line is named, not sent."""
+    lines = [line.removesuffix("\r") for line in read_input(name, console).split("\n")]
+    if lines[-1] == "":
+        lines.pop()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise UsageError(
+                f"{PROG}: {'stdin' if name == '-' else name} line {number} is blank: one code per line"
+            )
+    if not lines:
+        raise UsageError(f"{PROG}: {'stdin' if name == '-' else name} holds no codes")
+    return lines
 
 
 def _row(order: dict[str, Any]) -> list[str]:
@@ -185,7 +262,7 @@ def _time(text: str) -> str:
 def register(commands: Any, where: Parser) -> None:
     orders = commands.add_parser("orders", help="the merchant's orders")
     orders.set_defaults(area=Orders)
-    actions = orders.add_subparsers(dest="action", required=True, metavar="{list,show,refund,export}")
+    actions = orders.add_subparsers(dest="action", required=True, metavar="{list,show,refund,fulfil,export}")
 
     filters = Parser(add_help=False)
     filters.add_argument("--status", choices=STATUSES, type=str.upper)
@@ -209,7 +286,16 @@ def register(commands: Any, where: Parser) -> None:
     one = Parser(add_help=False)
     one.add_argument("id", metavar="ID", help="the order (ord_…)")
     shown = actions.add_parser("show", parents=[where, one], help="one order: payment, refund, history")
-    shown.add_argument("--codes", action="store_true", help="print its codes too (while DELIVERED)")
+    shown.add_argument(
+        "--codes",
+        action="store_true",
+        help="print what it was delivered with too: its codes, a manual order's text (while DELIVERED)",
+    )
+    shown.add_argument(
+        "--buyer-input",
+        action="store_true",
+        help="print the fields the buyer filled in (personal data: the API audits every read)",
+    )
     shown.set_defaults(run=Orders.show_one)
 
     refund = actions.add_parser(
@@ -217,6 +303,21 @@ def register(commands: Any, where: Parser) -> None:
     )
     refund.add_argument("--reason", metavar="TEXT", help="kept with the refund (at most 200 characters)")
     refund.set_defaults(run=Orders.refund)
+
+    fulfil = actions.add_parser(
+        "fulfil",
+        parents=[where, one],
+        help="deliver a paid manual order by hand: a text, codes, or both (safe to run again)",
+        description="Deliver a paid manual order (fulfilments list) by hand: a text for the buyer, codes "
+        "(one per unit), or both. The same text and codes again get the same answer; different ones, "
+        "once delivered, are refused.",
+    )
+    text = fulfil.add_mutually_exclusive_group()
+    text.add_argument("--text", metavar="TEXT", help="for the buyer (at most 5000 characters)")
+    text.add_argument("--text-file", metavar="FILE", help="the text from a file (- : stdin)")
+    fulfil.add_argument("--code", action="append", metavar="CODE", help="a code (again for each unit)")
+    fulfil.add_argument("--codes-file", metavar="FILE", help="codes, one per line (- : stdin)")
+    fulfil.set_defaults(run=Orders.fulfil)
 
     export = actions.add_parser(
         "export", parents=[where, filters], help="every order the filters list, as CSV (no codes)"

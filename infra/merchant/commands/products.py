@@ -1,19 +1,31 @@
-"""`miaofa-merchant products`: list, show, create, change (PATCH: only the fields given), deactivate."""
+"""`miaofa-merchant products`: list, show, create, change (PATCH: only the fields given), deactivate.
+
+A product is delivered from stock (codes imported), by top-up (the merchant's upstream credits the
+account the buyer names: `--upstream`, `--sku`) or by hand (`--promise-minutes`, `--deadline-minutes`);
+`--buyer-input FILE` declares the fields a buyer fills in (a JSON list, checked as the API checks it)."""
 
 import argparse
+import json
+from functools import cached_property
 from typing import Any
 
-from infra.cli_support import Parser, UsageError, count_of, numeric
+from pydantic import TypeAdapter, ValidationError
+
+from infra.cli_support import Console, Parser, Refused, UsageError, count_of, numeric
 from infra.merchant.api import ONCE, PROG, quoted
-from infra.merchant.commands import Command, price, yes_no
+from infra.merchant.commands import Command, price, read_input, yes_no
+from shared.buyer_input import InputField, check_fields
 from shared.money import from_major
 
 POLICIES = ("refund", "hold")
+DELIVERIES = ("stock", "topup", "manual")
+NOT_FOUND = 404
 # Shown by `products show`, in this order (the rest of the answer is in --json).
 SHOWN = (
     "id",
     "name",
     "active",
+    "delivery",
     "price",
     "price_tiers",
     "min_per_order",
@@ -27,7 +39,9 @@ SHOWN = (
     "category",
     "description",
     "instructions",
+    "buyer_input",
 )
+_FIELDS = TypeAdapter(list[InputField])
 
 
 class Products(Command):
@@ -70,29 +84,45 @@ class Products(Command):
         for name in ("description", "max_per_order", "category"):
             if getattr(self.args, name) is not None:
                 body[name] = getattr(self.args, name)
+        body |= self._delivery_terms()
         product = self.api.json_call(
             "POST", "/merchant/products", self.console, "create product", body, attempts=ONCE
         )
+        delivery = product.get("delivery", "stock")
         self.show(
-            product, lambda: [f"{product['id']}  {price(product.get('price'))}  {product.get('name', '')}"]
+            product,
+            lambda: [
+                f"{product['id']}  {price(product.get('price'))}  {product.get('name', '')}"
+                + ("" if delivery == "stock" else f"  ({delivery})")
+            ],
         )
+        if self.args.upstream is not None:
+            self._note_if_unregistered(self.args.upstream)
         return 0
 
     def change(self) -> int:
         """A PATCH of the same fields again changes nothing more: safe to retry."""
+        if self.args.delivery is not None:
+            raise UsageError(
+                f"{PROG} products change: a product's delivery never changes once it exists; "
+                f"create another product (products create --delivery {self.args.delivery})"
+            )
+        if self.args.currency is not None and self.args.price is None and self.args.tiers is None:
+            raise UsageError(f"{PROG} products change: --currency goes with --price or --tiers")
         change = {name: value for name, value in vars(self.args).items() if name.startswith("set_")}
         body = {name.removeprefix("set_"): value for name, value in change.items() if value is not _UNSET}
+        body |= self._changed_terms()
         if self.args.price is not None or self.args.tiers is not None:
-            currency = self.args.currency or self._currency()
+            currency = self.args.currency or self.current["price"]["currency"]
             if self.args.price is not None:
                 body["price"] = _money(self.args.price, currency)
             if self.args.tiers is not None:
                 body["price_tiers"] = _tiers(self.args.tiers, currency)
-        elif self.args.currency is not None:
-            raise UsageError(f"{PROG} products change: --currency goes with --price or --tiers")
         if not body:
             raise UsageError(f"{PROG} products change: give at least one field to change (see --help)")
         self._print(self.api.json_call("PATCH", self.path(), self.console, f"change {self.args.id}", body))
+        if self.args.upstream is not None:
+            self._note_if_unregistered(self.args.upstream)
         return 0
 
     def deactivate(self) -> int:
@@ -103,9 +133,87 @@ class Products(Command):
         )
         return 0
 
-    def _currency(self) -> str:
-        product = self.api.call("GET", self.path(), self.console, f"product {self.args.id}").json()
-        return str(product["price"]["currency"])
+    @cached_property
+    def current(self) -> dict[str, Any]:
+        """The product as it is now (read once), for what a change keeps."""
+        product: dict[str, Any] = self.api.call(
+            "GET", self.path(), self.console, f"product {self.args.id}"
+        ).json()
+        return product
+
+    def _delivery_terms(self) -> dict[str, Any]:
+        """A new product's delivery, its terms and the buyer's fields, as the API takes them; a
+        combination the API would refuse is a usage error, before anything is sent."""
+        args, command = self.args, f"{PROG} products create"
+        topup = {"upstream": args.upstream, "sku": args.sku}
+        manual = {"promise_minutes": args.promise_minutes, "deadline_minutes": args.deadline_minutes}
+        if args.delivery != "topup" and any(v is not None for v in topup.values()):
+            raise UsageError(f"{command}: --upstream and --sku go with --delivery topup")
+        if args.delivery != "manual" and any(v is not None for v in manual.values()):
+            raise UsageError(f"{command}: --promise-minutes and --deadline-minutes go with --delivery manual")
+        body: dict[str, Any] = {"delivery": args.delivery}
+        if args.delivery == "topup":
+            if None in topup.values():
+                raise UsageError(
+                    f"{command}: --delivery topup needs --upstream NAME and --sku SKU (the supplier's code)"
+                )
+            if args.buyer_input is None:
+                raise UsageError(
+                    f"{command}: --delivery topup needs --buyer-input FILE: the fields naming the account "
+                    f"the upstream credits"
+                )
+            body["topup"] = topup
+        if args.delivery == "manual":
+            body["manual"] = _manual(command, {n: v for n, v in manual.items() if v is not None})
+        if args.buyer_input is not None:
+            body["buyer_input"] = buyer_fields(args.buyer_input, self.console)
+        return body
+
+    def _changed_terms(self) -> dict[str, Any]:
+        """The delivery terms and buyer fields given to a change. `topup` and `manual` are changed
+        whole, so what is not given is kept from the product as it is (one read)."""
+        args, command = self.args, f"{PROG} products change"
+        _manual(command, {"promise_minutes": args.promise_minutes, "deadline_minutes": args.deadline_minutes})
+        body: dict[str, Any] = {}
+        if args.buyer_input is not None:
+            body["buyer_input"] = buyer_fields(args.buyer_input, self.console)
+        for terms, flags in (
+            ("topup", {"upstream": "--upstream", "sku": "--sku"}),
+            ("manual", {"promise_minutes": "--promise-minutes", "deadline_minutes": "--deadline-minutes"}),
+        ):
+            given = {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
+            if not given:
+                continue
+            product = self.current
+            if product.get("delivery") != terms or not isinstance(product.get(terms), dict):
+                raise UsageError(
+                    f"{command}: {' and '.join(flags.values())} are for a {terms} product; "
+                    f"{args.id} is delivered by {product.get('delivery', '?')}"
+                )
+            body[terms] = {**product[terms], **given}
+        if "manual" in body:
+            body["manual"] = _manual(command, body["manual"])
+        return body
+
+    def _note_if_unregistered(self, upstream: str) -> None:
+        """A top-up product whose upstream is not registered is on sale, but no order of it can be
+        delivered: say so (a hint only, so a failure to ask is not the command's)."""
+        try:
+            reply = self.api.call(
+                "GET",
+                f"/merchant/upstreams/{quoted(upstream)}",
+                self.console,
+                f"upstream {upstream}",
+                attempts=ONCE,
+                answered={NOT_FOUND},
+            )
+        except Refused:
+            return
+        if reply.status == NOT_FOUND:
+            self.console.note(
+                f"note: no upstream {upstream!r} is registered: its orders wait (then follow the product's "
+                f"when_undeliverable policy) until `{PROG} upstreams set {upstream} URL`"
+            )
 
     def _print(self, product: dict[str, Any]) -> None:
         def lines() -> list[str]:
@@ -119,6 +227,11 @@ class Products(Command):
                     text = ", ".join(
                         f"{t['min_quantity']}+: {price(t['price']).strip()}" for t in value or []
                     )
+                elif name == "delivery":
+                    text = _delivery(product)
+                elif name == "buyer_input":
+                    width_of_names = max((len(str(f.get("name"))) for f in value or []), default=0)
+                    text = "\n".join(_field(f, width_of_names) for f in value or [])
                 else:
                     text = "-" if value in (None, "") else str(value)
                 first, *rest = (text or "-").split("\n")
@@ -129,6 +242,77 @@ class Products(Command):
 
 
 _UNSET: Any = object()
+
+
+def buyer_fields(name: str, console: Console) -> list[Any]:
+    """The fields a buyer fills in, from a JSON file (`-`: stdin): sent as written, once they pass
+    the API's own checks (an error names the field, 1-based, and what is wrong)."""
+    where = "stdin" if name == "-" else name
+    try:
+        fields = json.loads(read_input(name, console))
+    except ValueError as error:
+        raise UsageError(f"{PROG}: {where} is not JSON: {error}") from None
+    if not isinstance(fields, list):
+        raise UsageError(
+            f'{PROG}: {where} must hold a JSON list of fields: [{{"name": "uid", "label": {{"zh-CN": "…", '
+            f'"en": "…"}}, "type": "text"}}, …]'
+        )
+    try:
+        checked = _FIELDS.validate_python(fields)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        number, *inside = problem["loc"]
+        given = fields[int(number)]
+        named = given.get("name") if isinstance(given, dict) else None
+        what = f"field {int(number) + 1}" + (f" ({named})" if isinstance(named, str) else "")
+        where_in = ".".join(str(part) for part in inside)
+        raise UsageError(
+            f"{PROG}: {where}: {what}: {where_in + ': ' if where_in else ''}{problem['msg']}"
+        ) from None
+    if problem_text := check_fields(tuple(checked)):
+        raise UsageError(f"{PROG}: {where}: {problem_text}")
+    return fields
+
+
+def _manual(command: str, terms: dict[str, Any]) -> dict[str, Any]:
+    promise, deadline = terms.get("promise_minutes"), terms.get("deadline_minutes")
+    if promise is not None and deadline is not None and deadline < promise:
+        raise UsageError(
+            f"{command}: --deadline-minutes ({deadline}) must not be shorter than --promise-minutes "
+            f"({promise}): the deadline is when the product's policy takes over"
+        )
+    return terms
+
+
+def _delivery(product: dict[str, Any]) -> str:
+    delivery, topup, manual = product.get("delivery", "stock"), product.get("topup"), product.get("manual")
+    if delivery == "topup" and isinstance(topup, dict):
+        return f"topup: upstream {topup.get('upstream')}, SKU {topup.get('sku')}"
+    if delivery == "manual" and isinstance(manual, dict):
+        return (
+            f"manual: promised within {manual.get('promise_minutes')} min, "
+            f"its when_undeliverable policy after {manual.get('deadline_minutes')} min"
+        )
+    return str(delivery)
+
+
+def _field(field: dict[str, Any], width: int) -> str:
+    """One field a buyer fills in: `uid  number, required, asked twice, ≤ 20 characters  游戏 UID / Game UID`."""
+    traits = [
+        str(field.get("type", "text")),
+        "required" if field.get("required", True) else "optional",
+        *(["asked twice"] if field.get("confirm") else []),
+        *([f"pattern {field['pattern']}"] if field.get("pattern") else []),
+        *([f"one of {' | '.join(field['options'])}"] if field.get("options") else []),
+        *(
+            [f"≤ {field['max_length']} characters"]
+            if field.get("max_length") and not field.get("options")
+            else []
+        ),
+    ]
+    label = field.get("label") or {}
+    name = str(field.get("name"))
+    return f"{name:<{width}}  {', '.join(traits)}  {label.get('zh-CN', '')} / {label.get('en', '')}"
 
 
 def _money(amount: str, currency: str) -> dict[str, Any]:
@@ -186,7 +370,10 @@ def register(commands: Any, where: Parser) -> None:
     created = actions.add_parser(
         "create",
         parents=[where],
-        help="a new product (sold from stock); sent once, never retried: a second POST would make a second",
+        help="a new product; sent once, never retried: a second POST would make a second",
+        description="A new product, delivered from stock (codes you import), by top-up (your upstream "
+        "credits the buyer's account: --upstream, --sku, --buyer-input) or by hand (--promise-minutes, "
+        "--deadline-minutes).",
     )
     created.add_argument("--name", required=True, help="as buyers see it")
     created.add_argument("--price", required=True, metavar="AMOUNT", help="in major units: 35.00")
@@ -194,6 +381,13 @@ def register(commands: Any, where: Parser) -> None:
     created.add_argument("--description", metavar="TEXT")
     created.add_argument("--max-per-order", dest="max_per_order", type=_count(1), metavar="N")
     created.add_argument("--category", metavar="TEXT", help="where the storefront lists it")
+    created.add_argument(
+        "--delivery",
+        choices=DELIVERIES,
+        default="stock",
+        help="how orders are delivered (default: %(default)s)",
+    )
+    _add_delivery_terms(created)
     created.set_defaults(run=Products.create)
 
     change = actions.add_parser(
@@ -231,8 +425,34 @@ def register(commands: Any, where: Parser) -> None:
     change.add_argument(
         "--when-undeliverable", dest="set_when_undeliverable", choices=POLICIES, default=_UNSET
     )
+    _add_delivery_terms(change)
+    change.add_argument("--delivery", help=argparse.SUPPRESS)  # never changes: said so, not "unrecognized"
     change.set_defaults(run=Products.change)
 
     actions.add_parser(
         "deactivate", parents=[where, one], help="take it off sale (safe to run again)"
     ).set_defaults(run=Products.deactivate)
+
+
+def _add_delivery_terms(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--upstream", metavar="NAME", help="topup: the upstream that credits it (upstreams set)"
+    )
+    parser.add_argument("--sku", metavar="SKU", help="topup: the supplier's code for the product")
+    parser.add_argument(
+        "--promise-minutes",
+        type=_count(1),
+        metavar="N",
+        help="manual: 'usually within N minutes', as buyers are told",
+    )
+    parser.add_argument(
+        "--deadline-minutes",
+        type=_count(1),
+        metavar="N",
+        help="manual: minutes after payment when the when_undeliverable policy (refund or hold) takes over",
+    )
+    parser.add_argument(
+        "--buyer-input",
+        metavar="FILE",
+        help="the fields a buyer fills in: a JSON list as docs/API.md's buyer_input (- : stdin)",
+    )

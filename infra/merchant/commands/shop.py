@@ -1,14 +1,24 @@
 """`miaofa-merchant shop`: the shop's settings (name, logo, contact, announcement, support e-mail,
 default language)."""
 
+import shlex
 from typing import Any
 
-from infra.cli_support import Parser, UsageError
+from infra.cli_support import Parser, Refused, UsageError
 from infra.merchant.api import PROG
 from infra.merchant.commands import Command
 
 SHOP_FIELDS = ("name", "logo_url", "contact", "announcement", "support_email", "default_language")
 LANGUAGES = ("zh-CN", "en")
+FLAGS = {
+    "name": "--name",
+    "logo_url": "--logo-url",
+    "contact": "--contact",
+    "announcement": "--announcement",
+    "support_email": "--support-email",
+    "default_language": "--language",
+}
+CONFLICT = 409
 
 
 class Shop(Command):
@@ -17,7 +27,9 @@ class Shop(Command):
         return 0
 
     def set(self) -> int:
-        """The same settings again change nothing more: safe to retry."""
+        """The same settings again change nothing more: safe to retry. The PUT carries the version
+        the settings were read at, so a change someone made in between is never silently undone
+        (`--force`: the last write wins)."""
         given = {name: getattr(self.args, name) for name in SHOP_FIELDS}
         changes = {name: value for name, value in given.items() if value is not None}
         if not changes:
@@ -25,14 +37,28 @@ class Shop(Command):
         # The API takes the whole settings (PUT): the current ones, with these changed.
         current = self.api.call("GET", "/merchant/shop", self.console, "shop settings").json()
         wanted = {name: current.get(name) for name in SHOP_FIELDS} | changes
-        self._print(self.api.json_call("PUT", "/merchant/shop", self.console, "shop settings", wanted))
+        if not self.args.force:
+            wanted["version"] = current.get("version")
+        reply = self.api.json_reply(
+            "PUT", "/merchant/shop", self.console, "shop settings", wanted, answered={CONFLICT}
+        )
+        if reply.status == CONFLICT:
+            again = " ".join(
+                [PROG, "shop", "set", *(f"{FLAGS[n]} {shlex.quote(v)}" for n, v in changes.items())]
+            )
+            raise Refused(
+                f"shop settings: not changed, as someone else changed them after they were read "
+                f"({reply.error()[1]}).\nRun the command again to apply your change to their settings "
+                f"(`{PROG} shop show` shows them): {again}\n(or add --force to write over their change)"
+            )
+        self._print(reply.json())
         return 0
 
     def _print(self, shop: dict[str, Any]) -> None:
         def lines() -> list[str]:
-            width = max(len(name) for name in ("merchant_id", *SHOP_FIELDS))
+            width = max(len(name) for name in ("merchant_id", *SHOP_FIELDS, "version"))
             out = []
-            for name in ("merchant_id", *SHOP_FIELDS):
+            for name in ("merchant_id", *SHOP_FIELDS, "version"):
                 value = shop.get(name)
                 text = "-" if value in (None, "") else str(value)
                 first, *rest = text.split("\n")  # an announcement's further lines, indented under it
@@ -64,5 +90,10 @@ def register(commands: Any, where: Parser) -> None:
         dest="default_language",
         choices=LANGUAGES,
         help="the language the shop's pages start in",
+    )
+    change.add_argument(
+        "--force",
+        action="store_true",
+        help="write even if someone changed the settings since they were read (default: refuse)",
     )
     change.set_defaults(run=Shop.set)
