@@ -193,3 +193,18 @@ def test_a_products_fields_and_promise_can_be_changed_but_not_its_delivery(shop)
     assert changed.json()["manual"] == {"promise_minutes": 10, "deadline_minutes": 60}
     refused = shop.merchant("PATCH", f"/merchant/products/{product_id}", json={"delivery": "stock"})
     assert refused.status_code == 422
+
+
+def test_a_waiting_manual_order_refunded_by_its_merchant_leaves_the_queue(shop):
+    order = paid_manual_order(shop, manual_product(shop))
+
+    refunded = shop.merchant(
+        "POST", f"/merchant/orders/{order['order_id']}/refund", json={"reason": "no stock"}
+    )
+
+    assert refunded.status_code in (200, 202), refunded.text
+    assert orders().get(order["order_id"]).status in (Status.REFUNDING, Status.REFUNDED)
+    queue = shop.merchant("GET", "/merchant/fulfilments").json()["orders"]
+    assert order["order_id"] not in [o["order_id"] for o in queue]
+    late = shop.merchant("POST", f"/merchant/orders/{order['order_id']}/fulfil", json={"text": "too late"})
+    assert late.status_code == 409
