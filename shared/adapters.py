@@ -1,14 +1,16 @@
 """The process's adapters, built on first use (never at import time) and reused while warm."""
 
 import logging
+from datetime import datetime
 from functools import cache
 
-from shared import queues
+from shared import queues, screening
 from shared.codes import CodeCipher
-from shared.orders import utcnow
+from shared.orders import Order, utcnow
 from shared.ports import Ports
 from shared.providers import PaymentProvider
 from shared.queues import DeliveryQueue
+from shared.risk.engine import Decision
 from shared.settings import settings
 from shared.sockets import Sockets
 from shared.store.connections import ConnectionStore
@@ -20,6 +22,8 @@ from shared.store.payment_events import PaymentEventStore
 from shared.store.products import ProductStore
 from shared.store.rate import RateStore
 from shared.store.recent import RecentShops, RecentStock
+from shared.store.risk_counters import RiskCounters
+from shared.store.risk_rules import RiskRulesStore
 from shared.store.stock.allocation import Allocation
 from shared.store.stock.changes import StockChanges
 from shared.store.stock.upkeep import StockUpkeep
@@ -29,6 +33,9 @@ from shared.store.webhooks import WebhookStore
 # botocore logs every response body at DEBUG: Secrets Manager's provider credentials, KMS's plaintext
 # data keys. Those never go to logs (tests/e2e/test_no_plaintext.py), whatever the level of the rest.
 logging.getLogger("botocore").setLevel(logging.INFO)
+# PynamoDB logs every request's arguments at DEBUG: items as written, with buyers' e-mails and payers'
+# accounts (personal data). The same: never in a log line, whatever the level.
+logging.getLogger("pynamodb").setLevel(logging.INFO)
 
 
 @cache
@@ -76,6 +83,12 @@ def recent_stock() -> RecentStock:
 def recent_shops() -> RecentShops:
     """Shops' settings as this process read them less than PRODUCT_CACHE_SECONDS ago."""
     return RecentShops(merchants(), settings().product_cache_seconds)
+
+
+@cache
+def risk_rules() -> RiskRulesStore:
+    """Merchants' risk rules; `recent_rules` as this process read them less than PRODUCT_CACHE_SECONDS ago."""
+    return RiskRulesStore()
 
 
 @cache
@@ -159,4 +172,16 @@ def ports() -> Ports:
         ciphers=cipher,
         clock=utcnow,
         upstreams=upstreams().recent_upstream,
+        screen=_screen,
+    )
+
+
+@cache
+def risk_counters() -> RiskCounters:
+    return RiskCounters()
+
+
+def _screen(order: Order, now: datetime) -> Decision:
+    return screening.screen(
+        order, risk_rules().recent_rules, risk_counters(), settings().order_token_secret, now
     )

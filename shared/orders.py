@@ -34,7 +34,8 @@ TRANSITIONS: dict[tuple[Status, str], Status] = {
     (Status.EXPIRED, "payment.succeeded"): Status.PAID,  # late payment, stock re-reserved
     (Status.EXPIRED, "refund.requested"): Status.REFUNDING,  # late payment, no stock left
     (Status.PAID, "order.delivered"): Status.DELIVERED,
-    (Status.PAID, "review.held"): Status.IN_REVIEW,
+    (Status.PAID, "review.held"): Status.IN_REVIEW,  # undeliverable, held for a person (no deadline)
+    (Status.PAID, "risk.review"): Status.IN_REVIEW,  # the risk engine asks for a look (a deadline)
     (Status.IN_REVIEW, "review.released"): Status.PAID,
     (Status.IN_REVIEW, "refund.requested"): Status.REFUNDING,
     (Status.PAID, "refund.requested"): Status.REFUNDING,
@@ -58,6 +59,7 @@ NOTES: frozenset[str] = frozenset(
     {
         "payment.wrong_amount",  # a verified payment at another amount or currency: kept to be refunded
         "topup.sent",  # written before each request to a top-up's upstream (shared/topup.py)
+        "risk.decided",  # the risk engine allowed a paid order on which some rule fired (shared/screening.py)
     }
 )
 
@@ -147,6 +149,10 @@ class Payment(BaseModel):
     payment_id: str
     event_id: str
     amount: Money
+    # The paying account at the provider and the card's country, where the callback names them: the
+    # risk engine's strongest signals (docs/risk.md). Personal data: never logged.
+    payer: str | None = None
+    card_country: str | None = None
 
 
 class Order(BaseModel):

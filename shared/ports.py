@@ -10,7 +10,7 @@ port. The unit tests' in-memory bundle is `tests.fakes.fake_ports()` (docs/archi
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from shared.codes import CodeCipher
 from shared.notify import Notification
@@ -24,6 +24,9 @@ from shared.store.orders import DueEntry
 from shared.store.payment_events import OwedPayment
 from shared.store.stock.upkeep import Claimants
 from shared.store.upstreams import UpstreamConfig
+
+if TYPE_CHECKING:
+    from shared.risk.engine import Decision
 
 # ---------- stores ----------
 
@@ -302,3 +305,5 @@ class Ports:
     clock: Clock
     # (merchant id, upstream name) -> that upstream of the merchant's (docs/topup.md), or None
     upstreams: Callable[[str, str], UpstreamConfig | None] = lambda merchant_id, name: None
+    # A PAID order -> its merchant's risk rules' decision (shared/screening.py); None: not screened
+    screen: Callable[[Order, datetime], "Decision | None"] = lambda order, now: None

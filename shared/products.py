@@ -15,12 +15,17 @@ from shared.money import MAX_AMOUNT, Money
 DeliveryMode = Literal["stock", "topup", "manual"]
 # What reconciliation does with a paid order it could not deliver after its bounded re-drives.
 UndeliverablePolicy = Literal["refund", "hold"]
+# What reconciliation does with an order the risk engine sent to review that its merchant did not
+# decide within the product's `review_deadline_minutes` (functions/reconcile/reviews.py).
+ReviewExpiryPolicy = Literal["refund", "deliver"]
 
 MAX_PER_ORDER = 100  # the largest quantity any product may allow in one order
 MAX_PRICE_TIERS = 20
 MAX_INSTRUCTIONS_LENGTH = 2000
 MAX_SALES_PER_CODE = 10_000  # a reusable code is sold at most this many times
 MAX_CATEGORY_LENGTH = 50  # the storefront groups a shop's products under it
+DEFAULT_REVIEW_DEADLINE_MINUTES = 24 * 60
+MAX_REVIEW_DEADLINE_MINUTES = 30 * 24 * 60
 
 
 class PriceTier(BaseModel):
@@ -155,6 +160,11 @@ class Product(BaseModel):
     email_codes: bool = False
     # The storefront's heading this product is listed under; None: "Other" (functions/storefront).
     category: str | None = None
+    # How long a risk review waits for its merchant (docs/risk.md "Reviews"), and what then.
+    review_deadline_minutes: int = Field(
+        default=DEFAULT_REVIEW_DEADLINE_MINUTES, ge=1, le=MAX_REVIEW_DEADLINE_MINUTES
+    )
+    when_review_expires: ReviewExpiryPolicy = "refund"
     buyer_input: tuple[InputField, ...] = ()  # what the buyer types at checkout (shared/buyer_input.py)
     topup: TopupTerms | None = None  # delivery "topup" only
     manual: ManualTerms | None = None  # delivery "manual" only

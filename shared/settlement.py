@@ -60,7 +60,12 @@ def apply_payment(event: PaymentEvent, ports: Ports, now: datetime, redrive_afte
         return Outcome.DUPLICATE
     checkpoint("webhook:after-event-recorded")
     payment = Payment(
-        provider=event.provider, payment_id=event.payment_id, event_id=event.event_id, amount=event.amount
+        provider=event.provider,
+        payment_id=event.payment_id,
+        event_id=event.event_id,
+        amount=event.amount,
+        payer=event.payer,  # for the risk engine's screening before delivery (shared/screening.py)
+        card_country=event.card_country,
     )
     order = _settle(order, payment, ports, now, redrive_after)
     checkpoint("webhook:after-paid")

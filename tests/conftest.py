@@ -71,6 +71,11 @@ def runtime(kits):
         store=os.environ.get("MIAOFA_STORE") or "moto",
     )
     local.start()
+    # The shop most tests buy from runs without risk rules: its test kits pay as one buyer, dozens of
+    # times a minute, which the defaults would rightly review. tests/integration/test_screening.py
+    # checks the engine (and the defaults) with merchants of its own.
+    assert local.info is not None
+    local.merchant_call(local.info.url, "PUT", "/merchant/risk/rules", {"version": 0, "rules": []})
     yield local
     local.stop()
 

@@ -242,6 +242,39 @@ def stored_order(order_id: str):
     return orders().get(order_id)
 
 
+def in_review(shop, order: dict, held: bool = False, decision: dict | None = None):
+    """Pay `order` at the sandbox without its callback's delivery, then put it IN_REVIEW as the risk
+    engine does (`risk.review`, due at its product's review deadline), or as reconciliation holds an
+    undeliverable one for a person (`held`: `review.held`, due at once). Returns the order as stored."""
+    from datetime import timedelta
+
+    from shared.adapters import orders, products
+    from shared.orders import Payment, utcnow
+    from shared.reviews import review_due_in
+
+    record = stored_order(order["order_id"])
+    payment_id = f"pay_{secrets.token_hex(6)}"
+    shop.runtime.sandbox.take(
+        {
+            "order_id": record.order_id,
+            "payment_id": payment_id,
+            "amount": record.total.amount,
+            "currency": "CNY",
+        }
+    )
+    payment = Payment(
+        provider="sandbox", payment_id=payment_id, event_id=f"evt_{payment_id}", amount=record.total
+    )
+    now = utcnow()
+    paid = orders().transition(record, "payment.succeeded", now, payment=payment, due_in=timedelta(minutes=2))
+    if held:
+        return orders().transition(paid, "review.held", now, {"reason": "not delivered"}, due_in=timedelta(0))
+    due_in = review_due_in(products().product(record.product_id))
+    # As shared/screening.py records a decision (its `Decision`, under "risk"), cut short.
+    facts = decision or {"risk": {"stage": "payment", "action": "review", "decided_by": "first-order-large"}}
+    return orders().transition(paid, "risk.review", now, facts, due_in=due_in)
+
+
 def count_items(table: str) -> int:
     client = boto3.client("dynamodb")
     return sum(

@@ -10,15 +10,17 @@ and stock.low if the product's stock is now at or below its threshold); that nev
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from functions.deliver.topup import deliver_topup
-from shared import notify, queues
+from shared import notify, queues, screening
 from shared.errors import IntegrityViolation, StateConflict
 from shared.faults import checkpoint
 from shared.mail import MailRequest
 from shared.orders import Order, Status
 from shared.ports import Ports
+from shared.refunds import give_back_stock
+from shared.reviews import review_due_in
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,9 @@ def deliver(order_id: str, ports: Ports, now: datetime, retry: Retry | None = No
         if order.status == Status.DELIVERED:  # maybe a retry after a crash before anyone was told
             tell_merchant(order, ports)
         return order.status
+    order = screened(order, ports, now)
+    if order.status != Status.PAID:
+        return order.status
     if order.delivery == "manual":  # its merchant fulfils it (functions/merchant/fulfil.py)
         logger.info("waiting for the merchant", extra={"order_id": order_id})
         return order.status
@@ -86,6 +91,26 @@ def deliver(order_id: str, ports: Ports, now: datetime, retry: Retry | None = No
     logger.info("order delivered", extra={"order_id": order_id})
     tell_merchant(order, ports)
     return order.status
+
+
+def screened(order: Order, ports: Ports, now: datetime) -> Order:
+    """The order once its merchant's risk rules had their say (shared/screening.py): still PAID to be
+    delivered, IN_REVIEW for its merchant to look at, or REFUNDING. Screened on every attempt until a
+    decision is in its history (the payer's counter counts the order once, whatever the attempts)."""
+    if screening.screened_already(order) or any(e.type == "risk.decided" for e in order.history):
+        return order
+    decision = ports.screen(order, now)
+    if decision is None or (decision.action == "allow" and not decision.hits):
+        return order
+    data = screening.record(decision)
+    logger.info("risk decision", extra={"order_id": order.order_id, "action": decision.action})
+    if decision.action == "allow":
+        return ports.orders.note(order, "risk.decided", now, data)
+    if decision.action == "review":
+        product = ports.products.recent_product(order.product_id)
+        return ports.orders.transition(order, "risk.review", now, data, due_in=review_due_in(product))
+    refunding = ports.orders.transition(order, "refund.requested", now, data, due_in=timedelta(0))
+    return give_back_stock(refunding, ports.allocation)
 
 
 def tell_merchant(order: Order, ports: Ports) -> None:

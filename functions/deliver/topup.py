@@ -10,6 +10,7 @@ the order's retries reconciliation re-drives it, and past those it is held (docs
 
 import logging
 import secrets
+import time
 from datetime import datetime, timedelta
 
 from shared.errors import StateConflict
@@ -44,7 +45,8 @@ def callback_url(order: Order, upstream_name: str) -> str:
 
 def deliver_topup(order: Order, ports: Ports, now: datetime) -> Status:
     """Credit a PAID top-up order at its upstream; returns its status afterwards (PAID while the
-    upstream is processing). Raises to have the delivery retried."""
+    upstream is processing). Raises to have the delivery retried. `now` is the order's clock (its
+    notes, the lease); a request is signed at the wall clock's time, which the upstream checks."""
     product = ports.products.recent_product(order.product_id)
     terms = product.topup if product is not None else None
     config = ports.upstreams(order.merchant_id, terms.upstream) if terms is not None else None
@@ -56,12 +58,12 @@ def deliver_topup(order: Order, ports: Ports, now: datetime) -> Status:
         connect_timeout=config.connect_timeout_ms / 1000,
         read_timeout=config.read_timeout_ms / 1000,
     )
-    key, at = idempotency_key(order), int(now.timestamp())
+    key = idempotency_key(order)
     answer: UpstreamAnswer | None = None
     if (sent_at := last_sent(order)) is not None:
         if now - sent_at < LEASE + timedelta(seconds=upstream.longest_send_seconds()):
             raise InFlight(f"order {order.order_id}: a request to its upstream may still be under way")
-        answer = status(upstream, key, at)  # OutcomeUnknown: retried later, nothing sent
+        answer = status(upstream, key, int(time.time()))  # OutcomeUnknown: retried later, nothing sent
         if answer.status == "unknown" or (answer.status == "failed" and answer.retryable):
             answer = None  # never accepted, or failed with nothing applied: sending again is safe
     if answer is None:
@@ -77,7 +79,9 @@ def deliver_topup(order: Order, ports: Ports, now: datetime) -> Status:
             fields=open_input(order, ports.ciphers(order.merchant_id)),
             callback_url=callback_url(order, terms.upstream),
         )
-        answer = send(upstream, request, at)  # OutcomeUnknown: retried later, asking the status first
+        answer = send(
+            upstream, request, int(time.time())
+        )  # OutcomeUnknown: retried later, asking the status first
     checkpoint("topup:after-answer", order.order_id)
     logger.info("upstream answered", extra={"order_id": order.order_id, "upstream_status": answer.status})
     return settle_topup(order, answer, ports, ports.clock())  # the answer's time, not the start's

@@ -23,15 +23,18 @@ from shared.http import empty_clears, validate
 from shared.ids import is_id, new_id
 from shared.money import Money
 from shared.products import (
+    DEFAULT_REVIEW_DEADLINE_MINUTES,
     MAX_CATEGORY_LENGTH,
     MAX_INSTRUCTIONS_LENGTH,
     MAX_PER_ORDER,
     MAX_PRICE_TIERS,
+    MAX_REVIEW_DEADLINE_MINUTES,
     MAX_SALES_PER_CODE,
     DeliveryMode,
     ManualTerms,
     PriceTier,
     Product,
+    ReviewExpiryPolicy,
     TopupTerms,
     UndeliverablePolicy,
     broken_rule,
@@ -88,6 +91,10 @@ class ProductRequest(BaseModel):
     category: Annotated[
         Category | None, BeforeValidator(_blank_is_none), Field(json_schema_extra=empty_clears)
     ] = None
+    review_deadline_minutes: int = Field(
+        default=DEFAULT_REVIEW_DEADLINE_MINUTES, strict=True, ge=1, le=MAX_REVIEW_DEADLINE_MINUTES
+    )
+    when_review_expires: ReviewExpiryPolicy = "refund"
     buyer_input: tuple[InputField, ...] = Field(default=(), max_length=MAX_FIELDS)
     topup: TopupTerms | None = None
     manual: ManualTerms | None = None
@@ -133,6 +140,8 @@ _NOT_NULLABLE = (
     "instructions",
     "low_stock_threshold",
     "when_undeliverable",
+    "review_deadline_minutes",
+    "when_review_expires",
     "email_codes",
     "buyer_input",
     "topup",
@@ -177,6 +186,8 @@ class ProductChange(BaseModel):
     instructions: str | None = Field(default=None, max_length=MAX_INSTRUCTIONS_LENGTH)
     low_stock_threshold: int | None = Field(default=None, ge=0, le=MAX_LOW_STOCK_THRESHOLD)
     when_undeliverable: UndeliverablePolicy | None = None
+    review_deadline_minutes: int | None = Field(default=None, ge=1, le=MAX_REVIEW_DEADLINE_MINUTES)
+    when_review_expires: ReviewExpiryPolicy | None = None
     email_codes: bool | None = None
     category: Annotated[  # null or "": none
         Category | None, BeforeValidator(_blank_is_none), Field(json_schema_extra=empty_clears)

@@ -8,6 +8,7 @@ from functions.merchant import (
     fulfil_routes,
     order_routes,
     product_routes,
+    risk_routes,
     shop_routes,
     stock_routes,
     upstream_routes,
@@ -32,6 +33,7 @@ for area in (
     upstream_routes,
     webhook_routes,
     shop_routes,
+    risk_routes,
 ):
     app.include_router(area.router)
 

@@ -10,7 +10,14 @@ from shared.fulfilment import Fulfilment
 from shared.money import Money
 from shared.notify import EventType
 from shared.orders import OrderSummary, Status
-from shared.products import DeliveryMode, ManualTerms, PriceTier, TopupTerms, UndeliverablePolicy
+from shared.products import (
+    DeliveryMode,
+    ManualTerms,
+    PriceTier,
+    ReviewExpiryPolicy,
+    TopupTerms,
+    UndeliverablePolicy,
+)
 from shared.shops import ShopSettings
 
 
@@ -33,6 +40,8 @@ class MerchantProduct(BaseModel):
     sales_per_code: int
     email_codes: bool
     category: str | None  # the storefront's heading; null: "Other"
+    review_deadline_minutes: int  # how long a risk review waits for you
+    when_review_expires: ReviewExpiryPolicy  # then: refunded, or delivered
     buyer_input: list[InputField]  # what the buyer fills in at checkout
     topup: TopupTerms | None  # delivery "topup": the upstream and its SKU
     manual: ManualTerms | None  # delivery "manual": the promised time and the deadline

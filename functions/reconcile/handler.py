@@ -28,6 +28,7 @@ def _emit(report: dict[str, Any]) -> None:
         "Redriven": report["redriven"],
         "GaveUp": len(report["gave_up"]),
         "FulfilmentsLate": len(report["late_fulfilments"]),
+        "ReviewsExpired": len(report["reviews_expired"]),
         "Refunded": report["refunded"] + report["owed_refunded"],
         "RefundsWaiting": report["refunds_waiting"],
         "StuckOrders": paid["stuck"],

@@ -17,6 +17,7 @@ from functions.reconcile.expiry import expire_reservations
 from functions.reconcile.lost_payments import recover_payments
 from functions.reconcile.redrive import redrive_paid
 from functions.reconcile.refunds import refund_orders, refund_owed_payments
+from functions.reconcile.reviews import expire_reviews
 from shared import adapters
 from shared.ports import Ports
 from shared.settings import Settings
@@ -82,7 +83,9 @@ def reconcile(
         ),
         (0, []),
     )
-    # After the re-drives, so an order given up on just now is refunded in the same run.
+    report["reviews_expired"] = step("reviews", lambda: expire_reviews(ports, now, retry_after), [])
+    # After the re-drives and the reviews, so an order given up on (or whose review expired) just now
+    # is refunded in the same run.
     report["refunded"], report["refunds_waiting"] = step(
         "refunds", lambda: refund_orders(ports, now, out_of_time), (0, 0)
     )

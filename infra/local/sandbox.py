@@ -58,7 +58,15 @@ class SandboxProvider:
             except (KeyError, ValueError):  # UnicodeDecodeError is a ValueError
                 return 400, {"content-type": "text/plain"}, b"order_id, amount and currency are required"
             # "Pay, lose the callback" shows reconciliation asking the provider (within ~2 minutes).
-            delivered = self.pay(order_id, amount, currency, callback=form.get("callback") != "lost")
+            # `payer` / `card_country` (optional form fields) script who paid, as `pay()` takes them.
+            delivered = self.pay(
+                order_id,
+                amount,
+                currency,
+                callback=form.get("callback") != "lost",
+                payer=form.get("payer") or None,
+                card_country=form.get("card_country") or None,
+            )
             return_url = form.get("return_url", "")
             if self._is_ours(return_url):
                 return 303, {"location": return_url}, b""
@@ -93,6 +101,7 @@ class SandboxProvider:
                 "payment_id": payment_id,
                 "amount": data["amount"],
                 "currency": data["currency"],
+                **{key: data[key] for key in ("payer", "card_country") if data.get(key)},
                 # a payment given back in full is no longer one the shop may deliver for
                 "status": "refunded"
                 if sum(r["amount"] for r in self.refunds_for(payment_id)) >= data["amount"]
@@ -189,15 +198,25 @@ class SandboxProvider:
             self.payments[str(data["payment_id"])] = dict(data)
 
     def pay(
-        self, order_id: str, amount: int, currency: str, retry: bool = True, callback: bool = True
+        self,
+        order_id: str,
+        amount: int,
+        currency: str,
+        retry: bool = True,
+        callback: bool = True,
+        payer: str | None = None,
+        card_country: str | None = None,
     ) -> bool:
         """Take a payment and send its callback; True once the shop answered 2xx.
 
         `callback=False` takes and records the payment but never calls back: a lost callback, which
-        only a query to the payments API (reconciliation) can find.
+        only a query to the payments API (reconciliation) can find. `payer` (the buyer's account at
+        the sandbox) and `card_country` (two letters) go into the callback's `data` and the query's
+        answer when given, so tests can script buyers (docs/API.md).
         """
         payment_id = f"pay_{secrets.token_hex(8)}"
-        data = {"order_id": order_id, "payment_id": payment_id, "amount": amount, "currency": currency}
+        data: dict = {"order_id": order_id, "payment_id": payment_id, "amount": amount, "currency": currency}
+        data |= {key: value for key, value in (("payer", payer), ("card_country", card_country)) if value}
         event = {
             "id": f"evt_{secrets.token_hex(10)}",
             "type": "payment.succeeded",

@@ -1,5 +1,6 @@
 """`miaofa-merchant`: a merchant's products, stock, orders (and their delivery by hand), upstreams,
-webhook and shop settings, over the merchant HTTP API (one module per area in infra/merchant/commands/).
+webhook, shop settings, risk rules and review queue, over the merchant HTTP API (one module per area
+in infra/merchant/commands/).
 
     miaofa-merchant products list|show|create|change|deactivate
     miaofa-merchant stock import|levels|remove|export --product ID
@@ -8,6 +9,8 @@ webhook and shop settings, over the merchant HTTP API (one module per area in in
     miaofa-merchant upstreams set|show|delete NAME
     miaofa-merchant webhooks set|show|delete|test
     miaofa-merchant shop show|set
+    miaofa-merchant risk show|set FILE
+    miaofa-merchant reviews list|approve|reject ID
 
 Where and who: --url and --key, else MIAOFA_URL and MIAOFA_MERCHANT_KEY, else the local runtime's
 `.miaofa/local.json` (written by `make run`). `--json` on every command. Nothing it prints holds a
@@ -29,6 +32,8 @@ from infra.merchant.commands import (
     fulfilments,
     orders,
     products,
+    reviews,
+    risk,
     shop,
     stock,
     upstreams,
@@ -42,16 +47,16 @@ __all__ = ["Api", "Console", "Reply", "build_parser", "main"]
 def build_parser() -> Parser:
     parser = Parser(
         prog=PROG,
-        description="A merchant's products, stock, orders, upstreams, webhook and shop settings, over the "
-        "merchant API.",
+        description="A merchant's products, stock, orders, upstreams, webhook, shop settings, risk rules "
+        "and reviews, over the merchant API.",
     )
     commands = parser.add_subparsers(
         dest="command",
         required=True,
-        metavar="{products,stock,orders,fulfilments,upstreams,webhooks,shop}",
+        metavar="{products,stock,orders,fulfilments,upstreams,webhooks,shop,risk,reviews}",
     )
     where = where_parser()
-    for area in (products, stock, orders, fulfilments, upstreams, webhooks, shop):
+    for area in (products, stock, orders, fulfilments, upstreams, webhooks, shop, risk, reviews):
         area.register(commands, where)
     return parser
 

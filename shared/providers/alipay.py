@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key, l
 from shared.errors import BadInput, InvalidSignature, PaymentMismatch
 from shared.money import Money, from_major, to_major
 from shared.orders import Order
-from shared.payments import EventType, PaymentEvent
+from shared.payments import EventType, PaymentEvent, payer_of
 from shared.providers import (
     REPLIES,
     PaymentStart,
@@ -53,6 +53,11 @@ PAID = {"TRADE_SUCCESS", "TRADE_FINISHED"}
 REFUND_FIELDS = ("refund_fee", "gmt_refund", "out_biz_no")
 # Fields a cross-border trade may price in; a domestic one carries none. Anything but CNY is refused.
 CURRENCY_FIELDS = ("trans_currency", "currency")
+# The buyer's Alipay account: `buyer_id` (notify; `buyer_user_id` in a query's answer) is the
+# account's user id (2088…, one per account); an app in OpenID mode gets `buyer_open_id` (one per
+# account and app) instead. The first one present names the payer (docs/payments.md "Payer").
+NOTIFY_BUYER_FIELDS = ("buyer_id", "buyer_open_id")
+QUERY_BUYER_FIELDS = ("buyer_user_id", "buyer_open_id")
 _SAFE = re.compile(r"[^0-9A-Za-z_.\-]")
 _WS = re.compile(r"[ \t\n\r]*")
 
@@ -225,7 +230,10 @@ class AlipayProvider:
         if trade_no is None or currency not in (None, "CNY"):
             raise UnexpectedAnswer("alipay query answer has no trade number or is not in CNY")
         amount = _amount(answer.get("total_amount"), "total_amount", UnexpectedAnswer)
-        return [self._event(f"query:{trade_no}", "payment.succeeded", order_id, trade_no, amount)]
+        payer = _payer(answer, QUERY_BUYER_FIELDS)
+        return [
+            self._event(f"query:{trade_no}", "payment.succeeded", order_id, trade_no, amount, payer=payer)
+        ]
 
     def refund(self, request: RefundRequest) -> RefundState:
         """`alipay.trade.refund`, idempotent by `out_request_no`; a repeat answers fund_change N."""
@@ -285,7 +293,8 @@ class AlipayProvider:
             return []  # WAIT_BUYER_PAY (not paid yet), or a status the shop does not act on
         amount = _amount(params.get("total_amount"), "total_amount", BadInput)
         kind: EventType = "payment.succeeded" if status in PAID else "payment.failed"  # closed unpaid
-        return [self._event(notify_id, kind, order_id, trade_no, amount)]
+        payer = _payer(params, NOTIFY_BUYER_FIELDS)
+        return [self._event(notify_id, kind, order_id, trade_no, amount, payer=payer)]
 
     def _event(
         self,
@@ -295,9 +304,12 @@ class AlipayProvider:
         trade_no: str,
         amount: Money,
         refund: str | None = None,
+        payer: str | None = None,
     ) -> PaymentEvent:
         ids = {"event_id": event_id, "order_id": order_id, "payment_id": trade_no}
-        return PaymentEvent(provider=self.name, type=kind, amount=amount, refund_id=refund, **ids)
+        return PaymentEvent(
+            provider=self.name, type=kind, amount=amount, refund_id=refund, payer=payer, **ids
+        )
 
     def _signed(self, method: str, biz: dict[str, str], **extra: str) -> dict[str, str]:
         """The common parameters, the business ones as biz_content, and their RSA2 sign."""
@@ -354,6 +366,11 @@ class AlipayProvider:
         if code.startswith("4"):  # 40001 missing, 40002 invalid, 40004 business failed, 40006 no permission
             raise ProviderRefused(f"alipay refused {method}: {code} {sub_code}")
         raise UnexpectedAnswer(f"alipay {method} answer has no known code")
+
+
+def _payer(message: Mapping[str, Any], fields: tuple[str, ...]) -> str | None:
+    """`alipay:<id>` of the first of `fields` the (verified) message carries; Alipay names no card."""
+    return next((payer_of("alipay", message[f]) for f in fields if message.get(f)), None)
 
 
 def _form(headers: Mapping[str, str], body: bytes) -> dict[str, str]:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from shared.errors import BadInput, PaymentMismatch
 from shared.money import MAX_AMOUNT, Money
 from shared.orders import Order
-from shared.payments import PaymentEvent
+from shared.payments import MAX_PAYER_ID, PaymentEvent, card_country_of, payer_of
 from shared.providers import REPLIES, PaymentStart, RefundRequest, RefundState, Reply, UnexpectedAnswer
 from shared.providers.http import call, new_pool, parse_body
 from shared.providers.signatures import sandbox_signature, verify_sandbox_signature
@@ -34,7 +34,18 @@ def signed_query(path: str, order_id: str) -> bytes:
     return f"GET {path}?order_id={quote(order_id, safe='')}".encode()
 
 
-class _SandboxData(BaseModel):
+class _Buyer(BaseModel):
+    """Who paid, where the sandbox says (tests script buyers with them; docs/API.md)."""
+
+    payer: str | None = Field(default=None, pattern=rf"^[\x21-\x7e]{{1,{MAX_PAYER_ID}}}$")
+    card_country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+
+    @property
+    def payer_name(self) -> str | None:
+        return payer_of("sandbox", self.payer)
+
+
+class _SandboxData(_Buyer):
     order_id: str = Field(min_length=1, max_length=64)
     payment_id: str = Field(min_length=1, max_length=128)
     amount: int = Field(ge=0, le=MAX_AMOUNT, strict=True)
@@ -54,6 +65,7 @@ def parse_sandbox_event(body: bytes) -> PaymentEvent:
         parsed = _SandboxBody.model_validate(json.loads(body))
     except (ValueError, RecursionError, ValidationError) as error:
         raise BadInput(f"callback body is not a valid sandbox event: {_first_error(error)}") from None
+    paid = parsed.type == "payment.succeeded"  # a refund event names no payer
     return PaymentEvent(
         provider="sandbox",
         event_id=parsed.id,
@@ -62,6 +74,8 @@ def parse_sandbox_event(body: bytes) -> PaymentEvent:
         payment_id=parsed.data.payment_id,
         amount=Money(amount=parsed.data.amount, currency=parsed.data.currency),
         refund_id=parsed.data.refund_id,
+        payer=parsed.data.payer_name if paid else None,
+        card_country=card_country_of(parsed.data.card_country) if paid else None,
     )
 
 
@@ -72,7 +86,7 @@ def _first_error(error: Exception) -> str:
     return "body is not JSON"
 
 
-class _Payment(BaseModel):
+class _Payment(_Buyer):
     payment_id: str = Field(min_length=1, max_length=128)
     amount: int = Field(ge=0, le=MAX_AMOUNT, strict=True)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -144,6 +158,8 @@ class SandboxProvider:
                 order_id=answer.order_id,
                 payment_id=payment.payment_id,
                 amount=Money(amount=payment.amount, currency=payment.currency),
+                payer=payment.payer_name,
+                card_country=card_country_of(payment.card_country),
             )
             for payment in answer.payments
             if payment.status == "succeeded"

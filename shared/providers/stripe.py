@@ -6,6 +6,11 @@ its events report) and on its PaymentIntent (`payment_intent_data.metadata`: wha
 Stripe copies a PaymentIntent's metadata to the Charge it creates when the payment is confirmed
 (support.stripe.com/questions/how-metadata-works-with-related-objects), so `charge.refunded`
 carries the order id too.
+
+The payer (docs/payments.md "Payer") is on the Charge only: `payment_method_details.card`
+(`fingerprint`, `country`). `checkout.session.completed` carries no Charge and no PaymentMethod, so
+a Checkout callback names no payer; the search that finds lost payments expands `latest_charge` (the
+same one call) and does.
 """
 
 from collections.abc import Mapping
@@ -18,8 +23,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.errors import BadInput
 from shared.money import MAX_AMOUNT, Money
 from shared.orders import Order
-from shared.payments import PaymentEvent
-from shared.providers import REPLIES, PaymentStart, RefundRequest, RefundState, Reply, UnexpectedAnswer
+from shared.payments import PaymentEvent, card_country_of, payer_of
+from shared.providers import (
+    REPLIES,
+    PaymentStart,
+    ProviderRefused,
+    RefundRequest,
+    RefundState,
+    Reply,
+    UnexpectedAnswer,
+)
 from shared.providers.config import StripeConfig
 from shared.providers.http import call, new_pool, parse_body, validate_data
 from shared.providers.signatures import verify_sandbox_signature
@@ -76,6 +89,8 @@ class _PaymentIntent(_Object):
     amount_received: Amount
     currency: Currency
     metadata: Metadata = {}
+    payment_method: Any = None  # an id, or the object when expanded
+    latest_charge: Any = None  # the Charge, expanded by the search (an id otherwise)
 
 
 class _Refund(_Object):
@@ -192,22 +207,36 @@ class StripeProvider:
         reconcile asks again later)."""
         if "'" in order_id or "\\" in order_id:
             raise BadInput("an order id with a quote or backslash cannot be searched for")
-        search = urlencode({"query": f"metadata['order_id']:'{order_id}'", "limit": PAGE})
-        found = self._ask(_SearchResult, "GET", f"/v1/payment_intents/search?{search}")
+        search = {"query": f"metadata['order_id']:'{order_id}'", "limit": PAGE}
+        try:  # the Charge (card fingerprint and country) in the same answer
+            found = self._ask(
+                _SearchResult,
+                "GET",
+                f"/v1/payment_intents/search?{urlencode({**search, 'expand[]': 'data.latest_charge'})}",
+            )
+        except ProviderRefused:  # a restricted key without Charges read: the payment, without its card
+            found = self._ask(_SearchResult, "GET", f"/v1/payment_intents/search?{urlencode(search)}")
         if found.has_more:
             raise UnexpectedAnswer("stripe found more payments for one order than an order can have")
-        return [
-            PaymentEvent(
-                provider=self.name,
-                event_id=f"query:{intent.id}",
-                type="payment.succeeded",
-                order_id=order_id,
-                payment_id=intent.id,
-                amount=_from_stripe(intent.amount_received, intent.currency, UnexpectedAnswer),
+        events: list[PaymentEvent] = []
+        for intent in found.data:
+            if intent.status != "succeeded" or intent.metadata.get("order_id") != order_id:
+                continue
+            charge = intent.latest_charge if isinstance(intent.latest_charge, dict) else {}
+            payer, country = _paid_with(charge.get("payment_method_details"), intent.payment_method)
+            events.append(
+                PaymentEvent(
+                    provider=self.name,
+                    event_id=f"query:{intent.id}",
+                    type="payment.succeeded",
+                    order_id=order_id,
+                    payment_id=intent.id,
+                    amount=_from_stripe(intent.amount_received, intent.currency, UnexpectedAnswer),
+                    payer=payer,
+                    card_country=country,
+                )
             )
-            for intent in found.data
-            if intent.status == "succeeded" and intent.metadata.get("order_id") == order_id
-        ]
+        return events
 
     def refund(self, request: RefundRequest) -> RefundState:
         """Idempotent by `refund_id` for Stripe's 24 hours of key memory; after that, refund_state
@@ -296,6 +325,21 @@ class StripeProvider:
         body = urlencode(form).encode() if form is not None else None
         answer = call(self._http, "stripe", method, f"{self._api_url}{path}", headers, body)
         return parse_body(model, answer.body, "stripe", UnexpectedAnswer)
+
+
+def _paid_with(details: Any, method: Any) -> tuple[str | None, str | None]:
+    """(payer, card country) from a Charge's `payment_method_details` and its `payment_method`.
+
+    The payer is the fingerprint Stripe gives what paid (`card.fingerprint`: one per card number;
+    Stripe gives one for some other methods too), else the PaymentMethod's id, which Checkout makes
+    anew for each guest payment and so links no two orders. Read leniently: Stripe adds fields and
+    methods, and an odd one names no payer rather than refusing the payment."""
+    kind = details.get("type") if isinstance(details, dict) else None
+    used = details.get(kind) if isinstance(details, dict) and isinstance(kind, str) else None
+    used = used if isinstance(used, dict) else {}
+    method_id = method.get("id") if isinstance(method, dict) else method
+    payer = payer_of("stripe", used.get("fingerprint")) or payer_of("stripe", method_id)
+    return payer, card_country_of(used.get("country")) if kind == "card" else None
 
 
 def _state(refund: _Refund, request: RefundRequest) -> RefundState:

@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from shared.errors import BadInput, InvalidSignature, PaymentMismatch
 from shared.money import MAX_AMOUNT, Money
 from shared.orders import Order
-from shared.payments import PaymentEvent
+from shared.payments import PaymentEvent, payer_of
 from shared.providers import (
     REPLIES,
     PaymentStart,
@@ -88,6 +88,9 @@ class _Transaction(BaseModel):
     transaction_id: Id | None = None
     trade_state: str = Field(min_length=1, max_length=32)
     amount: _Amount = _Amount()
+    # {"openid": …}: the buyer, one id per WeChat user and app (appid). Read leniently: a payer
+    # missing or malformed names no payer and never refuses the payment. WeChat Pay names no card.
+    payer: Any = None
 
 
 class _RefundAmount(BaseModel):
@@ -254,6 +257,7 @@ class WechatPayProvider:
             order_id=trade.out_trade_no,
             payment_id=trade.transaction_id,
             amount=Money(amount=trade.amount.total, currency=trade.amount.currency),
+            payer=payer_of(self.name, trade.payer.get("openid") if isinstance(trade.payer, dict) else None),
         )
 
     def _verify(self, headers: Mapping[str, str], body: bytes, now: int) -> None:

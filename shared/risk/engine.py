@@ -167,6 +167,9 @@ def _resolve(rules: RiskRules, hits: list[Hit]) -> tuple[Action, int, str, str |
 
 def _evaluate(rule: Rule, rules: RiskRules, signals: Signals, stage: Stage) -> Outcome:
     """Whether one rule fires on these signals, and the reason in words (or why it was skipped)."""
+    history = signals.history
+    if isinstance(rule, FirstOrderRule | PastRefundsRule) and history is None:
+        return "skipped", "the buyer's history with the shop is not known (no payer account)"
     match rule:
         case ListRule():
             value = signals.value(rule.kind)
@@ -197,7 +200,7 @@ def _evaluate(rule: Rule, rules: RiskRules, signals: Signals, stage: Stage) -> O
                     "skipped",
                     f"its threshold is in {rule.above.currency}, the order in {signals.amount.currency}",
                 )
-            if signals.history.first_order and signals.amount.amount > rule.above.amount:
+            if history is not None and history.first_order and signals.amount.amount > rule.above.amount:
                 return (
                     "fired",
                     f"a first order at this shop of {display(signals.amount)} (above {display(rule.above)})",
@@ -210,7 +213,7 @@ def _evaluate(rule: Rule, rules: RiskRules, signals: Signals, stage: Stage) -> O
                 else QUIET
             )
         case PastRefundsRule():
-            refunds = signals.history.refunds
+            refunds = history.refunds if history is not None else 0
             if refunds >= rule.at_least:
                 return "fired", f"{refunds} earlier orders at this shop refunded (at least {rule.at_least})"
             return QUIET

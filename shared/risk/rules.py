@@ -52,8 +52,13 @@ RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,47}$"
 Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 
 
+def _id_optional(schema: dict[str, Any]) -> None:
+    """In the published schema a rule's `id` may be left out (one is made from its content)."""
+    schema["required"] = [name for name in schema.get("required", []) if name != "id"]
+
+
 class _Rule(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_id_optional)
 
     id: RuleId
     action: Action
@@ -66,7 +71,7 @@ class _Rule(BaseModel):
     def _generated_id(cls, data: Any) -> Any:
         """A rule sent without an id gets one made from its content: the same rule sent again (a
         retried PUT) gets the same id; once stored, it keeps it whatever changes."""
-        if isinstance(data, dict) and data.get("id") is None:
+        if isinstance(data, dict) and "id" not in data:
             content = json.dumps({k: v for k, v in data.items() if k != "id"}, sort_keys=True, default=str)
             data = {**data, "id": f"{cls.type_name()}-{hashlib.sha256(content.encode()).hexdigest()[:8]}"}
         return data

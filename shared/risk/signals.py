@@ -203,7 +203,7 @@ class Signals(BaseModel):
     amount: Money
     quantity: int = Field(ge=1, strict=True)
     product_id: str = Field(min_length=1, max_length=64)
-    history: History = History()
+    history: History | None = History()  # None: not known here (no payer account to read it from)
     velocity: dict[VelocityKey, Velocity] = {}
 
     @field_validator("email")
@@ -302,8 +302,8 @@ class SignalsUsed(BaseModel):
     amount: Money
     quantity: int
     product_id: str
-    paid_orders: int
-    refunds: int
+    paid_orders: int | None
+    refunds: int | None
     velocity: tuple[CountUsed, ...]
 
 
@@ -329,7 +329,7 @@ def signals_used(signals: Signals, fingerprints: Fingerprints) -> SignalsUsed:
         amount=signals.amount,
         quantity=signals.quantity,
         product_id=signals.product_id,
-        paid_orders=signals.history.paid_orders,
-        refunds=signals.history.refunds,
+        paid_orders=signals.history.paid_orders if signals.history is not None else None,
+        refunds=signals.history.refunds if signals.history is not None else None,
         velocity=tuple(sorted(counts, key=lambda c: (VELOCITY_KINDS.index(c.kind), c.window))),
     )

@@ -321,7 +321,7 @@ class OrderStore:
             OrderItem.status_at.set(int(at.timestamp())),
         ]
         if payment is not None:
-            actions.append(OrderItem.payment.set(payment.model_dump_json()))
+            actions.append(OrderItem.payment.set(payment.model_dump_json(exclude_none=True)))
         if slots is not None:
             actions.append(OrderItem.slots.set(json.dumps([s.model_dump() for s in slots])))
         if fulfilment is not None:

@@ -24,7 +24,7 @@ from pynamodb.models import Model
 from shared.buyer_input import InputField
 from shared.errors import StateConflict
 from shared.money import Money
-from shared.products import ManualTerms, PriceTier, Product, TopupTerms
+from shared.products import DEFAULT_REVIEW_DEADLINE_MINUTES, ManualTerms, PriceTier, Product, TopupTerms
 from shared.settings import settings
 from shared.store.errors import condition_failed
 from shared.store.recent import Recent
@@ -64,6 +64,9 @@ class ProductItem(_CatalogModel):
     sales_per_code = NumberAttribute(null=True)
     email_codes = BooleanAttribute(null=True)
     category = UnicodeAttribute(null=True)  # issue 18: absent on older products, listed under "Other"
+    # Issue 20: absent on older products, which read as the defaults (24 h, refund).
+    review_deadline_minutes = NumberAttribute(null=True)
+    when_review_expires = UnicodeAttribute(null=True)
     # Issue 19, each as JSON: the fields a buyer fills in, and a top-up's or a manual product's terms.
     buyer_input = UnicodeAttribute(null=True)
     topup = UnicodeAttribute(null=True)
@@ -104,6 +107,8 @@ _CHANGEABLE = (
     "low_stock_threshold",
     "when_undeliverable",
     "category",
+    "review_deadline_minutes",
+    "when_review_expires",
     "buyer_input",
     "topup",
     "manual",
@@ -267,6 +272,8 @@ def _changeable(product: Product) -> dict[str, Any]:
         "when_undeliverable": product.when_undeliverable,
         "email_codes": product.email_codes,
         "category": product.category,
+        "review_deadline_minutes": product.review_deadline_minutes,
+        "when_review_expires": product.when_review_expires,
         "buyer_input": _json([field.model_dump(mode="json") for field in product.buyer_input] or None),
         "topup": _json(product.topup and product.topup.model_dump(mode="json")),
         "manual": _json(product.manual and product.manual.model_dump(mode="json")),
@@ -318,6 +325,8 @@ def _to_product(item: ProductItem) -> Product:
         sales_per_code=int(item.sales_per_code or 1),
         email_codes=bool(item.email_codes),
         category=item.category,
+        review_deadline_minutes=int(item.review_deadline_minutes or DEFAULT_REVIEW_DEADLINE_MINUTES),
+        when_review_expires=item.when_review_expires or "refund",  # type: ignore[arg-type]
         buyer_input=tuple(InputField.model_validate(field) for field in json.loads(item.buyer_input or "[]")),
         topup=TopupTerms.model_validate_json(item.topup) if item.topup else None,
         manual=ManualTerms.model_validate_json(item.manual) if item.manual else None,

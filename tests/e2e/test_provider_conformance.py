@@ -2,6 +2,7 @@
 webhook on the local runtime, signed with each provider's real scheme (tests/providers/). Nothing is
 delivered except for the valid payment, which is delivered exactly once however often it arrives."""
 
+import logging
 import threading
 from datetime import timedelta
 
@@ -233,3 +234,23 @@ def test_a_payment_that_cannot_be_fulfilled_is_refunded_through_its_provider_onc
 
     assert stored_order(order["order_id"]).status == "REFUNDED"
     assert kit.refunded_amounts(order) == [order["total"]["amount"]]
+
+
+def test_the_payer_reaches_the_shop_and_no_log_line(shop, kit, caplog, capfd):
+    """The buyer's account at the provider (docs/payments.md "Payer") is personal data: a payment
+    whose callback names it, one found by asking the provider, and a refused copy leave it in no
+    log record and no stray output."""
+    caplog.set_level(logging.DEBUG)
+    paid, lost = checkout(shop, kit), checkout(shop, kit)
+    response = post(shop, kit, kit.paid(paid))
+    assert kit.acknowledged(response.status_code, response.content), response.text
+    assert_refused(post(shop, kit, kit.tampered(kit.paid(paid))))
+    kit.lost(lost)
+    reconcile(settings(), utcnow() + timedelta(minutes=3))
+    shop.wait_for(paid, "DELIVERED")
+    shop.wait_for(lost, "DELIVERED")
+
+    out, err = capfd.readouterr()
+    logs = "\n".join(repr(vars(record)) for record in caplog.records) + out + err
+    assert paid["order_id"] in logs and lost["order_id"] in logs  # both payments were logged
+    assert kit.buyer not in logs

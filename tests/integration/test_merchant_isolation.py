@@ -6,7 +6,7 @@ The cases are generated from the template's route table: a new /merchant route f
 import pytest
 
 from infra.local.template import load
-from tests.support import new_codes, stored_order
+from tests.support import in_review, new_codes, stored_order
 
 MERCHANT_ROUTES = sorted((r.method, r.path) for r in load().routes if r.path.startswith("/merchant"))
 
@@ -24,9 +24,17 @@ BY_ID = {
     ("GET", "/merchant/orders/{order_id}"): {},
     ("POST", "/merchant/orders/{order_id}/refund"): {"json": {"reason": "mine now"}},
     ("POST", "/merchant/orders/{order_id}/fulfil"): {"json": {"text": "mine now"}},
+    # A's order in review: tests/integration/test_reviews.py (B's approve and reject are 404 there too).
+    ("POST", "/merchant/reviews/{order_id}/approve"): {"json": {}},
+    ("POST", "/merchant/reviews/{order_id}/reject"): {"json": {"reason": "mine now"}},
 }
 # Routes over the caller's own collection: B's answer must not contain A's resources.
-LISTS = {("GET", "/merchant/products"), ("GET", "/merchant/orders"), ("GET", "/merchant/fulfilments")}
+LISTS = {
+    ("GET", "/merchant/products"),
+    ("GET", "/merchant/orders"),
+    ("GET", "/merchant/fulfilments"),
+    ("GET", "/merchant/reviews"),
+}
 # Routes that name no one's resource (they make or configure the caller's own).
 OWN = {
     ("POST", "/merchant/products"),
@@ -39,6 +47,9 @@ OWN = {
     ),  # to the caller's own webhook: tests/integration/test_merchant_webhooks.py
     ("GET", "/merchant/shop"),  # each merchant's own: tests/integration/test_merchant_shop.py
     ("PUT", "/merchant/shop"),
+    # Each merchant's own rules: tests/integration/test_risk_rules.py checks B's PUT leaves A's alone.
+    ("GET", "/merchant/risk/rules"),
+    ("PUT", "/merchant/risk/rules"),
     # Keyed by the caller and a name of its choosing: tests/integration/test_topup.py checks another
     # merchant's upstream of the same name is neither read, replaced nor removed.
     ("PUT", "/merchant/upstreams/{name}"),
@@ -66,12 +77,15 @@ def a_shop(shop):
     waiting = shop.buy(manual)  # paid, waiting in A's fulfilments
     assert shop.runtime.sandbox.pay(waiting["order_id"], waiting["total"]["amount"], "CNY")
     shop.wait_for(waiting, "PAID")
+    reviewed = shop.buy(product_id)  # paid, in A's review queue
+    in_review(shop, reviewed)
     return {
         "key_a": key_a,
         "key_b": key_b,
         "product_id": product_id,
         "order_id": order["order_id"],
         "waiting_id": waiting["order_id"],
+        "review_id": reviewed["order_id"],
     }
 
 
@@ -100,6 +114,6 @@ def test_merchant_b_never_sees_merchant_as_resources_in_a_list(shop, a_shop, met
     mine = shop.merchant(method, path, key=a_shop["key_a"])
     theirs = shop.merchant(method, path, key=a_shop["key_b"])
     assert mine.status_code == theirs.status_code == 200, (mine.text, theirs.text)
-    ids = (a_shop["product_id"], a_shop["order_id"], a_shop["waiting_id"])
+    ids = (a_shop["product_id"], a_shop["order_id"], a_shop["waiting_id"], a_shop["review_id"])
     assert any(id_ in mine.text for id_ in ids)
     assert not any(id_ in theirs.text for id_ in ids)

@@ -101,6 +101,8 @@ def test_a_listed_product_has_every_field_with_its_defaults(shop, merchant):
         "sales_per_code": 1,
         "email_codes": False,
         "category": None,
+        "review_deadline_minutes": 1440,
+        "when_review_expires": "refund",
         "buyer_input": [],
         "topup": None,
         "manual": None,

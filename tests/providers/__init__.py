@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from shared.money import Money
 from shared.orders import Order, SlotRange, Status, chain_event
@@ -39,6 +39,15 @@ class Kit(Protocol):
     currency: str
     # A currency the provider can report that the order is not in, for the wrong-currency case.
     other_currency: str
+    # The buyer's account at the provider (Alipay buyer_id, WeChat openid, Stripe card fingerprint,
+    # the sandbox's payer) that the kit's payments carry: random per kit, so a canary no log may hold.
+    buyer: str
+
+    def paid_by(self, via: Literal["callback", "query"]) -> tuple[str | None, str | None]:
+        """(payer, card_country) as the shop must read them from `paid(order)` ("callback") or from
+        the answer that finds `lost(order)` ("query"): `<provider>:<buyer>` and two capital letters,
+        None where the provider's message carries none (docs/payments.md "Payer")."""
+        ...
 
     def start(self) -> None: ...
 

@@ -14,6 +14,7 @@ in), so `paid(order, currency=...)` sends that field, and the shop must refuse i
 
 import hashlib
 import json
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -72,6 +73,7 @@ class Trade:
     amount: int  # fen
     status: str = "WAIT_BUYER_PAY"
     refunds: dict[str, int] = field(default_factory=dict)  # out_request_no -> fen
+    buyer_id: str = ""  # the paying account (2088…), once paid
 
 
 @dataclass(frozen=True)
@@ -98,12 +100,13 @@ class FakeAlipay(SigningFakeServer[Request]):
     def url(self) -> str:
         return super().url + GATEWAY_PATH
 
-    def mark_paid(self, out_trade_no: str, amount: int) -> Trade:
-        """The buyer paid (whether or not its notify reaches the shop)."""
+    def mark_paid(self, out_trade_no: str, amount: int, buyer_id: str = "") -> Trade:
+        """The buyer (`buyer_id`, the account's 2088… user id) paid, whether or not its notify
+        reaches the shop."""
         with self._lock:
             trade = self._trade(out_trade_no, amount)
             if trade.status == "WAIT_BUYER_PAY":
-                trade.status = "TRADE_SUCCESS"
+                trade.status, trade.buyer_id = "TRADE_SUCCESS", buyer_id
             return trade
 
     def calls(self, method: str) -> list[Request]:
@@ -184,6 +187,7 @@ class FakeAlipay(SigningFakeServer[Request]):
                 "trade_no": trade.trade_no,
                 "out_trade_no": trade.out_trade_no,
                 "buyer_logon_id": "159****5620",
+                **({"buyer_user_id": trade.buyer_id} if trade.buyer_id else {}),
                 "trade_status": trade.status,
                 "total_amount": yuan(trade.amount),
                 "buyer_pay_amount": yuan(trade.amount) if trade.status != "WAIT_BUYER_PAY" else "0.00",
@@ -260,6 +264,10 @@ class Kit:
     def __init__(self) -> None:
         self.app_key, self.alipay_key = new_key(), new_key()
         self.gateway = FakeAlipay(APP_ID, self.app_key.public_key(), self.alipay_key)
+        self.buyer = "2088" + "".join(secrets.choice("0123456789") for _ in range(12))  # buyer_id
+
+    def paid_by(self, via: str) -> tuple[str | None, str | None]:
+        return f"alipay:{self.buyer}", None  # notify buyer_id, query buyer_user_id; Alipay names no card
 
     def start(self) -> None:
         self.gateway.start()
@@ -281,7 +289,9 @@ class Kit:
         total = order["total"]["amount"] if amount is None else amount
         out_trade_no = order_id or order["order_id"]
         if amount is None and currency is None and order_id is None:
-            self.gateway.mark_paid(out_trade_no, total)  # the genuine payment: Alipay has the trade
+            self.gateway.mark_paid(
+                out_trade_no, total, self.buyer
+            )  # the genuine payment: Alipay has the trade
         extra = {"trans_currency": currency} if currency else {}
         return self.callback(self.trade_notify(out_trade_no, "TRADE_SUCCESS", yuan(total), **extra))
 
@@ -324,7 +334,9 @@ class Kit:
         return status == 200 and body == b"success"
 
     def lost(self, order) -> None:
-        self.gateway.mark_paid(order["order_id"], order["total"]["amount"])  # and no notify is sent
+        self.gateway.mark_paid(
+            order["order_id"], order["total"]["amount"], self.buyer
+        )  # and no notify is sent
 
     def refunded_amounts(self, order) -> list[int]:
         trade = self.gateway.trades.get(order["order_id"])
@@ -334,6 +346,7 @@ class Kit:
         """A trade_status_sync notify's parameters (unsigned), stable per trade, status and content."""
         params = {
             **event("alipay_trade_notify"),  # the common fields and a buyer
+            "buyer_id": self.buyer,
             "app_id": APP_ID,
             "auth_app_id": APP_ID,
             "seller_id": SELLER_ID,

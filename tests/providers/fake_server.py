@@ -17,6 +17,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
 R = TypeVar("R")  # a fake's record of one request
 Answer = tuple[int, dict[str, str], bytes]  # status, headers, body
@@ -182,3 +183,44 @@ class SigningFakeServer(FakeServer[R]):
     def _rewritten(self, answer: dict[str, Any]) -> dict[str, Any]:
         change = self._take("rewrite")
         return answer if change is None else change(answer)
+
+
+class InProcessResponse:
+    """What `shared.providers.http.call` reads of a urllib3 response."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self._body = status, headers, body
+
+    def read(self, amount: int | None = None) -> bytes:
+        return self._body if amount is None else self._body[:amount]
+
+    def release_conn(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class InProcess:
+    """A urllib3 pool stand-in that hands each request to a fake in this process: a provider built
+    with `http=InProcess(fake)` speaks to the fake's formats without a socket (unit tests). The
+    request is recorded; scripted hangs and failures are not played (they need the server)."""
+
+    def __init__(self, server: FakeServer[Any]) -> None:
+        self.server = server
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+        **_: Any,
+    ) -> InProcessResponse:
+        parts = urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        lowered = {name.lower(): value for name, value in (headers or {}).items()}
+        request = self.server.record(method, target, lowered, body or b"")
+        with self.server._lock:
+            self.server.requests.append(request)
+        return InProcessResponse(*self.server.answer(request))

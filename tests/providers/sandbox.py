@@ -5,6 +5,7 @@ than started by conftest."""
 
 import hashlib
 import json
+import secrets
 import time
 from typing import Any
 
@@ -23,6 +24,10 @@ class Kit:
 
     def __init__(self, runtime) -> None:
         self.runtime = runtime
+        self.buyer, self.card_country = f"buyer_{secrets.token_hex(12)}", "DE"
+
+    def paid_by(self, via) -> tuple[str | None, str | None]:
+        return f"sandbox:{self.buyer}", self.card_country  # the callback and the query alike
 
     def start(self) -> None:
         pass
@@ -39,6 +44,8 @@ class Kit:
             "payment_id": f"pay_{_stable('payment', order['order_id'])}",
             "amount": order["total"]["amount"] if amount is None else amount,
             "currency": currency or order["total"]["currency"],
+            "payer": self.buyer,
+            "card_country": self.card_country,
         }
         with self.runtime.sandbox._lock:  # the sandbox took this payment (so it can be refunded)
             self.runtime.sandbox.payments[data["payment_id"]] = dict(data)

@@ -116,6 +116,7 @@ class FakeStripe(FakeServer[Seen]):
         self.payment_intents: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.refund_status = "succeeded"  # what a new refund starts as (card refunds usually succeed at once)
+        self.cards: dict[str, dict[str, str]] = {}  # PaymentIntent id -> the card that paid it
         self._intent_metadata: dict[str, dict[str, str]] = {}  # session id -> payment_intent_data.metadata
         self._replays: dict[str, tuple[tuple[str, str, Any], bytes]] = {}
 
@@ -136,9 +137,13 @@ class FakeStripe(FakeServer[Seen]):
         metadata: dict[str, str],
         session_id: str | None = None,
         status: str = "succeeded",
+        card: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """The PaymentIntent `intent_id` in `status` (succeeded: the buyer paid, and `session_id` completes)."""
+        """The PaymentIntent `intent_id` in `status` (succeeded: the buyer paid, and `session_id`
+        completes), paid with `card` ({"fingerprint", "country"}) if given."""
         with self._lock:
+            if card is not None:
+                self.cards[intent_id] = dict(card)
             intent = self.payment_intents.setdefault(
                 intent_id,
                 {
@@ -153,6 +158,7 @@ class FakeStripe(FakeServer[Seen]):
                     "latest_charge": None,
                     "livemode": False,
                     "metadata": dict(metadata),
+                    "payment_method": None,
                     "payment_method_types": ["card"],
                     "status": "requires_payment_method",
                 },
@@ -161,6 +167,7 @@ class FakeStripe(FakeServer[Seen]):
             if status == "succeeded":
                 intent["amount_received"] = amount
                 intent["latest_charge"] = intent["latest_charge"] or "ch_" + intent_id[3:]
+                intent["payment_method"] = intent["payment_method"] or "pm_" + intent_id[3:]
             if session_id in self.sessions and status == "succeeded":
                 self.sessions[session_id].update(
                     payment_intent=intent_id, payment_status="paid", status="complete", url=None
@@ -371,6 +378,9 @@ class FakeStripe(FakeServer[Seen]):
             )
         ]
         page = found[start : start + min(limit, 100)]
+        # `expand[]=` (curl's form) or `expand[0]=` (the SDKs'): the Charge in place of its id
+        if any(key.startswith("expand[") and value == "data.latest_charge" for key, value in query.items()):
+            page = [{**i, "latest_charge": self.charge_of(i) if i["latest_charge"] else None} for i in page]
         more = start + len(page) < len(found)
         return {
             "object": "search_result",
@@ -378,6 +388,40 @@ class FakeStripe(FakeServer[Seen]):
             "has_more": more,
             "next_page": str(start + len(page)) if more else None,
             "url": "/v1/payment_intents/search",
+        }
+
+    def charge_of(self, intent: dict[str, Any]) -> dict[str, Any]:
+        """The Charge of a paid PaymentIntent, as `latest_charge` expands to (the parts the shop reads)."""
+        card = self.cards.get(intent["id"], {})
+        given = intent["amount_received"] - self._refundable(intent)
+        return {
+            "id": intent["latest_charge"],
+            "object": "charge",
+            "amount": intent["amount_received"],
+            "amount_captured": intent["amount_received"],
+            "amount_refunded": given,
+            "captured": True,
+            "currency": intent["currency"],
+            "livemode": False,
+            "metadata": dict(intent["metadata"]),
+            "paid": True,
+            "payment_intent": intent["id"],
+            "payment_method": intent["payment_method"],
+            "payment_method_details": {
+                "card": {
+                    "brand": "visa",
+                    "country": card.get("country"),
+                    "exp_month": 12,
+                    "exp_year": 2030,
+                    "fingerprint": card.get("fingerprint"),
+                    "funding": "credit",
+                    "last4": "4242",
+                    "wallet": None,
+                },
+                "type": "card",
+            },
+            "refunded": given == intent["amount_received"],
+            "status": "succeeded",
         }
 
     def _refundable(self, intent: dict[str, Any]) -> int:
@@ -464,6 +508,12 @@ class Kit:
         self.webhook_secret = "whsec_" + secrets.token_hex(24)
         self.server = FakeStripe(self.secret_key)
         self._built: dict[tuple[Any, ...], bytes] = {}
+        # The buyer's card: its fingerprint (16 characters, as Stripe's) and country.
+        self.buyer, self.card_country = secrets.token_urlsafe(12).replace("-", "x").replace("_", "y"), "US"
+
+    def paid_by(self, via: str) -> tuple[str | None, str | None]:
+        # checkout.session.completed carries no card; the search expands the PaymentIntent's Charge.
+        return (None, None) if via == "callback" else (f"stripe:{self.buyer}", self.card_country)
 
     def start(self) -> None:
         self.server.start()
@@ -509,6 +559,10 @@ class Kit:
                 "amount_captured": amount,
                 "amount_refunded": amount,
                 "captured": True,
+                "payment_method": self.server.payment_intents[intent_id]["payment_method"],
+                "payment_method_details": self.server.charge_of(self.server.payment_intents[intent_id])[
+                    "payment_method_details"
+                ],
                 "created": int(time.time()),
                 "currency": total["currency"].lower(),
                 "livemode": False,
@@ -598,6 +652,7 @@ class Kit:
             currency,
             {**self.server.intent_metadata(session["id"]), "order_id": claimed},
             session_id=session["id"] if made and intent_id == self.payment_intent_of(order) else None,
+            card={"fingerprint": self.buyer, "country": self.card_country},
         )
         paid_amount = stripe_amount(amount, currency)
         session.update(

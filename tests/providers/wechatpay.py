@@ -122,15 +122,17 @@ def txid_of(out_trade_no: str, total: int, currency: str) -> str:
     return "4200" + digits(f"{out_trade_no}|{total}|{currency}", 24)
 
 
-def paid_fields(txid: str, success_time: str, total: int, currency: str) -> dict[str, Any]:
-    """What a transaction (a query's answer, a notify's resource) says once it is paid."""
+def paid_fields(
+    txid: str, success_time: str, total: int, currency: str, openid: str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
+) -> dict[str, Any]:
+    """What a transaction (a query's answer, a notify's resource) says once it is paid by `openid`."""
     return {
         "transaction_id": txid,
         "trade_type": "NATIVE",
         "bank_type": "OTHERS",
         "attach": "",
         "success_time": success_time,
-        "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
+        "payer": {"openid": openid},
         "amount": {"total": total, "payer_total": total, "currency": currency, "payer_currency": currency},
     }
 
@@ -188,8 +190,10 @@ class FakeWechatPay(SigningFakeServer[Recorded]):
         total: int | None = None,
         currency: str = "CNY",
         transaction_id: str | None = None,
+        openid: str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
     ) -> str:
-        """The buyer paid `out_trade_no` (its own total unless `total` says otherwise); the transaction_id."""
+        """The buyer (`openid`) paid `out_trade_no` (its own total unless `total` says otherwise); the
+        transaction_id."""
         with self._lock:
             trade = self.trades.get(out_trade_no) or self._new_trade(out_trade_no, total or 1, currency)
             total = trade["amount"].get("total", 1) if total is None else total
@@ -207,7 +211,9 @@ class FakeWechatPay(SigningFakeServer[Recorded]):
             # The order's own payment settles it; a payment of another amount or currency (a test's
             # forgery) exists only to be refunded.
             if trade["trade_state"] == "NOTPAY" and trade["amount"] == {"total": total, "currency": currency}:
-                trade.update(trade_state="SUCCESS", transaction_id=txid, success_time=china_time())
+                trade.update(
+                    trade_state="SUCCESS", transaction_id=txid, success_time=china_time(), openid=openid
+                )
             return txid
 
     def settle_refund(self, out_refund_no: str, status: str) -> dict[str, Any]:
@@ -350,7 +356,9 @@ class FakeWechatPay(SigningFakeServer[Recorded]):
         }
         if trade.get("transaction_id"):
             total, currency = trade["amount"]["total"], trade["amount"]["currency"]
-            view |= paid_fields(trade["transaction_id"], trade["success_time"], total, currency)
+            view |= paid_fields(
+                trade["transaction_id"], trade["success_time"], total, currency, trade["openid"]
+            )
         return view
 
     def _refund(self, asked: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -435,6 +443,10 @@ class Kit:
         self.merchant_serial = secrets.token_hex(20).upper()
         self.platform_serial = "PUB_KEY_ID_01" + digits(self.apiv3_key, 30)
         self.fake: FakeWechatPay | None = None
+        self.buyer = "o" + secrets.token_urlsafe(21)[:27]  # the buyer's openid for this appid (28 characters)
+
+    def paid_by(self, via: str) -> tuple[str | None, str | None]:
+        return f"wechatpay:{self.buyer}", None  # payer.openid in the notify and the query; no card
 
     def start(self) -> None:
         self.fake = FakeWechatPay(
@@ -460,7 +472,7 @@ class Kit:
             "apiv3_key": self.apiv3_key,
             "platform_public_keys": {self.platform_serial: public_pem(self.platform_key)},
             # Not started (unit tests): a loopback port nothing listens on, never the real API.
-            "api_url": self.fake.url if self.fake is not None else "http://127.0.0.1:9",
+            "api_url": self.fake.url if self.fake is not None and self.fake.started else "http://127.0.0.1:9",
         }
 
     def sdk(self, notify_url: str, **options: Any) -> Any:
@@ -539,7 +551,7 @@ class Kit:
             "out_trade_no": out_trade_no,
             "trade_state": "SUCCESS",
             "trade_state_desc": TRADE_STATES["SUCCESS"],
-            **paid_fields(txid_of(out_trade_no, total, currency), china_time(), total, currency),
+            **paid_fields(txid_of(out_trade_no, total, currency), china_time(), total, currency, self.buyer),
         }
 
     def pay_without_notify(self, order: dict[str, Any], **changes: Any) -> str:
@@ -551,6 +563,7 @@ class Kit:
             trade["amount"]["total"],
             trade["amount"]["currency"],
             trade["transaction_id"],
+            trade["payer"]["openid"],
         )
 
     def paid(

@@ -25,6 +25,7 @@ SPECIFIED_MOVES = [
     (Status.EXPIRED, "refund.requested", Status.REFUNDING),
     (Status.PAID, "order.delivered", Status.DELIVERED),
     (Status.PAID, "review.held", Status.IN_REVIEW),
+    (Status.PAID, "risk.review", Status.IN_REVIEW),  # the risk engine's review, due at a deadline
     (Status.PAID, "refund.requested", Status.REFUNDING),
     (Status.IN_REVIEW, "review.released", Status.PAID),
     (Status.IN_REVIEW, "refund.requested", Status.REFUNDING),

@@ -114,6 +114,7 @@ def test_a_run_does_every_steps_work_and_reports_it(fakes):
         "redriven": 1,
         "gave_up": [],
         "late_fulfilments": [],
+        "reviews_expired": [],
         "refunded": 1,
         "refunds_waiting": 0,
         "owed_refunded": 1,
@@ -367,6 +368,7 @@ def test_the_scheduled_run_stores_its_report_and_emits_its_numbers(fakes, ops, c
         "Redriven": 1,
         "GaveUp": 0,
         "FulfilmentsLate": 0,
+        "ReviewsExpired": 0,
         "Refunded": 2,  # the refunding order and the second payment
         "RefundsWaiting": 0,
         "StuckOrders": 0,

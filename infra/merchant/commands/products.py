@@ -18,6 +18,7 @@ from shared.buyer_input import InputField, check_fields
 from shared.money import from_major
 
 POLICIES = ("refund", "hold")
+REVIEW_POLICIES = ("refund", "deliver")  # when a risk review is not decided in time (docs/risk.md)
 DELIVERIES = ("stock", "topup", "manual")
 NOT_FOUND = 404
 # Shown by `products show`, in this order (the rest of the answer is in --json).
@@ -34,6 +35,8 @@ SHOWN = (
     "unpaid_limit_per_client",
     "low_stock_threshold",
     "when_undeliverable",
+    "review_deadline_minutes",
+    "when_review_expires",
     "email_codes",
     "sales_per_code",
     "category",
@@ -416,6 +419,7 @@ def register(commands: Any, where: Parser) -> None:
         ("--daily-limit", _count_or_none, "units one e-mail may buy a day (none: no limit)"),
         ("--unpaid-limit", _count_or_none, "units one client may hold unpaid (none: the shop's default)"),
         ("--low-stock-threshold", _count(0), "stock.low at or below this (0: off)"),
+        ("--review-deadline-minutes", _count(1), "how long a risk review waits for you (default 1440)"),
     ):
         field = {"--daily-limit": "daily_limit_per_buyer", "--unpaid-limit": "unpaid_limit_per_client"}.get(
             flag, flag.removeprefix("--").replace("-", "_")
@@ -424,6 +428,13 @@ def register(commands: Any, where: Parser) -> None:
         change.add_argument(flag, dest=f"set_{field}", type=kind, default=_UNSET, metavar=metavar, help=text)
     change.add_argument(
         "--when-undeliverable", dest="set_when_undeliverable", choices=POLICIES, default=_UNSET
+    )
+    change.add_argument(
+        "--when-review-expires",
+        dest="set_when_review_expires",
+        choices=REVIEW_POLICIES,
+        default=_UNSET,
+        help="a risk review not decided by its deadline: refund it (the default) or deliver it",
     )
     _add_delivery_terms(change)
     change.add_argument("--delivery", help=argparse.SUPPRESS)  # never changes: said so, not "unrecognized"

@@ -1,0 +1,71 @@
+"""Screening a paid order with its merchant's risk rules (docs/risk.md) before it is delivered.
+
+Delivery screens every PAID order it is about to deliver, so no path to DELIVERED — the payment's own
+delivery message, a re-drive after a lost one, a retry after a crash — skips it; an order its merchant
+approved (`review.released`) is not screened again. The signals are the order's and its payment's: the
+buyer's e-mail and domain, the payer's account and card country where the provider named them, the
+amount, quantity and product, and the payer's history and velocity at this shop.
+
+What it costs: the rules are read through a per-container cache; with a payer, one UpdateItem that
+counts the order on the payer's counter item and answers its counts (shared/store/risk_counters.py);
+a decision where a rule fired is one more write, its entry in the order's history. An order no rule
+fired on gets no entry: "allowed, nothing fired" is what an order without one says.
+"""
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.orders import Order
+from shared.risk.counters import PAID, REFUNDS, CounterItem, counter_items, velocity
+from shared.risk.engine import Decision, decide
+from shared.risk.rules import RiskRules
+from shared.risk.signals import Fingerprints, History, Signals
+from shared.store.risk_counters import RiskCounters
+
+Rules = Callable[[str, str], RiskRules]  # (merchant id, currency) -> the merchant's rules (or defaults)
+
+
+def screen(order: Order, rules_of: Rules, counters: RiskCounters, secret: str, now: datetime) -> Decision:
+    """The merchant's rules' decision about a PAID order at payment."""
+    rules = rules_of(order.merchant_id, order.total.currency)
+    payment = order.payment
+    fingerprints = Fingerprints.for_merchant(secret, order.merchant_id)
+    facts: dict[str, Any] = {
+        "email": order.email,
+        "payer": payment.payer if payment is not None else None,
+        "card_country": payment.card_country if payment is not None else None,
+        "amount": order.total,
+        "quantity": order.quantity,
+        "product_id": order.product_id,
+    }
+    signals = Signals(**facts, history=None)
+    if signals.payer is not None:
+        wanted = [i for i in counter_items(rules, signals, fingerprints) if i.kind == "payer"]
+        item = (
+            wanted[0]
+            if wanted
+            else CounterItem("payer", fingerprints.of("payer", signals.payer), signals.payer, ())
+        )
+        found = counters.count(
+            order.merchant_id, item, now, order.total, "payment", order.order_id, paid=True
+        )
+        history = History(paid_orders=max(0, found.get(PAID, 0) - 1), refunds=found.get(REFUNDS, 0))
+        counts = velocity([item], {item.subject: found}, now, order.total, "payment", written_first=True)
+        signals = Signals(**facts, history=history, velocity=counts)
+    return decide(rules, signals, "payment", fingerprints)
+
+
+def screened_already(order: Order) -> bool:
+    """Its merchant released it from review: approved, not to be screened again."""
+    return any(event.type == "review.released" for event in order.history)
+
+
+def record(decision: Decision) -> dict[str, Any]:
+    """The decision as its history entry holds it: action, score, why, the rules that fired and the
+    signals used (personal ones hashed)."""
+    return {"risk": decision.model_dump(mode="json", exclude={"skipped"})}
+
+
+def review_deadline(minutes: int | None) -> timedelta:
+    return timedelta(minutes=minutes if minutes is not None else 24 * 60)

@@ -1,0 +1,95 @@
+"""The risk engine's counters (shared/risk/counters.py), in the limits table: one item per (merchant,
+counted kind, hashed value), keyed `risk#<merchant>#<subject>`.
+
+Counted **written first**: one UpdateItem per counted identifier ADDs this order to the current
+bucket of every window and answers the item as it is after (ReturnValues ALL_NEW), so a decision
+needs no read of its own and sees every order counted before it, concurrent ones included (no
+read-then-write race). The write is conditional on `last` not being this order's token: the SDK's
+retry of a write that applied is refused, and the item is then read (strongly consistent) instead —
+the order is counted once (DESIGN.md). Buckets older than the previous one are removed by the write
+that finds the next bucket (the two before the previous, by name), and an idle item expires by TTL.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from shared import aws
+from shared.money import Money
+from shared.risk.counters import (
+    COUNTED_AT,
+    KEEP_COUNTS,
+    KEEP_HISTORY,
+    PAID,
+    CounterItem,
+    Stored,
+    amount_name,
+    bucket,
+    orders_name,
+)
+from shared.risk.signals import WINDOWS, Stage
+from shared.settings import settings
+
+SK = "risk"
+
+
+class RiskCounters:
+    def __init__(self) -> None:
+        self._table = settings().limits_table
+        self._dynamodb = aws.client("dynamodb")
+
+    def count(
+        self,
+        merchant_id: str,
+        item: CounterItem,
+        now: datetime,
+        amount: Money,
+        stage: Stage,
+        order_id: str,
+        paid: bool = False,
+    ) -> Stored:
+        """Count this order on one identifier (and, with `paid`, in its paid history); its counts after."""
+        if COUNTED_AT[item.kind] != stage:
+            raise ValueError(f"a {item.kind} is counted at {COUNTED_AT[item.kind]}, not at {stage}")
+        adds: dict[str, int] = {PAID: 1} if paid else {}
+        removes: list[str] = []
+        for window in WINDOWS:
+            now_at = bucket(window, now)
+            adds[orders_name(window, now_at)] = 1
+            adds[amount_name(window, now_at, amount.currency)] = amount.amount
+            removes += [orders_name(window, now_at - n) for n in (2, 3)]
+            removes += [amount_name(window, now_at - n, amount.currency) for n in (2, 3)]
+        counted = [*adds, *removes]
+        names = {f"#n{i}": name for i, name in enumerate(counted)} | {"#last": "last", "#expires": "expires"}
+        values: dict[str, Any] = {f":v{i}": {"N": str(v)} for i, v in enumerate(adds.values())}
+        values[":token"] = {"S": f"{order_id}#{stage}"}
+        kept = KEEP_HISTORY if paid else KEEP_COUNTS
+        values[":expires"] = {"N": str(int((now + kept).timestamp()))}
+        update = (
+            "ADD " + ", ".join(f"#n{i} :v{i}" for i in range(len(adds)))
+            + " SET #last = :token, #expires = :expires"
+            + " REMOVE " + ", ".join(f"#n{i}" for i in range(len(adds), len(counted)))
+        )  # fmt: skip
+        key = {"pk": {"S": f"risk#{merchant_id}#{item.subject}"}, "sk": {"S": SK}}
+        try:
+            answer = self._dynamodb.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression=update,
+                ConditionExpression="attribute_not_exists(#last) OR #last <> :token",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+            return _numbers(answer["Attributes"])
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        # This order's own write, applied before its answer was lost: read what it left.
+        found = self._dynamodb.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+        return _numbers(found.get("Item", {}))
+
+
+def _numbers(item: dict[str, Any]) -> dict[str, int]:
+    return {name: int(value["N"]) for name, value in item.items() if "N" in value}

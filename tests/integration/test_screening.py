@@ -1,0 +1,151 @@
+"""The risk engine screens every paid order before delivery (shared/screening.py), over HTTP on the local
+runtime with real threads: a stolen payer account on the merchant's block list is refunded, a card
+tester's burst of payments from one payer and a large first order go to review, 50 honest buyers
+paying at the same time all get their codes, and each decision's history entry names its rule."""
+
+import secrets
+import threading
+
+from shared.orders import Status
+from tests.support import poll, stored_order
+
+
+def merchant_with_rules(shop, rules: list[dict]) -> tuple[str, str]:
+    """A new merchant (id, key) whose rules are `rules` (nothing else)."""
+    from shared.adapters import merchants
+
+    merchant_id, key = merchants().create_merchant(f"Risky {secrets.token_hex(3)}")
+    answer = shop.merchant("PUT", "/merchant/risk/rules", key=key, json={"version": 0, "rules": rules})
+    assert answer.status_code == 200, answer.text
+    return merchant_id, key
+
+
+def paid(shop, product_id: str, payer: str, quantity: int = 1, email: str | None = None) -> dict:
+    answer = shop.checkout(product_id, quantity, email=email or f"{secrets.token_hex(4)}@example.com")
+    assert answer.status_code == 201, answer.text
+    order = answer.json()
+    assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY", payer=payer)
+    return order
+
+
+def settled(order: dict) -> Status:
+    return poll(
+        lambda: (
+            (s := stored_order(order["order_id"]).status) not in (Status.PENDING_PAYMENT, Status.PAID) and s
+        ),
+        15,
+    )
+
+
+def risk_entry(order: dict) -> dict:
+    [entry] = [e.data["risk"] for e in stored_order(order["order_id"]).history if "risk" in e.data]
+    return entry
+
+
+def test_bots_are_blocked_or_reviewed_and_every_honest_buyer_gets_the_code(shop):
+    _, key = merchant_with_rules(
+        shop,
+        [
+            {
+                "id": "stolen",
+                "type": "list",
+                "kind": "payer",
+                "values": ["sandbox:stolen-account"],
+                "action": "block",
+            },
+            {
+                "id": "burst",
+                "type": "velocity",
+                "kind": "payer",
+                "window": 10,
+                "max_orders": 3,
+                "action": "review",
+            },
+            {
+                "id": "first-large",
+                "type": "first_order",
+                "above": {"amount": 50000, "currency": "CNY"},
+                "action": "review",
+            },
+        ],
+    )
+    product_id = shop.new_product(
+        [f"CODE-{n}-{secrets.token_hex(4)}" for n in range(70)], key=key, price=1999, max_per_order=50
+    )
+    large = shop.new_product([f"BIG-{secrets.token_hex(4)}" for _ in range(2)], key=key, price=60000)
+
+    stolen = paid(shop, product_id, "stolen-account")
+    big = paid(shop, large, "new-buyer")
+    results: dict[str, dict] = {}
+
+    def honest(n: int) -> None:
+        results[f"honest-{n}"] = paid(shop, product_id, f"honest-{n}")
+
+    def tester(n: int) -> None:
+        results[f"tester-{n}"] = paid(shop, product_id, "card-tester")
+
+    threads = [threading.Thread(target=honest, args=(n,)) for n in range(50)]
+    threads += [threading.Thread(target=tester, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert settled(stolen) in (Status.REFUNDING, Status.REFUNDED)
+    assert risk_entry(stolen)["decided_by"] == "stolen" and risk_entry(stolen)["action"] == "block"
+    assert settled(big) == Status.IN_REVIEW and risk_entry(big)["decided_by"] == "first-large"
+    honest_orders = [order for name, order in results.items() if name.startswith("honest")]
+    assert len(honest_orders) == 50
+    assert all(settled(order) == Status.DELIVERED for order in honest_orders)
+    assert all(shop.order(o["order_id"], o["access_token"]).json()["items"] for o in honest_orders)
+    testers = [settled(order) for name, order in results.items() if name.startswith("tester")]
+    assert testers.count(Status.IN_REVIEW) >= 3  # the 4th payment from one payer in 10 minutes on
+    reviewed = [o for n, o in results.items() if n.startswith("tester") and settled(o) == Status.IN_REVIEW]
+    assert all(risk_entry(order)["decided_by"] == "burst" for order in reviewed)
+
+
+def test_an_approved_review_is_delivered_and_not_screened_again(shop):
+    _, key = merchant_with_rules(
+        shop, [{"id": "all", "type": "amount", "above": {"amount": 1, "currency": "CNY"}, "action": "review"}]
+    )
+    order = paid(shop, shop.new_product([f"C-{secrets.token_hex(4)}"], key=key), "someone")
+    assert settled(order) == Status.IN_REVIEW
+
+    approved = shop.merchant("POST", f"/merchant/reviews/{order['order_id']}/approve", key=key)
+
+    assert approved.status_code == 200, approved.text
+    body = shop.wait_for(order, "DELIVERED")
+    assert body["items"]
+    assert [e.type for e in stored_order(order["order_id"]).history].count("risk.review") == 1
+
+
+def test_a_decision_records_hashes_never_the_payer_or_the_email(shop):
+    _, key = merchant_with_rules(
+        shop, [{"id": "all", "type": "amount", "above": {"amount": 1, "currency": "CNY"}, "action": "review"}]
+    )
+    order = paid(
+        shop,
+        shop.new_product([f"C-{secrets.token_hex(4)}"], key=key),
+        "visible-payer",
+        email="visible@example.com",
+    )
+    settled(order)
+
+    entry = repr(risk_entry(order))
+    assert "visible-payer" not in entry and "visible@example.com" not in entry
+    assert risk_entry(order)["hits"][0]["rule_id"] == "all"
+
+
+def test_a_new_shop_has_the_default_rules_a_payers_burst_goes_to_review(shop):
+    from shared.adapters import merchants
+
+    _, key = merchants().create_merchant(f"Fresh {secrets.token_hex(3)}")  # no rules stored: the defaults
+    assert shop.merchant("GET", "/merchant/risk/rules", key=key).json()["defaults"] is True
+    product_id = shop.new_product([f"C-{secrets.token_hex(4)}" for _ in range(7)], key=key)
+
+    orders = [paid(shop, product_id, "one-payer") for _ in range(7)]
+
+    statuses = [settled(order) for order in orders]
+    assert statuses[:5] == [Status.DELIVERED] * 5  # more than 5 in 10 minutes from one payer: review
+    assert statuses[5:] == [Status.IN_REVIEW] * 2
+    assert risk_entry(orders[6])["decided_by"] == "payer-burst"
