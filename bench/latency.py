@@ -4,7 +4,10 @@ Callback -> DELIVERED runs from just before the provider sends its signed callba
 `order.delivered` entry of the order's history (one clock: same machine). It covers signature
 check, the PAID write, the delivery queue, the poller, binding the codes and the DELIVERED write.
 
-    .venv/bin/python -m bench.latency [--orders 200]
+    .venv/bin/python -m bench.latency [--orders 200] [--payer]
+
+`--payer`: each payment names its payer (a new one per order, as honest buyers), so delivery's risk
+screening counts it on the payer's counter (docs/risk.md).
 """
 
 import argparse
@@ -16,6 +19,7 @@ from datetime import datetime
 import requests
 
 from bench.local import make_product, start_runtime
+from bench.requests_counter import RequestCounter
 
 
 def percentile(samples: list[float], p: float) -> float:
@@ -28,7 +32,9 @@ def summary(name: str, samples_s: list[float]) -> str:
     return f"| {name} | {len(ms)} | {statistics.median(ms):.1f} | {percentile(ms, 99):.1f} | {max(ms):.1f} |"
 
 
-def run(orders: int, warmup: int) -> None:
+def run(orders: int, warmup: int, payer: bool = False) -> None:
+    counter = RequestCounter()
+    counter.install()  # before the runtime's clients are made
     runtime = start_runtime()
     info = runtime.info
     assert info is not None
@@ -46,7 +52,8 @@ def run(orders: int, warmup: int) -> None:
             order = created.json()
             sent_at = time.time()
             sent = time.perf_counter()
-            assert runtime.sandbox.pay(order["order_id"], 1999, "CNY", retry=False)
+            who = f"bench-{order['order_id']}" if payer else None
+            assert runtime.sandbox.pay(order["order_id"], 1999, "CNY", retry=False, payer=who)
             callback = time.perf_counter() - sent
             headers = {"Authorization": f"Bearer {order['access_token']}"}
             deadline = time.monotonic() + 10
@@ -58,6 +65,8 @@ def run(orders: int, warmup: int) -> None:
                     raise SystemExit(f"order {order['order_id']} not delivered within 10 s")
                 time.sleep(0.005)
             delivered_at = datetime.fromisoformat(body["events"][-1]["at"]).timestamp()
+            if i == warmup - 1:
+                counter.reset()
             if i >= warmup:
                 checkout_s.append(checkout)
                 callback_s.append(callback)
@@ -67,6 +76,9 @@ def run(orders: int, warmup: int) -> None:
         print(summary("checkout: POST /api/orders", checkout_s))
         print(summary("webhook: callback answered", callback_s))
         print(summary("callback -> DELIVERED", delivered_s))
+        delivering = {k: v for k, v in counter.by_operation().items() if k.startswith("deliver:")}
+        print(f"\nAWS requests per order on the delivery threads: {sum(delivering.values()) / orders:.2f}")
+        print(json.dumps({k: round(v / orders, 2) for k, v in delivering.items()}))
         print(
             "\n" + json.dumps({"p99_callback_to_delivered_ms": round(percentile(delivered_s, 99) * 1000, 1)})
         )
@@ -80,5 +92,6 @@ if __name__ == "__main__":
     )
     parser.add_argument("--orders", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--payer", action="store_true", help="name a payer in each payment")
     args = parser.parse_args()
-    run(args.orders, args.warmup)
+    run(args.orders, args.warmup, args.payer)
