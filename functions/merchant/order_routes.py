@@ -2,13 +2,14 @@
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.merchant.orders import OrderQuery, list_orders, order_detail, parse_query
 from functions.merchant.refund import refund_order
 from functions.merchant.routing import MERCHANT_KEY, logger, merchant_id
 from functions.merchant.schemas import OrderDetail, OrderPage, RefundStarted
-from shared import adapters
+from shared import adapters, observability
 from shared.fulfilment import open_fulfilment, open_input
 from shared.http import (
     documented,
@@ -21,6 +22,7 @@ from shared.http import (
 )
 from shared.orders import Order, OrderSummary, Status
 from shared.refunds import refund_id_for
+from shared.risk.signals import SignalKind
 from shared.settings import settings
 
 router = Router()
@@ -30,6 +32,9 @@ class RefundBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(default="", max_length=200)
+    # The order was fraud (a stolen card or account): its payer and e-mail go onto the merchant's
+    # learned block lists, so their next payment is refused before delivery (docs/risk.md).
+    fraud: bool = Field(default=False, strict=True)
 
 
 def _refund_body(order: Order) -> dict | None:
@@ -108,6 +113,22 @@ def get_order(order_id: str) -> Response[str]:
     return json_response(200, body)
 
 
+def learn_from_fraud(merchant: str, order: Order) -> None:
+    """The order's payer and e-mail onto the merchant's learned block lists (one audited change; the
+    same values again change nothing), counted in FraudReported for its alarm."""
+    payer = order.payment.payer if order.payment is not None else None
+    values: dict[SignalKind, str | None] = {"payer": payer, "email": order.email}
+    adapters.risk_rules().add_blocked(merchant, values, order.total.currency, why="fraud refund")
+    with single_metric(
+        name="FraudReported",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=observability.NAMESPACE,
+        default_dimensions={"service": "merchant"},
+    ):
+        pass
+
+
 @router.post(
     "/merchant/orders/<order_id>/refund",
     summary="Refund a paid order through its provider",
@@ -131,6 +152,8 @@ def post_refund(order_id: str) -> Response[str]:
     ports = adapters.ports()
     order = refund_order(merchant, order_id, body.reason, ports, ports.clock())
     logger.info("refund requested", extra={"order_id": order.order_id, "status": order.status.value})
+    if body.fraud:
+        learn_from_fraud(merchant, order)
     return json_response(
         200 if order.status == Status.REFUNDED else 202,
         {

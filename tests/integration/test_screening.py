@@ -5,8 +5,10 @@ paying at the same time all get their codes, and each decision's history entry n
 
 import secrets
 import threading
+import time
 
 from shared.orders import Status
+from shared.settings import settings
 from tests.support import poll, stored_order
 
 
@@ -149,3 +151,33 @@ def test_a_new_shop_has_the_default_rules_a_payers_burst_goes_to_review(shop):
     assert statuses[:5] == [Status.DELIVERED] * 5  # more than 5 in 10 minutes from one payer: review
     assert statuses[5:] == [Status.IN_REVIEW] * 2
     assert risk_entry(orders[6])["decided_by"] == "payer-burst"
+
+
+def test_a_refund_as_fraud_blocks_the_payer_and_email_next_time(shop):
+    _, key = merchant_with_rules(shop, [])
+    product_id = shop.new_product([f"C-{secrets.token_hex(4)}" for _ in range(3)], key=key)
+    first = paid(shop, product_id, "thief", email="thief@example.com")
+    assert settled(first) == Status.DELIVERED
+
+    refunded = shop.merchant(
+        "POST",
+        f"/merchant/orders/{first['order_id']}/refund",
+        key=key,
+        json={"reason": "stolen card", "fraud": True},
+    )
+
+    assert refunded.status_code in (200, 202), refunded.text
+    rules = {r["id"]: r for r in shop.merchant("GET", "/merchant/risk/rules", key=key).json()["rules"]}
+    assert (
+        rules["learned-payer"]["values"] == ["sandbox:thief"] and rules["learned-payer"]["action"] == "block"
+    )
+    # Delivery reads a merchant's rules through a per-container cache: a change reaches it within
+    # PRODUCT_CACHE_SECONDS (docs/risk.md). Wait out that bound, not a guess.
+    changed_at = time.monotonic()
+    poll(lambda: time.monotonic() > changed_at + settings().product_cache_seconds, 10)
+    again = paid(shop, product_id, "thief", email="other@example.com")
+    assert settled(again) in (Status.REFUNDING, Status.REFUNDED)
+    assert risk_entry(again)["decided_by"] == "learned-payer"
+    by_email = paid(shop, product_id, "someone-else", email="thief@example.com")
+    assert settled(by_email) in (Status.REFUNDING, Status.REFUNDED)
+    assert risk_entry(by_email)["decided_by"] == "learned-email"

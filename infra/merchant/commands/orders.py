@@ -143,7 +143,9 @@ class Orders(Command):
 
     def refund(self) -> int:
         """Asking again changes nothing and answers the same refund id: safe to retry."""
-        body = {"reason": self.args.reason} if self.args.reason else {}
+        body: dict[str, Any] = {"reason": self.args.reason} if self.args.reason else {}
+        if self.args.fraud:
+            body["fraud"] = True  # the payer and e-mail onto the learned block lists (docs/risk.md)
         answer = self.api.json_call(
             "POST",
             f"/merchant/orders/{quoted(self.args.id)}/refund",
@@ -302,6 +304,9 @@ def register(commands: Any, where: Parser) -> None:
         "refund", parents=[where, one], help="refund a paid order through its provider (safe to run again)"
     )
     refund.add_argument("--reason", metavar="TEXT", help="kept with the refund (at most 200 characters)")
+    refund.add_argument(
+        "--fraud", action="store_true", help="the order was fraud: block its payer and e-mail at this shop"
+    )
     refund.set_defaults(run=Orders.refund)
 
     fulfil = actions.add_parser(
