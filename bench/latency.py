@@ -27,6 +27,19 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def wait_delivered(http: requests.Session, url: str, order: dict, seconds: float = 10) -> dict:
+    """The order as its buyer reads it, polled every 5 ms until DELIVERED (SystemExit past `seconds`)."""
+    headers = {"Authorization": f"Bearer {order['access_token']}"}
+    deadline = time.monotonic() + seconds
+    while True:
+        body = http.get(f"{url}/api/orders/{order['order_id']}", headers=headers).json()
+        if body["status"] == "DELIVERED":
+            return dict(body)
+        if time.monotonic() > deadline:
+            raise SystemExit(f"order {order['order_id']} not delivered within {seconds:g} s")
+        time.sleep(0.005)
+
+
 def summary(name: str, samples_s: list[float]) -> str:
     ms = [s * 1000 for s in samples_s]
     return f"| {name} | {len(ms)} | {statistics.median(ms):.1f} | {percentile(ms, 99):.1f} | {max(ms):.1f} |"
@@ -55,15 +68,7 @@ def run(orders: int, warmup: int, payer: bool = False) -> None:
             who = f"bench-{order['order_id']}" if payer else None
             assert runtime.sandbox.pay(order["order_id"], 1999, "CNY", retry=False, payer=who)
             callback = time.perf_counter() - sent
-            headers = {"Authorization": f"Bearer {order['access_token']}"}
-            deadline = time.monotonic() + 10
-            while True:
-                body = http.get(f"{info.url}/api/orders/{order['order_id']}", headers=headers).json()
-                if body["status"] == "DELIVERED":
-                    break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"order {order['order_id']} not delivered within 10 s")
-                time.sleep(0.005)
+            body = wait_delivered(http, info.url, order)
             delivered_at = datetime.fromisoformat(body["events"][-1]["at"]).timestamp()
             if i == warmup - 1:
                 counter.reset()

@@ -19,7 +19,7 @@ from datetime import datetime
 
 import requests
 
-from bench.latency import percentile
+from bench.latency import percentile, wait_delivered
 from bench.local import start_runtime
 from bench.requests_counter import RequestCounter
 from infra.local.upstream import FakeUpstream
@@ -53,15 +53,7 @@ def _one(runtime, http: requests.Session, product_id: str) -> tuple[float, str]:
     order = http.post(f"{url}/api/orders", json=body).json()
     sent_at = time.time()
     assert runtime.sandbox.pay(order["order_id"], 1999, "CNY", retry=False)
-    headers = {"Authorization": f"Bearer {order['access_token']}"}
-    deadline = time.monotonic() + 10
-    while True:
-        answer = http.get(f"{url}/api/orders/{order['order_id']}", headers=headers).json()
-        if answer["status"] == "DELIVERED":
-            break
-        if time.monotonic() > deadline:
-            raise SystemExit(f"order {order['order_id']} not topped up within 10 s")
-        time.sleep(0.005)
+    answer = wait_delivered(http, url, order)
     confirmed = next(e["at"] for e in answer["events"] if e["type"] == "order.delivered")
     return datetime.fromisoformat(confirmed).timestamp() - sent_at, order["order_id"]
 

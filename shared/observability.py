@@ -12,6 +12,7 @@ import warnings
 from functools import cache
 
 from aws_lambda_powertools import Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 NAMESPACE = "miaofa"  # the alarms' namespace (template.yaml)
@@ -34,3 +35,16 @@ def metrics(service: str) -> Metrics:
     across every Metrics of the process, one function on Lambda, every function in the local runtime.
     """
     return Metrics(provider=AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service=service))
+
+
+def count_for_alarm(name: str, service: str) -> None:
+    """One of `name` with the `service` dimension only (an alarm's metric), published at once, apart
+    from the function's own metrics and their other dimensions."""
+    with single_metric(
+        name=name,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=NAMESPACE,
+        default_dimensions={"service": service},
+    ):
+        pass

@@ -57,8 +57,9 @@ def screen(order: Order, rules_of: Rules, counters: RiskCounters, secret: str, n
 
 
 def screened_already(order: Order) -> bool:
-    """Its merchant released it from review: approved, not to be screened again."""
-    return any(event.type == "review.released" for event in order.history)
+    """Its merchant released it from review (approved), its allowance was noted, or a request for it
+    went to its upstream (a top-up asked again while `processing`: screened before it was sent)."""
+    return any(event.type in ("review.released", "risk.decided", "topup.sent") for event in order.history)
 
 
 def record(decision: Decision) -> dict[str, Any]:

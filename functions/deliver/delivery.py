@@ -97,7 +97,7 @@ def screened(order: Order, ports: Ports, now: datetime) -> Order:
     """The order once its merchant's risk rules had their say (shared/screening.py): still PAID to be
     delivered, IN_REVIEW for its merchant to look at, or REFUNDING. Screened on every attempt until a
     decision is in its history (the payer's counter counts the order once, whatever the attempts)."""
-    if screening.screened_already(order) or any(e.type == "risk.decided" for e in order.history):
+    if screening.screened_already(order):
         return order
     decision = ports.screen(order, now)
     if decision is None or (decision.action == "allow" and not decision.hits):

@@ -2,7 +2,6 @@
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.merchant.orders import OrderQuery, list_orders, order_detail, parse_query
@@ -119,14 +118,7 @@ def learn_from_fraud(merchant: str, order: Order) -> None:
     payer = order.payment.payer if order.payment is not None else None
     values: dict[SignalKind, str | None] = {"payer": payer, "email": order.email}
     adapters.risk_rules().add_blocked(merchant, values, order.total.currency, why="fraud refund")
-    with single_metric(
-        name="FraudReported",
-        unit=MetricUnit.Count,
-        value=1,
-        namespace=observability.NAMESPACE,
-        default_dimensions={"service": "merchant"},
-    ):
-        pass
+    observability.count_for_alarm("FraudReported", "merchant")
 
 
 @router.post(

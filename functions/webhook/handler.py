@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
@@ -69,14 +69,7 @@ def callback(name: str) -> Response[str]:
         outcome = apply_event(event, ports, ports.clock(), redrive_after)
         metrics.add_metric(name=_counted(outcome), unit=MetricUnit.Count, value=1)
         if outcome == Outcome.WRONG_AMOUNT:  # for its alarm, whichever provider: no provider dimension
-            with single_metric(
-                name="PaymentsWrongAmount",
-                unit=MetricUnit.Count,
-                value=1,
-                namespace=observability.NAMESPACE,
-                default_dimensions={"service": "webhook"},
-            ):
-                pass
+            observability.count_for_alarm("PaymentsWrongAmount", "webhook")
         logger.info(
             "payment callback",
             extra={
