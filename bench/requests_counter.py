@@ -72,6 +72,11 @@ class RequestCounter:
                 out[f"{service}_calls"] += n
         return dict(out)
 
+    def of_role(self, role: str) -> int:
+        """Requests made so far on one role's threads ("gateway", "deliver", "other")."""
+        with self._lock:
+            return sum(n for (made_by, _, _), n in self.counts.items() if made_by == role)
+
     def by_operation(self) -> dict[str, int]:
         out: Counter[str] = Counter()
         for (role, service, operation), n in self.counts.items():

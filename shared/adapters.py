@@ -11,6 +11,7 @@ from shared.ports import Ports
 from shared.providers import PaymentProvider
 from shared.queues import DeliveryQueue
 from shared.risk.engine import Decision
+from shared.risk.signals import Signals
 from shared.settings import settings
 from shared.sockets import Sockets
 from shared.store.connections import ConnectionStore
@@ -173,12 +174,25 @@ def ports() -> Ports:
         clock=utcnow,
         upstreams=upstreams().recent_upstream,
         screen=_screen,
+        screen_checkout=_screen_checkout,
     )
 
 
 @cache
 def risk_counters() -> RiskCounters:
     return RiskCounters()
+
+
+def _screen_checkout(merchant_id: str, order_id: str, signals: Signals, now: datetime) -> Decision:
+    return screening.screen_checkout(
+        merchant_id,
+        order_id,
+        signals,
+        risk_rules().recent_rules,
+        risk_counters(),
+        settings().order_token_secret,
+        now,
+    )
 
 
 def _screen(order: Order, now: datetime) -> Decision:

@@ -7,6 +7,7 @@ class DomainError(Exception):
     status = 400
     code = "bad_request"
     retry_after: int | None = None  # seconds, sent as Retry-After (every 429 and 503 has one)
+    details: dict[str, str] = {}  # more fields of the answer's `error` object (a refusal's reference)
 
     def __init__(self, message: str, code: str | None = None, retry_after: int | None = None) -> None:
         super().__init__(message)
@@ -45,6 +46,25 @@ class Unauthorized(DomainError):
 
 class NotFound(DomainError):
     status, code = 404, "not_found"
+
+
+class Forbidden(DomainError):
+    status, code = 403, "forbidden"
+
+
+class RiskBlocked(Forbidden):
+    """The merchant's risk rules refuse this checkout. The buyer is told no reason, only a reference to
+    quote; the decision is logged under it (docs/risk.md "At checkout")."""
+
+    code = "risk_blocked"
+
+    def __init__(self, reference: str, decision: dict[str, object] | None = None) -> None:
+        self.decision = decision or {}  # the decision as a history entry holds it: for the log, not the buyer
+        super().__init__(
+            f"the shop cannot accept this order; quote reference {reference} to the shop if you think "
+            "this is wrong"
+        )
+        self.details = {"reference": reference}
 
 
 class StateConflict(DomainError):

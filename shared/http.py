@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from shared.errors import Busy, DomainError, Invalid, MalformedJson, UnsupportedContentType
 from shared.store.errors import throttled
@@ -31,6 +31,9 @@ logging.getLogger("aws_lambda_powertools.event_handler.api_gateway").setLevel(lo
 class ErrorDetail(BaseModel):
     code: str
     message: str
+    reference: str | None = Field(
+        default=None, description="risk_blocked: what the buyer quotes to the shop (docs/risk.md)"
+    )
 
 
 class ErrorBody(BaseModel):
@@ -56,6 +59,7 @@ _ERROR_MEANING = {
     429: "rate limited",
     503: "busy (AWS throttled), or a payment provider did not answer: retry as it is after Retry-After",
 }
+_RISK_BLOCKED = "the merchant's risk rules refuse this order (risk_blocked, with a reference to quote)"
 _RETRY_AFTER = {
     "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
 }
@@ -69,11 +73,13 @@ def documented(
     errors: Sequence[int] = (),
     media: str | None = None,
     pages: Sequence[int] = (),
+    risk_blocked: bool = False,
 ) -> dict[int, Any]:
     """The `responses` of a route for its OpenAPI entry: its success (a model as JSON, or a text
     `media` type), and each error it can answer (always 422, which request validation may give),
     all in the one error shape but those in `pages`, which a hosted page answers as an HTML page in
-    the buyer's language. Every route may be throttled by AWS (503 `busy`)."""
+    the buyer's language. Every route may be throttled by AWS (503 `busy`). With `risk_blocked`, 403
+    is the app's own refusal (`risk_blocked`, with a reference), not API Gateway's."""
     success: dict[str, Any] = {"description": description}
     if model is not None:
         success["content"] = {"application/json": {"model": model}}
@@ -82,10 +88,11 @@ def documented(
     else:
         success["content"] = {}  # no body (e.g. 204)
     answers: dict[int, Any] = {status: success}
-    for code in sorted({*errors, 422, 503} - set(pages)):
+    for code in sorted({*errors, 422, 503, *([403] if risk_blocked else [])} - set(pages)):
+        gateway = code == 401 or (code == 403 and not risk_blocked)
         answers[code] = {
-            "description": _ERROR_MEANING[code],
-            "content": {"application/json": {"model": GatewayRefusal if code in (401, 403) else ErrorBody}},
+            "description": _RISK_BLOCKED if code == 403 and risk_blocked else _ERROR_MEANING[code],
+            "content": {"application/json": {"model": GatewayRefusal if gateway else ErrorBody}},
         }
         if code in (429, 503):
             answers[code]["headers"] = _RETRY_AFTER
@@ -103,8 +110,14 @@ def documented(
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def error_response(status: int, code: str, message: str, retry_after: int | None = None) -> Response[str]:
-    body = json.dumps({"error": {"code": code, "message": message}})
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    retry_after: int | None = None,
+    details: dict[str, str] | None = None,
+) -> Response[str]:
+    body = json.dumps({"error": {"code": code, "message": message, **(details or {})}})
     headers = {**NO_STORE, **({"Retry-After": str(retry_after)} if retry_after is not None else {})}
     return Response(status_code=status, content_type="application/json", body=body, headers=headers)
 
@@ -235,7 +248,7 @@ def install_error_handlers(app: APIGatewayHttpResolver, logger: Logger) -> None:
     @app.exception_handler(DomainError)
     def _domain(error: DomainError) -> Response[str]:
         logger.info("request refused", extra={"error_code": error.code, "status": error.status})
-        return error_response(error.status, error.code, error.message, error.retry_after)
+        return error_response(error.status, error.code, error.message, error.retry_after, error.details)
 
     @app.exception_handler(RequestValidationError)
     def _request(error: RequestValidationError) -> Response[str]:

@@ -60,6 +60,7 @@ NOTES: frozenset[str] = frozenset(
         "payment.wrong_amount",  # a verified payment at another amount or currency: kept to be refunded
         "topup.sent",  # written before each request to a top-up's upstream (shared/topup.py)
         "risk.decided",  # the risk engine allowed a paid order on which some rule fired (shared/screening.py)
+        "payment.disputed",  # the buyer disputed a payment (a chargeback): shared/disputes.py
     }
 )
 
@@ -184,6 +185,11 @@ class Order(BaseModel):
     # buyer's input at checkout (JSON), and what a merchant fulfilled a manual order with.
     sealed_input: bytes | None = None
     sealed_fulfilment: bytes | None = None
+    # Where it was placed from, for the risk engine (docs/risk.md): the client address (IPv4, or an
+    # IPv6 /64: shared/clients.py) and the product page's device id. Kept so a dispute or a fraud
+    # refund can put them on the merchant's block lists; never shown to the buyer.
+    client: str | None = None
+    device: str | None = None
 
     @property
     def head(self) -> str:

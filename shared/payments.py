@@ -12,7 +12,9 @@ from shared.errors import PaymentMismatch
 from shared.money import Money
 from shared.orders import Order
 
-EventType = Literal["payment.succeeded", "payment.failed", "refund.succeeded", "refund.failed"]
+EventType = Literal[
+    "payment.succeeded", "payment.failed", "refund.succeeded", "refund.failed", "payment.disputed"
+]
 
 MAX_PAYER_ID = 200  # the provider's id of an account: printable ASCII without spaces
 _PAYER_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_PAYER_ID}}}")
@@ -26,10 +28,14 @@ class PaymentEvent(BaseModel):
     `payment_id` is the provider's id of the payment (Stripe PaymentIntent, Alipay trade_no, WeChat
     Pay transaction_id), the same in a callback and in a query's answer. For refund events `amount`
     is the amount given back and `refund_id` the shop's refund request id, when the refund was ours.
+    A dispute (chargeback, `payment.disputed`) names the provider's `dispute_id`, its `reason` where
+    the provider gives one, and the amount disputed; its `event_id` is `dispute:<dispute_id>`, so the
+    same dispute reported twice is one event (shared/disputes.py).
 
     On payment events, `payer` is the paying account at the provider, `<provider>:<its id>`, and
     `card_country` the paying card's country (ISO 3166-1 alpha-2), where the provider's message names
-    them (docs/payments.md "Payer"); refund events carry neither. Both are personal data: never
+    them (docs/payments.md "Payer"); a dispute may name the payer of the disputed payment; refund
+    events carry neither. Both are personal data: never
     logged, left out of the repr, and a malformed one is refused without echoing it.
     """
 
@@ -42,6 +48,8 @@ class PaymentEvent(BaseModel):
     payment_id: str
     amount: Money
     refund_id: str | None = None
+    dispute_id: str | None = None
+    reason: str | None = None  # a dispute's, as the provider names it ("fraudulent", ...)
     payer: str | None = Field(default=None, pattern=_PAYER, repr=False)
     card_country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$", repr=False)
 

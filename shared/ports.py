@@ -27,6 +27,7 @@ from shared.store.upstreams import UpstreamConfig
 
 if TYPE_CHECKING:
     from shared.risk.engine import Decision
+    from shared.risk.signals import Signals
 
 # ---------- stores ----------
 
@@ -285,6 +286,9 @@ class PaymentProviders(Protocol):
 
 Ciphers = Callable[[str], CodeCipher]  # a merchant id -> its code cipher (MerchantStore.cipher)
 Clock = Callable[[], datetime]  # now, timezone-aware UTC
+# (merchant id, the order id it would get, the checkout's signals, now) -> the merchant's risk rules'
+# decision about the checkout, the order counted on the identifiers they count (shared/screening.py)
+CheckoutScreen = Callable[[str, str, "Signals", datetime], "Decision"]
 
 
 @dataclass(frozen=True)
@@ -307,3 +311,4 @@ class Ports:
     upstreams: Callable[[str, str], UpstreamConfig | None] = lambda merchant_id, name: None
     # A PAID order -> its merchant's risk rules' decision (shared/screening.py); None: not screened
     screen: Callable[[Order, datetime], "Decision | None"] = lambda order, now: None
+    screen_checkout: CheckoutScreen | None = None  # None: checkouts not screened

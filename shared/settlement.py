@@ -33,6 +33,7 @@ class Outcome(StrEnum):
     IGNORED = "ignored"  # a verified event that changes nothing (a failed payment, a failed refund)
     OWED_REFUNDED = "owed_refunded"  # a payment kept for refund was given back
     WRONG_AMOUNT = "wrong_amount"  # a payment at another amount or currency: kept for refund, never applied
+    DISPUTED = "disputed"  # the buyer disputed a payment: noted, its identifiers blocked (shared/disputes.py)
 
 
 def apply_event(event: PaymentEvent, ports: Ports, now: datetime, redrive_after: timedelta) -> Outcome:
@@ -42,7 +43,8 @@ def apply_event(event: PaymentEvent, ports: Ports, now: datetime, redrive_after:
     if event.type == "refund.succeeded":
         return apply_refund(event, ports, now)
     # A failed payment leaves the order to be paid again or to expire; a failed refund of ours is
-    # seen by reconcile, which asks the provider about every REFUNDING order.
+    # seen by reconcile, which asks the provider about every REFUNDING order. A dispute is applied by
+    # shared/disputes.py (it writes the merchant's risk rules), never here.
     return Outcome.IGNORED
 
 

@@ -9,6 +9,7 @@ from functions.merchant.refund import refund_order
 from functions.merchant.routing import MERCHANT_KEY, logger, merchant_id
 from functions.merchant.schemas import OrderDetail, OrderPage, RefundStarted
 from shared import adapters, observability
+from shared.disputes import blocked_values
 from shared.fulfilment import open_fulfilment, open_input
 from shared.http import (
     documented,
@@ -21,7 +22,6 @@ from shared.http import (
 )
 from shared.orders import Order, OrderSummary, Status
 from shared.refunds import refund_id_for
-from shared.risk.signals import SignalKind
 from shared.settings import settings
 
 router = Router()
@@ -31,8 +31,9 @@ class RefundBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(default="", max_length=200)
-    # The order was fraud (a stolen card or account): its payer and e-mail go onto the merchant's
-    # learned block lists, so their next payment is refused before delivery (docs/risk.md).
+    # The order was fraud (a stolen card or account): its payer, device, e-mail and client address go
+    # onto the merchant's learned block lists, so their next payment is refused before delivery
+    # (docs/risk.md).
     fraud: bool = Field(default=False, strict=True)
 
 
@@ -113,10 +114,9 @@ def get_order(order_id: str) -> Response[str]:
 
 
 def learn_from_fraud(merchant: str, order: Order) -> None:
-    """The order's payer and e-mail onto the merchant's learned block lists (one audited change; the
-    same values again change nothing), counted in FraudReported for its alarm."""
-    payer = order.payment.payer if order.payment is not None else None
-    values: dict[SignalKind, str | None] = {"payer": payer, "email": order.email}
+    """The order's payer, device, e-mail and client address onto the merchant's learned block lists
+    (one audited change; the same values again change nothing), counted in FraudReported for its alarm."""
+    values = blocked_values(order)  # as a dispute blocks them (shared/disputes.py)
     adapters.risk_rules().add_blocked(merchant, values, order.total.currency, why="fraud refund")
     observability.count_for_alarm("FraudReported", "merchant")
 

@@ -11,17 +11,37 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from shared import screening
 from shared.access import token_hash
 from shared.buyer_input import check_input
 from shared.clients import client_key
-from shared.errors import AlreadyApplied, Invalid, NotFound, OutOfStock, ProviderDown, StateConflict, TooMany
+from shared.errors import (
+    AlreadyApplied,
+    Invalid,
+    NotFound,
+    OutOfStock,
+    ProviderDown,
+    RiskBlocked,
+    StateConflict,
+    TooMany,
+)
 from shared.faults import checkpoint
 from shared.idempotency import check_key
 from shared.ids import new_id
 from shared.orders import Order, SlotRange, Status, Ticket, chain_event, sealed_identity
-from shared.ports import AllocationPort, Ciphers, LimitPort, OrderPort, ProductPort, ProviderLookup
+from shared.ports import (
+    AllocationPort,
+    CheckoutScreen,
+    Ciphers,
+    LimitPort,
+    OrderPort,
+    ProductPort,
+    ProviderLookup,
+)
 from shared.products import Product
 from shared.providers import CURRENCIES, ProviderError
+from shared.risk.engine import Decision
+from shared.risk.signals import Signals, device_id
 from shared.store.limits import buyer_key
 
 
@@ -33,6 +53,9 @@ class CheckoutRequest(BaseModel):
     email: EmailStr = Field(max_length=254)
     provider: Literal["sandbox", "stripe", "alipay", "wechatpay"] = "sandbox"
     buyer_input: dict[str, Any] | None = None
+    # The product page's device id (static/device.js; docs/risk.md "Device id"): opaque to the server,
+    # used only by the merchant's risk rules. One that is not 1-128 printable ASCII counts as none.
+    device: str | None = Field(default=None, max_length=512)
 
 
 MAX_QUANTITY_HELD = 1 << 40  # no bound on a client's unpaid units (only the daily limit's room)
@@ -75,9 +98,11 @@ def checkout(
     token_secret: str = "",
     unpaid_units: int = 20,
     ciphers: Ciphers | None = None,
+    screen: CheckoutScreen | None = None,
 ) -> Checkout:
-    """Validate, reserve, create. An error before the reservation leaves nothing behind; a retry with
-    the same Idempotency-Key returns the same order (and a different body under that key is refused)."""
+    """Validate, screen, reserve, create. An error before the reservation leaves nothing behind (a
+    refusal by the risk rules included: 403 `risk_blocked`); a retry with the same Idempotency-Key
+    returns the same order (and a different body under that key is refused)."""
     check_key(idempotency_key)
     order_id, token = (
         idempotent_identity(idempotency_key, token_secret)
@@ -107,6 +132,8 @@ def checkout(
     # Unpaid orders count against the client that placed them, never against an e-mail shop-wide:
     # somebody else's unpaid orders in your e-mail cannot lock you out (docs/operations.md "Limits").
     client = client_key(client) if client else ""
+    device = device_id(request.device)
+    decision = _screened(screen, product, request, order_id, client, device, now)
     buyer = [(buyer_key("email", f"{request.email}\0{client}"), caps[0])] + (
         [(buyer_key("client", client), caps[1])] if client else []
     )
@@ -131,6 +158,7 @@ def checkout(
             tickets,
             twin_may_exist=idempotency_key is not None,
             sealed_input=_seal(values, order_id, product.merchant_id, ciphers),
+            origin=(client or None, device, decision),
         )
         checkpoint("checkout:after-order-created")
     finally:
@@ -142,6 +170,34 @@ def checkout(
     # The order holds its stock and tickets from here on, whether or not the provider answers now:
     # a retry with the same Idempotency-Key starts its payment, or it expires like any unpaid order.
     return _with_payment(order, token, providers, public_base_url)
+
+
+def _screened(
+    screen: CheckoutScreen | None,
+    product: Product,
+    request: CheckoutRequest,
+    order_id: str,
+    client: str,
+    device: str | None,
+    now: datetime,
+) -> Decision | None:
+    """The merchant's risk rules' decision about this checkout (None: not screened); 403 if they block
+    it, before anything is taken or written but the counts."""
+    if screen is None:
+        return None
+    signals = Signals(
+        email=str(request.email),
+        client=client or None,
+        device=device,
+        amount=product.total_for(request.quantity),
+        quantity=request.quantity,
+        product_id=product.product_id,
+        history=None,
+    )
+    decision = screen(product.merchant_id, order_id, signals, now)
+    if decision.action == "block":
+        raise RiskBlocked(f"rsk_{order_id.removeprefix('ord_')}", screening.record(decision))
+    return decision
 
 
 def _seal(values: dict[str, str], order_id: str, merchant_id: str, ciphers: Ciphers | None) -> bytes | None:
@@ -234,6 +290,7 @@ def _reserve_and_create(
     tickets: list[Ticket],
     twin_may_exist: bool,
     sealed_input: bytes | None = None,
+    origin: tuple[str | None, str | None, Decision | None] = (None, None, None),
 ) -> tuple[Order, bool]:
     """Claim stock (a stocked product's) and write the order; (the order, True) if this call created
     it, else the order a concurrent retry with the same key created."""
@@ -247,7 +304,11 @@ def _reserve_and_create(
                 return twin, False
             raise
         checkpoint("checkout:after-claim")
-    created = chain_event(order_id, [], "order.created", now, {"quantity": request.quantity})
+    client, device, decision = origin  # where it was placed from, and the risk rules' say (if any fired)
+    data: dict[str, Any] = {"quantity": request.quantity}
+    if decision is not None and decision.hits:
+        data.update(screening.record(decision))
+    created = chain_event(order_id, [], "order.created", now, data)
     order = Order(
         order_id=order_id,
         merchant_id=product.merchant_id,
@@ -266,6 +327,8 @@ def _reserve_and_create(
         tickets=tickets,
         delivery=product.delivery,
         sealed_input=sealed_input,
+        client=client,
+        device=device,
     )
 
     def ours(written: Order) -> bool:  # this call's write (slots are empty unless stocked: the first event)

@@ -13,11 +13,12 @@ from functions.storefront.qr import qr_svg
 from functions.storefront.routing import answer, client_address, logger, throttle
 from functions.storefront.schemas import BuyerOrder, Event, Item, OrderCreated, PaymentStart, ProductRef
 from shared import access, adapters, observability
-from shared.errors import NotFound
+from shared.errors import NotFound, RiskBlocked
 from shared.fulfilment import open_fulfilment
 from shared.http import documented
 from shared.ids import is_id
 from shared.orders import Order, Status, utcnow
+from shared.ports import Ports
 from shared.settings import settings
 
 router = Router()
@@ -81,7 +82,11 @@ def buyer_order(order: Order) -> BuyerOrder:
     summary="Create an order: stock reserved, payment started",
     tags=["buyer"],
     responses=documented(
-        201, "the order, waiting for its payment", OrderCreated, errors=[400, 404, 409, 415, 429, 503]
+        201,
+        "the order, waiting for its payment",
+        OrderCreated,
+        errors=[400, 404, 409, 415, 429, 503],
+        risk_blocked=True,
     ),
 )
 def create_order(
@@ -93,7 +98,27 @@ def create_order(
     config = settings()
     throttle(router, "checkout", config.checkouts_per_client_minute, config.checkout_burst_per_client)
     ports = adapters.ports()
-    result = checkout(
+    try:
+        result = _checkout(request, idempotency_key, ports)
+    except RiskBlocked as blocked:
+        # The decision under the reference the buyer may quote: rules, score, hashed signals (no value).
+        logger.info(
+            "checkout refused by risk rules",
+            extra={"reference": blocked.details["reference"], **blocked.decision},
+        )
+        observability.metrics("storefront").add_metric(
+            name="CheckoutsBlocked", unit=MetricUnit.Count, value=1
+        )
+        raise
+    order = result.order
+    logger.info("order created", extra={"order_id": order.order_id, "product_id": order.product_id})
+    observability.metrics("storefront").add_metric(name="OrdersCreated", unit=MetricUnit.Count, value=1)
+    return answer(201, order_created(result))
+
+
+def _checkout(request: CheckoutRequest, idempotency_key: str | None, ports: Ports) -> Checkout:
+    config = settings()
+    return checkout(
         request,
         ports.products,
         ports.allocation,
@@ -109,11 +134,8 @@ def create_order(
         unpaid_units=config.unpaid_units_per_client,
         token_secret=config.order_token_secret,
         ciphers=ports.ciphers,
+        screen=ports.screen_checkout,
     )
-    order = result.order
-    logger.info("order created", extra={"order_id": order.order_id, "product_id": order.product_id})
-    observability.metrics("storefront").add_metric(name="OrdersCreated", unit=MetricUnit.Count, value=1)
-    return answer(201, order_created(result))
 
 
 @router.get(

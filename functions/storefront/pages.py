@@ -209,7 +209,7 @@ def _source_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
-PRODUCT_SCRIPT = _script("errors.js", "qr.js", "product.js", "lookup.js")
+PRODUCT_SCRIPT = _script("errors.js", "qr.js", "device.js", "product.js", "lookup.js")
 ORDER_SCRIPT = _script("errors.js", "qr.js", "order.js", "lookup.js")
 LOOKUP_SCRIPT = _script("errors.js", "lookup.js")  # the shop's and "not found" pages: the look-up form only
 DESCRIPTION_LENGTH = 160  # of a link preview's description

@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from shared import adapters, observability
+from shared.disputes import apply_dispute
 from shared.errors import DomainError, NotFound
 from shared.http import documented, install_error_handlers, request_body
 from shared.ids import is_id
@@ -45,6 +46,10 @@ def _raw_body() -> bytes:
     return base64.b64decode(body) if event.is_base64_encoded else body.encode()
 
 
+# Outcomes an operator hears of (template.yaml alarms, docs/operations.md runbooks), by their metric.
+ALARMED = {Outcome.WRONG_AMOUNT: "PaymentsWrongAmount", Outcome.DISPUTED: "DisputesReceived"}
+
+
 def _counted(outcome: Outcome) -> str:
     """The metric of a payment event's outcome: PaymentEventsApplied, PaymentEventsNeedsRefund, ..."""
     return "PaymentEvents" + outcome.value.title().replace("_", "")
@@ -58,18 +63,22 @@ def callback(name: str) -> Response[str]:
     metrics.add_dimension(name="provider", value=name)
     try:
         events = provider.verify_callback(headers, _raw_body(), now=int(time.time()))
-    except DomainError:  # a bad signature, a stale or malformed callback: answered 4xx
-        metrics.add_metric(name="CallbacksRejected", unit=MetricUnit.Count, value=1)
+    except DomainError as error:  # a bad signature, a stale or malformed callback: answered 4xx
+        if error.status < 500:  # not the provider's API down while asked about a verified event (503)
+            metrics.add_metric(name="CallbacksRejected", unit=MetricUnit.Count, value=1)
         raise
     metrics.add_metric(name="CallbacksVerified", unit=MetricUnit.Count, value=1)
     redrive_after = timedelta(seconds=settings().redrive_after_seconds)
     outcome = Outcome.IGNORED
     ports = adapters.ports()
     for event in events:
-        outcome = apply_event(event, ports, ports.clock(), redrive_after)
+        if event.type == "payment.disputed":  # the merchant's risk rules learn from it (docs/risk.md)
+            outcome = apply_dispute(event, ports, adapters.risk_rules().add_blocked, ports.clock())
+        else:
+            outcome = apply_event(event, ports, ports.clock(), redrive_after)
         metrics.add_metric(name=_counted(outcome), unit=MetricUnit.Count, value=1)
-        if outcome == Outcome.WRONG_AMOUNT:  # for its alarm, whichever provider: no provider dimension
-            observability.count_for_alarm("PaymentsWrongAmount", "webhook")
+        if outcome in ALARMED:  # for its alarm, whichever provider: no provider dimension
+            observability.count_for_alarm(ALARMED[outcome], "webhook")
         logger.info(
             "payment callback",
             extra={

@@ -48,6 +48,15 @@ class SandboxProvider:
             return self._answer_query(method, path, query, headers)
         if path == f"{PREFIX}/api/refunds":
             return self._answer_refund(method, path, query, headers, body)
+        if path == f"{PREFIX}/disputes" and method == "POST":
+            form = dict(parse_qsl(body.decode(errors="replace")))
+            if not form.get("order_id"):
+                return 400, {"content-type": "text/plain"}, b"order_id is required"
+            status = self.dispute(form["order_id"], reason=form.get("reason") or "fraudulent")
+            if status == 404:
+                return 404, {"content-type": "text/plain"}, b"the sandbox took no payment for that order"
+            answer = b"disputed" if status // 100 == 2 else b"disputed; callback not accepted"
+            return 200, {"content-type": "text/plain"}, answer
         if path == f"{PREFIX}/pay" and method == "GET":
             return 200, {"content-type": "text/html; charset=utf-8"}, _pay_page(query, headers).encode()
         if path == f"{PREFIX}/pay" and method == "POST":
@@ -231,6 +240,35 @@ class SandboxProvider:
             if self.send(body) // 100 == 2:
                 return True
         return False
+
+    def dispute(
+        self, order_id: str, reason: str = "fraudulent", dispute_id: str | None = None, retry: bool = True
+    ) -> int:
+        """The buyer disputes the order's payment (a chargeback): its signed `payment.disputed` callback
+        (`data`: the payment, `dispute_id`, `reason`, and the payer if the payment named one) is sent,
+        again until a 2xx as a payment's is. Returns the shop's last status; 404 if the sandbox took no
+        payment for the order. The same `dispute_id` sent again is the same dispute."""
+        payments = self.payments_for(order_id)
+        if not payments:
+            return 404
+        payment_id, paid = next(iter(payments.items()))  # the first: the one the order was paid with
+        data = {
+            "order_id": order_id,
+            "payment_id": payment_id,
+            "amount": paid["amount"],
+            "currency": paid["currency"],
+            "dispute_id": dispute_id or f"dp_{secrets.token_hex(8)}",
+            "reason": reason,
+            **({"payer": paid["payer"]} if paid.get("payer") else {}),
+        }
+        body = json.dumps({"id": f"evt_{secrets.token_hex(10)}", "type": "payment.disputed", "data": data})
+        status = 0
+        for delay in RETRY_DELAYS if retry else (0.0,):
+            time.sleep(delay)
+            status = self.send(body.encode())
+            if status // 100 == 2:
+                break
+        return status
 
     def send(self, body: bytes, signature: str | None = None) -> int:
         """POST a callback body to the shop's webhook; returns the HTTP status."""

@@ -90,6 +90,8 @@ class PaymentProvider(Protocol):
         Raises InvalidSignature (forged, tampered, stale, wrong key, probe) or BadInput (verified but
         unreadable, or another merchant's app/account). A verified callback that means nothing to the
         shop (a status it does not act on) is `[]`, acknowledged so the provider stops sending it.
+        ProviderDown (503, sent again by the provider) when a verified event names its order only
+        through the provider, which does not answer (a Stripe dispute: shared/providers/stripe.py).
         """
         ...
 

@@ -51,11 +51,14 @@ class _SandboxData(_Buyer):
     amount: int = Field(ge=0, le=MAX_AMOUNT, strict=True)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     refund_id: str | None = Field(default=None, min_length=1, max_length=64)
+    # A dispute's (a chargeback the buyer opened; docs/payments.md "Disputes")
+    dispute_id: str | None = Field(default=None, min_length=1, max_length=64)
+    reason: str | None = Field(default=None, pattern=r"^[a-z_]{1,40}$")
 
 
 class _SandboxBody(BaseModel):
     id: str = Field(min_length=1, max_length=128)
-    type: Literal["payment.succeeded", "refund.succeeded"]
+    type: Literal["payment.succeeded", "refund.succeeded", "payment.disputed"]
     data: _SandboxData
 
 
@@ -65,17 +68,24 @@ def parse_sandbox_event(body: bytes) -> PaymentEvent:
         parsed = _SandboxBody.model_validate(json.loads(body))
     except (ValueError, RecursionError, ValidationError) as error:
         raise BadInput(f"callback body is not a valid sandbox event: {_first_error(error)}") from None
+    data = parsed.data
     paid = parsed.type == "payment.succeeded"  # a refund event names no payer
+    disputed = parsed.type == "payment.disputed"  # a dispute may name who paid, as Stripe's Charge does
+    if disputed and data.dispute_id is None:
+        raise BadInput("callback body is not a valid sandbox event: data.dispute_id: a dispute needs one")
     return PaymentEvent(
         provider="sandbox",
-        event_id=parsed.id,
+        # the dispute once, however many callbacks report it (as Stripe's, shared/providers/stripe.py)
+        event_id=f"dispute:{data.dispute_id}" if disputed else parsed.id,
         type=parsed.type,
-        order_id=parsed.data.order_id,
-        payment_id=parsed.data.payment_id,
-        amount=Money(amount=parsed.data.amount, currency=parsed.data.currency),
-        refund_id=parsed.data.refund_id,
-        payer=parsed.data.payer_name if paid else None,
-        card_country=card_country_of(parsed.data.card_country) if paid else None,
+        order_id=data.order_id,
+        payment_id=data.payment_id,
+        amount=Money(amount=data.amount, currency=data.currency),
+        refund_id=data.refund_id,
+        dispute_id=data.dispute_id if disputed else None,
+        reason=data.reason if disputed else None,
+        payer=data.payer_name if paid or disputed else None,
+        card_country=card_country_of(data.card_country) if paid else None,
     )
 
 

@@ -11,8 +11,15 @@ The payer (docs/payments.md "Payer") is on the Charge only: `payment_method_deta
 (`fingerprint`, `country`). `checkout.session.completed` carries no Charge and no PaymentMethod, so
 a Checkout callback names no payer; the search that finds lost payments expands `latest_charge` (the
 same one call) and does.
+
+A dispute (`charge.dispute.created`) names its Charge and PaymentIntent by id only, never their
+metadata, and webhook events are never expanded; so the shop asks Stripe for that PaymentIntent (one
+call, with its `latest_charge` expanded: the disputed card's fingerprint comes in the same answer) and
+reads the order id the checkout put in its metadata. Disputes are rare: the call costs nothing on the
+paths every order takes, where keeping a payment-to-order index of our own would.
 """
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlencode
@@ -20,13 +27,14 @@ from urllib.parse import urlencode
 import urllib3
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.errors import BadInput
+from shared.errors import BadInput, ProviderDown
 from shared.money import MAX_AMOUNT, Money
 from shared.orders import Order
 from shared.payments import PaymentEvent, card_country_of, payer_of
 from shared.providers import (
     REPLIES,
     PaymentStart,
+    ProviderError,
     ProviderRefused,
     RefundRequest,
     RefundState,
@@ -125,6 +133,16 @@ class _Charge(_Object):
     refunds: _RefundList | None = None  # only in API versions before 2022-11-15
 
 
+class _Dispute(_Object):
+    object: Literal["dispute"]
+    id: StripeId
+    charge: StripeId
+    payment_intent: StripeId | None = None
+    amount: Amount
+    currency: Currency
+    reason: Any = None  # read leniently (`_reason`): a reason Stripe adds is no reason to refuse the event
+
+
 class _EventData(_Object):
     object: dict[str, Any]
 
@@ -197,6 +215,8 @@ class StripeProvider:
             return self._session_event(event, validate_data(_Session, event.data.object, "stripe", BadInput))
         if event.type == "charge.refunded":
             return self._refund_event(event, validate_data(_Charge, event.data.object, "stripe", BadInput))
+        if event.type == "charge.dispute.created":
+            return self._dispute_event(validate_data(_Dispute, event.data.object, "stripe", BadInput))
         return []
 
     def acknowledgement(self) -> Reply:
@@ -310,6 +330,48 @@ class StripeProvider:
             )
         ]
 
+    def _dispute_event(self, dispute: _Dispute) -> list[PaymentEvent]:
+        """The dispute as an event of the order its PaymentIntent's metadata names (see the module
+        docstring). Stripe not answering is 503, so Stripe sends the event again later (a dispute is
+        never dropped for want of an answer); a payment no checkout of the shop made is nothing."""
+        if dispute.payment_intent is None:
+            return []  # a charge made without a PaymentIntent: not by this shop's checkouts
+        try:
+            intent = self._intent(dispute.payment_intent)
+        except ProviderError as error:
+            raise ProviderDown(f"stripe could not be asked about a disputed payment ({error})") from None
+        order_id = intent.metadata.get("order_id")
+        if order_id is None:
+            return []  # a Payment Link or an invoice on the same account: not an order of this shop
+        charge = intent.latest_charge if isinstance(intent.latest_charge, dict) else {}
+        disputed = charge if charge.get("id") == dispute.charge else {}  # its card, if it is that Charge
+        payer, _ = _paid_with(disputed.get("payment_method_details"), intent.payment_method)
+        return [
+            PaymentEvent(
+                provider=self.name,
+                event_id=f"dispute:{dispute.id}",  # the dispute once, whichever event reports it
+                type="payment.disputed",
+                order_id=order_id,
+                payment_id=intent.id,
+                amount=_from_stripe(dispute.amount, dispute.currency, BadInput),
+                dispute_id=dispute.id,
+                reason=_reason(dispute.reason),
+                payer=payer,
+            )
+        ]
+
+    def _intent(self, intent_id: str) -> _PaymentIntent:
+        """The PaymentIntent with its latest Charge (the card); without the Charge if the key may not
+        read Charges (a restricted key without Charges read)."""
+        path = f"/v1/payment_intents/{intent_id}"
+        try:
+            intent = self._ask(_PaymentIntent, "GET", f"{path}?{urlencode({'expand[]': 'latest_charge'})}")
+        except ProviderRefused:
+            intent = self._ask(_PaymentIntent, "GET", path)
+        if intent.id != intent_id:
+            raise UnexpectedAnswer("stripe answered about another payment")
+        return intent
+
     def _ask(
         self, model: type[_T], method: str, path: str, form: dict[str, str] | None = None, key: str = ""
     ) -> _T:
@@ -340,6 +402,11 @@ def _paid_with(details: Any, method: Any) -> tuple[str | None, str | None]:
     method_id = method.get("id") if isinstance(method, dict) else method
     payer = payer_of("stripe", used.get("fingerprint")) or payer_of("stripe", method_id)
     return payer, card_country_of(used.get("country")) if kind == "card" else None
+
+
+def _reason(reason: Any) -> str | None:
+    """A dispute's reason as Stripe names it (`fraudulent`, `product_not_received`, …), or None."""
+    return reason if isinstance(reason, str) and re.fullmatch(r"[a-z_]{1,40}", reason) else None
 
 
 def _state(refund: _Refund, request: RefundRequest) -> RefundState:

@@ -194,10 +194,10 @@ def counter_writes(
             now_at = bucket(window, now)
             add[orders_name(window, now_at)] = 1
             add[amount_name(window, now_at, amount.currency)] = amount.amount
-        stale = tuple(sorted(name for name in stored.get(item.subject, {}) if _stale(name, now)))
+        old = tuple(sorted(name for name in stored.get(item.subject, {}) if stale(name, now)))
         kept = KEEP_HISTORY if item.kind == "email" else KEEP_COUNTS
         writes.append(
-            CounterWrite(item.subject, add, stale, int((now + kept).timestamp()), f"{order_id}#{stage}")
+            CounterWrite(item.subject, add, old, int((now + kept).timestamp()), f"{order_id}#{stage}")
         )
     return tuple(writes)
 
@@ -213,7 +213,7 @@ def history_write(
     return CounterWrite(subject, {event: 1}, (), int((now + KEEP_HISTORY).timestamp()), f"{order_id}#{event}")
 
 
-def _stale(name: str, now: datetime) -> bool:
+def stale(name: str, now: datetime) -> bool:
     """A bucket attribute older than its window's previous bucket (other attributes: never stale)."""
     match = _BUCKET.fullmatch(name)
     if match is None or int(match[1]) not in WINDOWS:

@@ -99,16 +99,6 @@ def default_rules(currency: str = "CNY", first_order_above: int | None = None) -
             score=40,
             note="a reseller bot: one device, many e-mails; reviewed, not blocked, as device ids can collide",
         ),
-        VelocityRule(
-            id="client-flood",
-            type="velocity",
-            kind="client",
-            window=60,
-            max_orders=20,
-            action="block",
-            score=50,
-            note="a bot on one address; 20 an hour leaves room for buyers sharing a carrier NAT",
-        ),
         DisposableEmailRule(
             id="disposable-email",
             type="disposable_email",

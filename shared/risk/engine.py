@@ -94,7 +94,7 @@ class Decision(BaseModel):
     decided_by: str | None  # the rule that decided it, if one did (None: the score, or nothing fired)
     rules_version: int
     hits: tuple[Hit, ...]  # every rule that fired, dry-run ones included, in the document's order
-    skipped: tuple[Skip, ...]
+    skipped: tuple[Skip, ...] = ()  # not kept in the order's history (`screening.record`)
     dry_run_action: Action  # the action were the dry-run rules live
     dry_run_score: int
     signals: SignalsUsed

@@ -252,6 +252,13 @@ class RiskRules(BaseModel):
             if rule.id in seen:
                 raise ValueError(f"rules[{index}].id: another rule has the id '{rule.id}' (ids are unique)")
             seen.add(rule.id)
+            if rule.id.startswith("learned-") and not (
+                isinstance(rule, ListRule) and rule.action == "block" and rule.id == learned_id(rule.kind)
+            ):
+                raise ValueError(
+                    f"rules[{index}].id: ids 'learned-<kind>' are kept for the block lists disputes and "
+                    "fraud refunds fill (a list rule of that kind, action block)"
+                )
         entries = sum(len(rule.values) for rule in self.rules if isinstance(rule, ListRule))
         if entries > MAX_VALUES:
             raise ValueError(f"rules: {entries} list entries in all; at most {MAX_VALUES}")

@@ -140,6 +140,8 @@ class OrderItem(Model):
     delivery = UnicodeAttribute(null=True)
     sealed_input = BinaryAttribute(null=True, legacy_encoding=False)
     sealed_fulfilment = BinaryAttribute(null=True, legacy_encoding=False)
+    client = UnicodeAttribute(null=True)  # issue 20: where it was placed from (docs/risk.md)
+    device = UnicodeAttribute(null=True)
     fulfil_merchant = UnicodeAttribute(null=True)  # set while a manual order waits for its merchant
     fulfil_by = NumberAttribute(null=True)
     fulfil_index = FulfilIndex()
@@ -175,6 +177,8 @@ def _to_order(item: OrderItem) -> Order:
         delivery=item.delivery or "stock",  # type: ignore[arg-type]
         sealed_input=item.sealed_input,
         sealed_fulfilment=item.sealed_fulfilment,
+        client=item.client,
+        device=item.device,
     )
 
 
@@ -283,6 +287,8 @@ class OrderStore:
             merchant_position=_sort_key(order.created_at, order.order_id),
             delivery=None if order.delivery == "stock" else order.delivery,
             sealed_input=order.sealed_input,
+            client=order.client,
+            device=order.device,
         )
         try:
             item.save(condition=OrderItem.order_id.does_not_exist())

@@ -2,12 +2,16 @@
 counted kind, hashed value), keyed `risk#<merchant>#<subject>`.
 
 Counted **written first**: one UpdateItem per counted identifier ADDs this order to the current
-bucket of every window and answers the item as it is after (ReturnValues ALL_NEW), so a decision
-needs no read of its own and sees every order counted before it, concurrent ones included (no
-read-then-write race). The write is conditional on `last` not being this order's token: the SDK's
-retry of a write that applied is refused, and the item is then read (strongly consistent) instead —
-the order is counted once (DESIGN.md). Buckets older than the previous one are removed by the write
-that finds the next bucket (the two before the previous, by name), and an idle item expires by TTL.
+bucket of each window its rules look at and answers the item as it is after (ReturnValues ALL_NEW),
+so a decision needs no read of its own and sees every order counted before it, concurrent ones
+included (no read-then-write race). The write is conditional on `last` not being this order's token:
+the SDK's retry of a write that applied is refused, and the item is then read (strongly consistent)
+instead — the order is counted once (DESIGN.md).
+
+The write stays small (every attribute an update names costs time at the store): buckets older than
+the previous one are not removed by it but by a second UpdateItem, sent only when the answer shows
+some — once per identifier and bucket period, at most, and never for an identifier seen once. An
+idle item expires by TTL.
 """
 
 from datetime import datetime
@@ -27,8 +31,9 @@ from shared.risk.counters import (
     amount_name,
     bucket,
     orders_name,
+    stale,
 )
-from shared.risk.signals import WINDOWS, Stage
+from shared.risk.signals import Stage
 from shared.settings import settings
 
 SK = "risk"
@@ -53,25 +58,26 @@ class RiskCounters:
         if COUNTED_AT[item.kind] != stage:
             raise ValueError(f"a {item.kind} is counted at {COUNTED_AT[item.kind]}, not at {stage}")
         adds: dict[str, int] = {PAID: 1} if paid else {}
-        removes: list[str] = []
-        for window in WINDOWS:
+        for window in item.windows:
             now_at = bucket(window, now)
             adds[orders_name(window, now_at)] = 1
             adds[amount_name(window, now_at, amount.currency)] = amount.amount
-            removes += [orders_name(window, now_at - n) for n in (2, 3)]
-            removes += [amount_name(window, now_at - n, amount.currency) for n in (2, 3)]
-        counted = [*adds, *removes]
-        names = {f"#n{i}": name for i, name in enumerate(counted)} | {"#last": "last", "#expires": "expires"}
+        names = {f"#n{i}": name for i, name in enumerate(adds)} | {"#last": "last", "#expires": "expires"}
         values: dict[str, Any] = {f":v{i}": {"N": str(v)} for i, v in enumerate(adds.values())}
         values[":token"] = {"S": f"{order_id}#{stage}"}
         kept = KEEP_HISTORY if paid else KEEP_COUNTS
         values[":expires"] = {"N": str(int((now + kept).timestamp()))}
-        update = (
-            "ADD " + ", ".join(f"#n{i} :v{i}" for i in range(len(adds)))
-            + " SET #last = :token, #expires = :expires"
-            + " REMOVE " + ", ".join(f"#n{i}" for i in range(len(adds), len(counted)))
-        )  # fmt: skip
+        adding = ", ".join(f"#n{i} :v{i}" for i in range(len(adds)))
+        update = ("ADD " + adding + " " if adds else "") + "SET #last = :token, #expires = :expires"
         key = {"pk": {"S": f"risk#{merchant_id}#{item.subject}"}, "sk": {"S": SK}}
+        found = self._write(key, update, names, values)
+        if old := [name for name in found if stale(name, now)]:
+            self._forget(key, old)
+        return found
+
+    def _write(
+        self, key: dict[str, Any], update: str, names: dict[str, str], values: dict[str, Any]
+    ) -> Stored:
         try:
             answer = self._dynamodb.update_item(
                 TableName=self._table,
@@ -89,6 +95,15 @@ class RiskCounters:
         # This order's own write, applied before its answer was lost: read what it left.
         found = self._dynamodb.get_item(TableName=self._table, Key=key, ConsistentRead=True)
         return _numbers(found.get("Item", {}))
+
+    def _forget(self, key: dict[str, Any], names: list[str]) -> None:
+        """Remove buckets no window reads any more (never added to again, so no write races it)."""
+        self._dynamodb.update_item(
+            TableName=self._table,
+            Key=key,
+            UpdateExpression="REMOVE " + ", ".join(f"#n{i}" for i in range(len(names))),
+            ExpressionAttributeNames={f"#n{i}": name for i, name in enumerate(names)},
+        )
 
 
 def _numbers(item: dict[str, Any]) -> dict[str, int]:

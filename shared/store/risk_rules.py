@@ -117,10 +117,14 @@ class RiskRulesStore:
     ) -> RiskRules:
         """Put each value on its kind's learned block list (`with_blocked`) as one conditional
         read-modify-write, read again and retried if another write came between; returns the rules as
-        stored. Audited by a log line naming the kinds and the version, never the values."""
+        stored. Audited by a log line naming the kinds and the version, never the values. Values that
+        are listed already (the same dispute reported twice, at once or later) change nothing: no
+        write, no new version, no audit line."""
         for _ in range(LEARN_ATTEMPTS):
             current = self.rules(merchant_id, currency)
             changed = with_blocked(current, values)
+            if changed == current:
+                return current
             try:
                 stored = self.put_rules(merchant_id, changed, current.version)
             except VersionConflict:

@@ -203,7 +203,7 @@ def test_a_kept_qr_code_whose_order_expired_is_dropped_by_the_next_page(shop, br
     )
     page.reload()
     kept = page.evaluate("Object.keys(localStorage).sort()")
-    assert kept == ["miaofa:qr:ord_new", "miaofa:token:ord_old"]
+    assert kept == ["miaofa:device", "miaofa:qr:ord_new", "miaofa:token:ord_old"]  # static/device.js's too
 
 
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])

@@ -1,7 +1,8 @@
-"""The risk engine screens every paid order before delivery (shared/screening.py), over HTTP on the local
-runtime with real threads: a stolen payer account on the merchant's block list is refunded, a card
-tester's burst of payments from one payer and a large first order go to review, 50 honest buyers
-paying at the same time all get their codes, and each decision's history entry names its rule."""
+"""The risk engine screens every checkout and every paid order before delivery (shared/screening.py),
+over HTTP on the local runtime with real threads: a stolen payer account on the merchant's block list
+is refunded, a card tester's burst of payments from one payer, a reseller bot's burst from one device
+and a large first order go to review, a listed device or address is refused at checkout, 50 honest
+buyers paying at the same time all get their codes, and each decision's history entry names its rule."""
 
 import secrets
 import threading
@@ -9,7 +10,7 @@ import time
 
 from shared.orders import Status
 from shared.settings import settings
-from tests.support import poll, stored_order
+from tests.support import poll, session_from, stored_order
 
 
 def merchant_with_rules(shop, rules: list[dict]) -> tuple[str, str]:
@@ -22,8 +23,10 @@ def merchant_with_rules(shop, rules: list[dict]) -> tuple[str, str]:
     return merchant_id, key
 
 
-def paid(shop, product_id: str, payer: str, quantity: int = 1, email: str | None = None) -> dict:
-    answer = shop.checkout(product_id, quantity, email=email or f"{secrets.token_hex(4)}@example.com")
+def paid(shop, product_id: str, payer: str, quantity: int = 1, email: str | None = None, **checkout) -> dict:
+    answer = shop.checkout(
+        product_id, quantity, email=email or f"{secrets.token_hex(4)}@example.com", **checkout
+    )
     assert answer.status_code == 201, answer.text
     order = answer.json()
     assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY", payer=payer)
@@ -40,8 +43,8 @@ def settled(order: dict) -> Status:
 
 
 def risk_entry(order: dict) -> dict:
-    [entry] = [e.data["risk"] for e in stored_order(order["order_id"]).history if "risk" in e.data]
-    return entry
+    """The latest decision in the order's history (the payment's; the checkout's is in order.created)."""
+    return [e.data["risk"] for e in stored_order(order["order_id"]).history if "risk" in e.data][-1]
 
 
 def test_bots_are_blocked_or_reviewed_and_every_honest_buyer_gets_the_code(shop):
@@ -69,6 +72,14 @@ def test_bots_are_blocked_or_reviewed_and_every_honest_buyer_gets_the_code(shop)
                 "above": {"amount": 50000, "currency": "CNY"},
                 "action": "review",
             },
+            {
+                "id": "reseller",
+                "type": "velocity",
+                "kind": "device",
+                "window": 60,
+                "max_orders": 3,
+                "action": "review",
+            },
         ],
     )
     product_id = shop.new_product(
@@ -81,13 +92,19 @@ def test_bots_are_blocked_or_reviewed_and_every_honest_buyer_gets_the_code(shop)
     results: dict[str, dict] = {}
 
     def honest(n: int) -> None:
-        results[f"honest-{n}"] = paid(shop, product_id, f"honest-{n}")
+        results[f"honest-{n}"] = paid(shop, product_id, f"honest-{n}", device=f"d1.honest-{n}")
 
-    def tester(n: int) -> None:
-        results[f"tester-{n}"] = paid(shop, product_id, "card-tester")
+    def tester(n: int) -> None:  # one card, a new e-mail and address each time
+        results[f"tester-{n}"] = paid(shop, product_id, "card-tester", via=session_from(f"127.0.3.{n + 1}"))
+
+    def reseller(n: int) -> None:  # one device, a new e-mail, address and payer account each time
+        results[f"reseller-{n}"] = paid(
+            shop, product_id, f"mule-{n}", device="d1.reseller", via=session_from(f"127.0.4.{n + 1}")
+        )
 
     threads = [threading.Thread(target=honest, args=(n,)) for n in range(50)]
     threads += [threading.Thread(target=tester, args=(n,)) for n in range(6)]
+    threads += [threading.Thread(target=reseller, args=(n,)) for n in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -104,6 +121,48 @@ def test_bots_are_blocked_or_reviewed_and_every_honest_buyer_gets_the_code(shop)
     assert testers.count(Status.IN_REVIEW) >= 3  # the 4th payment from one payer in 10 minutes on
     reviewed = [o for n, o in results.items() if n.startswith("tester") and settled(o) == Status.IN_REVIEW]
     assert all(risk_entry(order)["decided_by"] == "burst" for order in reviewed)
+    resold = [settled(order) for name, order in results.items() if name.startswith("reseller")]
+    assert resold.count(Status.IN_REVIEW) >= 3  # the 4th checkout from one device in an hour on
+    held = [o for n, o in results.items() if n.startswith("reseller") and settled(o) == Status.IN_REVIEW]
+    assert all(risk_entry(order)["decided_by"] == "reseller" for order in held)
+    assert all("reviewed at checkout" in risk_entry(order)["reason"] for order in held)
+
+
+def test_a_listed_device_or_address_is_refused_at_checkout_and_nothing_is_reserved(shop):
+    _, key = merchant_with_rules(
+        shop,
+        [
+            {"id": "bad-device", "type": "list", "kind": "device", "values": ["d1.bot"], "action": "block"},
+            {
+                "id": "bad-net",
+                "type": "list",
+                "kind": "client",
+                "values": ["127.0.5.0/24"],
+                "action": "block",
+            },
+        ],
+    )
+    product_id = shop.new_product([f"C-{secrets.token_hex(4)}" for _ in range(2)], key=key)
+
+    body = {"product_id": product_id, "quantity": 1, "email": "bot@example.com", "device": "d1.bot"}
+    key_header = {"Idempotency-Key": secrets.token_hex(16)}
+
+    by_device = shop.http.post(f"{shop.url}/api/orders", json=body, headers=key_header, timeout=30)
+    again = shop.http.post(f"{shop.url}/api/orders", json=body, headers=key_header, timeout=30)
+    by_address = shop.checkout(product_id, via=session_from("127.0.5.77"))
+    honest = shop.checkout(product_id, device="d1.someone-else")
+
+    for refused in (by_device, again, by_address):
+        assert refused.status_code == 403, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "risk_blocked" and error["reference"].startswith("rsk_")
+        assert "bad-" not in refused.text  # no reason given to the buyer, only the reference
+        assert stored_order("ord_" + error["reference"].removeprefix("rsk_")) is None
+    assert by_device.json()["error"]["reference"] == again.json()["error"]["reference"]
+    assert honest.status_code == 201, honest.text
+    # Nothing was reserved for the refused ones: of the two codes, the second is still there to buy.
+    assert shop.checkout(product_id, email="second@example.com").status_code == 201
+    assert shop.checkout(product_id, email="third@example.com").json()["error"]["code"] == "out_of_stock"
 
 
 def test_an_approved_review_is_delivered_and_not_screened_again(shop):
@@ -156,7 +215,8 @@ def test_a_new_shop_has_the_default_rules_a_payers_burst_goes_to_review(shop):
 def test_a_refund_as_fraud_blocks_the_payer_and_email_next_time(shop):
     _, key = merchant_with_rules(shop, [])
     product_id = shop.new_product([f"C-{secrets.token_hex(4)}" for _ in range(3)], key=key)
-    first = paid(shop, product_id, "thief", email="thief@example.com")
+    # The fraud's address goes onto the block lists too: each buyer here comes from an address of its own.
+    first = paid(shop, product_id, "thief", email="thief@example.com", via=session_from("127.0.6.1"))
     assert settled(first) == Status.DELIVERED
 
     refunded = shop.merchant(
@@ -175,9 +235,9 @@ def test_a_refund_as_fraud_blocks_the_payer_and_email_next_time(shop):
     # PRODUCT_CACHE_SECONDS (docs/risk.md). Wait out that bound, not a guess.
     changed_at = time.monotonic()
     poll(lambda: time.monotonic() > changed_at + settings().product_cache_seconds, 10)
-    again = paid(shop, product_id, "thief", email="other@example.com")
+    again = paid(shop, product_id, "thief", email="other@example.com", via=session_from("127.0.6.2"))
     assert settled(again) in (Status.REFUNDING, Status.REFUNDED)
     assert risk_entry(again)["decided_by"] == "learned-payer"
-    by_email = paid(shop, product_id, "someone-else", email="thief@example.com")
-    assert settled(by_email) in (Status.REFUNDING, Status.REFUNDED)
-    assert risk_entry(by_email)["decided_by"] == "learned-email"
+    # The e-mail is known at checkout: refused there, before anything is reserved.
+    by_email = shop.checkout(product_id, email="thief@example.com", via=session_from("127.0.6.3"))
+    assert by_email.status_code == 403 and by_email.json()["error"]["code"] == "risk_blocked"

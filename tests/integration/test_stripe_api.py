@@ -159,6 +159,8 @@ def test_query_finds_the_orders_succeeded_payment_and_nothing_else(kit, shop):
         "payment_id": intent,
         "amount": {"amount": 1999, "currency": "CNY"},
         "refund_id": None,
+        "dispute_id": None,
+        "reason": None,
         "payer": f"stripe:{kit.buyer}",  # the card's fingerprint, from the Charge the search includes
         "card_country": "US",
     }

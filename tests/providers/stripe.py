@@ -269,7 +269,11 @@ class FakeStripe(FakeServer[Seen]):
                 "payment_intents": (self.payment_intents, "payment_intent"),
                 "refunds": (self.refunds, "refund"),
             }[one[1]]
-            return self._get(objects, one[2], kind)
+            found = self._get(objects, one[2], kind)
+            # `expand[]=latest_charge` on a PaymentIntent: the Charge in place of its id
+            if kind == "payment_intent" and found["latest_charge"] and "latest_charge" in query.values():
+                return {**found, "latest_charge": self.charge_of(found)}
+            return found
         raise StripeError(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}).")
 
     @staticmethod
@@ -575,6 +579,34 @@ class Kit:
             }
             previous = {"amount_refunded": 0, "refunded": False}
             self._built[key] = self._event("charge.refunded", charge, _id("evt_", *key), previous)
+        return self.signed(self._built[key])
+
+    def disputed(self, order: dict[str, Any], dispute: str = "1", reason: str = "fraudulent") -> Callback:
+        """`charge.dispute.created` for the order's payment (which exists at Stripe first): the buyer
+        charged it back. The same `dispute` is the same event (Stripe's retry)."""
+        order_id, total = order["order_id"], order["total"]
+        key = ("disputed", order_id, dispute)
+        if key not in self._built:
+            self._paid_body(order)
+            intent = self.server.payment_intents[self.payment_intent_of(order)]
+            obj = {
+                "id": _id("dp_", *key),
+                "object": "dispute",
+                "amount": stripe_amount(total["amount"], total["currency"]),
+                "balance_transactions": [],
+                "charge": intent["latest_charge"],
+                "created": int(time.time()),
+                "currency": total["currency"].lower(),
+                "evidence": {"customer_email_address": None, "uncategorized_text": None},
+                "evidence_details": {"due_by": int(time.time()) + 7 * 86400, "has_evidence": False},
+                "is_charge_refundable": False,
+                "livemode": False,
+                "metadata": {},  # a dispute's own: Stripe copies no metadata of the payment onto it
+                "payment_intent": intent["id"],
+                "reason": reason,
+                "status": "needs_response",
+            }
+            self._built[key] = self._event("charge.dispute.created", obj, _id("evt_", *key))
         return self.signed(self._built[key])
 
     def tampered(self, callback: Callback) -> Callback:

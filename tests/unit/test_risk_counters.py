@@ -22,7 +22,7 @@ from shared.risk.counters import (
     velocity,
 )
 from shared.risk.defaults import default_rules
-from shared.risk.rules import parse_rules
+from shared.risk.rules import RiskRules, VelocityRule, parse_rules
 from shared.risk.signals import Fingerprints, History, Signals, Velocity
 
 KEY = Fingerprints.for_merchant("a-server-secret-of-some-length", "mer_1")
@@ -40,6 +40,15 @@ def signals(**changes) -> Signals:
         "product_id": "prd_1",
     }
     return Signals(**{**values, **changes})
+
+
+def rules() -> RiskRules:
+    """The defaults and a rule counting client addresses, as a merchant may add."""
+    defaults = default_rules()
+    flood = VelocityRule(
+        id="client-flood", type="velocity", kind="client", window=60, max_orders=20, action="block", score=50
+    )
+    return defaults.model_copy(update={"rules": [*defaults.rules, flood]})
 
 
 class FakeCounters:
@@ -70,7 +79,7 @@ class FakeCounters:
 
 
 def test_a_decision_reads_one_item_per_identifier_the_rules_count():
-    items = counter_items(default_rules(), signals(), KEY)
+    items = counter_items(rules(), signals(), KEY)
     assert [(item.kind, item.windows, item.history) for item in items] == [
         ("email", (), True),  # first order and refunds: the buyer's history
         ("client", (60,), False),
@@ -78,7 +87,7 @@ def test_a_decision_reads_one_item_per_identifier_the_rules_count():
     ]
     assert items[1].subject == f"client#{KEY.of('client', '198.51.100.7')}"
     assert "198.51.100.7" not in repr(items)  # the value keys the signals, never a record or a log
-    at_payment = counter_items(default_rules(), signals(payer="alipay:1", device=None), KEY)
+    at_payment = counter_items(rules(), signals(payer="alipay:1", device=None), KEY)
     assert [(item.kind, item.windows) for item in at_payment] == [
         ("email", ()),
         ("client", (60,)),
@@ -159,7 +168,7 @@ def test_a_burst_faster_than_the_window_is_seen_nearly_whole(window, n, span, ed
 
 def test_counts_include_this_order_once_whichever_stage_reads_them():
     amount = Money(amount=1_000, currency=CNY)
-    items = counter_items(default_rules(), signals(payer="alipay:1"), KEY)
+    items = counter_items(rules(), signals(payer="alipay:1"), KEY)
     unseen = velocity(items, {}, START, amount, "checkout")
     assert unseen[("client", "198.51.100.7", 60)] == Velocity(orders=1, amount=1_000)
     assert unseen[("payer", "alipay:1", 10)] == Velocity(orders=1, amount=1_000)
@@ -184,7 +193,7 @@ def test_counts_include_this_order_once_whichever_stage_reads_them():
 
 
 def test_a_write_counts_every_window_removes_stale_buckets_and_expires_when_idle():
-    items = counter_items(default_rules(), signals(), KEY)
+    items = counter_items(rules(), signals(), KEY)
     old = bucket(60, START) - 2
     stored = {
         items[1].subject: {
@@ -228,12 +237,12 @@ def test_the_buyers_history_is_kept_on_their_e_mails_item():
 
 
 def test_counts_add_up_over_a_store_applying_the_writes_and_a_retried_write_counts_once():
-    store, rules = FakeCounters(), default_rules()
+    store, counted = FakeCounters(), rules()
     seen = []
     for n in range(40):
         now = START + timedelta(minutes=2 * n)  # one order every two minutes from one address
         order = signals(email=f"buyer{n}@example.org")
-        items = counter_items(rules, order, KEY)
+        items = counter_items(counted, order, KEY)
         stored = store.read([item.subject for item in items])
         seen.append(
             velocity(items, stored, now, order.amount, "checkout")[("client", "198.51.100.7", 60)].orders

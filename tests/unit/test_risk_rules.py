@@ -224,10 +224,14 @@ def test_a_full_learned_list_lets_its_oldest_entries_go():
     assert big.rules[0].values[-1] == long_values[-1]  # type: ignore[union-attr]
 
 
-def test_the_learned_list_must_be_a_block_list():
-    rules = parse_rules({"rules": [block_list("payer", "alipay:1", id="learned-payer", action="review")]})
-    with pytest.raises(ValueError, match="not a payer block list"):
-        with_blocked(rules, {"payer": "alipay:2"})
-    taken = parse_rules({"rules": [velocity(id="learned-payer")]})
-    with pytest.raises(ValueError, match="not a payer block list"):
-        with_blocked(taken, {"payer": "alipay:2"})
+def test_the_learned_ids_are_kept_for_the_learned_block_lists():
+    # A merchant's own rule under a learned id would leave a dispute nowhere to write: refused at PUT.
+    for rule in (
+        block_list("payer", "alipay:1", id="learned-payer", action="review"),
+        block_list("email", "a@example.com", id="learned-payer"),
+        velocity(id="learned-payer"),
+    ):
+        with pytest.raises(Invalid, match="kept for the block lists disputes"):
+            parse_rules({"rules": [rule]})
+    kept = parse_rules({"rules": [block_list("payer", "alipay:1", id="learned-payer")]})
+    assert with_blocked(kept, {"payer": "alipay:2"}).rules[0].values == ("alipay:1", "alipay:2")  # type: ignore[union-attr]

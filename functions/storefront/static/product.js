@@ -1,7 +1,7 @@
 // The product page: the total for the chosen quantity before "buy" (the server's totals, tiers
 // applied), the fields the product asks for (checked here first, each error beside its field; a field
-// asked twice must match), then start the checkout, keep the order's access token in this browser and
-// go to pay.
+// asked twice must match), then start the checkout (with this browser's device id, static/device.js),
+// keep the order's access token in this browser and go to pay.
 "use strict";
 const texts = JSON.parse(document.getElementById("texts").textContent);
 const page = document.getElementById("page").dataset;
@@ -9,6 +9,7 @@ const form = document.getElementById("buy");
 const error = document.getElementById("error");
 const range = {min: page.min, max: page.max};
 const totals = page.totals ? JSON.parse(page.totals) : {};
+const device = form ? deviceId() : null; // begun now, ready long before "buy"
 
 // The quantity typed, if the form takes it (a whole number within the range), else null.
 function quantity() {
@@ -128,6 +129,8 @@ if (form) {
     const request = {product_id: page.productId, quantity: chosen, email: form.email.value};
     if (provider) request.provider = provider.value;
     if (fields.length) request.buyer_input = input;
+    const id = await Promise.race([device, new Promise((done) => setTimeout(done, 500, null))]); // never held up
+    if (id) request.device = id;
     let response;
     try {
       response = await fetch("/api/orders", {
@@ -146,7 +149,11 @@ if (form) {
       button.disabled = false;
       return;
     }
-    localStorage.setItem("miaofa:token:" + body.order_id, body.access_token);
+    try {
+      localStorage.setItem("miaofa:token:" + body.order_id, body.access_token);
+    } catch (failure) {
+      // storage refused: the order is placed all the same, so go on to pay
+    }
     if (body.payment.kind === "qr") {
       // The order page draws the code (the server's SVG) beside the amount and the provider's name,
       // again after a reload while the order waits for its payment (static/qr.js).

@@ -145,7 +145,9 @@ class Orders(Command):
         """Asking again changes nothing and answers the same refund id: safe to retry."""
         body: dict[str, Any] = {"reason": self.args.reason} if self.args.reason else {}
         if self.args.fraud:
-            body["fraud"] = True  # the payer and e-mail onto the learned block lists (docs/risk.md)
+            body["fraud"] = (
+                True  # its payer, device, e-mail, client onto the learned block lists (docs/risk.md)
+            )
         answer = self.api.json_call(
             "POST",
             f"/merchant/orders/{quoted(self.args.id)}/refund",
@@ -305,7 +307,9 @@ def register(commands: Any, where: Parser) -> None:
     )
     refund.add_argument("--reason", metavar="TEXT", help="kept with the refund (at most 200 characters)")
     refund.add_argument(
-        "--fraud", action="store_true", help="the order was fraud: block its payer and e-mail at this shop"
+        "--fraud",
+        action="store_true",
+        help="the order was fraud: block its payer, device, e-mail and client address at this shop",
     )
     refund.set_defaults(run=Orders.refund)
 
