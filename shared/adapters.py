@@ -15,7 +15,10 @@ from shared.risk.signals import Signals
 from shared.settings import settings
 from shared.sockets import Sockets
 from shared.store.connections import ConnectionStore
+from shared.store.license_keys import LicenseKeyStore
+from shared.store.licenses import LicenseStore
 from shared.store.limits import LimitStore
+from shared.store.made import MadeCodes
 from shared.store.merchants import MerchantStore
 from shared.store.ops import OpsStore
 from shared.store.orders import OrderStore
@@ -57,6 +60,12 @@ def webhooks() -> WebhookStore:
 @cache
 def upstreams() -> UpstreamStore:
     return UpstreamStore(merchants())
+
+
+@cache
+def made_codes() -> MadeCodes:
+    """Generated codes' uniqueness items and capped products' counts (shared/store/made.py)."""
+    return MadeCodes()
 
 
 @cache
@@ -135,6 +144,18 @@ def sockets() -> Sockets:
     return Sockets()
 
 
+@cache
+def licenses() -> LicenseStore:
+    """Licenses issued, their status and activations (docs/licenses.md)."""
+    return LicenseStore()
+
+
+@cache
+def license_keys() -> LicenseKeyStore:
+    """Merchants' license signing keys, sealed under their code ciphers (docs/licenses.md)."""
+    return LicenseKeyStore(cipher)
+
+
 def cipher(merchant_id: str) -> CodeCipher:
     """The merchant's code cipher (its data key opened by KMS once per process, on first use)."""
     return merchants().cipher(merchant_id)
@@ -175,6 +196,10 @@ def ports() -> Ports:
         upstreams=upstreams().recent_upstream,
         screen=_screen,
         screen_checkout=_screen_checkout,
+        refunded=_count_refund,
+        licenses=licenses(),
+        license_keys=license_keys(),
+        made=made_codes(),
     )
 
 
@@ -193,6 +218,10 @@ def _screen_checkout(merchant_id: str, order_id: str, signals: Signals, now: dat
         settings().order_token_secret,
         now,
     )
+
+
+def _count_refund(order: Order) -> None:
+    screening.count_refund(order, risk_counters(), settings().order_token_secret)
 
 
 def _screen(order: Order, now: datetime) -> Decision:

@@ -38,6 +38,9 @@ IMPORT_POINTS = ("import:between-shards",)
 # A top-up's delivery: after its request is noted, and after the upstream answered (tests/integration/
 # test_topup.py: every behaviour of the fake upstream with a crash at each).
 TOPUP_POINTS = ("topup:after-sent-recorded", "topup:after-answer")
+# A generated order's delivery: after its cap is counted, after its codes are drawn and recorded
+# (tests/integration/test_generated.py: the retry draws new codes).
+GENERATED_POINTS = ("generated:after-count", "generated:after-draw")
 
 _armed: set[str] = set()
 _lock = threading.Lock()
@@ -67,7 +70,7 @@ def checkpoint(name: str, key: str | None = None) -> None:
 
 
 def arm(name: str) -> None:
-    if name not in POINTS + REFUND_POINTS + IMPORT_POINTS + EDGE_POINTS + TOPUP_POINTS:
+    if name not in POINTS + REFUND_POINTS + IMPORT_POINTS + EDGE_POINTS + TOPUP_POINTS + GENERATED_POINTS:
         raise ValueError(f"unknown crash point {name!r}")
     with _lock:
         _armed.add(name)

@@ -10,7 +10,7 @@ from shared.codes import CodeCipher
 from shared.orders import Order, sealed_identity
 
 MAX_TEXT_LENGTH = 5000
-MAX_CODE_LENGTH = 512
+MAX_CODE_LENGTH = 1100  # a license key with 16 entitlements is 1,053 characters (docs/licenses.md)
 
 
 class Fulfilment(BaseModel):

@@ -54,6 +54,7 @@ _ERROR_MEANING = {
     403: "an unknown or revoked API key (API Gateway's own body)",
     404: "unknown, or not yours",
     409: "state conflict or out of stock",
+    410: "gone: a license revoked (refunded, or by its merchant)",
     415: "a content type this route does not take",
     422: "well-formed input that breaks a rule",
     429: "rate limited",

@@ -61,6 +61,7 @@ NOTES: frozenset[str] = frozenset(
         "topup.sent",  # written before each request to a top-up's upstream (shared/topup.py)
         "risk.decided",  # the risk engine allowed a paid order on which some rule fired (shared/screening.py)
         "payment.disputed",  # the buyer disputed a payment (a chargeback): shared/disputes.py
+        "codes.drawing",  # written before a generated order's codes are made (functions/deliver/generated.py)
     }
 )
 

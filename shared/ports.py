@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from shared.codes import CodeCipher
+from shared.generated import CSPRNG, Pattern
 from shared.notify import Notification
 from shared.orders import Order, Payment, SlotRange, Status, Ticket
 from shared.payments import PaymentEvent
@@ -26,6 +27,7 @@ from shared.store.stock.upkeep import Claimants
 from shared.store.upstreams import UpstreamConfig
 
 if TYPE_CHECKING:
+    from shared.licensing import LicenseKeys, LicenseRecords
     from shared.risk.engine import Decision
     from shared.risk.signals import Signals
 
@@ -132,6 +134,18 @@ class StockUpkeepPort(Protocol):
     ) -> list[str]: ...
 
     def audit_holds(self, claimants: Claimants, now: int, grace: int) -> dict[str, list[str]]: ...
+
+
+class MadeCodePort(Protocol):
+    """Codes made per order (shared/store/made.py): each unique per product, a cap counted exactly."""
+
+    def record(self, product_id: str, fingerprint: str, order_id: str, unit: int, at: datetime) -> bool:
+        """True if the code with this fingerprint is (now or already) this unit's; False if another's."""
+        ...
+
+    def take(self, product_id: str, cap: int, units: int) -> bool:
+        """Count `units` more codes made if that stays within `cap`; False, nothing counted, if not."""
+        ...
 
 
 class StockLevelPort(Protocol):
@@ -312,3 +326,13 @@ class Ports:
     # A PAID order -> its merchant's risk rules' decision (shared/screening.py); None: not screened
     screen: Callable[[Order, datetime], "Decision | None"] = lambda order, now: None
     screen_checkout: CheckoutScreen | None = None  # None: checkouts not screened
+    # A REFUNDED order -> counted in its payer's history for the risk rules (shared/screening.py)
+    refunded: Callable[[Order], None] = lambda order: None
+    # Licenses issued and their status (shared/store/licenses.py), and merchants' license signing keys
+    # (shared/store/license_keys.py); None: this bundle issues and revokes no license.
+    licenses: "LicenseRecords | None" = None
+    license_keys: "LicenseKeys | None" = None
+    # Generated codes' uniqueness and cap (functions/deliver/generated.py); None: not wired (unit fakes)
+    made: MadeCodePort | None = None
+    # A fresh code of a pattern: the CSPRNG's (a test may draw codes it chooses, to force a collision)
+    draw: Callable[[Pattern], str] = lambda pattern: pattern.generate(CSPRNG)

@@ -4,15 +4,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared import generated
 from shared.buyer_input import InputField, check_fields
 from shared.errors import Invalid
+from shared.licenses.license import DEFAULT_PREFIX, ENTITLEMENT, MAX_ENTITLEMENTS, MAX_MACHINES
+from shared.licenses.text import PREFIX
 from shared.money import MAX_AMOUNT, Money
 
 # stock: codes imported beforehand; topup: credited to the buyer's account by the merchant's upstream
-# (docs/topup.md); manual: the merchant fulfils each paid order by hand, within a promised time.
-DeliveryMode = Literal["stock", "topup", "manual"]
+# (docs/topup.md); manual: the merchant fulfils each paid order by hand, within a promised time;
+# generated: a fresh code per unit made from the merchant's pattern when the order is paid; license: a
+# license key per unit signed with the merchant's key (docs/licenses.md).
+DeliveryMode = Literal["stock", "topup", "manual", "generated", "license"]
 # What reconciliation does with a paid order it could not deliver after its bounded re-drives.
 UndeliverablePolicy = Literal["refund", "hold"]
 # What reconciliation does with an order the risk engine sent to review that its merchant did not
@@ -26,6 +31,9 @@ MAX_SALES_PER_CODE = 10_000  # a reusable code is sold at most this many times
 MAX_CATEGORY_LENGTH = 50  # the storefront groups a shop's products under it
 DEFAULT_REVIEW_DEADLINE_MINUTES = 24 * 60
 MAX_REVIEW_DEADLINE_MINUTES = 30 * 24 * 60
+MAX_GENERATED_CAP = 1_000_000_000
+# A license's expiry must fit its format's 32-bit time (to 2106): 10,000 days from any year before 2078.
+MAX_VALID_DAYS = 10_000
 
 
 class PriceTier(BaseModel):
@@ -55,6 +63,49 @@ class ManualTerms(BaseModel):
     deadline_minutes: int = Field(default=24 * 60, strict=True, ge=1, le=30 * 24 * 60)  # then the policy
 
 
+class GeneratedTerms(BaseModel):
+    """A generated product's code pattern (shared/generated.py) and how many codes may ever be made."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pattern: str = Field(min_length=1, max_length=generated.MAX_PATTERN_LENGTH)
+    cap: int | None = Field(default=None, strict=True, ge=1, le=MAX_GENERATED_CAP)  # None: no cap
+
+    @field_validator("pattern")
+    @classmethod
+    def _makes_codes(cls, pattern: str) -> str:
+        generated.validate(pattern)  # 422 invalid_code_pattern, naming the broken rule
+        return pattern
+
+    def example(self) -> str:
+        """A code the pattern could make, as a merchant sees it when saving the product."""
+        return generated.generate(self.pattern)
+
+
+class LicenseTerms(BaseModel):
+    """What a license product's keys grant (docs/licenses.md "What a license says")."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    entitlements: tuple[str, ...] = Field(default=(), max_length=MAX_ENTITLEMENTS)
+    max_machines: int = Field(strict=True, ge=1, le=MAX_MACHINES)
+    valid_days: int | None = Field(default=None, strict=True, ge=1, le=MAX_VALID_DAYS)  # None: never expires
+    # 1-12 of A-Z 0-9, starting with a letter: part of what is signed
+    prefix: str = Field(default=DEFAULT_PREFIX, pattern=f"^{PREFIX.pattern}$")
+
+    @field_validator("entitlements")
+    @classmethod
+    def _entitlements(cls, entitlements: tuple[str, ...]) -> tuple[str, ...]:
+        for entitlement in entitlements:
+            if not ENTITLEMENT.fullmatch(entitlement):
+                raise ValueError(
+                    f"each entitlement is 1-32 characters of A-Z a-z 0-9 . _ : -, not {entitlement!r}"
+                )
+        if len(set(entitlements)) != len(entitlements):
+            raise ValueError("an entitlement is listed twice")
+        return entitlements
+
+
 class Terms(Protocol):
     """What a product's selling rules are made of (a stored product, or a merchant's request for one)."""
 
@@ -78,6 +129,10 @@ class Terms(Protocol):
     def topup(self) -> TopupTerms | None: ...
     @property
     def manual(self) -> ManualTerms | None: ...
+    @property
+    def generated(self) -> GeneratedTerms | None: ...
+    @property
+    def license(self) -> LicenseTerms | None: ...
 
 
 def unit_price(terms: Terms, quantity: int) -> Money:
@@ -124,6 +179,10 @@ def _broken_delivery(terms: Terms) -> str | None:
         return "topup {upstream, sku} is required for delivery 'topup', and only for it"
     if (terms.delivery == "manual") != (terms.manual is not None):
         return "manual {promise_minutes, deadline_minutes} is required for delivery 'manual', and only for it"
+    if (terms.delivery == "generated") != (terms.generated is not None):
+        return "generated {pattern, cap} is required for delivery 'generated', and only for it"
+    if (terms.delivery == "license") != (terms.license is not None):
+        return "license {entitlements, max_machines, valid_days, prefix} is required for delivery 'license', and only for it"
     if terms.manual is not None and terms.manual.deadline_minutes < terms.manual.promise_minutes:
         return "manual.deadline_minutes must not be shorter than manual.promise_minutes"
     if terms.delivery == "topup" and not terms.buyer_input:
@@ -168,10 +227,13 @@ class Product(BaseModel):
     buyer_input: tuple[InputField, ...] = ()  # what the buyer types at checkout (shared/buyer_input.py)
     topup: TopupTerms | None = None  # delivery "topup" only
     manual: ManualTerms | None = None  # delivery "manual" only
+    generated: GeneratedTerms | None = None  # delivery "generated" only
+    license: LicenseTerms | None = None  # delivery "license" only
 
     @property
     def stocked(self) -> bool:
-        """Whether orders take slots of imported stock (no stock is counted for the other modes)."""
+        """Whether orders take slots of imported stock (no stock is counted for the other modes: a
+        topup, manual, generated or license product is never sold out)."""
         return self.delivery == "stock"
 
     def unit_price(self, quantity: int) -> Money:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from shared import queues
 from shared.errors import DomainError, IntegrityViolation, StateConflict
 from shared.faults import checkpoint
+from shared.licensing import revoke_order_licenses
 from shared.orders import Order, Status
 from shared.ports import AllocationPort, OrderPort, Ports
 from shared.providers import PaymentProvider, ProviderError, ProviderUnavailable, RefundRequest, RefundState
@@ -63,6 +64,7 @@ def request_refund(order: Order, ports: Ports, now: datetime, reason: str) -> Or
             if order.status not in (Status.REFUNDING, Status.REFUNDED):
                 raise
         checkpoint("refund:between-refunding-and-release")
+    revoke_licenses(order, ports, now)
     return give_back_stock(order, ports.allocation)
 
 
@@ -133,5 +135,25 @@ def confirm_refund(order: Order, ports: Ports, now: datetime, facts: dict[str, s
         if refunded.status != Status.REFUNDED:
             raise
     checkpoint("refund:after-confirmed")
+    revoke_licenses(refunded, ports, now)
     queues.emit("order.refunded", refunded, ports.notify)  # never fails the refund
+    counted_in_history(refunded, ports)
     return refunded
+
+
+def counted_in_history(order: Order, ports: Ports) -> None:
+    """The refund in the payer's history for the risk rules (docs/risk.md): best effort, once per
+    order; a failure is logged and never fails the refund (the count is a signal, not money)."""
+    try:
+        ports.refunded(order)
+    except Exception as error:
+        logger.warning(
+            "refund not counted", extra={"order_id": order.order_id, "error": type(error).__name__}
+        )
+
+
+def revoke_licenses(order: Order, ports: Ports, now: datetime) -> None:
+    """A refunded order's licenses stop activating (docs/licenses.md "Refunds"): at the refund's
+    request, and again at its confirmation (every path to REFUNDED calls this, so a revocation missed
+    at the request is made then). Idempotent; best effort: a failure is logged, never fails the refund."""
+    revoke_order_licenses(order, ports.licenses, now, "order refunded")

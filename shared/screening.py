@@ -123,6 +123,18 @@ def carried(checkout: Decision | None, payment: Decision) -> Decision:
     )
 
 
+def count_refund(order: Order, counters: RiskCounters, secret: str) -> None:
+    """A refunded order its buyer had received, counted in its payer's history (`refunds`: the
+    "past refunds" rule). Refunds the shop made before delivering — a risk block, a sold-out or a late
+    payment, a wrong amount — say nothing of the buyer and are not counted; nor an order without a
+    payer (history is per payer account)."""
+    payer = order.payment.payer if order.payment is not None else None
+    if payer is None or not any(event.type == "order.delivered" for event in order.history):
+        return
+    fingerprints = Fingerprints.for_merchant(secret, order.merchant_id)
+    counters.count_refund(order.merchant_id, f"payer#{fingerprints.of('payer', payer)}", order.order_id)
+
+
 def screened_already(order: Order) -> bool:
     """Its merchant released it from review (approved), its allowance was noted, or a request for it
     went to its upstream (a top-up asked again while `processing`: screened before it was sent)."""

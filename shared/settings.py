@@ -36,6 +36,8 @@ CLIENT_BUCKET_SETTINGS: Final = (
     "LOOKUP_BURST_PER_CLIENT",
     "POLLS_PER_CLIENT_MINUTE",
     "POLL_BURST_PER_CLIENT",
+    "LICENSE_CALLS_PER_CLIENT_MINUTE",
+    "LICENSE_CALL_BURST_PER_CLIENT",
 )
 
 
@@ -52,6 +54,8 @@ class Settings(BaseSettings):
     payment_events_table: str = Field(alias="PAYMENT_EVENTS_TABLE")
     limits_table: str = Field(alias="LIMITS_TABLE")
     ops_table: str = Field(alias="OPS_TABLE")
+    # Licenses and merchants' license signing keys (shared/store/licenses.py, docs/licenses.md).
+    licenses_table: str = Field(default="", alias="LICENSES_TABLE")
     delivery_queue_url: str = Field(alias="DELIVERY_QUEUE_URL")
     notify_queue_url: str = Field(default="", alias="NOTIFY_QUEUE_URL")
     codes_key_id: str = Field(alias="CODES_KEY_ID")
@@ -93,6 +97,13 @@ class Settings(BaseSettings):
     lookup_burst_per_client: int = Field(default=10, ge=1, alias="LOOKUP_BURST_PER_CLIENT")
     polls_per_client_minute: int = Field(default=600, ge=0, alias="POLLS_PER_CLIENT_MINUTE")
     poll_burst_per_client: int = Field(default=120, ge=1, alias="POLL_BURST_PER_CLIENT")
+    # The public license routes (activate, deactivate, validate, the published keys; docs/licenses.md):
+    # the merchant's software calls them once per start or so, a script guessing licenses far more.
+    license_calls_per_client_minute: int = Field(default=60, ge=0, alias="LICENSE_CALLS_PER_CLIENT_MINUTE")
+    license_call_burst_per_client: int = Field(default=30, ge=1, alias="LICENSE_CALL_BURST_PER_CLIENT")
+    # How long a signed activation lasts (at most the license's own expiry): the software activates
+    # again (the same machine counts once) before it ends, and so learns of a revocation.
+    activation_days: int = Field(default=30, ge=1, le=3650, alias="ACTIVATION_DAYS")
     # The order page's WebSocket (docs/push.md): who watches which order, and the management API the
     # functions post to (`https://{api}.execute-api.{region}.amazonaws.com/live` on AWS); both set on
     # the socket and push functions only. Connections per client address (an IPv6 /64) and per order

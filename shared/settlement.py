@@ -16,7 +16,7 @@ from shared.money import Money
 from shared.orders import Order, Payment, Status
 from shared.payments import PaymentEvent, check_payment_matches, check_refund_matches
 from shared.ports import LimitPort, OrderPort, Ports, ProductPort
-from shared.refunds import give_back_stock
+from shared.refunds import counted_in_history, give_back_stock, revoke_licenses
 
 CONFLICT_RETRIES = 5
 logger = logging.getLogger(__name__)
@@ -278,6 +278,8 @@ def apply_refund(event: PaymentEvent, ports: Ports, now: datetime) -> Outcome:
     ports.allocation.release(order.product_id, order.slots, order.order_id)  # only slots never bound
     for ticket in order.tickets:
         ports.limits.give_back(ticket, order.order_id)
+    revoke_licenses(order, ports, now)
+    counted_in_history(order, ports)
     queues.emit("order.refunded", order, ports.notify)  # the same event id on a retry
     ports.events.mark_applied(event)
     return Outcome.REFUNDED

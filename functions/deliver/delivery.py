@@ -1,4 +1,7 @@
 """Delivery: bind the order's reserved slots to it (I1), check the codes open, then order -> DELIVERED.
+Other modes part after the risk screening: a top-up calls its upstream (topup.py), a generated order's
+codes are made (generated.py) and a license order's keys signed (licenses.py), both then delivered sealed
+on the order (made.py); a manual order waits for its merchant.
 
 A redelivered message finds the slots already bound to this order and binds nothing new. A failure
 is recorded on the order (for operators reading the dead-letter queue) and raised, so the message
@@ -12,11 +15,14 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from functions.deliver.generated import deliver_generated
+from functions.deliver.licenses import issue_licenses
+from functions.deliver.made import deliver_made
+from functions.deliver.telling import tell_merchant
 from functions.deliver.topup import deliver_topup
-from shared import notify, queues, screening
+from shared import screening
 from shared.errors import IntegrityViolation, StateConflict
 from shared.faults import checkpoint
-from shared.mail import MailRequest
 from shared.orders import Order, Status
 from shared.ports import Ports
 from shared.refunds import give_back_stock
@@ -71,6 +77,10 @@ def deliver(order_id: str, ports: Ports, now: datetime, retry: Retry | None = No
             raise RetriesExhausted(f"order {order_id} has used its {retry.allowed} delivery retries")
     if order.delivery == "topup":
         return deliver_topup(order, ports, now)
+    if order.delivery == "generated":
+        return deliver_generated(order, ports, now)
+    if order.delivery == "license":
+        return deliver_licenses(order, ports, now)
     allocation.bind(order.product_id, order.slots, order.order_id)
     checkpoint("deliver:after-bind", order_id)
     # DELIVERED promises a code the buyer can open: every bound code must decrypt, all of them.
@@ -93,6 +103,16 @@ def deliver(order_id: str, ports: Ports, now: datetime, retry: Retry | None = No
     return order.status
 
 
+def deliver_licenses(order: Order, ports: Ports, now: datetime) -> Status:
+    """Sign one license per unit with the merchant's key (functions/deliver/licenses.py), then deliver
+    them as made codes."""
+    product = ports.products.recent_product(order.product_id)
+    if product is None or product.license is None:
+        raise IntegrityViolation(f"order {order.order_id}: its product has no license terms")
+    texts, data = issue_licenses(order, product, ports, now)
+    return deliver_made(order, texts, ports, now, data)
+
+
 def screened(order: Order, ports: Ports, now: datetime) -> Order:
     """The order once its merchant's risk rules had their say (shared/screening.py): still PAID to be
     delivered, IN_REVIEW for its merchant to look at, or REFUNDING. Screened on every attempt until a
@@ -111,25 +131,3 @@ def screened(order: Order, ports: Ports, now: datetime) -> Order:
         return ports.orders.transition(order, "risk.review", now, data, due_in=review_due_in(product))
     refunding = ports.orders.transition(order, "refund.requested", now, data, due_in=timedelta(0))
     return give_back_stock(refunding, ports.allocation)
-
-
-def tell_merchant(order: Order, ports: Ports) -> None:
-    """order.delivered, and stock.low when the delivery leaves the product at or below its threshold;
-    and the buyer's confirmation mail (a retry after a crash may send it twice, never zero times).
-
-    The product and its stock level are as this container read them less than PRODUCT_CACHE_SECONDS
-    ago, not read per delivery (their partitions would cap one product's sales). The level read for
-    a delivery is then at least as new as its own order's claim whenever the buyer paid more than that
-    long after checkout, so the delivery whose claim took the stock to the threshold is still told.
-
-    Best effort: a failure is logged, the order stays DELIVERED (a retried message emits the same
-    events again, under the same ids)."""
-    queues.request_mail(MailRequest(mail="order", order_id=order.order_id), ports.notify)  # never raises
-    try:
-        queues.emit("order.delivered", order, ports.notify)
-        product = ports.products.recent_product(order.product_id)
-        if product is not None and notify.low_stock_threshold(product) > 0:
-            available = ports.levels.available(product)
-            queues.publish(notify.stock_low_event(product, available, order), ports.notify)
-    except Exception as error:
-        logger.warning("merchant not told", extra={"order_id": order.order_id, "error": type(error).__name__})

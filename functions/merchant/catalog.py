@@ -31,6 +31,8 @@ from shared.products import (
     MAX_REVIEW_DEADLINE_MINUTES,
     MAX_SALES_PER_CODE,
     DeliveryMode,
+    GeneratedTerms,
+    LicenseTerms,
     ManualTerms,
     PriceTier,
     Product,
@@ -98,6 +100,8 @@ class ProductRequest(BaseModel):
     buyer_input: tuple[InputField, ...] = Field(default=(), max_length=MAX_FIELDS)
     topup: TopupTerms | None = None
     manual: ManualTerms | None = None
+    generated: GeneratedTerms | None = None
+    license: LicenseTerms | None = None
 
     @model_validator(mode="after")
     def _rules_hold(self) -> "ProductRequest":
@@ -146,6 +150,8 @@ _NOT_NULLABLE = (
     "buyer_input",
     "topup",
     "manual",
+    "generated",
+    "license",
 )
 _UNCHANGEABLE = ("shards", "delivery", "sales_per_code")
 
@@ -195,6 +201,8 @@ class ProductChange(BaseModel):
     buyer_input: list[InputField] | None = Field(default=None, max_length=MAX_FIELDS)
     topup: TopupTerms | None = None
     manual: ManualTerms | None = None
+    generated: GeneratedTerms | None = None  # a new pattern or cap (the whole object)
+    license: LicenseTerms | None = None  # new terms for the licenses issued from now on
 
     @model_validator(mode="before")
     @classmethod

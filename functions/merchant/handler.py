@@ -6,6 +6,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.merchant import (
     fulfil_routes,
+    license_routes,
     order_routes,
     product_routes,
     risk_routes,
@@ -34,6 +35,7 @@ for area in (
     webhook_routes,
     shop_routes,
     risk_routes,
+    license_routes,
 ):
     app.include_router(area.router)
 

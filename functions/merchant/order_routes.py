@@ -108,7 +108,7 @@ def get_order(order_id: str) -> Response[str]:
         if order.sealed_input is not None:  # personal data: who read whose, never the values
             logger.info("buyer input read", extra={"audit": "buyer_input_read", "order_id": order.order_id})
             body["buyer_input"] = open_input(order, cipher)
-        if (fulfilment := open_fulfilment(order, cipher)) is not None:
+        if order.delivery == "manual" and (fulfilment := open_fulfilment(order, cipher)) is not None:
             body["fulfilment"] = fulfilment.model_dump()
     return json_response(200, body)
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, fie
 from shared.cursors import read_cursor as verified_cursor
 from shared.cursors import sign_cursor as signed_cursor
 from shared.errors import BadInput, Invalid, NotFound
+from shared.fulfilment import open_fulfilment
 from shared.http import validate
 from shared.ids import is_id
 from shared.orders import Order, OrderSummary, Status
@@ -149,5 +150,9 @@ def order_detail(
     codes = None
     if order.status == Status.DELIVERED:
         cipher = merchants.cipher(order.merchant_id)
-        codes = allocation.read_codes(order.product_id, order.slots, order.order_id, cipher)
+        if order.delivery in ("generated", "license"):  # made for the order, sealed on it
+            fulfilment = open_fulfilment(order, cipher)
+            codes = fulfilment.codes if fulfilment is not None else []
+        else:
+            codes = allocation.read_codes(order.product_id, order.slots, order.order_id, cipher)
     return OrderDetail(order=order, history_intact=orders.history_intact(order.order_id), codes=codes)

@@ -27,8 +27,12 @@ from shared.settings import settings
 router = Router()
 
 
-def product_body(product: Product) -> dict:
+def product_body(product: Product, example: bool = False) -> dict:
+    """The product as the merchant API shows it; `example`: with a code its pattern could make (a
+    generated product's, when it was created or its pattern given), so `CARD` vs `C\\ARD` shows."""
     body = product.model_dump(mode="json", exclude={"product_id", "merchant_id", "shards"})
+    if example and product.generated is not None:
+        body["example"] = product.generated.example()
     return {"id": product.product_id, **body}
 
 
@@ -44,7 +48,7 @@ def post_product(request: Annotated[ProductRequest, Body()]) -> Response[str]:
         merchant_id(router), request, adapters.products(), adapters.allocation(), now=utcnow()
     )
     logger.info("product created", extra={"product_id": product.product_id})
-    return json_response(201, product_body(product))
+    return json_response(201, product_body(product, example=True))
 
 
 @router.get(
@@ -92,4 +96,4 @@ def patch_product(product_id: str, change: Annotated[ProductChange, Body()]) -> 
     logger.info(
         "product changed", extra={"product_id": product.product_id, "fields": sorted(change.model_fields_set)}
     )
-    return json_response(200, product_body(product))
+    return json_response(200, product_body(product, example="generated" in change.model_fields_set))

@@ -12,6 +12,8 @@ from shared.notify import EventType
 from shared.orders import OrderSummary, Status
 from shared.products import (
     DeliveryMode,
+    GeneratedTerms,
+    LicenseTerms,
     ManualTerms,
     PriceTier,
     ReviewExpiryPolicy,
@@ -45,6 +47,11 @@ class MerchantProduct(BaseModel):
     buyer_input: list[InputField]  # what the buyer fills in at checkout
     topup: TopupTerms | None  # delivery "topup": the upstream and its SKU
     manual: ManualTerms | None  # delivery "manual": the promised time and the deadline
+    generated: GeneratedTerms | None  # delivery "generated": the code pattern and the cap
+    license: LicenseTerms | None  # delivery "license": what each license grants
+    # delivery "generated", in the answer to creating the product or changing it: a code its pattern
+    # could make (made for you to look at, never sold)
+    example: str | None = None
 
 
 class ProductPage(BaseModel):

@@ -15,6 +15,7 @@ from enum import Enum
 from functools import cache
 
 from shared import aws, links
+from shared.fulfilment import open_fulfilment
 from shared.mail import MailRequest
 from shared.money import display
 from shared.orders import Order, Status
@@ -133,7 +134,10 @@ def order_mail(
     ]
     if product is not None and product.email_codes:
         cipher = merchants.cipher(order.merchant_id)
-        codes = allocation.read_codes(order.product_id, order.slots, order.order_id, cipher)
+        if order.delivery == "stock":
+            codes = allocation.read_codes(order.product_id, order.slots, order.order_id, cipher)
+        else:  # sealed on the order: generated codes, license keys, a manual order's codes
+            codes = fulfilment.codes if (fulfilment := open_fulfilment(order, cipher)) is not None else []
         text += ["卡密 / Codes:", *codes, ""]
     text += _footer()
     return Mail(order.email, f"订单已发货 / Your order is delivered: {name}", "\n".join(text))

@@ -84,6 +84,10 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "explain.PAID": "Payment received. Delivery takes a second or two; this page updates by itself.",
         "explain.IN_REVIEW": "Your payment is being checked by the shop. You will get the code or your "
         "money back; this page updates by itself.",
+        "explain.review.refund": "The shop decides by {until} at the latest; if it has not by then, your money "
+        "is returned.",
+        "explain.review.deliver": "The shop decides by {until} at the latest; if it has not by then, your order "
+        "is delivered.",
         "explain.DELIVERED": "Your codes are below. Keep them safe: anyone with a code can use it.",
         "explain.EXPIRED": "This order was not paid in time and has expired. Nothing was charged.",
         "explain.REFUNDING": "Your payment is being returned to you.",
@@ -212,6 +216,19 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "fulfilment": "From the shop",
         "trust.private.topup": "Your receipt is shown only to you, on your order page",
         "trust.private.manual": "What the shop sends is shown only to you, on your order page",
+        "delivery.generated": "Instant code, made for you",
+        "delivery.generated_long": "Instant delivery: a code made for you alone when you pay, on your order page "
+        "seconds later.",
+        "delivery.license": "Instant license key",
+        "delivery.license_long": "Instant delivery: a license key signed for you when you pay, on your order page "
+        "seconds later.",
+        "trust.private.generated": "Your code is made when you pay and shown only to you, on your order page",
+        "trust.private.license": "Your license key is shown only to you, on your order page",
+        "event.codes.drawing": "Making your codes",
+        "codes.license": "Your license key",
+        "explain.license.DELIVERED": "Your license key is below: copy it, or download it as a file, and enter it "
+        "in the software.",
+        "download.license": "Download .lic file",
     },
     "zh-CN": {
         "switch": "English",
@@ -262,6 +279,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "explain.PENDING_PAYMENT": "请在 {expires} 前完成付款；卡密会自动显示在此页。",
         "explain.PAID": "已收到付款。发货只需一两秒，本页会自动更新。",
         "explain.IN_REVIEW": "商家正在核实您的付款。您会收到卡密或退款，本页会自动更新。",
+        "explain.review.refund": "商家最迟在 {until} 前处理；届时仍未处理的，款项原路退回。",
+        "explain.review.deliver": "商家最迟在 {until} 前处理；届时仍未处理的，订单照常发货。",
         "explain.DELIVERED": "卡密如下，请妥善保管：任何拿到卡密的人都能使用。",
         "explain.EXPIRED": "订单未在时限内付款，已过期，未扣款。",
         "explain.REFUNDING": "您的付款正在退回。",
@@ -379,6 +398,16 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "fulfilment": "商家发货内容",
         "trust.private.topup": "充值凭证仅在您的订单页向您显示",
         "trust.private.manual": "商家发货内容仅在您的订单页向您显示",
+        "delivery.generated": "自动发卡（专属生成）",
+        "delivery.generated_long": "自动发卡：付款时为您单独生成卡密，几秒后显示在订单页。",
+        "delivery.license": "自动发放许可证",
+        "delivery.license_long": "自动发放：付款时为您签发许可证密钥，几秒后显示在订单页。",
+        "trust.private.generated": "卡密在您付款时生成，仅在您的订单页向您显示",
+        "trust.private.license": "许可证密钥仅在您的订单页向您显示",
+        "event.codes.drawing": "正在生成卡密",
+        "codes.license": "您的许可证密钥",
+        "explain.license.DELIVERED": "许可证密钥见下方：复制或下载为文件，然后在软件中输入。",
+        "download.license": "下载 .lic 文件",
     },
 }
 

@@ -1,7 +1,7 @@
 """Storefront routes: checkout, and an order for whoever holds its access token."""
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -19,6 +19,8 @@ from shared.http import documented
 from shared.ids import is_id
 from shared.orders import Order, Status, utcnow
 from shared.ports import Ports
+from shared.products import Product
+from shared.reviews import entered_review, review_due_in
 from shared.settings import settings
 
 router = Router()
@@ -49,12 +51,12 @@ def buyer_order(order: Order) -> BuyerOrder:
     promise = product.manual.promise_minutes if product is not None and product.manual else None
     if order.status == Status.DELIVERED:
         cipher = adapters.merchants().cipher(order.merchant_id)
-        if order.delivery == "manual":
+        if order.delivery == "stock":
+            codes = adapters.allocation().read_codes(order.product_id, order.slots, order.order_id, cipher)
+        else:  # sealed on the order: a manual order's fulfilment, generated codes, license keys
             fulfilment = open_fulfilment(order, cipher)
             codes = fulfilment.codes if fulfilment is not None else []
             text = fulfilment.text if fulfilment is not None else None
-        else:
-            codes = adapters.allocation().read_codes(order.product_id, order.slots, order.order_id, cipher)
         receipt = next((e.data.get("receipt") for e in order.history if e.type == "order.delivered"), None)
         items = [Item(code=code) for code in codes]
         instructions = product.instructions if product is not None else ""  # for the buyer only
@@ -74,7 +76,18 @@ def buyer_order(order: Order) -> BuyerOrder:
         promise_minutes=promise if order.delivery == "manual" else None,
         text=text,
         receipt=receipt,
+        **review_deadline(order, product),
     )
+
+
+def review_deadline(order: Order, product: Product | None) -> dict[str, Any]:
+    """An order the risk rules sent to review: until when its shop may decide, and what then."""
+    entered = entered_review(order) if order.status == Status.IN_REVIEW else None
+    if entered is None or entered[1].type != "risk.review":
+        return {}
+    until = entered[1].at + review_due_in(product)
+    expires_to = product.when_review_expires if product is not None else "refund"
+    return {"review_until": until.isoformat(), "review_expires_to": expires_to}
 
 
 @router.post(

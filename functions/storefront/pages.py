@@ -165,6 +165,8 @@ ul.codes li{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;padding:.5r
 border-radius:.5rem;background:var(--brand-soft)}
 .code{flex:1 1 9rem;font:600 1.1rem/1.4 ui-monospace,Menlo,Consolas,monospace;background:#fff;padding:.55rem .7rem;
 border-radius:.35rem;word-break:break-all;color:var(--ink)}
+pre.license{flex:1 1 100%;margin:0;white-space:pre-wrap;word-break:break-all;font:600 .9rem/1.5 ui-monospace,Menlo,
+Consolas,monospace;background:#fff;padding:.6rem .7rem;border-radius:.35rem;color:var(--ink)}
 #code-actions{display:flex;flex-wrap:wrap;gap:.5rem}#delivered h2{color:var(--brand-ink)}
 #instructions{white-space:pre-wrap}
 #delivered .part>:last-child{margin-bottom:0}.part:not([hidden])~.part:not([hidden]){margin-top:1rem;padding-top:1rem;border-top:1px solid var(--line)}
@@ -329,13 +331,15 @@ def _secure_by(providers: Sequence[str], lang: str) -> str:
 
 def _delivery(product: Product, lang: str, *, long: bool = False) -> str:
     """How the product reaches the buyer, as its badge (or the checkout's hint, `long`) says it: codes
-    from stock and top-ups at once, a hand-fulfilled product within the time its shop promises."""
+    from stock, top-ups, codes made per order and license keys at once, a hand-fulfilled product within
+    the time its shop promises."""
     t = TEXTS[lang]
     if product.delivery == "manual" and product.manual is not None:
         key = "delivery.manual_long" if long else "delivery.manual"
         return t[key].format(minutes=product.manual.promise_minutes)
-    if product.delivery == "topup":
-        return t["delivery.topup_long" if long else "delivery.topup"]
+    if product.delivery in ("topup", "generated", "license"):
+        key = "delivery." + product.delivery
+        return t[key + "_long" if long else key]
     return t["instant" if long else "shop.instant"]
 
 
@@ -535,7 +539,7 @@ def order_page(order_id: str, lang: str, websocket_url: str = "") -> Page:
         f'<div class="part" id="receipt-box" hidden><h2>{escape(t["receipt"])}</h2><p class="receipt">'
         '<code class="code" id="receipt"></code></p></div>'
         f'<div class="part" id="text-box" hidden><h2>{escape(t["fulfilment"])}</h2><p id="delivered-text"></p></div>'
-        f'<div class="part" id="codes-box" hidden><h2>{escape(t["codes"])}</h2><ul class="codes" id="codes"></ul>'
+        f'<div class="part" id="codes-box" hidden><h2 id="codes-title">{escape(t["codes"])}</h2><ul class="codes" id="codes"></ul>'
         '<div id="code-actions"></div></div>'
         f'<div class="part" id="instructions-box" hidden><h2>{escape(t["instructions"])}</h2><p id="instructions"></p></div>'
         "</section>"

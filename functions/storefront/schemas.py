@@ -14,7 +14,7 @@ from shared.products import DeliveryMode, PriceTier
 class Delivery(BaseModel):
     mode: Literal["instant", "review", "manual"]
     eta_seconds: int  # manual: the time the shop promises
-    kind: DeliveryMode = "stock"  # codes from stock, a top-up to the buyer's account, or by hand
+    kind: DeliveryMode = "stock"  # from stock, a top-up, by hand, codes made per order, licenses
 
 
 class PublicProduct(BaseModel):
@@ -22,7 +22,7 @@ class PublicProduct(BaseModel):
     name: str
     description: str
     price: Money
-    available: int | None  # null: not counted (a top-up or manual product is never sold out)
+    available: int | None  # null: not counted (only stock is: the other modes are never sold out)
     delivery: Delivery
     min_per_order: int
     max_per_order: int
@@ -70,12 +70,16 @@ class BuyerOrder(BaseModel):
     expires_at: str  # when an unpaid order's reservation ends
     events: list[Event]
     eta_seconds: int
-    items: list[Item] | None = None  # once DELIVERED (left out before)
+    items: list[Item] | None = None  # once DELIVERED (left out before); a license order's: its license keys
     instructions: str | None = None  # once DELIVERED (left out before)
-    delivery: DeliveryMode = "stock"  # codes from stock, a top-up to the buyer's account, or by hand
+    delivery: DeliveryMode = "stock"  # from stock, a top-up, by hand, codes made per order, licenses
     promise_minutes: int | None = None  # manual: what the shop promised, shown while it is waited for
     text: str | None = None  # manual, once DELIVERED: what the merchant wrote
     receipt: str | None = None  # topup, once DELIVERED: the upstream's receipt
+    # IN_REVIEW by the risk rules: when the shop's time to decide ends, and what happens then unless it
+    # decided (docs/risk.md "Reviews"); left out for any other order (a held order has no deadline).
+    review_until: str | None = None
+    review_expires_to: Literal["refund", "deliver"] | None = None
 
 
 class LookupAccepted(BaseModel):

@@ -78,6 +78,8 @@ def main() -> None:
         f"  demo product page: {info.url}/p/{info.demo_product_id}\n"
         f"  demo top-up:       {info.url}/p/{info.demo_topup_product_id}  (upstream: {info.upstream_url})\n"
         f"  demo manual:       {info.url}/p/{info.demo_manual_product_id}\n"
+        f"  demo generated:    {info.url}/p/{info.demo_generated_product_id}\n"
+        f"  demo license:      {info.url}/p/{info.demo_license_product_id}\n"
         f"  mail it sent:      {info.url}/_local/mail\n"
         f"  demo merchant:     {info.merchant_id}\n"
         f"  merchant API key:  {info.merchant_key}\n"

@@ -65,6 +65,8 @@ class LocalInfo:
     codes_key: str = ""  # the KMS key that seals each merchant's data key (`miaofa-ops merchants create`)
     demo_topup_product_id: str = ""  # credited by the fake upstream below (docs/topup.md)
     demo_manual_product_id: str = ""  # fulfilled by hand (docs/manual.md)
+    demo_generated_product_id: str = ""  # a code made per order from a pattern (docs/licenses.md)
+    demo_license_product_id: str = ""  # a signed license key per order (docs/licenses.md)
     upstream_url: str = ""  # the demo merchant's fake upstream: GET {it}/_fake/topups, POST {it}/_fake/script
 
 
@@ -235,6 +237,7 @@ class LocalRuntime:
         self.queue_urls = {name: resources.refs[name] for name in infra.queues}
         product_id = self._seed_demo(url) if self.seed else ""
         topup_id, manual_id = self._seed_delivery_modes(url) if self.seed else ("", "")
+        generated_id, license_id = self._seed_made_codes(url) if self.seed else ("", "")
         self.info = LocalInfo(
             url,
             self.merchant_key,
@@ -251,6 +254,8 @@ class LocalRuntime:
             codes_key=resources.refs.get("CodesKey", ""),
             demo_topup_product_id=topup_id,
             demo_manual_product_id=manual_id,
+            demo_generated_product_id=generated_id,
+            demo_license_product_id=license_id,
             upstream_url=self.upstream.base_url if self.upstream else "",
         )
         return self.info
@@ -379,6 +384,36 @@ class LocalRuntime:
             },
         )
         return str(topup["id"]), str(manual["id"])
+
+    def _seed_made_codes(self, url: str) -> tuple[str, str]:
+        """A gift card whose code is made when it is paid, and a software license (docs/licenses.md)."""
+        generated = self.merchant_call(
+            url,
+            "POST",
+            "/merchant/products",
+            {
+                "name": "Demo gift card 50 元 (made per order)",
+                "description": "Its code is made from a pattern when you pay: no stock, never sold out.",
+                "price": {"amount": 5000, "currency": "CNY"},
+                "delivery": "generated",
+                "generated": {"pattern": "GIFT-XXXX-XXXX-9999"},
+                "category": "Gift cards 礼品卡",
+            },
+        )
+        license = self.merchant_call(
+            url,
+            "POST",
+            "/merchant/products",
+            {
+                "name": "Demo app Pro license (3 machines)",
+                "description": "A signed license key: check it offline, activate it on up to 3 machines.",
+                "price": {"amount": 9900, "currency": "CNY"},
+                "delivery": "license",
+                "license": {"entitlements": ["pro"], "max_machines": 3, "valid_days": 365},
+                "category": "Software 软件",
+            },
+        )
+        return str(generated["id"]), str(license["id"])
 
     def merchant_call(
         self,

@@ -11,6 +11,8 @@ in infra/merchant/commands/).
     miaofa-merchant shop show|set
     miaofa-merchant risk show|set FILE
     miaofa-merchant reviews list|approve|reject ID
+    miaofa-merchant licenses list --order ID | show|revoke|reinstate ID
+    miaofa-merchant license-keys show|rotate
 
 Where and who: --url and --key, else MIAOFA_URL and MIAOFA_MERCHANT_KEY, else the local runtime's
 `.miaofa/local.json` (written by `make run`). `--json` on every command. Nothing it prints holds a
@@ -30,6 +32,7 @@ from infra.cli_support import Console, Parser, exit_code
 from infra.merchant.api import PROG, Api, Reply, connect
 from infra.merchant.commands import (
     fulfilments,
+    licenses,
     orders,
     products,
     reviews,
@@ -53,10 +56,10 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(
         dest="command",
         required=True,
-        metavar="{products,stock,orders,fulfilments,upstreams,webhooks,shop,risk,reviews}",
+        metavar="{products,stock,orders,fulfilments,upstreams,webhooks,shop,risk,reviews,licenses,license-keys}",
     )
     where = where_parser()
-    for area in (products, stock, orders, fulfilments, upstreams, webhooks, shop, risk, reviews):
+    for area in (products, stock, orders, fulfilments, upstreams, webhooks, shop, risk, reviews, licenses):
         area.register(commands, where)
     return parser
 

@@ -2,7 +2,7 @@
 (rules.py, defaults.py), the decision (engine.py), and what the store reads and writes for it
 (counters.py). No AWS here; docs/risk.md tells the whole story."""
 
-from shared.risk.counters import CounterItem, CounterWrite, counter_items, counter_writes, history_write
+from shared.risk.counters import CounterItem, CounterWrite, counter_items, counter_write
 from shared.risk.defaults import default_rules
 from shared.risk.engine import Decision, Hit, Skip, decide
 from shared.risk.rules import RiskRules, parse_rules, stored_rules, with_blocked
@@ -21,10 +21,9 @@ __all__ = [
     "Skip",
     "Velocity",
     "counter_items",
-    "counter_writes",
+    "counter_write",
     "decide",
     "default_rules",
-    "history_write",
     "parse_rules",
     "signals_used",
     "stored_rules",

@@ -1,23 +1,24 @@
-"""Velocity counters and the buyer's history: what the store reads and writes for the engine, as
-item subjects and attribute names. No I/O here; the store (to come) turns these into one
-BatchGetItem and one UpdateItem per counted item (docs/risk.md "Counters").
+"""Velocity counters and the buyer's history: what the store writes for the engine, as item
+subjects and attribute names. No I/O here; shared/store/risk_counters.py turns `counter_write` into
+one UpdateItem per counted identifier (docs/risk.md "Counters").
 
 **Items.** One item per (merchant, kind, hashed value) — an e-mail, a client, a device, a payer —
-keyed by its `subject`, `<kind>#<Fingerprints hash>` (suggested key `risk#<merchant>#<subject>`).
-It holds every window's buckets, so a decision reads one item per identifier the rules count,
-whatever the windows: with the rules document, at most five keys in one batched read.
-`counter_items` names them. The e-mail's item also keeps the buyer's history with the shop
-(`paid`, `refunds`), for "first order" and "past refunds".
+keyed by its `subject`, `<kind>#<Fingerprints hash>` (key `risk#<merchant>#<subject>`). It holds
+the buckets of the windows its rules read, so counting an order on it is one write whatever the
+windows. `counter_items` names the items a decision needs. A payer's item also keeps the buyer's
+history with the shop (`paid`, `refunds`), for "first order" and "past refunds".
 
 **Buckets.** For a window of W minutes, time is cut into W-minute buckets, numbered from the epoch;
 the item holds `o<W>_<n>` (orders in bucket n) and `a<W>_<n>_<currency>` (their amount in minor
-units). Counting an order is one UpdateItem that ADDs to the current bucket of all three windows
-(all of them, so a rule added later finds its counts), REMOVEs the buckets older than the previous
-one that the read saw, and sets `expires` (TTL). `counter_writes` names it all. An order is counted
-where its identifier is first known (COUNTED_AT): e-mail, client and device at checkout — every
-checkout decided, blocked ones too, so a bot that keeps trying stays counted — and the payer at
-payment. Each write also sets `last` to its token (`<order>#<stage>`) on the condition that `last`
-differs: the SDK's retry of a write whose answer was lost is refused, not counted twice (DESIGN.md).
+units). Counting an order is one UpdateItem, **written first**: it ADDs to the current bucket of
+each window its rules read, sets `expires` (TTL) and answers the item as it is after, so the
+decision needs no read and sees every order counted before it, concurrent ones too. Buckets older
+than the previous one (`stale_buckets`) are removed by a second write when an answer shows some. An
+order is counted where its identifier is first known (COUNTED_AT): e-mail, client and device at
+checkout — every checkout decided, blocked ones too, so a bot that keeps trying stays counted — and
+the payer at payment. Each write also sets `last` to its token (`<order>#<stage>`) on the condition
+that `last` differs: the SDK's retry of a write whose answer was lost is refused, not counted twice
+(DESIGN.md).
 
 **Sliding windows.** The orders in the last W minutes are estimated from the current bucket (count
 c, `into` seconds old) and the previous one (count p) as if p's orders were spread evenly over it:
@@ -80,12 +81,11 @@ class CounterItem:
 
 @dataclass(frozen=True)
 class CounterWrite:
-    """One UpdateItem: ADD `add`, REMOVE `remove`, SET expires and last = token, on the condition
-    that `last` is absent or not `token`."""
+    """One UpdateItem: ADD `add`, SET expires and last = token, on the condition that `last` is
+    absent or not `token`; the item as it is after is the answer (written first)."""
 
     subject: str
     add: dict[str, int]
-    remove: tuple[str, ...]
     expires: int  # epoch seconds
     token: str
 
@@ -175,42 +175,26 @@ def history(stored_email_item: Stored | None) -> History:
     return History(paid_orders=int(found.get(PAID, 0)), refunds=int(found.get(REFUNDS, 0)))
 
 
-def counter_writes(
-    items: Sequence[CounterItem],
-    stored: Mapping[str, Stored],
-    now: datetime,
-    amount: Money,
-    stage: Stage,
-    order_id: str,
-) -> tuple[CounterWrite, ...]:
-    """The writes that count this order at `stage`: one per item the rules count that is counted
-    there (COUNTED_AT), all three windows each, the stale buckets the read saw removed."""
-    writes = []
-    for item in items:
-        if not item.windows or COUNTED_AT[item.kind] != stage:
-            continue
-        add: dict[str, int] = {}
-        for window in WINDOWS:
-            now_at = bucket(window, now)
-            add[orders_name(window, now_at)] = 1
-            add[amount_name(window, now_at, amount.currency)] = amount.amount
-        old = tuple(sorted(name for name in stored.get(item.subject, {}) if stale(name, now)))
-        kept = KEEP_HISTORY if item.kind == "email" else KEEP_COUNTS
-        writes.append(
-            CounterWrite(item.subject, add, old, int((now + kept).timestamp()), f"{order_id}#{stage}")
-        )
-    return tuple(writes)
-
-
-def history_write(
-    fingerprints: Fingerprints, email: str, event: str, now: datetime, order_id: str
+def counter_write(
+    item: CounterItem, now: datetime, amount: Money, stage: Stage, order_id: str, paid: bool = False
 ) -> CounterWrite:
-    """The write that keeps the buyer's history: `event` "paid" (settlement) or "refunds" (a refund
-    confirmed), on their e-mail's item, once per order and event."""
-    if event not in (PAID, REFUNDS):
-        raise ValueError(f"history counts '{PAID}' and '{REFUNDS}', not '{event}'")
-    subject = f"email#{fingerprints.of('email', email)}"
-    return CounterWrite(subject, {event: 1}, (), int((now + KEEP_HISTORY).timestamp()), f"{order_id}#{event}")
+    """The write that counts this order on one identifier at `stage` (its COUNTED_AT), written first:
+    the current bucket of each window its rules read, and with `paid` one more paid order in its
+    history (a payer's item, at payment). ValueError for a kind counted at the other stage."""
+    if COUNTED_AT[item.kind] != stage:
+        raise ValueError(f"a {item.kind} is counted at {COUNTED_AT[item.kind]}, not at {stage}")
+    add: dict[str, int] = {PAID: 1} if paid else {}
+    for window in item.windows:
+        now_at = bucket(window, now)
+        add[orders_name(window, now_at)] = 1
+        add[amount_name(window, now_at, amount.currency)] = amount.amount
+    kept = KEEP_HISTORY if paid or item.kind == "email" else KEEP_COUNTS
+    return CounterWrite(item.subject, add, int((now + kept).timestamp()), f"{order_id}#{stage}")
+
+
+def stale_buckets(stored: Stored, now: datetime) -> list[str]:
+    """The item's buckets no window reads any more (older than their window's previous bucket)."""
+    return sorted(name for name in stored if stale(name, now))
 
 
 def stale(name: str, now: datetime) -> bool:

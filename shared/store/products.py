@@ -24,7 +24,15 @@ from pynamodb.models import Model
 from shared.buyer_input import InputField
 from shared.errors import StateConflict
 from shared.money import Money
-from shared.products import DEFAULT_REVIEW_DEADLINE_MINUTES, ManualTerms, PriceTier, Product, TopupTerms
+from shared.products import (
+    DEFAULT_REVIEW_DEADLINE_MINUTES,
+    GeneratedTerms,
+    LicenseTerms,
+    ManualTerms,
+    PriceTier,
+    Product,
+    TopupTerms,
+)
 from shared.settings import settings
 from shared.store.errors import condition_failed
 from shared.store.recent import Recent
@@ -71,6 +79,9 @@ class ProductItem(_CatalogModel):
     buyer_input = UnicodeAttribute(null=True)
     topup = UnicodeAttribute(null=True)
     manual = UnicodeAttribute(null=True)
+    # Issue 21, each as JSON: a generated product's pattern and cap, a license product's terms.
+    generated = UnicodeAttribute(null=True)
+    license = UnicodeAttribute(null=True)
     version = NumberAttribute(null=True)  # bumped by every change; a change is conditional on it
 
 
@@ -112,6 +123,8 @@ _CHANGEABLE = (
     "buyer_input",
     "topup",
     "manual",
+    "generated",
+    "license",
 )
 _CHANGE_ATTEMPTS = 5
 _BATCH = 100  # DynamoDB's BatchGetItem limit
@@ -277,6 +290,8 @@ def _changeable(product: Product) -> dict[str, Any]:
         "buyer_input": _json([field.model_dump(mode="json") for field in product.buyer_input] or None),
         "topup": _json(product.topup and product.topup.model_dump(mode="json")),
         "manual": _json(product.manual and product.manual.model_dump(mode="json")),
+        "generated": _json(product.generated and product.generated.model_dump(mode="json")),
+        "license": _json(product.license and product.license.model_dump(mode="json")),
     }
 
 
@@ -330,4 +345,6 @@ def _to_product(item: ProductItem) -> Product:
         buyer_input=tuple(InputField.model_validate(field) for field in json.loads(item.buyer_input or "[]")),
         topup=TopupTerms.model_validate_json(item.topup) if item.topup else None,
         manual=ManualTerms.model_validate_json(item.manual) if item.manual else None,
+        generated=GeneratedTerms.model_validate_json(item.generated) if item.generated else None,
+        license=LicenseTerms.model_validate_json(item.license) if item.license else None,
     )

@@ -21,18 +21,7 @@ from botocore.exceptions import ClientError
 
 from shared import aws
 from shared.money import Money
-from shared.risk.counters import (
-    COUNTED_AT,
-    KEEP_COUNTS,
-    KEEP_HISTORY,
-    PAID,
-    CounterItem,
-    Stored,
-    amount_name,
-    bucket,
-    orders_name,
-    stale,
-)
+from shared.risk.counters import REFUNDS, CounterItem, Stored, counter_write, stale_buckets
 from shared.risk.signals import Stage
 from shared.settings import settings
 
@@ -55,25 +44,37 @@ class RiskCounters:
         paid: bool = False,
     ) -> Stored:
         """Count this order on one identifier (and, with `paid`, in its paid history); its counts after."""
-        if COUNTED_AT[item.kind] != stage:
-            raise ValueError(f"a {item.kind} is counted at {COUNTED_AT[item.kind]}, not at {stage}")
-        adds: dict[str, int] = {PAID: 1} if paid else {}
-        for window in item.windows:
-            now_at = bucket(window, now)
-            adds[orders_name(window, now_at)] = 1
-            adds[amount_name(window, now_at, amount.currency)] = amount.amount
-        names = {f"#n{i}": name for i, name in enumerate(adds)} | {"#last": "last", "#expires": "expires"}
-        values: dict[str, Any] = {f":v{i}": {"N": str(v)} for i, v in enumerate(adds.values())}
-        values[":token"] = {"S": f"{order_id}#{stage}"}
-        kept = KEEP_HISTORY if paid else KEEP_COUNTS
-        values[":expires"] = {"N": str(int((now + kept).timestamp()))}
-        adding = ", ".join(f"#n{i} :v{i}" for i in range(len(adds)))
-        update = ("ADD " + adding + " " if adds else "") + "SET #last = :token, #expires = :expires"
+        write = counter_write(item, now, amount, stage, order_id, paid)
+        names = {f"#n{i}": name for i, name in enumerate(write.add)} | {
+            "#last": "last",
+            "#expires": "expires",
+        }
+        values: dict[str, Any] = {f":v{i}": {"N": str(v)} for i, v in enumerate(write.add.values())}
+        values[":token"] = {"S": write.token}
+        values[":expires"] = {"N": str(write.expires)}
+        adding = ", ".join(f"#n{i} :v{i}" for i in range(len(write.add)))
+        update = ("ADD " + adding + " " if write.add else "") + "SET #last = :token, #expires = :expires"
         key = {"pk": {"S": f"risk#{merchant_id}#{item.subject}"}, "sk": {"S": SK}}
         found = self._write(key, update, names, values)
-        if old := [name for name in found if stale(name, now)]:
+        if old := stale_buckets(found, now):
             self._forget(key, old)
         return found
+
+    def count_refund(self, merchant_id: str, subject: str, order_id: str) -> None:
+        """One more refunded order in an identifier's history (`refunds`), once per order: the write is
+        conditional on `refunded` not naming it, so a retry or a second report changes nothing."""
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"risk#{merchant_id}#{subject}"}, "sk": {"S": SK}},
+                UpdateExpression="ADD #refunds :one SET #refunded = :order",
+                ConditionExpression="attribute_not_exists(#refunded) OR #refunded <> :order",
+                ExpressionAttributeNames={"#refunds": REFUNDS, "#refunded": "refunded"},
+                ExpressionAttributeValues={":one": {"N": "1"}, ":order": {"S": order_id}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     def _write(
         self, key: dict[str, Any], update: str, names: dict[str, str], values: dict[str, Any]

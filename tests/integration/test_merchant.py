@@ -47,7 +47,7 @@ def test_merchant_routes_need_a_valid_key(shop, key, status):
         ({"name": "x", "price": {"amount": 19.99, "currency": "CNY"}}, "invalid_price"),
         ({"name": "x", "price": {"amount": 100, "currency": "cny"}}, "invalid_price"),
         (
-            {"name": "x", "price": {"amount": 100, "currency": "CNY"}, "delivery": "license"},
+            {"name": "x", "price": {"amount": 100, "currency": "CNY"}, "delivery": "subscription"},
             "invalid_delivery",
         ),
         (

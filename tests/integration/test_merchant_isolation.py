@@ -27,7 +27,13 @@ BY_ID = {
     # A's order in review: tests/integration/test_reviews.py (B's approve and reject are 404 there too).
     ("POST", "/merchant/reviews/{order_id}/approve"): {"json": {}},
     ("POST", "/merchant/reviews/{order_id}/reject"): {"json": {"reason": "mine now"}},
+    # A's license (docs/licenses.md): neither shown, revoked nor reinstated for B.
+    ("GET", "/merchant/licenses/{license_id}"): {},
+    ("POST", "/merchant/licenses/{license_id}/revoke"): {"json": {"reason": "mine now"}},
+    ("POST", "/merchant/licenses/{license_id}/reinstate"): {"json": {}},
 }
+# Routes naming one of A's resources in their query string: the same, with the query.
+BY_QUERY = {("GET", "/merchant/licenses"): "order_id"}
 # Routes over the caller's own collection: B's answer must not contain A's resources.
 LISTS = {
     ("GET", "/merchant/products"),
@@ -55,11 +61,14 @@ OWN = {
     ("PUT", "/merchant/upstreams/{name}"),
     ("GET", "/merchant/upstreams/{name}"),
     ("DELETE", "/merchant/upstreams/{name}"),
+    # Each merchant's own license keys (tests/integration/test_licenses.py).
+    ("GET", "/merchant/license-keys"),
+    ("POST", "/merchant/license-keys/rotate"),
 }
 
 
 def test_every_merchant_route_has_an_isolation_case():
-    assert set(MERCHANT_ROUTES) == set(BY_ID) | LISTS | (OWN & set(MERCHANT_ROUTES))
+    assert set(MERCHANT_ROUTES) == set(BY_ID) | set(BY_QUERY) | LISTS | (OWN & set(MERCHANT_ROUTES))
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +88,21 @@ def a_shop(shop):
     shop.wait_for(waiting, "PAID")
     reviewed = shop.buy(product_id)  # paid, in A's review queue
     in_review(shop, reviewed)
+    licensed = shop.merchant(
+        "POST",
+        "/merchant/products",
+        key=key_a,
+        json={
+            "name": "A's app",
+            "price": {"amount": 500, "currency": "CNY"},
+            "delivery": "license",
+            "license": {"max_machines": 2},
+        },
+    ).json()["id"]
+    licensed_order = shop.buy(licensed)
+    assert shop.runtime.sandbox.pay(licensed_order["order_id"], licensed_order["total"]["amount"], "CNY")
+    shop.wait_for(licensed_order, "DELIVERED")
+    (license_id,) = stored_order(licensed_order["order_id"]).history[-1].data["licenses"]
     return {
         "key_a": key_a,
         "key_b": key_b,
@@ -86,20 +110,28 @@ def a_shop(shop):
         "order_id": order["order_id"],
         "waiting_id": waiting["order_id"],
         "review_id": reviewed["order_id"],
+        "licensed_order_id": licensed_order["order_id"],
+        "license_id": license_id,
     }
 
 
 def _snapshot(shop, a_shop) -> tuple:
     product = shop.merchant("GET", f"/merchant/products/{a_shop['product_id']}", key=a_shop["key_a"]).json()
     order = stored_order(a_shop["order_id"])
-    return product, shop.stock(a_shop["product_id"], key=a_shop["key_a"]), order.status, len(order.history)
+    license = shop.merchant("GET", f"/merchant/licenses/{a_shop['license_id']}", key=a_shop["key_a"]).json()
+    stock = shop.stock(a_shop["product_id"], key=a_shop["key_a"])
+    return product, stock, order.status, len(order.history), license
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(BY_ID), ids=[f"{m} {p}" for m, p in sorted(BY_ID)])
 def test_merchant_b_gets_404_for_merchant_as_resource_and_changes_nothing(shop, a_shop, method, path):
     before = _snapshot(shop, a_shop)
-    target = path.format(product_id=a_shop["product_id"], order_id=a_shop["order_id"])
-    missing = path.format(product_id="prd_" + "0" * 20, order_id="ord_" + "0" * 20)
+    target = path.format(
+        product_id=a_shop["product_id"], order_id=a_shop["order_id"], license_id=a_shop["license_id"]
+    )
+    missing = path.format(
+        product_id="prd_" + "0" * 20, order_id="ord_" + "0" * 20, license_id="lic_" + "0" * 20
+    )
 
     theirs = shop.merchant(method, target, key=a_shop["key_b"], **BY_ID[(method, path)])
     nobodys = shop.merchant(method, missing, key=a_shop["key_b"], **BY_ID[(method, path)])
@@ -117,3 +149,16 @@ def test_merchant_b_never_sees_merchant_as_resources_in_a_list(shop, a_shop, met
     ids = (a_shop["product_id"], a_shop["order_id"], a_shop["waiting_id"], a_shop["review_id"])
     assert any(id_ in mine.text for id_ in ids)
     assert not any(id_ in theirs.text for id_ in ids)
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(BY_QUERY))
+def test_merchant_b_gets_404_for_merchant_as_resource_named_in_a_query(shop, a_shop, method, path):
+    before = _snapshot(shop, a_shop)
+    name = BY_QUERY[(method, path)]
+    theirs = shop.merchant(method, path, key=a_shop["key_b"], params={name: a_shop["licensed_order_id"]})
+    nobodys = shop.merchant(method, path, key=a_shop["key_b"], params={name: "ord_" + "0" * 20})
+    mine = shop.merchant(method, path, key=a_shop["key_a"], params={name: a_shop["licensed_order_id"]})
+    assert mine.status_code == 200 and a_shop["license_id"] in mine.text
+    assert theirs.status_code == 404, theirs.text
+    assert (theirs.status_code, theirs.json()) == (nobodys.status_code, nobodys.json())
+    assert _snapshot(shop, a_shop) == before

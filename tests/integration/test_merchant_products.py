@@ -106,6 +106,8 @@ def test_a_listed_product_has_every_field_with_its_defaults(shop, merchant):
         "buyer_input": [],
         "topup": None,
         "manual": None,
+        "generated": None,
+        "license": None,
     }
 
 

@@ -241,3 +241,22 @@ def test_a_refund_as_fraud_blocks_the_payer_and_email_next_time(shop):
     # The e-mail is known at checkout: refused there, before anything is reserved.
     by_email = shop.checkout(product_id, email="thief@example.com", via=session_from("127.0.6.3"))
     assert by_email.status_code == 403 and by_email.json()["error"]["code"] == "risk_blocked"
+
+
+def test_a_payer_whose_delivered_orders_were_refunded_twice_is_reviewed_the_third_time(shop):
+    _, key = merchant_with_rules(
+        shop, [{"id": "refunder", "type": "past_refunds", "at_least": 2, "action": "review"}]
+    )
+    product_id = shop.new_product([f"C-{secrets.token_hex(4)}" for _ in range(3)], key=key)
+    for _ in range(2):
+        order = paid(shop, product_id, "serial-refunder")
+        assert settled(order) == Status.DELIVERED
+        refund = shop.merchant("POST", f"/merchant/orders/{order['order_id']}/refund", key=key, json={})
+        assert refund.status_code in (200, 202), refund.text
+        poll(lambda o=order: stored_order(o["order_id"]).status == Status.REFUNDED, 15)
+
+    third = paid(shop, product_id, "serial-refunder")
+
+    assert settled(third) == Status.IN_REVIEW
+    assert risk_entry(third)["decided_by"] == "refunder"
+    assert risk_entry(third)["signals"]["refunds"] == 2

@@ -1,24 +1,25 @@
-"""What the store reads and writes for the risk engine (shared/risk/counters.py): the items one
-decision needs, the sliding-window estimate and its error bound, and counts that add up over an
-in-memory store applying the writes as DynamoDB would."""
+"""What the store writes for the risk engine (shared/risk/counters.py): the items one decision
+needs, the sliding-window estimate and its error bound, and counts that add up over an in-memory
+store applying the writes as DynamoDB would (written first: each write answers the item after it)."""
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.money import Money
 from shared.risk import counters
 from shared.risk.counters import (
-    CounterWrite,
+    CounterItem,
     amount_name,
     bucket,
     counter_items,
-    counter_writes,
+    counter_write,
     estimate,
     history,
-    history_write,
     orders_name,
+    stale_buckets,
     velocity,
 )
 from shared.risk.defaults import default_rules
@@ -52,30 +53,28 @@ def rules() -> RiskRules:
 
 
 class FakeCounters:
-    """The counter items as the store keeps them: ADD, REMOVE, SET expires and last, refused when
-    `last` is the write's own token (the SDK's retry of a write whose answer was lost)."""
+    """The counter items as the store keeps them (shared/store/risk_counters.py): a write ADDs and SETs
+    expires and last, refused when `last` is its own token (the SDK's retry of a write whose answer
+    was lost: the item is then read instead), answers the item after it, and stale buckets go in a
+    second write when an answer shows some. Same signature as RiskCounters.count."""
 
     def __init__(self) -> None:
         self.items: dict[str, dict[str, int | str]] = {}
         self.refused = 0
 
-    def read(self, subjects: list[str]) -> dict[str, dict[str, int]]:
-        return {
-            s: {k: v for k, v in self.items[s].items() if isinstance(v, int)}
-            for s in subjects
-            if s in self.items
-        }
-
-    def write(self, write: CounterWrite) -> None:
-        item = self.items.setdefault(write.subject, {})
-        if item.get("last") == write.token:
+    def count(self, merchant_id, item: CounterItem, now, amount, stage, order_id, paid=False):
+        write = counter_write(item, now, amount, stage, order_id, paid)
+        found = self.items.setdefault(write.subject, {})
+        if found.get("last") == write.token:
             self.refused += 1
-            return
-        for name, amount in write.add.items():
-            item[name] = int(item.get(name, 0)) + amount
-        for name in write.remove:
-            item.pop(name, None)
-        item["expires"], item["last"] = write.expires, write.token
+        else:
+            for name, value in write.add.items():
+                found[name] = int(found.get(name, 0)) + value
+            found["expires"], found["last"] = write.expires, write.token
+        numbers = {k: v for k, v in found.items() if isinstance(v, int)}
+        for name in stale_buckets(numbers, now):
+            del found[name]
+        return numbers
 
 
 def test_a_decision_reads_one_item_per_identifier_the_rules_count():
@@ -192,48 +191,41 @@ def test_counts_include_this_order_once_whichever_stage_reads_them():
     assert other_currency[("device", "dev-1", 60)] == Velocity(orders=2, amount=500)  # amounts per currency
 
 
-def test_a_write_counts_every_window_removes_stale_buckets_and_expires_when_idle():
-    items = counter_items(rules(), signals(), KEY)
-    old = bucket(60, START) - 2
-    stored = {
-        items[1].subject: {
-            orders_name(60, old): 4,
-            amount_name(60, old, "USD"): 9,
-            orders_name(60, old + 1): 2,
-            "paid": 3,
-        }
-    }
-    writes = counter_writes(items, stored, START, Money(amount=1_000, currency=CNY), "checkout", "ord_1")
-    assert [write.subject for write in writes] == [
-        items[1].subject,
-        items[2].subject,
-    ]  # no e-mail velocity rule
-    client = writes[0]
-    assert client.add == {
-        orders_name(10, bucket(10, START)): 1,
-        amount_name(10, bucket(10, START), CNY): 1_000,
+def test_a_write_counts_the_windows_its_rules_read_and_expires_when_idle():
+    items = counter_items(rules(), signals(payer="alipay:1"), KEY)
+    client, payer = items[1], items[3]
+    write = counter_write(client, START, Money(amount=1_000, currency=CNY), "checkout", "ord_1")
+    assert write.subject == client.subject and write.token == "ord_1#checkout"
+    assert write.add == {
         orders_name(60, bucket(60, START)): 1,
         amount_name(60, bucket(60, START), CNY): 1_000,
-        orders_name(1440, bucket(1440, START)): 1,
-        amount_name(1440, bucket(1440, START), CNY): 1_000,
     }
-    assert client.remove == (amount_name(60, old, "USD"), orders_name(60, old))  # the previous bucket stays
-    assert client.expires == int((START + timedelta(days=2)).timestamp()) and client.token == "ord_1#checkout"
-    assert counter_writes(items, stored, START, Money(amount=1, currency=CNY), "payment", "ord_1") == ()
-    email_rules = parse_rules(
-        {"rules": [{"type": "velocity", "kind": "email", "window": 10, "max_orders": 3, "action": "block"}]}
-    )
-    email_items = counter_items(email_rules, signals(), KEY)
-    (email,) = counter_writes(email_items, {}, START, Money(amount=1, currency=CNY), "checkout", "ord_1")
-    assert email.expires == int((START + counters.KEEP_HISTORY).timestamp())  # the history lives on it
+    assert write.expires == int((START + timedelta(days=2)).timestamp())
+    paid = counter_write(payer, START, Money(amount=1, currency=CNY), "payment", "ord_1", paid=True)
+    assert paid.add["paid"] == 1 and {
+        orders_name(10, bucket(10, START)),
+        orders_name(1440, bucket(1440, START)),
+    } < set(paid.add)
+    assert paid.expires == int((START + counters.KEEP_HISTORY).timestamp())  # the history lives on it
+    with pytest.raises(ValueError, match="counted at checkout"):
+        counter_write(client, START, Money(amount=1, currency=CNY), "payment", "ord_1")
 
 
-def test_the_buyers_history_is_kept_on_their_e_mails_item():
+def test_stale_buckets_are_those_older_than_their_windows_previous_one():
+    old = bucket(60, START) - 2
+    stored = {
+        orders_name(60, old): 4,
+        amount_name(60, old, "USD"): 9,
+        orders_name(60, old + 1): 2,
+        orders_name(10, bucket(10, START)): 1,
+        "paid": 3,
+    }
+    assert stale_buckets(stored, START) == [amount_name(60, old, "USD"), orders_name(60, old)]
+
+
+def test_the_buyers_history_is_read_from_its_item():
     assert history(None) == History() and history(None).first_order
     assert history({"paid": 2, "refunds": 1, "o10_1": 5}) == History(paid_orders=2, refunds=1)
-    paid = history_write(KEY, "buyer@example.org", "paid", START, "ord_1")
-    assert paid.subject == f"email#{KEY.of('email', 'buyer@example.org')}"
-    assert (paid.add, paid.remove, paid.token) == ({"paid": 1}, (), "ord_1#paid")
 
 
 def test_counts_add_up_over_a_store_applying_the_writes_and_a_retried_write_counts_once():
@@ -242,17 +234,15 @@ def test_counts_add_up_over_a_store_applying_the_writes_and_a_retried_write_coun
     for n in range(40):
         now = START + timedelta(minutes=2 * n)  # one order every two minutes from one address
         order = signals(email=f"buyer{n}@example.org")
-        items = counter_items(counted, order, KEY)
-        stored = store.read([item.subject for item in items])
-        seen.append(
-            velocity(items, stored, now, order.amount, "checkout")[("client", "198.51.100.7", 60)].orders
+        (client,) = [item for item in counter_items(counted, order, KEY) if item.kind == "client"]
+        store.count("mer_1", client, now, order.amount, "checkout", f"ord_{n}")
+        found = store.count("mer_1", client, now, order.amount, "checkout", f"ord_{n}")  # the SDK's retry
+        counts = velocity(
+            [client], {client.subject: found}, now, order.amount, "checkout", written_first=True
         )
-        for write in counter_writes(items, stored, now, order.amount, "checkout", f"ord_{n}"):
-            store.write(write)
-            store.write(write)  # the SDK's retry of a write whose answer was lost
+        seen.append(counts[("client", "198.51.100.7", 60)].orders)
     assert seen[:30] == list(range(1, 31))  # all in the first hour's bucket: exact
     assert 30 <= seen[-1] <= 32  # 30 orders in the last hour (this one included); the estimate says 31
-    assert store.refused == 2 * 40
-    client = store.items[f"client#{KEY.of('client', '198.51.100.7')}"]
-    live = {name for name in client if name.startswith("o60_")}
-    assert len(live) <= 2  # stale buckets go as new ones come
+    assert store.refused == 40
+    kept = store.items[f"client#{KEY.of('client', '198.51.100.7')}"]
+    assert len({name for name in kept if name.startswith("o60_")}) <= 2  # stale buckets go as new ones come

@@ -4,11 +4,13 @@ checkout's review is carried to the payment's decision (`carried`)."""
 from datetime import UTC, datetime
 
 from shared.money import Money
+from shared.orders import Payment, Status, chain_event
 from shared.risk.counters import CounterItem
 from shared.risk.engine import decide
 from shared.risk.rules import parse_rules
 from shared.risk.signals import Fingerprints, History, Signals
-from shared.screening import carried, screen_checkout
+from shared.screening import carried, count_refund, screen_checkout
+from tests.unit.test_payments import make_order
 
 SECRET, MERCHANT, NOW = "a-server-secret-of-some-length", "mer_1", datetime(2026, 12, 5, 12, tzinfo=UTC)
 KEY = Fingerprints.for_merchant(SECRET, MERCHANT)
@@ -94,3 +96,37 @@ def test_a_checkout_review_is_carried_to_payment_unless_the_payer_is_allowed():
     assert (stolen.action, stolen.decided_by) == ("block", "stolen")  # a block stays a block
     assert carried(None, payment("alipay:1234")).action == "allow"
     assert carried(checkout("ord_9", Counters()), payment("alipay:1234")).action == "allow"
+
+
+def test_only_a_refund_of_a_delivered_order_with_a_payer_counts_in_the_payers_history():
+    class Refunds:
+        def __init__(self) -> None:
+            self.counted: list[tuple[str, str, str]] = []
+
+        def count_refund(self, merchant_id: str, subject: str, order_id: str) -> None:
+            self.counted.append((merchant_id, subject, order_id))
+
+    paid_by = Payment(
+        provider="sandbox", payment_id="pay_1", event_id="evt_1", amount=Money(amount=1999, currency="CNY")
+    )
+    placed = make_order(status=Status.REFUNDED)
+    delivered = [*placed.history, chain_event(placed.order_id, placed.history, "order.delivered", NOW, {})]
+    cases = {
+        "delivered, with a payer": placed.model_copy(
+            update={"history": delivered, "payment": paid_by.model_copy(update={"payer": "sandbox:p"})}
+        ),
+        "never delivered (a risk block, a sold-out)": placed.model_copy(
+            update={"payment": paid_by.model_copy(update={"payer": "sandbox:p"})}
+        ),
+        "delivered, no payer": placed.model_copy(update={"history": delivered, "payment": paid_by}),
+    }
+    counted = {}
+    for name, order in cases.items():
+        refunds = Refunds()
+        count_refund(order, refunds, SECRET)  # type: ignore[arg-type]
+        counted[name] = refunds.counted
+    assert counted == {
+        "delivered, with a payer": [("mer_1", f"payer#{KEY.of('payer', 'sandbox:p')}", "ord_fixture")],
+        "never delivered (a risk block, a sold-out)": [],
+        "delivered, no payer": [],
+    }

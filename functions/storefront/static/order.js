@@ -1,6 +1,7 @@
 // The order page: follows the order live until it settles and shows its codes with copy and download
 // buttons, in its delivery mode's own words (a top-up: "Topping up", then "Credited" with its receipt; a
-// manual order: waiting for its shop, with the time the shop promised, then what the shop wrote). It watches the order over a WebSocket (docs/push.md); a message names the order's status,
+// manual order: waiting for its shop, with the time the shop promised, then what the shop wrote; a license:
+// each key whole, with its own copy and .lic download). It watches the order over a WebSocket (docs/push.md); a message names the order's status,
 // and the page reads the order with GET /api/orders/{id} when that status is not the one it shows
 // (PAID, which needs nothing more, is shown from the message): codes come only from there. While the
 // socket is down it polls
@@ -105,7 +106,11 @@ function explain(order) {
   if ((order.status === "REFUNDING" || order.status === "REFUNDED") && soldOut) return texts["explain.SOLD_OUT"];
   if (modeOf(order) === "manual" && order.status === "PAID") return promised(order);
   const expires = order.expires_at ? when(order.expires_at) : "";
-  return (said("explain.", order.status, modeOf(order)) || "").replace("{expires}", expires);
+  const text = (said("explain.", order.status, modeOf(order)) || "").replace("{expires}", expires);
+  if (order.status !== "IN_REVIEW" || !order.review_until) return text;
+  // A risk review: the shop's deadline and what then, as its product says (an honest time, not "soon").
+  const then = texts["explain.review." + order.review_expires_to] || "";
+  return (text + " " + then.replace("{until}", when(order.review_until))).trim();
 }
 
 function copyButton(label, text) {
@@ -121,9 +126,49 @@ function copyButton(label, text) {
   return button;
 }
 
+// A text file made in the browser from what the page shows (no server route serves codes as files).
+function downloadButton(id, label, name, text) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "secondary";
+  button.id = id;
+  button.textContent = label;
+  button.addEventListener("click", () => {
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([text], {type: "text/plain"}));
+    link.download = name;
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+  });
+  return button;
+}
+
+// A license order's keys: each whole (monospace, wrapped), with its own copy and download (`<order>.lic`,
+// or `<order>-<n>.lic` for several).
+function showLicenses(licenses) {
+  byId("codes-title").textContent = texts["codes.license"];
+  const list = byId("codes");
+  list.replaceChildren();
+  licenses.forEach((license, n) => {
+    const row = document.createElement("li");
+    const value = document.createElement("pre");
+    value.className = "license";
+    value.id = "license-" + n;
+    value.textContent = license;
+    const name = orderId + (licenses.length > 1 ? "-" + (n + 1) : "") + ".lic";
+    const copy = copyButton(texts.copy, license);
+    copy.id = "copy-license-" + n;
+    row.append(value, copy, downloadButton("download-license-" + n, texts["download.license"], name, license + "\n"));
+    list.append(row);
+  });
+  byId("code-actions").replaceChildren();
+  byId("codes-box").hidden = false;
+}
+
 function showCodes(order) {
   const codes = order.items.map((item) => item.code);
   if (!codes.length) return; // a manual order fulfilled with text alone
+  if (modeOf(order) === "license") return showLicenses(codes);
   const list = byId("codes");
   list.replaceChildren();
   codes.forEach((code, n) => {
@@ -136,18 +181,7 @@ function showCodes(order) {
     list.append(row);
   });
   const actions = byId("code-actions");
-  const download = document.createElement("button");
-  download.type = "button";
-  download.className = "secondary";
-  download.id = "download";
-  download.textContent = texts.download;
-  download.addEventListener("click", () => {
-    const link = document.createElement("a");
-    link.href = URL.createObjectURL(new Blob([codes.join("\n") + "\n"], {type: "text/plain"}));
-    link.download = orderId + ".txt";
-    link.click();
-    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
-  });
+  const download = downloadButton("download", texts.download, orderId + ".txt", codes.join("\n") + "\n");
   const all = copyButton(texts.copy_all, codes.join("\n"));
   all.id = "copy-all";
   actions.replaceChildren(all, download);

@@ -1,7 +1,9 @@
 """`miaofa-merchant products`: list, show, create, change (PATCH: only the fields given), deactivate.
 
 A product is delivered from stock (codes imported), by top-up (the merchant's upstream credits the
-account the buyer names: `--upstream`, `--sku`) or by hand (`--promise-minutes`, `--deadline-minutes`);
+account the buyer names: `--upstream`, `--sku`), by hand (`--promise-minutes`, `--deadline-minutes`),
+with a code made per unit from a pattern (`--pattern`, `--cap`) or with a signed license key per unit
+(`--entitlement`, `--max-machines`, `--valid-days`, `--license-prefix`; docs/licenses.md);
 `--buyer-input FILE` declares the fields a buyer fills in (a JSON list, checked as the API checks it)."""
 
 import argparse
@@ -19,7 +21,16 @@ from shared.money import from_major
 
 POLICIES = ("refund", "hold")
 REVIEW_POLICIES = ("refund", "deliver")  # when a risk review is not decided in time (docs/risk.md)
-DELIVERIES = ("stock", "topup", "manual")
+DELIVERIES = ("stock", "topup", "manual", "generated", "license")
+# Each made-per-order delivery's terms: the API's field -> its flag. `cap` and `valid_days` take `none`.
+GENERATED_FLAGS = {"pattern": "--pattern", "cap": "--cap"}
+LICENSE_FLAGS = {
+    "entitlements": "--entitlement",
+    "max_machines": "--max-machines",
+    "valid_days": "--valid-days",
+    "prefix": "--license-prefix",
+}
+NULLABLE_TERMS = ("cap", "valid_days")  # left out: _UNSET; `none`: None (no cap, never expires)
 NOT_FOUND = 404
 # Shown by `products show`, in this order (the rest of the answer is in --json).
 SHOWN = (
@@ -101,7 +112,13 @@ class Products(Command):
         )
         if self.args.upstream is not None:
             self._note_if_unregistered(self.args.upstream)
+        self._note_example(product)
         return 0
+
+    def _note_example(self, product: dict[str, Any]) -> None:
+        """A generated product's example code, so a merchant sees what its pattern makes (`C\\ARD` vs `CARD`)."""
+        if product.get("example"):
+            self.console.note(f"example code: {product['example']} (made from the pattern; never sold)")
 
     def change(self) -> int:
         """A PATCH of the same fields again changes nothing more: safe to retry."""
@@ -123,7 +140,9 @@ class Products(Command):
                 body["price_tiers"] = _tiers(self.args.tiers, currency)
         if not body:
             raise UsageError(f"{PROG} products change: give at least one field to change (see --help)")
-        self._print(self.api.json_call("PATCH", self.path(), self.console, f"change {self.args.id}", body))
+        changed = self.api.json_call("PATCH", self.path(), self.console, f"change {self.args.id}", body)
+        self._print(changed)
+        self._note_example(changed)
         if self.args.upstream is not None:
             self._note_if_unregistered(self.args.upstream)
         return 0
@@ -154,7 +173,21 @@ class Products(Command):
             raise UsageError(f"{command}: --upstream and --sku go with --delivery topup")
         if args.delivery != "manual" and any(v is not None for v in manual.values()):
             raise UsageError(f"{command}: --promise-minutes and --deadline-minutes go with --delivery manual")
+        made = {"generated": GENERATED_FLAGS, "license": LICENSE_FLAGS}
+        for mode, flags in made.items():
+            if args.delivery != mode and _given_terms(args, flags):
+                raise UsageError(f"{command}: {', '.join(flags.values())} go with --delivery {mode}")
         body: dict[str, Any] = {"delivery": args.delivery}
+        if args.delivery == "generated":
+            if args.pattern is None:
+                raise UsageError(f"{command}: --delivery generated needs --pattern, e.g. GIFT-XXXX-XXXX-9999")
+            body["generated"] = _given_terms(args, GENERATED_FLAGS)
+        if args.delivery == "license":
+            if args.max_machines is None:
+                raise UsageError(
+                    f"{command}: --delivery license needs --max-machines N (machines per license)"
+                )
+            body["license"] = _given_terms(args, LICENSE_FLAGS)
         if args.delivery == "topup":
             if None in topup.values():
                 raise UsageError(
@@ -183,8 +216,10 @@ class Products(Command):
         for terms, flags in (
             ("topup", {"upstream": "--upstream", "sku": "--sku"}),
             ("manual", {"promise_minutes": "--promise-minutes", "deadline_minutes": "--deadline-minutes"}),
+            ("generated", GENERATED_FLAGS),
+            ("license", LICENSE_FLAGS),
         ):
-            given = {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
+            given = _given_terms(args, flags)
             if not given:
                 continue
             product = self.current
@@ -277,6 +312,16 @@ def buyer_fields(name: str, console: Console) -> list[Any]:
     return fields
 
 
+def _given_terms(args: argparse.Namespace, flags: dict[str, str]) -> dict[str, Any]:
+    """The terms whose flags were given, by the API's names (`none` for a cap or validity: null)."""
+    given = {}
+    for name in flags:
+        value = getattr(args, name)
+        if value is not (_UNSET if name in NULLABLE_TERMS else None):
+            given[name] = value
+    return given
+
+
 def _manual(command: str, terms: dict[str, Any]) -> dict[str, Any]:
     promise, deadline = terms.get("promise_minutes"), terms.get("deadline_minutes")
     if promise is not None and deadline is not None and deadline < promise:
@@ -295,6 +340,16 @@ def _delivery(product: dict[str, Any]) -> str:
         return (
             f"manual: promised within {manual.get('promise_minutes')} min, "
             f"its when_undeliverable policy after {manual.get('deadline_minutes')} min"
+        )
+    made, terms = product.get("generated"), product.get("license")
+    if delivery == "generated" and isinstance(made, dict):
+        cap = made.get("cap")
+        return f"generated: pattern {made.get('pattern')}, " + (f"at most {cap} codes" if cap else "no cap")
+    if delivery == "license" and isinstance(terms, dict):
+        days = terms.get("valid_days")
+        return (
+            f"license: {terms.get('prefix')}-…, {', '.join(terms.get('entitlements') or []) or 'no entitlements'}, "
+            f"{terms.get('max_machines')} machines, " + (f"valid {days} days" if days else "never expires")
         )
     return str(delivery)
 
@@ -375,8 +430,9 @@ def register(commands: Any, where: Parser) -> None:
         parents=[where],
         help="a new product; sent once, never retried: a second POST would make a second",
         description="A new product, delivered from stock (codes you import), by top-up (your upstream "
-        "credits the buyer's account: --upstream, --sku, --buyer-input) or by hand (--promise-minutes, "
-        "--deadline-minutes).",
+        "credits the buyer's account: --upstream, --sku, --buyer-input), by hand (--promise-minutes, "
+        "--deadline-minutes), with a code made per unit (--pattern, --cap) or with a signed license key "
+        "per unit (--entitlement, --max-machines, --valid-days, --license-prefix).",
     )
     created.add_argument("--name", required=True, help="as buyers see it")
     created.add_argument("--price", required=True, metavar="AMOUNT", help="in major units: 35.00")
@@ -461,6 +517,39 @@ def _add_delivery_terms(parser: argparse.ArgumentParser) -> None:
         type=_count(1),
         metavar="N",
         help="manual: minutes after payment when the when_undeliverable policy (refund or hold) takes over",
+    )
+    parser.add_argument(
+        "--pattern",
+        metavar="PATTERN",
+        help="generated: X letter or digit, A letter, 9 digit, \\c the character c (GIFT-XXXX-XXXX-9999)",
+    )
+    parser.add_argument(
+        "--cap",
+        type=_count_or_none,
+        default=_UNSET,
+        metavar="N|none",
+        help="generated: at most N codes ever made (none: no cap)",
+    )
+    parser.add_argument(
+        "--entitlement",
+        dest="entitlements",
+        action="append",
+        metavar="NAME",
+        help="license: what it grants (repeat for each: --entitlement pro --entitlement updates:2027)",
+    )
+    parser.add_argument(
+        "--max-machines", dest="max_machines", type=_count(1), metavar="N", help="license: machines at once"
+    )
+    parser.add_argument(
+        "--valid-days",
+        dest="valid_days",
+        type=_count_or_none,
+        default=_UNSET,
+        metavar="N|none",
+        help="license: days from issue until it expires (none: never)",
+    )
+    parser.add_argument(
+        "--license-prefix", dest="prefix", metavar="PREFIX", help="license: its text's prefix (default LIC)"
     )
     parser.add_argument(
         "--buyer-input",
