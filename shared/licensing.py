@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from shared.errors import DomainError, NotFound
+from shared.errors import Busy, DomainError, NotFound
 from shared.licenses import Keyring
 from shared.orders import Order
 
@@ -33,6 +33,11 @@ class ActivationLimit(DomainError):
     """Every machine the license allows is activated: deactivate one first."""
 
     status, code = 409, "activation_limit"
+
+
+class LicensesNotRevoked(Busy):
+    """A refunded order's license could not be revoked (the store throttled, say): the step that must
+    revoke it before the order is REFUNDED is retried."""
 
 
 class LicenseUnknown(NotFound):
@@ -106,23 +111,28 @@ def order_license_ids(order: Order) -> list[str]:
     return found
 
 
-def revoke_order_licenses(order: Order, records: LicenseRecords | None, now: datetime, reason: str) -> int:
+def revoke_order_licenses(
+    order: Order, records: LicenseRecords | None, now: datetime, reason: str, required: bool = False
+) -> int:
     """Revoke the licenses of a refunded (or refunding) order: each one conditional write, idempotent.
-    Best effort: a failure is logged (a retry of the refund's step revokes it), never raised. Returns
-    how many are revoked now."""
+    A failure is logged and, if `required`, raised once every license was tried (the caller's step is
+    retried); else never raised. Returns how many are revoked now."""
     license_ids = order_license_ids(order)
     if not license_ids or records is None:
         return 0
-    revoked = 0
+    revoked, failed = 0, None
     for license_id in license_ids:
         try:
             if records.revoke(license_id, "refund", reason, now) is not None:
                 revoked += 1
         except Exception as error:
+            failed = error
             logger.error(
                 "license not revoked",
                 extra={"order_id": order.order_id, "license_id": license_id, "error": type(error).__name__},
             )
+    if failed is not None and required:
+        raise LicensesNotRevoked(f"order {order.order_id}: a license could not be revoked; retry") from failed
     return revoked
 
 

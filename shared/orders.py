@@ -62,6 +62,7 @@ NOTES: frozenset[str] = frozenset(
         "risk.decided",  # the risk engine allowed a paid order on which some rule fired (shared/screening.py)
         "payment.disputed",  # the buyer disputed a payment (a chargeback): shared/disputes.py
         "codes.drawing",  # written before a generated order's codes are made (functions/deliver/generated.py)
+        "codes.counted",  # a capped generated product's units counted for the order (the same module)
     }
 )
 

@@ -143,8 +143,9 @@ class MadeCodePort(Protocol):
         """True if the code with this fingerprint is (now or already) this unit's; False if another's."""
         ...
 
-    def take(self, product_id: str, cap: int, units: int) -> bool:
-        """Count `units` more codes made if that stays within `cap`; False, nothing counted, if not."""
+    def take(self, product_id: str, cap: int, units: int, order_id: str) -> bool:
+        """Count the order's `units` more codes made if that stays within `cap` (True also if this
+        order's own take is the last one counted); False, nothing counted, if not."""
         ...
 
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from shared import queues
 from shared.errors import DomainError, IntegrityViolation, StateConflict
 from shared.faults import checkpoint
-from shared.licensing import revoke_order_licenses
+from shared.licensing import LicensesNotRevoked, revoke_order_licenses
 from shared.orders import Order, Status
 from shared.ports import AllocationPort, OrderPort, Ports
 from shared.providers import PaymentProvider, ProviderError, ProviderUnavailable, RefundRequest, RefundState
@@ -111,7 +111,10 @@ def send_refund(order: Order, provider: PaymentProvider, ports: Ports, now: date
             raise
         return None
     if state == RefundState.SUCCEEDED:
-        confirm_refund(order, ports, now, {"refund_id": request.refund_id, "via": "provider answer"})
+        try:
+            confirm_refund(order, ports, now, {"refund_id": request.refund_id, "via": "provider answer"})
+        except LicensesNotRevoked:  # the money is back; the order stays REFUNDING until they are revoked
+            orders.postpone(order.order_id, Status.REFUNDING, until=now + CHECK_PENDING_AFTER)
     elif state == RefundState.PENDING:
         orders.postpone(order.order_id, Status.REFUNDING, until=now + CHECK_PENDING_AFTER)
     else:
@@ -126,24 +129,28 @@ def send_refund(order: Order, provider: PaymentProvider, ports: Ports, now: date
 def confirm_refund(order: Order, ports: Ports, now: datetime, facts: dict[str, str]) -> Order:
     """REFUNDING -> REFUNDED; an order already REFUNDED (a callback and an answer both said so, or
     this write's answer was lost) stays. Its never-bound stock goes back first, so no crash after
-    this write can leave it reserved to a settled order."""
+    this write can leave it reserved to a settled order, and its licenses are revoked first, so no
+    failure can leave a refunded order's license active: it raises, the order stays REFUNDING, and
+    the refund's next check (reconciliation) revokes and confirms it."""
     give_back_stock(order, ports.allocation)
+    revoke_licenses(order, ports, now, required=True)
     try:
         refunded = ports.orders.transition(order, "refund.confirmed", now, facts)
     except StateConflict:
         refunded = _reread(order, ports.orders)
         if refunded.status != Status.REFUNDED:
             raise
+    else:  # counted by the call that confirmed it: a second report of the refund counts nothing
+        counted_in_history(refunded, ports)
     checkpoint("refund:after-confirmed")
-    revoke_licenses(refunded, ports, now)
     queues.emit("order.refunded", refunded, ports.notify)  # never fails the refund
-    counted_in_history(refunded, ports)
     return refunded
 
 
 def counted_in_history(order: Order, ports: Ports) -> None:
-    """The refund in the payer's history for the risk rules (docs/risk.md): best effort, once per
-    order; a failure is logged and never fails the refund (the count is a signal, not money)."""
+    """The refund in the payer's history for the risk rules (docs/risk.md): called once, by the write
+    that confirmed the refund (a crash right after it loses the count); a failure is logged and never
+    fails the refund (the count is a signal, not money)."""
     try:
         ports.refunded(order)
     except Exception as error:
@@ -152,8 +159,9 @@ def counted_in_history(order: Order, ports: Ports) -> None:
         )
 
 
-def revoke_licenses(order: Order, ports: Ports, now: datetime) -> None:
+def revoke_licenses(order: Order, ports: Ports, now: datetime, required: bool = False) -> None:
     """A refunded order's licenses stop activating (docs/licenses.md "Refunds"): at the refund's
-    request, and again at its confirmation (every path to REFUNDED calls this, so a revocation missed
-    at the request is made then). Idempotent; best effort: a failure is logged, never fails the refund."""
-    revoke_order_licenses(order, ports.licenses, now, "order refunded")
+    request (best effort: a failure is logged, never fails the request), and again, `required`, on
+    every path to REFUNDED: there a failure raises after every license was tried, so the step is
+    retried (reconciliation, or the provider's callback sent again) until all are revoked. Idempotent."""
+    revoke_order_licenses(order, ports.licenses, now, "order refunded", required)

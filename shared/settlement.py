@@ -258,6 +258,7 @@ def apply_refund(event: PaymentEvent, ports: Ports, now: datetime) -> Outcome:
         ports.events.mark_applied(event)
         return Outcome.PARTIAL_REFUND
     facts = {"provider": event.provider, "payment_id": event.payment_id, "refund_id": event.refund_id or ""}
+    confirmed_now = False
     for _ in range(CONFLICT_RETRIES):
         if order.status == Status.REFUNDED:
             break
@@ -268,6 +269,7 @@ def apply_refund(event: PaymentEvent, ports: Ports, now: datetime) -> Outcome:
         )
         try:
             order = ports.orders.transition(order, "refund.confirmed", now, facts, payment=payment)
+            confirmed_now = True
             break
         except StateConflict:
             order = _reread(order, ports.orders)
@@ -278,8 +280,9 @@ def apply_refund(event: PaymentEvent, ports: Ports, now: datetime) -> Outcome:
     ports.allocation.release(order.product_id, order.slots, order.order_id)  # only slots never bound
     for ticket in order.tickets:
         ports.limits.give_back(ticket, order.order_id)
-    revoke_licenses(order, ports, now)
-    counted_in_history(order, ports)
+    revoke_licenses(order, ports, now, required=True)  # raises before mark_applied: the provider resends
+    if confirmed_now:  # counted by the write that confirmed it, not by a second report of the refund
+        counted_in_history(order, ports)
     queues.emit("order.refunded", order, ports.notify)  # the same event id on a retry
     ports.events.mark_applied(event)
     return Outcome.REFUNDED

@@ -29,6 +29,7 @@ from shared.undeliverable import Why, give_up
 logger = logging.getLogger(__name__)
 
 DRAWING = "codes.drawing"
+COUNTED = "codes.counted"  # a capped product's units counted for the order (once, whatever the attempts)
 # Another delivery of the order noted less than this ago may still be drawing: this one is retried later.
 LEASE = timedelta(seconds=30)
 MAX_DRAWS = 8  # per unit: at 40 bits or more, a second collision in a row means a broken generator
@@ -58,13 +59,16 @@ def deliver_generated(order: Order, ports: Ports, now: datetime) -> Status:
         if order.status != Status.PAID:
             return order.status
         raise InFlight(f"order {order.order_id}: another delivery may be drawing its codes")
-    if terms.cap is not None and not made.take(order.product_id, terms.cap, order.quantity):
-        logger.warning("generated cap reached", extra={"order_id": order.order_id, "cap": terms.cap})
-        why = Why(f"the product's cap of {terms.cap} codes is reached")
-        give_up(order, ports.orders, ports.products, ports.allocation, now, why)
-        reread = ports.orders.get(order.order_id)
-        return reread.status if reread is not None else order.status
-    checkpoint("generated:after-count", order.order_id)
+    if terms.cap is not None and not any(event.type == COUNTED for event in order.history):
+        if not made.take(order.product_id, terms.cap, order.quantity, order.order_id):
+            logger.warning("generated cap reached", extra={"order_id": order.order_id, "cap": terms.cap})
+            why = Why(f"the product's cap of {terms.cap} codes is reached")
+            give_up(order, ports.orders, ports.products, ports.allocation, now, why)
+            reread = ports.orders.get(order.order_id)
+            return reread.status if reread is not None else order.status
+        checkpoint("generated:after-count", order.order_id)
+        # Counted: a later attempt (this one failing past here) must not count the order again.
+        order = ports.orders.note(order, COUNTED, now, {"units": order.quantity, "cap": terms.cap})
     pattern = generated.validate(terms.pattern)
     codes = [_unique_code(order, unit, pattern, made, ports) for unit in range(order.quantity)]
     checkpoint("generated:after-draw", order.order_id)

@@ -225,6 +225,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "trust.private.generated": "Your code is made when you pay and shown only to you, on your order page",
         "trust.private.license": "Your license key is shown only to you, on your order page",
         "event.codes.drawing": "Making your codes",
+        "event.codes.counted": "Counted within the product's limit",
         "codes.license": "Your license key",
         "explain.license.DELIVERED": "Your license key is below: copy it, or download it as a file, and enter it "
         "in the software.",
@@ -405,6 +406,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "trust.private.generated": "卡密在您付款时生成，仅在您的订单页向您显示",
         "trust.private.license": "许可证密钥仅在您的订单页向您显示",
         "event.codes.drawing": "正在生成卡密",
+        "event.codes.counted": "已计入限量",
         "codes.license": "您的许可证密钥",
         "explain.license.DELIVERED": "许可证密钥见下方：复制或下载为文件，然后在软件中输入。",
         "download.license": "下载 .lic 文件",

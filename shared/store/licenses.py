@@ -117,7 +117,7 @@ class LicenseStore:
         item = LicenseItem(pk=_key(license_id))
         try:
             item.update(
-                actions=[entry.set(int(now.timestamp()))],
+                actions=[entry.set(entry | int(now.timestamp()))],  # the first activation's time kept
                 condition=LicenseItem.pk.exists()
                 & (LicenseItem.status == "active")
                 & (entry.exists() | (size(LicenseItem.machines) < cap)),

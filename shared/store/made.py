@@ -8,14 +8,13 @@ and the unit it was made for, never the code. A capped product has one counter i
 one item takes (~1,000 orders/s for that product; an uncapped product writes no shared item).
 """
 
-import uuid
 from datetime import datetime
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import PutError, UpdateError
 
 from shared.settings import settings
-from shared.store.errors import condition_failed, retried
+from shared.store.errors import condition_failed
 from shared.store.stock.items import _StockModel, use_stock_table
 
 CODE_SK = "code"
@@ -67,26 +66,27 @@ class MadeCodes:
         found = MadeCodeItem.get(*code_key(product_id, fingerprint), consistent_read=True)
         return (found.order_id, int(found.unit)) == (order_id, unit)
 
-    def take(self, product_id: str, cap: int, units: int) -> bool:
-        """Count `units` more codes made, if that keeps the product at or below `cap`; False (nothing
-        counted) if it would not. One conditional write; safe to repeat after a lost answer (its token)."""
+    def take(self, product_id: str, cap: int, units: int, order_id: str) -> bool:
+        """Count the order's `units` more codes made, if that keeps the product at or below `cap`; False
+        (nothing counted) if it would not. One conditional write, its token the order id: refused when
+        this order's take is the last one counted — the SDK's retry of a write whose answer was lost, or
+        a retried delivery that counted before it failed — and then found to be this order's (True).
+        Another order's take in between such a first attempt and its retry lets the retry count the
+        order again: units lost from the cap, never codes past it (docs/licenses.md)."""
         if units > cap:
             return False
-        token = uuid.uuid4().hex
         try:
             MadeCountItem(*count_key(product_id)).update(
-                actions=[MadeCountItem.made.add(units), MadeCountItem.last_take.set(token)],
+                actions=[MadeCountItem.made.add(units), MadeCountItem.last_take.set(order_id)],
                 condition=(MadeCountItem.made.does_not_exist() | (MadeCountItem.made <= cap - units))
-                & (MadeCountItem.last_take.does_not_exist() | (MadeCountItem.last_take != token)),
+                & (MadeCountItem.last_take.does_not_exist() | (MadeCountItem.last_take != order_id)),
             )
             return True
         except UpdateError as error:
             if not condition_failed(error):
                 raise
-            if not retried(error):
-                return False  # refused at its first attempt: past the cap
         seen = self._count(product_id)
-        return seen is not None and seen.last_take == token  # (a later take may hide it: units lost)
+        return seen is not None and seen.last_take == order_id
 
     def made(self, product_id: str) -> int:
         """How many codes the capped product has counted (0 before its first)."""

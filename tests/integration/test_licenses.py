@@ -405,3 +405,17 @@ def test_the_python_snippet_verifies_a_bought_license_and_its_activation_against
     with pytest.raises(snippet.LicenseError) as refused:
         snippet.verify_license(_tampered(text), jwks)
     assert refused.value.kind == "bad_signature"
+
+
+def test_a_machine_activated_again_keeps_the_time_it_was_first_activated(shop, product_id):
+    from shared.adapters import licenses
+    from shared.licensing import machine_hash
+
+    _, (text,) = _bought(shop, product_id)
+    license_id = _call(shop, "activate", license=text, machine="desk").json()["license_id"]
+    machine, store = machine_hash(license_id, "desk"), licenses()
+    first = store.get(license_id).machines[machine]
+
+    again = store.activate(license_id, machine, first + timedelta(days=3), 3)
+
+    assert again.machines[machine] == first and len(again.machines) == 1

@@ -1,6 +1,7 @@
 """Licenses issued, revoked and checked, with in-memory fakes (functions/deliver/licenses.py,
 shared/licensing.py, functions/storefront/licenses.py): one license per unit, the same on every
-attempt; a refund revokes at its request and at its confirmation, best effort; the public calls verify
+attempt; a refund revokes at its request (best effort) and before its confirmation (required: the
+order stays REFUNDING until they are revoked); the public calls verify
 before they touch the store, and answer statuses in their documented order."""
 
 import dataclasses
@@ -100,11 +101,18 @@ def test_a_revocation_missed_at_the_request_is_made_at_the_confirmation_and_neve
     assert {r.status for r in fakes.licenses.records.values()} == {"revoked"}
 
 
-def test_a_revocation_that_fails_every_time_leaves_the_refund_done(fakes):
+def test_a_refund_is_not_confirmed_while_its_licenses_cannot_be_revoked(fakes):
     order, _ = _delivered(fakes)
-    fakes.licenses.before("revoke", raises(RuntimeError("throttled")))
-    assert refund_order(MERCHANT_ID, order.order_id, "asked", fakes, fakes.clock()).status == Status.REFUNDED
-    assert {r.status for r in fakes.licenses.records.values()} == {"active"}  # the merchant revokes by hand
+    fakes.licenses.before("revoke", raises(RuntimeError("throttled")), times=4)  # request 2, confirmation 2
+
+    waiting = refund_order(MERCHANT_ID, order.order_id, "asked", fakes, fakes.clock())
+
+    # The money is back at the provider; the order stays REFUNDING (due again) until they are revoked.
+    assert waiting.status == Status.REFUNDING
+    assert {r.status for r in fakes.licenses.records.values()} == {"active"}
+    confirmed = confirm_refund(stored(fakes, order), fakes, fakes.clock(), {"via": "reconcile"})
+    assert confirmed.status == Status.REFUNDED
+    assert {r.status for r in fakes.licenses.records.values()} == {"revoked"}
 
 
 def test_an_order_without_licenses_costs_no_revocation(fakes):
