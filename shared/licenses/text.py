@@ -50,7 +50,7 @@ class Signed:
             public_key.verify(self.signature, signed_message(self.prefix, self.payload))
         except InvalidSignature:
             raise BadSignature(
-                f"the {what}'s signature does not match its content (altered, or not ours)"
+                f"the {what}'s signature does not match its content (altered, cut short, or not ours)"
             ) from None
 
 

@@ -13,7 +13,7 @@ import pytest
 from functions.deliver.licenses import issue_licenses
 from functions.merchant.refund import refund_order
 from functions.storefront import licenses as calls
-from shared.licenses import BadSignature, Keyring, Malformed, UnknownKey, verify_license
+from shared.licenses import BadSignature, Keyring, LicenseRefused, Malformed, UnknownKey, verify_license
 from shared.licensing import (
     ActivationLimit,
     LicenseRevoked,
@@ -126,7 +126,11 @@ def test_public_calls_verify_before_the_store_and_count_machines_exactly(fakes):
     order, (text, _) = _delivered(fakes)
     keys, records, now = fakes.license_keys, fakes.licenses, fakes.clock()
     fakes.licenses.calls.clear()
-    for bad, refusal in ((text[:-8], Malformed), (text.replace("A", "B", 1)[:40] + text[40:], Exception)):
+    # Cut by 9 characters, the base32 cannot be whole (Malformed); cut by a whole group of 8 it may
+    # decode, then its last 64 bytes are no signature of the rest (BadSignature): refused either way.
+    cut_short, group_cut = text[:-9], text[:-8]
+    tampered = text.replace("A", "B", 1)[:40] + text[40:]
+    for bad, refusal in ((cut_short, Malformed), (group_cut, LicenseRefused), (tampered, LicenseRefused)):
         with pytest.raises(refusal):
             calls.activate(calls.MachineCall(license=bad, machine="m"), keys, records, now, 30)
     assert [c.method for c in fakes.licenses.calls] == []  # nothing touched
