@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from shared.errors import Busy, DomainError, NotFound
-from shared.licenses import Keyring
+from shared.errors import Busy, DomainError, NotFound, StateConflict
+from shared.licenses import Keyring, LicensePayload, sign_license
 from shared.orders import Order
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,18 @@ class LicenseUnknown(NotFound):
     """A license whose signature verifies but that the shop has no record of (or not this merchant's)."""
 
     code = "license_not_found"
+
+
+class LicenseKeyUnknown(NotFound):
+    """A key id the merchant never had (another merchant's is indistinguishable from a missing one)."""
+
+    code = "license_key_not_found"
+
+
+class LicenseKeyCurrent(StateConflict):
+    """The key signs the merchant's licenses now: it cannot be retired before a rotation."""
+
+    code = "license_key_current"
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,23 @@ class LicenseRecords(Protocol):
     def revoke(self, license_id: str, by: str, reason: str, now: datetime) -> LicenseRecord | None: ...
 
     def reinstate(self, license_id: str) -> LicenseRecord | None: ...
+
+
+def signed_text(record: LicenseRecord, ring: Keyring) -> str:
+    """The record's license, signed with the keyring's current key (the same text for the same key:
+    Ed25519 signatures are deterministic)."""
+    kid, key = ring.signing_key()
+    payload = LicensePayload(
+        license_id=record.license_id,
+        merchant_id=record.merchant_id,
+        product_id=record.product_id,
+        order_id=record.order_id,
+        entitlements=record.entitlements,
+        max_machines=record.max_machines,
+        expires_at=record.expires_at,
+        issued_at=record.issued_at,
+    )
+    return sign_license(payload, key, kid, record.prefix)
 
 
 def license_id_for(order_id: str, unit: int) -> str:

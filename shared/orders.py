@@ -63,6 +63,7 @@ NOTES: frozenset[str] = frozenset(
         "payment.disputed",  # the buyer disputed a payment (a chargeback): shared/disputes.py
         "codes.drawing",  # written before a generated order's codes are made (functions/deliver/generated.py)
         "codes.counted",  # a capped generated product's units counted for the order (the same module)
+        "license.reissued",  # a license signed again under the current key, the delivery's text replaced
     }
 )
 

@@ -62,9 +62,17 @@ class OrderPort(Protocol):
         has no such move or the order changed."""
         ...
 
-    def note(self, order: Order, event_type: str, at: datetime, data: dict[str, Any] | None = None) -> Order:
-        """Append a fact (shared.orders.NOTES) to the history, the state and deadlines untouched;
-        StateConflict if the order changed."""
+    def note(
+        self,
+        order: Order,
+        event_type: str,
+        at: datetime,
+        data: dict[str, Any] | None = None,
+        fulfilment: bytes | None = None,
+    ) -> Order:
+        """Append a fact (shared.orders.NOTES) to the history, the state and deadlines untouched
+        (`fulfilment`: the order's sealed delivery replaced in the same write); StateConflict if the
+        order changed."""
         ...
 
     def due(self, status: Status, before: datetime, limit: int | None = 100) -> list[str]: ...

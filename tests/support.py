@@ -301,3 +301,17 @@ def make_queue_pair(visibility: int, max_receives: int) -> tuple[str, str, str]:
     )["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return queue, arn, dlq
+
+
+def clear_of_bucket_edges(windows: tuple[int, ...], margin: float) -> None:
+    """Return once the next `margin` seconds cross no edge of the risk counters' buckets for these
+    windows (minutes; buckets are aligned to the epoch, shared/risk/counters.py), waiting past an edge
+    if one is nearer. A burst counted across an edge is estimated one short, as docs/risk.md says the
+    sliding window may be: a test asserting an exact threshold starts its burst clear of one."""
+    for _ in range(len(windows) + 1):
+        now = time.time()
+        nearest = min(window * 60 - now % (window * 60) for window in windows)
+        if nearest >= margin:
+            return
+        time.sleep(nearest + 0.5)  # past the edge: a fresh bucket, a full window of room
+    raise AssertionError("the risk windows' bucket edges keep coming: are the windows under a minute?")

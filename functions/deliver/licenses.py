@@ -13,8 +13,7 @@ shown to anyone (the order was not DELIVERED), and it still verifies, for the sa
 from datetime import datetime, timedelta
 
 from shared.errors import IntegrityViolation
-from shared.licenses import LicensePayload, sign_license
-from shared.licensing import LicenseRecord, license_id_for
+from shared.licensing import LicenseRecord, license_id_for, signed_text
 from shared.orders import Order
 from shared.ports import Ports
 from shared.products import Product
@@ -29,7 +28,7 @@ def issue_licenses(order: Order, product: Product, ports: Ports, now: datetime) 
     if ports.licenses is None or ports.license_keys is None:
         raise IntegrityViolation("this function has no license store")
     keyring = ports.license_keys.signing(order.merchant_id)
-    kid, key = keyring.signing_key()
+    kid = keyring.current
     issued = now.replace(microsecond=0)
     valid_days = terms.valid_days
     texts: list[str] = []
@@ -51,16 +50,6 @@ def issue_licenses(order: Order, product: Product, ports: Ports, now: datetime) 
         record = ports.licenses.put(wanted)  # the first attempt's, if there was one
         if record.kid != kid:  # rotated since the first attempt: signed again, under the current key
             ports.licenses.resigned(record.license_id, kid)
-        payload = LicensePayload(
-            license_id=record.license_id,
-            merchant_id=record.merchant_id,
-            product_id=record.product_id,
-            order_id=record.order_id,
-            entitlements=record.entitlements,
-            max_machines=record.max_machines,
-            expires_at=record.expires_at,
-            issued_at=record.issued_at,
-        )
-        texts.append(sign_license(payload, key, kid, record.prefix))
+        texts.append(signed_text(record, keyring))
         ids.append(record.license_id)
     return texts, {"licenses": ids}

@@ -1,5 +1,6 @@
-"""Merchant routes: the merchant's licenses (an order's, one with its activations), revoking and
-reinstating one, and the license signing keys (docs/licenses.md "Merchant API")."""
+"""Merchant routes: the merchant's licenses (an order's, one with its activations), revoking,
+reinstating and reissuing one, and the license signing keys: rotating them and retiring one that
+leaked (docs/licenses.md "Merchant API")."""
 
 from datetime import datetime
 from typing import Literal
@@ -9,6 +10,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.merchant.orders import owned_order
+from functions.merchant.reissue import reissue_license
 from functions.merchant.routing import MERCHANT_KEY, logger, merchant_id
 from shared import adapters
 from shared.errors import Invalid, NotFound
@@ -76,9 +78,17 @@ class KeyView(BaseModel):
     alg: str
 
 
+class RetiredKey(BaseModel):
+    kid: str
+    retired_at: datetime
+
+
 class LicenseKeys(BaseModel):
     current: str = Field(description="the key id new licenses and activations are signed with")
     keys: list[KeyView] = Field(description="every published key, oldest first (the JWK Set's keys)")
+    retired: list[RetiredKey] = Field(
+        description="keys you retired, oldest first: what they signed no longer verifies"
+    )
     url: str = Field(description="where the JWK Set is published for your software")
 
 
@@ -116,8 +126,11 @@ def _keys_body(merchant: str, ring: Keyring) -> dict:
     from shared.settings import settings
 
     url = f"{settings().public_base_url.rstrip('/')}/api/licenses/keys/{merchant}"
+    retired = [
+        {"kid": kid, "retired_at": at} for kid, at in adapters.license_keys().retired(merchant).items()
+    ]
     return LicenseKeys.model_validate(
-        {"current": ring.current, "keys": ring.jwks()["keys"], "url": url}
+        {"current": ring.current, "keys": ring.jwks()["keys"], "retired": retired, "url": url}
     ).model_dump(mode="json")
 
 
@@ -200,6 +213,22 @@ def post_reinstate(license_id: str) -> Response[str]:
     return json_response(200, _view(reinstated).model_dump(mode="json"))
 
 
+@router.post(
+    "/merchant/licenses/<license_id>/reissue",
+    summary="Sign a license again under your current key; the buyer's order page shows the new text",
+    description="For licenses signed by a key you retire (it leaked). The license keeps its id, grants, "
+    "expiry and activations. Sent again, changes nothing.",
+    tags=["merchant"],
+    security=MERCHANT_KEY,
+    responses=documented(200, "reissued", LicenseView, errors=[401, 403, 404, 409, 410]),
+)
+def post_reissue(license_id: str) -> Response[str]:
+    ports = adapters.ports()
+    record = reissue_license(merchant_id(router), license_id, ports, ports.clock())
+    logger.info("license reissued", extra={"license_id": record.license_id, "kid": record.kid})
+    return json_response(200, _view(record).model_dump(mode="json"))
+
+
 @router.get(
     "/merchant/license-keys",
     summary="Your license signing keys (made on first use)",
@@ -224,4 +253,20 @@ def post_rotate() -> Response[str]:
     merchant = merchant_id(router)
     ring = adapters.license_keys().rotate(merchant)
     logger.info("license keys rotated", extra={"kid": ring.current})
+    return json_response(200, _keys_body(merchant, ring))
+
+
+@router.post(
+    "/merchant/license-keys/<kid>/retire",
+    summary="Retire a key that leaked: what it signed stops verifying (reissue the licenses you keep)",
+    description="Only a rotated-out key: rotate first. Sent again, changes nothing.",
+    tags=["merchant"],
+    security=MERCHANT_KEY,
+    responses=documented(200, "retired", LicenseKeys, errors=[401, 403, 404, 409]),
+)
+def post_retire(kid: str) -> Response[str]:
+    merchant = merchant_id(router)
+    keys = adapters.license_keys()
+    ring = keys.retire(merchant, kid, adapters.ports().clock())
+    logger.info("license key retired", extra={"kid": kid})
     return json_response(200, _keys_body(merchant, ring))

@@ -226,6 +226,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "trust.private.license": "Your license key is shown only to you, on your order page",
         "event.codes.drawing": "Making your codes",
         "event.codes.counted": "Counted within the product's limit",
+        "event.license.reissued": "Your license key was signed again by the shop: use the one shown below",
         "codes.license": "Your license key",
         "explain.license.DELIVERED": "Your license key is below: copy it, or download it as a file, and enter it "
         "in the software.",
@@ -407,6 +408,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "trust.private.license": "许可证密钥仅在您的订单页向您显示",
         "event.codes.drawing": "正在生成卡密",
         "event.codes.counted": "已计入限量",
+        "event.license.reissued": "商家已重新签发您的许可证密钥：请使用下方显示的密钥",
         "codes.license": "您的许可证密钥",
         "explain.license.DELIVERED": "许可证密钥见下方：复制或下载为文件，然后在软件中输入。",
         "download.license": "下载 .lic 文件",

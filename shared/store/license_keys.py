@@ -9,6 +9,8 @@ A rotated-out key keeps only its public half: what verification needs.
   once, one wins and the other reads the winner's, so a merchant never has two current keys.
 - Rotated with one write conditional on the version read. A retried rotation whose first answer was
   lost finds its own key current (done); a rotation that lost to another takes the other's.
+- A rotated-out key is retired (a key that leaked) with one write conditional on the version read: its
+  public half is dropped, its id and time kept in `retired`, so a retried retirement is found done.
 - Kept per process for KEYRING_CACHE_SECONDS: an old keyring only signs with a key that stays
   published, so a container that has not seen a rotation yet still signs licenses that verify.
 """
@@ -17,6 +19,7 @@ import base64
 import json
 import threading
 import time
+from datetime import datetime
 
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import PutError, UpdateError
@@ -24,6 +27,7 @@ from pynamodb.models import Model
 
 from shared.errors import StateConflict
 from shared.licenses import Keyring, public_bytes, public_key, seal_private_key, unseal_private_key
+from shared.licensing import LicenseKeyCurrent, LicenseKeyUnknown
 from shared.orders import utcnow
 from shared.ports import Ciphers
 from shared.store.errors import condition_failed
@@ -44,6 +48,7 @@ class KeyringItem(Model):
     version = NumberAttribute()
     created_at = UTCDateTimeAttribute()
     rotated_at = UTCDateTimeAttribute(null=True)
+    retired = UnicodeAttribute(null=True)  # JSON [[kid, ISO time retired], ...]: no longer published
 
 
 def _key(merchant_id: str) -> str:
@@ -51,7 +56,8 @@ def _key(merchant_id: str) -> str:
 
 
 class LicenseKeyStore:
-    """Merchants' keyrings: `keyring` (verifying, or None), `signing` (made on first need), `rotate`."""
+    """Merchants' keyrings: `keyring` (verifying, or None), `signing` (made on first need), `rotate`,
+    `retire`, and `retired` (the key ids a merchant retired, and when)."""
 
     def __init__(
         self, ciphers: Ciphers, table: str | None = None, cache_seconds: float = KEYRING_CACHE_SECONDS
@@ -132,6 +138,45 @@ class LicenseKeyStore:
         assert now_current is not None
         return now_current
 
+    def retire(self, merchant_id: str, kid: str, now: datetime) -> Keyring:
+        """`kid` no longer published: every license and activation it signed stops verifying, here at
+        once and in other processes within KEYRING_CACHE_SECONDS. Retiring it again changes nothing.
+        LicenseKeyUnknown if the merchant never had it; LicenseKeyCurrent if it signs now."""
+        for _ in range(ROTATE_ROUNDS):
+            item = self._item(merchant_id)
+            retired = _retired(item)
+            if kid in retired:
+                break  # retired before, or by this very write (retried by the SDK after its answer was lost)
+            ring = None if item is None else self._open(merchant_id, item)
+            if item is None or ring is None or kid not in ring.kids:
+                raise LicenseKeyUnknown("no such license key of yours")
+            if kid == ring.current:
+                raise LicenseKeyCurrent(f"key {kid} signs your licenses now: rotate first, then retire it")
+            kept = ring.retire(kid)
+            try:
+                KeyringItem(pk=item.pk).update(
+                    actions=[
+                        KeyringItem.public_keys.set(_public_json(kept)),
+                        KeyringItem.retired.set(json.dumps([*retired.items(), (kid, now.isoformat())])),
+                        KeyringItem.version.set(int(item.version) + 1),
+                    ],
+                    condition=KeyringItem.version == int(item.version),
+                )
+            except UpdateError as error:
+                if not condition_failed(error):
+                    raise
+                continue  # changed since read (a rotation, another retirement, or this write's own retry)
+            break
+        else:
+            raise StateConflict(f"the license keys of merchant {merchant_id} kept changing; try again")
+        now_kept = self._keep(merchant_id, self._read(merchant_id), time.monotonic())
+        assert now_kept is not None
+        return now_kept
+
+    def retired(self, merchant_id: str) -> dict[str, datetime]:
+        """The key ids the merchant retired, and when, oldest first."""
+        return {kid: datetime.fromisoformat(at) for kid, at in _retired(self._item(merchant_id)).items()}
+
     def _read(self, merchant_id: str) -> Keyring | None:
         item = self._item(merchant_id)
         return None if item is None else self._open(merchant_id, item)
@@ -170,6 +215,10 @@ class LicenseKeyStore:
             self._ciphers(merchant_id), merchant_id, item.current, item.sealed_private
         )
         return Keyring(public, item.current, private)
+
+
+def _retired(item: KeyringItem | None) -> dict[str, str]:
+    return {} if item is None or not item.retired else {kid: at for kid, at in json.loads(item.retired)}
 
 
 def _public_json(ring: Keyring) -> str:

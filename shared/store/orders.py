@@ -444,25 +444,36 @@ class OrderStore:
             for item in OrderItem.batch_get(keys[n : n + 100], consistent_read=True)
         ]
 
-    def note(self, order: Order, event_type: str, at: datetime, data: dict[str, Any] | None = None) -> Order:
+    def note(
+        self,
+        order: Order,
+        event_type: str,
+        at: datetime,
+        data: dict[str, Any] | None = None,
+        fulfilment: bytes | None = None,
+    ) -> Order:
         """Append a fact (one of NOTES) to the order's history, its state and deadlines untouched, in
-        one write conditional on the history it extends. StateConflict if the order changed."""
+        one write conditional on the history it extends (with `fulfilment`: its sealed delivery replaced
+        in the same write). StateConflict if the order changed."""
         if event_type not in NOTES:
             raise StateConflict(f"'{event_type}' is not a note")
         event = chain_event(order.order_id, order.history, event_type, at, data)
+        actions: list[Action] = [
+            OrderItem.history.set(OrderItem.history.append([_event_json(event)])),
+            OrderItem.head.set(event.hash),
+        ]
+        if fulfilment is not None:
+            actions.append(OrderItem.sealed_fulfilment.set(fulfilment))
         try:
-            OrderItem(order_id=order.order_id).update(
-                actions=[
-                    OrderItem.history.set(OrderItem.history.append([_event_json(event)])),
-                    OrderItem.head.set(event.hash),
-                ],
-                condition=OrderItem.head == order.head,
-            )
+            OrderItem(order_id=order.order_id).update(actions=actions, condition=OrderItem.head == order.head)
         except UpdateError as error:
             if condition_failed(error):
                 raise StateConflict(f"order {order.order_id} changed while being updated") from None
             raise
-        return order.model_copy(update={"history": [*order.history, event]})
+        update: dict[str, Any] = {"history": [*order.history, event]}
+        if fulfilment is not None:
+            update["sealed_fulfilment"] = fulfilment
+        return order.model_copy(update=update)
 
     def history_intact(self, order_id: str) -> bool:
         """I7: the stored history verifies against the separately stored head hash."""

@@ -19,7 +19,9 @@ from tests.browser.test_buyer_pages import PHONE, no_sideways_scrolling, no_viol
 pytestmark = pytest.mark.e2e
 
 UPSTREAM = "browser-fake"
-SLOW_MS = 3000  # the upstream answers this late (within miaofa's 5 s read timeout): 充值中 for a while
+# The upstream answers "processing" at once and credits this much later, then calls back: 充值中 for
+# a while, however long the page took to load (a late answer within the read timeout was a race).
+CREDITED_AFTER_MS = 8000
 TOPUP_FIELDS = [
     {"name": "uid", "label": {"zh-CN": "游戏 UID", "en": "Game UID"}, "type": "number", "confirm": True},
     {
@@ -116,7 +118,7 @@ def checkout_posts(page) -> list[str]:
 def test_a_top_up_buyer_fills_the_fields_pays_and_sees_topping_up_then_credited(shop, browse, fake, lang):
     says = SAYS[lang]
     sku = f"sku-{secrets.token_hex(4)}"
-    fake.script(sku, "slow", delay_ms=SLOW_MS)
+    fake.script(sku, "processing_then_callback", delay_ms=CREDITED_AFTER_MS)
     product_id = shop.new_product(
         [],
         name="Genshin 60 Genesis Crystals",
@@ -161,7 +163,7 @@ def test_a_top_up_buyer_fills_the_fields_pays_and_sees_topping_up_then_credited(
     expect(page.locator("#explain")).to_have_text(says["topping_up_long"])
     page.evaluate("window.__stillHere = true")
     snap(page, f"topup-topping-up-{lang}-360px")
-    expect(page.locator("#status")).to_have_text(says["credited"], timeout=15_000)
+    expect(page.locator("#status")).to_have_text(says["credited"], timeout=CREDITED_AFTER_MS + 15_000)
 
     assert page.evaluate("window.__stillHere") is True  # no reload happened
     expect(page.locator("#explain")).to_have_text(says["credited_long"])

@@ -23,7 +23,7 @@ def key(runtime) -> str:
     return merchant_store().create_merchant("CLI license test")[1]
 
 
-def test_licenses_are_listed_shown_revoked_and_reinstated_and_keys_rotated(shop, key):
+def test_licenses_are_listed_shown_revoked_reinstated_reissued_and_keys_rotated_and_retired(shop, key):
     created = shop.merchant(
         "POST",
         "/merchant/products",
@@ -39,7 +39,8 @@ def test_licenses_are_listed_shown_revoked_and_reinstated_and_keys_rotated(shop,
     order = shop.buy(created.json()["id"], 2)
     assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
     delivered = shop.wait_for(order, "DELIVERED")
-    text = delivered["items"][0]["code"]
+    texts = [item["code"] for item in delivered["items"]]
+    text = texts[0]
     activated = shop.http.post(f"{shop.url}/api/licenses/activate", json={"license": text, "machine": "pc-1"})
     assert activated.status_code == 200, activated.text
 
@@ -70,3 +71,17 @@ def test_licenses_are_listed_shown_revoked_and_reinstated_and_keys_rotated(shop,
     after = json.loads(out)
     assert after["current"] != before["current"]
     assert [k["kid"] for k in after["keys"]] == [before["current"], after["current"]]
+
+    # The old key leaked: retired (safe to run again), then the license it signed reissued.
+    for _ in range(2):
+        code, out, err = run(shop, "license-keys", "retire", before["current"], key=key)
+        assert code == 0, err
+        assert f"{before['current']}  retired" in out and "licenses reissue" in err
+    code, out, err = run(shop, "license-keys", "retire", after["current"], key=key)
+    assert code == 1 and "license_key_current" in err
+    code, out, err = run(shop, "licenses", "reissue", license_id, key=key)
+    assert code == 0 and "active" in out and text not in out, err
+    shown = [item["code"] for item in shop.wait_for(order, "DELIVERED")["items"]]
+    (reissued,) = set(shown) - set(texts)  # the one reissued (either unit), signed by the current key
+    validated = shop.http.post(f"{shop.url}/api/licenses/validate", json={"license": reissued})
+    assert (validated.status_code, validated.json()["license_id"]) == (200, license_id)

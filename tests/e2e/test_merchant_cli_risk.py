@@ -5,6 +5,7 @@ an order approved (its code delivered) and one rejected (refunded), each safe to
 
 import io
 import json
+import re
 
 import pytest
 
@@ -88,7 +89,7 @@ def test_reviews_are_listed_approved_and_rejected_each_safe_to_run_again(shop, k
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith(approved["order_id"]) and lines[1].startswith(rejected["order_id"])
-    assert "risk (first-order-large), policy in 1439 min" in lines[0] or "policy in 1440 min" in lines[0]
+    assert re.search(r"risk \(first-order-large\), policy in 14(39|40) min", lines[0]), lines[0]
     assert lines[-1] == "2 orders in review"
 
     for _ in range(2):  # the second run answers as the first did

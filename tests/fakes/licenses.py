@@ -107,3 +107,7 @@ class FakeLicenseKeys(Hooked):
     def rotate(self, merchant_id: str) -> Keyring:
         self.rings[merchant_id] = self.signing(merchant_id).rotate()
         return self.rings[merchant_id]
+
+    def retire(self, merchant_id: str, kid: str) -> Keyring:
+        self.rings[merchant_id] = self.signing(merchant_id).retire(kid)
+        return self.rings[merchant_id]

@@ -65,15 +65,25 @@ class FakeOrders(Hooked):
         return [self._orders[order_id] for order_id in sorted(order_ids) if order_id in self._orders]
 
     @hooked
-    def note(self, order: Order, event_type: str, at: datetime, data: dict[str, Any] | None = None) -> Order:
+    def note(
+        self,
+        order: Order,
+        event_type: str,
+        at: datetime,
+        data: dict[str, Any] | None = None,
+        fulfilment: bytes | None = None,
+    ) -> Order:
         if event_type not in NOTES:
             raise StateConflict(f"'{event_type}' is not a note")
         event = chain_event(order.order_id, order.history, event_type, at, data)
         stored = self._orders.get(order.order_id)
         if stored is None or stored.head != order.head:
             raise StateConflict(f"order {order.order_id} changed while being updated")
-        self._orders[order.order_id] = stored.model_copy(update={"history": [*stored.history, event]})
-        return order.model_copy(update={"history": [*order.history, event]})
+        update: dict[str, Any] = {"history": [*stored.history, event]}
+        if fulfilment is not None:
+            update["sealed_fulfilment"] = fulfilment
+        self._orders[order.order_id] = stored.model_copy(update=update)
+        return order.model_copy(update={**update, "history": [*order.history, event]})
 
     @hooked
     def transition(

@@ -1,6 +1,6 @@
 """Licenses over HTTP on the local runtime (docs/licenses.md): bought end to end, activated with exact
 limits under real concurrency, refused as documented online and offline, surviving a key rotation, and
-revoked by a refund."""
+revoked by a refund; a leaked key retired and the licenses it signed reissued."""
 
 import base64
 import threading
@@ -360,7 +360,7 @@ def test_an_activation_whose_answer_was_lost_answers_success_not_activation_limi
     assert _error(_call(shop, "activate", license=text, machine="d")) == (409, "activation_limit")
 
 
-def test_a_keyring_made_or_rotated_by_a_write_whose_answer_was_lost_is_made_or_rotated_once(runtime):
+def test_a_keyring_made_rotated_or_retired_by_a_write_whose_answer_was_lost_changes_once(runtime):
     from shared.adapters import cipher, merchants
     from shared.settings import settings
     from shared.store.license_keys import LicenseKeyStore
@@ -378,6 +378,11 @@ def test_a_keyring_made_or_rotated_by_a_write_whose_answer_was_lost_is_made_or_r
     stored = LicenseKeyStore(cipher).keyring(merchant, fresh=True)
     assert stored.kids == (ring.current, rotated.current)  # one rotation, not two
     assert stored.current == rotated.current
+    with lost_answer("UpdateItem", keyring) as retired_fault:
+        LicenseKeyStore(cipher).retire(merchant, ring.current, datetime.now(UTC))
+    assert (retired_fault.hits, retired_fault.seen) == (1, 2)
+    assert LicenseKeyStore(cipher).keyring(merchant, fresh=True).kids == (rotated.current,)
+    assert list(LicenseKeyStore(cipher).retired(merchant)) == [ring.current]  # retired once
 
 
 def test_the_python_snippet_verifies_a_bought_license_and_its_activation_against_the_published_keys(
@@ -419,3 +424,58 @@ def test_a_machine_activated_again_keeps_the_time_it_was_first_activated(shop, p
     again = store.activate(license_id, machine, first + timedelta(days=3), 3)
 
     assert again.machines[machine] == first and len(again.machines) == 1
+
+
+def test_a_leaked_key_retired_stops_what_it_signed_and_a_reissue_gives_the_buyer_a_working_license(shop):
+    from shared.adapters import merchants
+
+    merchant, key = merchants().create_merchant("Leaked key")  # its own keys: the shop's stay as they are
+    _, other = merchants().create_merchant("Someone else")
+    product = _license_product(shop, key=key, max_machines=2)
+    order, (text,) = _bought(shop, product)
+    assert _call(shop, "activate", license=text, machine="pc-1").status_code == 200
+    leaked = shop.merchant("GET", "/merchant/license-keys", key=key).json()["current"]
+    assert _error(shop.merchant("POST", f"/merchant/license-keys/{leaked}/retire", key=key)) == (
+        409,
+        "license_key_current",
+    )
+    fresh = shop.merchant("POST", "/merchant/license-keys/rotate", key=key).json()["current"]
+    # Another merchant's key id is as unknown as a key nobody has; neither changes anything.
+    theirs = shop.merchant("POST", f"/merchant/license-keys/{leaked}/retire", key=other)
+    nobodys = shop.merchant("POST", "/merchant/license-keys/00000000/retire", key=key)
+    assert _error(theirs) == _error(nobodys) == (404, "license_key_not_found")
+    assert theirs.json() == nobodys.json()
+    assert verify_license(text, Keyring.from_jwks(_jwks(shop, merchant)), now=datetime.now(UTC)).kid == leaked
+
+    for _ in range(2):  # sent again, changes nothing
+        retired = shop.merchant("POST", f"/merchant/license-keys/{leaked}/retire", key=key)
+        assert retired.status_code == 200, retired.text
+        assert [k["kid"] for k in retired.json()["keys"]] == [fresh]
+        assert [r["kid"] for r in retired.json()["retired"]] == [leaked]
+    assert [k["kid"] for k in _jwks(shop, merchant)["keys"]] == [fresh]
+    with pytest.raises(UnknownKey):
+        verify_license(text, Keyring.from_jwks(_jwks(shop, merchant)), now=datetime.now(UTC))
+    assert _error(_call(shop, "activate", license=text, machine="pc-2")) == (422, "license_unknown_key")
+    assert _error(_call(shop, "validate", license=text)) == (422, "license_unknown_key")
+
+    (license,) = shop.merchant("GET", f"/merchant/licenses?order_id={order['order_id']}", key=key).json()[
+        "licenses"
+    ]
+    assert _error(
+        shop.merchant("POST", f"/merchant/licenses/{license['license_id']}/reissue", key=other)
+    ) == (
+        404,
+        "license_not_found",
+    )
+    for _ in range(2):  # sent again, the same text
+        reissued = shop.merchant("POST", f"/merchant/licenses/{license['license_id']}/reissue", key=key)
+        assert reissued.status_code == 200, reissued.text
+        assert reissued.json()["kid"] == fresh
+        (new_text,) = [item["code"] for item in shop.wait_for(order, "DELIVERED")["items"]]
+        assert new_text != text
+    found = verify_license(new_text, Keyring.from_jwks(_jwks(shop, merchant)), now=datetime.now(UTC))
+    assert (found.license_id, found.kid) == (license["license_id"], fresh)
+    again = _call(shop, "activate", license=new_text, machine="pc-1")  # the same license: counts once
+    assert (again.status_code, again.json()["activations"]) == (200, 1)
+    reissues = [e for e in stored_order(order["order_id"]).history if e.type == "license.reissued"]
+    assert [e.data for e in reissues] == [{"license_id": license["license_id"], "kid": fresh}]

@@ -31,6 +31,7 @@ BY_ID = {
     ("GET", "/merchant/licenses/{license_id}"): {},
     ("POST", "/merchant/licenses/{license_id}/revoke"): {"json": {"reason": "mine now"}},
     ("POST", "/merchant/licenses/{license_id}/reinstate"): {"json": {}},
+    ("POST", "/merchant/licenses/{license_id}/reissue"): {},
 }
 # Routes naming one of A's resources in their query string: the same, with the query.
 BY_QUERY = {("GET", "/merchant/licenses"): "order_id"}
@@ -64,6 +65,8 @@ OWN = {
     # Each merchant's own license keys (tests/integration/test_licenses.py).
     ("GET", "/merchant/license-keys"),
     ("POST", "/merchant/license-keys/rotate"),
+    # A key id names the caller's own key: another merchant's is 404 as an unknown one (test_licenses.py).
+    ("POST", "/merchant/license-keys/{kid}/retire"),
 }
 
 

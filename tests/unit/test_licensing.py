@@ -11,12 +11,17 @@ from datetime import timedelta
 import pytest
 
 from functions.deliver.licenses import issue_licenses
+from functions.deliver.made import deliver_made
 from functions.merchant.refund import refund_order
+from functions.merchant.reissue import reissue_license
 from functions.storefront import licenses as calls
+from shared.errors import StateConflict
+from shared.fulfilment import open_fulfilment
 from shared.licenses import BadSignature, Keyring, LicenseRefused, Malformed, UnknownKey, verify_license
 from shared.licensing import (
     ActivationLimit,
     LicenseRevoked,
+    LicenseUnknown,
     license_id_for,
     order_license_ids,
     revoke_order_licenses,
@@ -165,3 +170,77 @@ def test_the_merchant_a_license_names_is_trusted_only_once_its_keys_verify_it(fa
         calls.verified(text, other, fakes.clock(), None)
     with pytest.raises(UnknownKey):
         calls.verified(text, FakeLicenseKeys(), fakes.clock(), None)
+
+
+def _delivered_sealed(fakes: FakePorts, quantity: int = 2) -> Order:
+    """A license order delivered with its texts sealed on it, as the deliver function leaves it."""
+    product = _product(fakes)
+    order = fakes.add_order(product, Status.PAID, quantity=quantity)
+    texts, data = issue_licenses(order, product, fakes, fakes.clock())
+    deliver_made(order, texts, fakes, fakes.clock(), data)
+    return stored(fakes, order)
+
+
+def _shown(fakes: FakePorts, order: Order) -> list[str]:
+    """The license texts the buyer's order page shows (the order's sealed delivery)."""
+    delivered = open_fulfilment(stored(fakes, order), fakes.ciphers(MERCHANT_ID))
+    assert delivered is not None
+    return delivered.codes
+
+
+def _leaked(fakes: FakePorts) -> tuple[str, Keyring]:
+    """The merchant's first key leaked: rotated out and retired. (its id, the keyring now)"""
+    old = fakes.license_keys.signing(MERCHANT_ID).current
+    fakes.license_keys.rotate(MERCHANT_ID)
+    return old, fakes.license_keys.retire(MERCHANT_ID, old)
+
+
+def test_a_reissued_license_is_the_same_license_under_the_current_key_and_the_order_shows_it(fakes):
+    order = _delivered_sealed(fakes)
+    first, second = _shown(fakes, order)
+    original = verify_license(first, fakes.license_keys.signing(MERCHANT_ID), now=fakes.clock())
+    old, ring = _leaked(fakes)
+    with pytest.raises(UnknownKey):
+        verify_license(first, ring, now=fakes.clock())
+
+    record = reissue_license(MERCHANT_ID, original.license_id, fakes, fakes.clock())
+
+    new_first, same_second = _shown(fakes, order)
+    assert same_second == second  # only the reissued unit's text changes
+    reissued = verify_license(new_first, ring, now=fakes.clock(), merchant_id=MERCHANT_ID)
+    assert reissued.kid == ring.current == record.kid == fakes.licenses.records[record.license_id].kid != old
+    assert dataclasses.replace(reissued, kid=old) == original  # the same license: id, grants, times
+    entries = [e for e in stored(fakes, order).history if e.type == "license.reissued"]
+    assert [e.data for e in entries] == [{"license_id": original.license_id, "kid": ring.current}]
+    assert stored(fakes, order).status == Status.DELIVERED
+
+
+def test_a_reissue_sent_again_or_whose_answer_was_lost_changes_nothing_more(fakes):
+    order = _delivered_sealed(fakes, quantity=1)
+    _leaked(fakes)
+    license_id = license_id_for(order.order_id, 0)
+    # The note applied, its answer lost: the SDK's retry finds the history moved on (StateConflict).
+    fakes.orders.after("note", raises(StateConflict("changed")), times=1)
+    reissue_license(MERCHANT_ID, license_id, fakes, fakes.clock())
+    shown = _shown(fakes, order)
+    reissue_license(MERCHANT_ID, license_id, fakes, fakes.clock())
+    assert _shown(fakes, order) == shown
+    assert [e.type for e in stored(fakes, order).history].count("license.reissued") == 1
+
+
+def test_a_reissue_is_refused_for_a_revoked_license_a_refunded_order_and_another_merchant(fakes):
+    order = _delivered_sealed(fakes)
+    revoked, kept = license_id_for(order.order_id, 0), license_id_for(order.order_id, 1)
+    fakes.licenses.revoke(revoked, "merchant", "chargeback", fakes.clock())
+    with pytest.raises(LicenseRevoked):
+        reissue_license(MERCHANT_ID, revoked, fakes, fakes.clock())
+    for unknown in (kept, "lic_" + "0" * 20, "not-an-id"):
+        with pytest.raises(LicenseUnknown):
+            reissue_license(
+                "mer_" + "1" * 20 if unknown == kept else MERCHANT_ID, unknown, fakes, fakes.clock()
+            )
+    shown = _shown(fakes, order)
+    refund_order(MERCHANT_ID, order.order_id, "asked", fakes, fakes.clock())  # revokes every license
+    with pytest.raises(LicenseRevoked):
+        reissue_license(MERCHANT_ID, kept, fakes, fakes.clock())
+    assert _shown(fakes, order) == shown

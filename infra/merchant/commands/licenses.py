@@ -1,5 +1,6 @@
-"""`miaofa-merchant licenses`: an order's licenses, one license with its activations, revoke and
-reinstate one; `miaofa-merchant license-keys`: the signing keys, and a rotation (docs/licenses.md).
+"""`miaofa-merchant licenses`: an order's licenses, one license with its activations, revoke,
+reinstate and reissue one; `miaofa-merchant license-keys`: the signing keys, a rotation, retiring a
+key that leaked (docs/licenses.md "A key that leaked").
 Nothing printed holds a license key itself: only its id (the buyer holds the key)."""
 
 import urllib.parse
@@ -45,6 +46,10 @@ class Licenses(Command):
         """Reinstating again changes nothing: safe to retry."""
         return self._change("reinstate", {})
 
+    def reissue(self) -> int:
+        """Reissuing again changes nothing: safe to retry."""
+        return self._change("reissue", {})
+
     def _change(self, change: str, body: dict[str, Any]) -> int:
         license = self.api.json_call(
             "POST",
@@ -88,20 +93,36 @@ class LicenseKeys(Command):
         self.console.note("licenses signed before stay valid: their keys stay published")
         return 0
 
+    def retire(self) -> int:
+        """Retiring again changes nothing: safe to retry."""
+        kid = self.args.kid
+        keys = self.api.json_call(
+            "POST", f"/merchant/license-keys/{quoted(kid)}/retire", self.console, f"retire key {kid}", {}
+        )
+        self.show(keys, lambda: _keys(keys))
+        self.console.note(
+            f"what key {kid} signed no longer verifies: reissue the licenses you keep "
+            "(miaofa-merchant licenses reissue ID)"
+        )
+        return 0
+
 
 def _keys(keys: dict[str, Any]) -> list[str]:
     return [
         *(f"{key['kid']}{'  current' if key['kid'] == keys['current'] else ''}" for key in keys["keys"]),
+        *(f"{key['kid']}  retired {key['retired_at']}" for key in keys.get("retired", [])),
         f"published at {keys['url']}",
     ]
 
 
 def register(commands: Any, where: Parser) -> None:
     licenses = commands.add_parser(
-        "licenses", help="license keys sold: list an order's, show, revoke, reinstate"
+        "licenses", help="license keys sold: list an order's, show, revoke, reinstate, reissue"
     )
     licenses.set_defaults(area=Licenses)
-    actions = licenses.add_subparsers(dest="action", required=True, metavar="{list,show,revoke,reinstate}")
+    actions = licenses.add_subparsers(
+        dest="action", required=True, metavar="{list,show,revoke,reinstate,reissue}"
+    )
     listed = actions.add_parser("list", parents=[where], help="an order's licenses: status and activations")
     listed.add_argument("--order", required=True, metavar="ID", help="the order (ord_…)")
     listed.set_defaults(run=Licenses.list)
@@ -118,13 +139,27 @@ def register(commands: Any, where: Parser) -> None:
     actions.add_parser(
         "reinstate", parents=[where, one], help="a revoked license activates again (safe to run again)"
     ).set_defaults(run=Licenses.reinstate)
+    actions.add_parser(
+        "reissue",
+        parents=[where, one],
+        help="sign the license again under the current key; the buyer's order page shows it (safe to run again)",
+    ).set_defaults(run=Licenses.reissue)
 
-    keys = commands.add_parser("license-keys", help="the keys your licenses are signed with: show, rotate")
+    keys = commands.add_parser(
+        "license-keys", help="the keys your licenses are signed with: show, rotate, retire"
+    )
     keys.set_defaults(area=LicenseKeys)
-    key_actions = keys.add_subparsers(dest="action", required=True, metavar="{show,rotate}")
+    key_actions = keys.add_subparsers(dest="action", required=True, metavar="{show,rotate,retire}")
     key_actions.add_parser("show", parents=[where], help="every published key id, and where").set_defaults(
         run=LicenseKeys.show_it
     )
     key_actions.add_parser(
         "rotate", parents=[where], help="a fresh key signs from now on; the old ones stay published"
     ).set_defaults(run=LicenseKeys.rotate)
+    retired = key_actions.add_parser(
+        "retire",
+        parents=[where],
+        help="a rotated-out key that leaked: what it signed stops verifying (safe to run again)",
+    )
+    retired.add_argument("kid", metavar="KID", help="the key id (license-keys show)")
+    retired.set_defaults(run=LicenseKeys.retire)
