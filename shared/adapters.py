@@ -86,7 +86,7 @@ def stock_upkeep() -> StockUpkeep:
 @cache
 def recent_stock() -> RecentStock:
     """Products' stock levels as this process read them less than PRODUCT_CACHE_SECONDS ago."""
-    return RecentStock(allocation(), settings().product_cache_seconds)
+    return RecentStock(allocation(), settings().product_cache_seconds, made=made_codes())
 
 
 @cache

@@ -156,11 +156,19 @@ class MadeCodePort(Protocol):
         order's own take is the last one counted); False, nothing counted, if not."""
         ...
 
+    def made(self, product_id: str) -> int:
+        """How many codes the capped product has counted (0 before its first)."""
+        ...
+
 
 class StockLevelPort(Protocol):
     """A product's available stock, as this process read it a moment ago (shared/store/recent.py)."""
 
     def available(self, product: Product) -> int: ...
+
+    def left(self, product: Product) -> int | None:
+        """How many a buyer may still order (None: never sold out), for the pages."""
+        ...
 
 
 class ProductPort(Protocol):

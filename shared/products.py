@@ -236,6 +236,11 @@ class Product(BaseModel):
         topup, manual, generated or license product is never sold out)."""
         return self.delivery == "stock"
 
+    @property
+    def cap(self) -> int | None:
+        """How many codes a generated product may ever make (None: no cap, or not generated)."""
+        return self.generated.cap if self.generated is not None else None
+
     def unit_price(self, quantity: int) -> Money:
         return unit_price(self, quantity)
 

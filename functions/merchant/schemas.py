@@ -17,6 +17,7 @@ from shared.products import (
     ManualTerms,
     PriceTier,
     ReviewExpiryPolicy,
+    StockLevels,
     TopupTerms,
     UndeliverablePolicy,
 )
@@ -75,6 +76,20 @@ class StockImported(BaseModel):
     duplicates: int
     rejected: int
     problems: list[Problem]
+
+
+class CodesMade(BaseModel):
+    cap: int | None = Field(description="how many codes may ever be made (null: no cap)")
+    made: int | None = Field(
+        description="codes made so far, counted against the cap (null: no cap, not counted)"
+    )
+    left: int | None = Field(description="cap - made: how many more buyers may order (null: no cap)")
+
+
+class ProductStock(StockLevels):
+    generated: CodesMade | None = Field(
+        default=None, description="a generated product's codes made (only for one: it has no stock to count)"
+    )
 
 
 class StockRemoved(BaseModel):

@@ -9,11 +9,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from functions.merchant import stock
 from functions.merchant.catalog import owned_product
 from functions.merchant.routing import MERCHANT_KEY, logger, merchant_id
-from functions.merchant.schemas import CodeList, StockImported, StockRemoved
+from functions.merchant.schemas import CodeList, CodesMade, ProductStock, StockImported, StockRemoved
 from shared import adapters
 from shared.http import documented, json_response, request_body, text_body
 from shared.orders import utcnow
-from shared.products import StockLevels
 
 router = Router()
 
@@ -81,13 +80,19 @@ def post_stock(
     tags=["merchant"],
     security=MERCHANT_KEY,
     responses=documented(
-        200, "available + reserved + sold + returned = imported", StockLevels, errors=[401, 403, 404]
+        200, "available + reserved + sold + returned = imported", ProductStock, errors=[401, 403, 404]
     ),
 )
 def get_stock(product_id: str) -> Response[str]:
     product = owned_product(merchant_id(router), product_id, adapters.products())
     levels = adapters.allocation().levels(product.product_id, product.shards)
-    return json_response(200, levels.model_dump())
+    body = levels.model_dump()
+    if product.generated is not None:  # a consistent read of its count, if it has a cap
+        cap = product.cap
+        made = adapters.made_codes().made(product.product_id) if cap is not None else None
+        left = max(0, cap - made) if cap is not None and made is not None else None
+        body["generated"] = CodesMade(cap=cap, made=made, left=left).model_dump()
+    return json_response(200, ProductStock.model_validate(body).model_dump(exclude_unset=True))
 
 
 @router.delete(

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -99,6 +100,7 @@ def checkout(
     unpaid_units: int = 20,
     ciphers: Ciphers | None = None,
     screen: CheckoutScreen | None = None,
+    made: Callable[[str], int] | None = None,
 ) -> Checkout:
     """Validate, screen, reserve, create. An error before the reservation leaves nothing behind (a
     refusal by the risk rules included: 403 `risk_blocked`); a retry with the same Idempotency-Key
@@ -119,6 +121,7 @@ def checkout(
         raise NotFound("no such product", code="product_not_found")
     product.check_quantity(request.quantity)
     product.total_for(request.quantity)  # checked before any write: nothing is half-done after an error
+    _within_cap(product, request.quantity, made)
     values = check_input(product.buyer_input, request.buyer_input)
     if providers(request.provider) is None:
         raise Invalid(
@@ -170,6 +173,21 @@ def checkout(
     # The order holds its stock and tickets from here on, whether or not the provider answers now:
     # a retry with the same Idempotency-Key starts its payment, or it expires like any unpaid order.
     return _with_payment(order, token, providers, public_base_url)
+
+
+def _within_cap(product: Product, quantity: int, made: Callable[[str], int] | None) -> None:
+    """A capped generated product that has made its cap (or would pass it with this order) is sold out:
+    refused before the buyer pays. One consistent read, for capped products only. Not a reservation:
+    orders paid at once may still pass the cap together, and the delivery's exact count then gives the
+    last ones the product's `when_undeliverable` (docs/licenses.md "Generated delivery")."""
+    cap = product.cap
+    if cap is None or made is None:
+        return
+    left = max(0, cap - made(product.product_id))
+    if quantity > left:
+        raise OutOfStock(
+            "sold out: this product makes no more codes" if left == 0 else f"only {left} more can be made"
+        )
 
 
 def _screened(

@@ -95,8 +95,8 @@ def product_html(product_id: str, lang: LANG = None) -> Response[str]:
         product = on_sale(product_id)
     except NotFound:
         return _not_found("product", lang)
-    # A top-up or manual product's stock is not counted (None): it is never sold out.
-    available = adapters.recent_stock().available(product) if product.stocked else None
+    # Not counted (None) for a top-up, manual, license or uncapped generated product: never sold out.
+    available = adapters.recent_stock().left(product)
     shop = adapters.recent_shops().shop(product.merchant_id)  # kept per container, as on the shop's page
     language = _language(lang, shop.default_language if shop else i18n.DEFAULT)
     page = product_page(product, available, registry.configured(), language, shop=shop)

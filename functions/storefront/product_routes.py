@@ -27,7 +27,7 @@ def get_product(product_id: str) -> Response[str]:
             name=product.name,
             description=product.description,
             price=product.price,
-            available=adapters.recent_stock().available(product) if product.stocked else None,
+            available=adapters.recent_stock().left(product),
             delivery=Delivery(
                 mode="manual" if manual is not None else "instant",
                 eta_seconds=manual or 1,

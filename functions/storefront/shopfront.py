@@ -83,9 +83,7 @@ def shop_listing(
         return None
     before = position(after)
     page = catalogue.recent_on_sale(merchant_id, before)
-    offers = [
-        Offer(product, levels.available(product) if product.stocked else None) for product in page.products
-    ]
+    offers = [Offer(product, levels.left(product)) for product in page.products]
     more = cursor(page.resume_before) if page.resume_before is not None else None
     return Listing(merchant_id, shop, grouped(offers), more=more, paged=before is not None)
 

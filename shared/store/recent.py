@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 from shared.errors import NotFound
 from shared.products import Product
 from shared.shops import ShopSettings
+from shared.store.made import MadeCodes
 from shared.store.merchants import MerchantStore
 from shared.store.stock.allocation import Allocation
 
@@ -73,15 +74,30 @@ class RecentStock:
     conditional write)."""
 
     def __init__(
-        self, allocation: Allocation, seconds: float, clock: Callable[[], float] = time.monotonic
+        self,
+        allocation: Allocation,
+        seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        made: MadeCodes | None = None,
     ) -> None:
-        self._allocation = allocation
+        self._allocation, self._made = allocation, made
         self.kept: Recent[str, int] = Recent(seconds, clock=clock)
 
     def available(self, product: Product) -> int:
         return self.kept.get(
             product.product_id, lambda: self._allocation.available(product.product_id, product.shards)
         )
+
+    def left(self, product: Product) -> int | None:
+        """How many a buyer may still order, for the pages: a stocked product's available codes, a
+        capped generated product's codes still to make; None for what is never sold out (top-up,
+        manual, license, generated without a cap)."""
+        if product.stocked:
+            return self.available(product)
+        cap, made = product.cap, self._made
+        if cap is None or made is None:
+            return None
+        return self.kept.get(product.product_id, lambda: max(0, cap - made.made(product.product_id)))
 
 
 class RecentShops:

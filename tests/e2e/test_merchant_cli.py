@@ -511,3 +511,31 @@ def test_shop_set_refuses_to_undo_a_change_made_since_it_read_and_says_how_to_re
     forced = json.loads(out)
     assert code == 0 and forced["version"] == 4  # theirs was 3
     assert (forced["contact"], forced["announcement"]) == ("QQ 43", "theirs 0")  # theirs undone
+
+
+def test_stock_levels_of_a_generated_product_show_its_cap_made_and_left(shop):
+    created = shop.merchant(
+        "POST",
+        "/merchant/products",
+        json={
+            "name": "Gift card",
+            "price": {"amount": 500, "currency": "CNY"},
+            "delivery": "generated",
+            "generated": {"pattern": "GIFT-XXXX-XXXX-XXXX", "cap": 4},
+        },
+    )
+    assert created.status_code == 201, created.text
+    order = shop.buy(created.json()["id"], 3)
+    assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
+    shop.wait_for(order, "DELIVERED")
+    code, out, _ = run(shop, "stock", "levels", "--product", created.json()["id"])
+    assert code == 0
+    assert out.splitlines() == [f"{'cap':<10} {4:>10}", f"{'made':<10} {3:>10}", f"{'left':<10} {1:>10}"]
+    uncapped = shop.merchant(
+        "PATCH",
+        f"/merchant/products/{created.json()['id']}",
+        json={"generated": {"pattern": "GIFT-XXXX-XXXX-XXXX"}},
+    )
+    assert uncapped.status_code == 200, uncapped.text
+    code, out, _ = run(shop, "stock", "levels", "--product", created.json()["id"])
+    assert (code, out.strip()) == (0, "codes are made per order, without a cap: never sold out")

@@ -474,3 +474,7 @@ class FakeLevels(Hooked):
     @hooked
     def available(self, product: Product) -> int:
         return self._stock.available(product.product_id, product.shards)
+
+    @hooked
+    def left(self, product: Product) -> int | None:
+        return self.available(product) if product.stocked else None  # no fake counts codes made

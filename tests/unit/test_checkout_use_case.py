@@ -44,6 +44,7 @@ def buy(
     client: str = CLIENT,
     caps: tuple[int, int] = (3, 20),
     unpaid_units: int = 20,
+    made: dict[str, int] | None = None,
 ) -> Checkout:
     product_id = product if isinstance(product, str) else product.product_id
     request = CheckoutRequest(product_id=product_id, quantity=quantity, email=email, provider=provider)  # type: ignore[arg-type]
@@ -62,6 +63,7 @@ def buy(
         caps=caps,
         token_secret="test-token-secret-0001",
         unpaid_units=unpaid_units,
+        made=lambda product_id: (made or {}).get(product_id, 0),  # codes a capped product made
     )
 
 
@@ -213,6 +215,16 @@ def test_no_stock_left_is_out_of_stock_and_the_buyers_places_go_back(fakes):
 
     assert [o.order_id for o in fakes.orders.all()] == [first.order.order_id]
     assert fakes.limits.held_tickets() == fakes.limits.held_tickets(first.order.order_id)
+
+
+def test_a_capped_generated_product_past_its_cap_is_sold_out_and_nothing_is_held(fakes):
+    product = fakes.add_product(0, delivery="generated", generated={"pattern": "GIFT-XXXXXXXXXX", "cap": 5})
+    with pytest.raises(OutOfStock, match="only 1 more"):
+        buy(fakes, product, 2, made={product.product_id: 4})
+    with pytest.raises(OutOfStock, match="sold out"):
+        buy(fakes, product, 1, made={product.product_id: 5})
+    assert nothing_held(fakes, product)
+    assert buy(fakes, product, 1, made={product.product_id: 4}).order.quantity == 1  # the last one
 
 
 def test_a_quantity_larger_than_the_stock_takes_nothing(fakes):

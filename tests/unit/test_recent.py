@@ -148,3 +148,51 @@ def test_stock_levels_are_read_per_product_once_per_seconds():
     clock.now += 1
     assert levels.available(product) == 7
     assert stock.reads == [(product.product_id, 8)] * 2
+
+
+def test_what_is_left_is_a_stocked_products_stock_a_capped_generated_products_cap_less_made_else_none():
+    class Stock:
+        def available(self, product_id: str, shards: int) -> int:
+            return 7
+
+    class Made:
+        def __init__(self) -> None:
+            self.made_by = {"prd_" + "1" * 20: 3, "prd_" + "2" * 20: 12}
+            self.reads: list[str] = []
+
+        def made(self, product_id: str) -> int:
+            self.reads.append(product_id)
+            return self.made_by[product_id]
+
+    clock, made = Clock(), Made()
+    levels = RecentStock(Stock(), 1.0, clock=clock, made=made)  # type: ignore[arg-type]
+
+    def product(n: int, **terms) -> Product:
+        return Product(
+            product_id=f"prd_{str(n) * 20}",
+            merchant_id="mer_" + "0" * 20,
+            name="Card",
+            description="",
+            price=Money(amount=100, currency="CNY"),
+            max_per_order=1,
+            shards=1,
+            active=True,
+            created_at=datetime(2025, 1, 1, tzinfo=UTC),
+            **terms,
+        )
+
+    capped = product(1, delivery="generated", generated={"pattern": "GIFT-XXXXXXXXXX", "cap": 10})
+    past = product(2, delivery="generated", generated={"pattern": "GIFT-XXXXXXXXXX", "cap": 10})
+    uncapped = product(3, delivery="generated", generated={"pattern": "GIFT-XXXXXXXXXX"})
+    manual = product(4, delivery="manual", manual={})
+    assert [levels.left(capped) for _ in range(5)] == [7] * 5  # 10 - 3, read once
+    assert levels.left(past) == 0  # a cap lowered below what was made: sold out, never negative
+    assert (levels.left(uncapped), levels.left(manual), levels.left(product(5, delivery="stock"))) == (
+        None,
+        None,
+        7,
+    )
+    made.made_by["prd_" + "1" * 20] = 10
+    clock.now += 1
+    assert levels.left(capped) == 0
+    assert made.reads == ["prd_" + "1" * 20, "prd_" + "2" * 20, "prd_" + "1" * 20]

@@ -73,6 +73,9 @@ class Levels:
     def available(self, product: Product) -> int:
         return self.stock[product.product_id]
 
+    def left(self, product: Product) -> int | None:
+        return self.available(product) if product.stocked else None
+
 
 NEKO = ShopSettings(
     name="Neko Cards",

@@ -297,7 +297,7 @@ class Stock(Command):
 
     def levels(self) -> int:
         levels = self.api.call("GET", self.product_path("/stock"), self.console, "stock levels").json()
-        self.show(levels, lambda: [f"{name:<10} {value:>10,}" for name, value in levels.items()])
+        self.show(levels, lambda: _level_lines(levels))
         return 0
 
     def remove(self) -> int:
@@ -345,6 +345,15 @@ class Stock(Command):
         where = f" to {self.args.output}" if self.args.output is not None else ""
         self.console.note(f"exported {count:,} available codes of {self.args.product}{where}")
         return 0
+
+
+def _level_lines(levels: dict[str, Any]) -> list[str]:
+    made = levels.get("generated")
+    if made is not None:  # a generated product: no stock, only the codes it made (and may make)
+        if made["cap"] is None:
+            return ["codes are made per order, without a cap: never sold out"]
+        return [f"{name:<10} {made[name]:>10,}" for name in ("cap", "made", "left")]
+    return [f"{name:<10} {value:>10,}" for name, value in levels.items()]
 
 
 def _removal_lines(file: Path, product_id: str, result: dict[str, Any]) -> list[str]:
