@@ -153,7 +153,7 @@ def licenses() -> LicenseStore:
 @cache
 def license_keys() -> LicenseKeyStore:
     """Merchants' license signing keys, sealed under their code ciphers (docs/licenses.md)."""
-    return LicenseKeyStore(cipher)
+    return LicenseKeyStore(cipher, cache_seconds=settings().license_key_cache_seconds)
 
 
 def cipher(merchant_id: str) -> CodeCipher:

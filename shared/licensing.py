@@ -58,6 +58,12 @@ class LicenseKeyCurrent(StateConflict):
     code = "license_key_current"
 
 
+class LicenseKeyRecent(StateConflict):
+    """The keys were rotated too recently: a process may still sign with the key rotated out."""
+
+    code = "license_key_recent"
+
+
 @dataclass(frozen=True)
 class LicenseRecord:
     license_id: str
@@ -170,4 +176,8 @@ class LicenseKeys(Protocol):
 
     def signing(self, merchant_id: str) -> Keyring:
         """The merchant's keyring to sign with, made (one fresh key) if it has none."""
+        ...
+
+    def keyring(self, merchant_id: str, fresh: bool = False) -> Keyring | None:
+        """The merchant's keyring (None: none yet), as this process kept it unless `fresh`."""
         ...

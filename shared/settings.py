@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     # (docs/merchant-api.md "How soon a change applies"). 0: read every time.
     product_cache_seconds: float = Field(default=1, ge=0, le=60, alias="PRODUCT_CACHE_SECONDS")
     webhook_cache_seconds: float = Field(default=1, ge=0, le=60, alias="WEBHOOK_CACHE_SECONDS")
+    # How long a process keeps a merchant's license keyring (shared/store/license_keys.py): a rotation
+    # reaches every signer within it, and a key rotated out may be retired only after it.
+    license_key_cache_seconds: float = Field(default=30, ge=0, le=300, alias="LICENSE_KEY_CACHE_SECONDS")
     due_shards: int = Field(default_factory=_index_shards("due_shards"), ge=1, le=1000, alias="DUE_SHARDS")
     merchant_order_shards: int = Field(
         default_factory=_index_shards("merchant_order_shards"), ge=1, le=1000, alias="MERCHANT_ORDER_SHARDS"

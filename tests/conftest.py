@@ -59,6 +59,8 @@ def runtime(kits):
     # (tests/integration/test_reservation_caps.py, test_stock_lockup.py, test_rate_limits.py and
     # test_buyer_mail.py check them with their own values), and the look-ups per client address.
     caps = {**ONE_ADDRESS_BUYERS, "LOOKUPS_PER_CLIENT_HOUR": "1000000"}
+    # A rotated-out license key may be retired once every process has seen the rotation: 1 s here.
+    caps["LICENSE_KEY_CACHE_SECONDS"] = "1"
     providers = {name: kit.config() for name, kit in kits.items()}
     # The store is moto's DynamoDB unless MIAOFA_STORE=dynalite (the second pass of `make test`).
     local = LocalRuntime(

@@ -238,7 +238,10 @@ def post_reissue(license_id: str) -> Response[str]:
 )
 def get_license_keys() -> Response[str]:
     merchant = merchant_id(router)
-    return json_response(200, _keys_body(merchant, adapters.license_keys().signing(merchant)))
+    keys = adapters.license_keys()  # read now: the merchant sees a rotation or retirement at once
+    return json_response(
+        200, _keys_body(merchant, keys.keyring(merchant, fresh=True) or keys.signing(merchant))
+    )
 
 
 @router.post(
@@ -259,7 +262,8 @@ def post_rotate() -> Response[str]:
 @router.post(
     "/merchant/license-keys/<kid>/retire",
     summary="Retire a key that leaked: what it signed stops verifying (reissue the licenses you keep)",
-    description="Only a rotated-out key: rotate first. Sent again, changes nothing.",
+    description="Only a rotated-out key (rotate first), once every process has seen the rotation (409 "
+    "license_key_recent with Retry-After until then: 32 s after it). Sent again, changes nothing.",
     tags=["merchant"],
     security=MERCHANT_KEY,
     responses=documented(200, "retired", LicenseKeys, errors=[401, 403, 404, 409]),

@@ -30,11 +30,10 @@ def reissue_license(merchant_id: str, license_id: str, ports: Ports, now: dateti
         raise LicenseUnknown("no such license")
     if record.status == "revoked":
         raise LicenseRevoked(f"license {license_id} is revoked: reinstate it first")
-    ring = ports.license_keys.signing(merchant_id)
+    # Read now, not as this process kept it: a key rotated out (and retired) elsewhere a moment ago
+    # must not sign the text that replaces the buyer's.
+    ring = ports.license_keys.keyring(merchant_id, fresh=True) or ports.license_keys.signing(merchant_id)
     text = signed_text(record, ring)
-    if record.kid != ring.current:
-        ports.licenses.resigned(license_id, ring.current)
-        record = dataclasses.replace(record, kid=ring.current)
     cipher = ports.ciphers(merchant_id)
     for _ in range(ROUNDS):
         order = ports.orders.get(record.order_id)
@@ -43,20 +42,18 @@ def reissue_license(merchant_id: str, license_id: str, ports: Ports, now: dateti
             raise StateConflict(f"order {record.order_id} is not delivered", code="order_not_delivered")
         if record.unit >= len(delivered.codes):
             raise IntegrityViolation(f"order {order.order_id} was delivered without license {license_id}")
-        if delivered.codes[record.unit] == text:
-            return record  # reissued already: by a call whose answer was lost, or by one beside this
-        codes = [*delivered.codes]
-        codes[record.unit] = text
-        sealed = seal_fulfilment(delivered.model_copy(update={"codes": codes}), order.order_id, cipher)
-        try:
-            ports.orders.note(
-                order,
-                "license.reissued",
-                now,
-                {"license_id": license_id, "kid": ring.current},
-                fulfilment=sealed,
-            )
-            return record
-        except StateConflict:
-            continue
+        if delivered.codes[record.unit] != text:
+            codes = [*delivered.codes]
+            codes[record.unit] = text
+            sealed = seal_fulfilment(delivered.model_copy(update={"codes": codes}), order.order_id, cipher)
+            try:
+                data = {"license_id": license_id, "kid": ring.current}
+                ports.orders.note(order, "license.reissued", now, data, fulfilment=sealed)
+            except StateConflict:
+                continue  # changed meanwhile (or this write applied, its answer lost): read it again
+        # The order shows this text (by this call, by one whose answer was lost, or one beside it): only
+        # now does the record name its key, so a reissue that failed never looks done.
+        if record.kid != ring.current:
+            ports.licenses.resigned(license_id, ring.current)
+        return dataclasses.replace(record, kid=ring.current)
     raise StateConflict(f"order {record.order_id} kept changing; try again")

@@ -100,7 +100,7 @@ def checkout(
     unpaid_units: int = 20,
     ciphers: Ciphers | None = None,
     screen: CheckoutScreen | None = None,
-    made: Callable[[str], int] | None = None,
+    left: Callable[[Product], int | None] | None = None,
 ) -> Checkout:
     """Validate, screen, reserve, create. An error before the reservation leaves nothing behind (a
     refusal by the risk rules included: 403 `risk_blocked`); a retry with the same Idempotency-Key
@@ -121,7 +121,7 @@ def checkout(
         raise NotFound("no such product", code="product_not_found")
     product.check_quantity(request.quantity)
     product.total_for(request.quantity)  # checked before any write: nothing is half-done after an error
-    _within_cap(product, request.quantity, made)
+    _within_cap(product, request.quantity, left)
     values = check_input(product.buyer_input, request.buyer_input)
     if providers(request.provider) is None:
         raise Invalid(
@@ -175,18 +175,20 @@ def checkout(
     return _with_payment(order, token, providers, public_base_url)
 
 
-def _within_cap(product: Product, quantity: int, made: Callable[[str], int] | None) -> None:
+def _within_cap(product: Product, quantity: int, left: Callable[[Product], int | None] | None) -> None:
     """A capped generated product that has made its cap (or would pass it with this order) is sold out:
-    refused before the buyer pays. One consistent read, for capped products only. Not a reservation:
+    refused before the buyer pays. From the count as this process read it within PRODUCT_CACHE_SECONDS
+    (the one item is not read per order: no hot key), for capped products only. Not a reservation:
     orders paid at once may still pass the cap together, and the delivery's exact count then gives the
     last ones the product's `when_undeliverable` (docs/licenses.md "Generated delivery")."""
-    cap = product.cap
-    if cap is None or made is None:
+    if product.cap is None or left is None:
         return
-    left = max(0, cap - made(product.product_id))
-    if quantity > left:
+    remaining = left(product)
+    if remaining is not None and quantity > remaining:
         raise OutOfStock(
-            "sold out: this product makes no more codes" if left == 0 else f"only {left} more can be made"
+            "sold out: this product makes no more codes"
+            if remaining == 0
+            else f"only {remaining} more can be made"
         )
 
 

@@ -148,7 +148,7 @@ def _checkout(request: CheckoutRequest, idempotency_key: str | None, ports: Port
         token_secret=config.order_token_secret,
         ciphers=ports.ciphers,
         screen=ports.screen_checkout,
-        made=ports.made.made if ports.made is not None else None,
+        left=ports.levels.left,
     )
 
 

@@ -9,17 +9,21 @@ A rotated-out key keeps only its public half: what verification needs.
   once, one wins and the other reads the winner's, so a merchant never has two current keys.
 - Rotated with one write conditional on the version read. A retried rotation whose first answer was
   lost finds its own key current (done); a rotation that lost to another takes the other's.
+- Kept per process for `cache_seconds` (LICENSE_KEY_CACHE_SECONDS, 30 by default): an old keyring
+  only signs with a key that stays published, so a container that has not seen a rotation yet still
+  signs licenses that verify.
 - A rotated-out key is retired (a key that leaked) with one write conditional on the version read: its
   public half is dropped, its id and time kept in `retired`, so a retried retirement is found done.
-- Kept per process for KEYRING_CACHE_SECONDS: an old keyring only signs with a key that stays
-  published, so a container that has not seen a rotation yet still signs licenses that verify.
+  Not before `cache_seconds` (and a margin for clocks) after the last rotation: until then a process
+  may still sign with the key rotated out, and what it signed would not verify.
 """
 
 import base64
 import json
+import math
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import PutError, UpdateError
@@ -27,7 +31,7 @@ from pynamodb.models import Model
 
 from shared.errors import StateConflict
 from shared.licenses import Keyring, public_bytes, public_key, seal_private_key, unseal_private_key
-from shared.licensing import LicenseKeyCurrent, LicenseKeyUnknown
+from shared.licensing import LicenseKeyCurrent, LicenseKeyRecent, LicenseKeyUnknown
 from shared.orders import utcnow
 from shared.ports import Ciphers
 from shared.store.errors import condition_failed
@@ -35,6 +39,7 @@ from shared.store.errors import condition_failed
 KEYRING_CACHE_SECONDS = 30.0
 KEPT = 1024  # merchants one process keeps keyrings of
 ROTATE_ROUNDS = 3
+CLOCK_MARGIN_SECONDS = 2.0  # between the clocks of the process that rotated and the one retiring
 
 
 class KeyringItem(Model):
@@ -128,9 +133,9 @@ class LicenseKeyStore:
                 now = self._item(merchant_id)
                 if now is not None and now.current == kid:
                     break  # this very write, retried by the SDK after its answer was lost
-                if now is not None and int(now.version) > int(item.version):
+                if now is not None and now.current != item.current:
                     break  # another rotation won: a fresh key is current either way
-                continue
+                continue  # changed otherwise (a key retired): rotate what it is now
             break
         else:
             raise StateConflict(f"the license keys of merchant {merchant_id} kept changing; try again")
@@ -141,7 +146,9 @@ class LicenseKeyStore:
     def retire(self, merchant_id: str, kid: str, now: datetime) -> Keyring:
         """`kid` no longer published: every license and activation it signed stops verifying, here at
         once and in other processes within KEYRING_CACHE_SECONDS. Retiring it again changes nothing.
-        LicenseKeyUnknown if the merchant never had it; LicenseKeyCurrent if it signs now."""
+        LicenseKeyUnknown if the merchant never had it; LicenseKeyCurrent if it signs now;
+        LicenseKeyRecent within the keep time (and a margin) of the last rotation, while a process may
+        still sign with the key it rotated out."""
         for _ in range(ROTATE_ROUNDS):
             item = self._item(merchant_id)
             retired = _retired(item)
@@ -152,6 +159,15 @@ class LicenseKeyStore:
                 raise LicenseKeyUnknown("no such license key of yours")
             if kid == ring.current:
                 raise LicenseKeyCurrent(f"key {kid} signs your licenses now: rotate first, then retire it")
+            rotated = item.rotated_at or item.created_at
+            settled = rotated + timedelta(seconds=self._seconds + CLOCK_MARGIN_SECONDS)
+            if now < settled:
+                wait = math.ceil((settled - now).total_seconds())
+                raise LicenseKeyRecent(
+                    f"the keys were rotated moments ago and a process may still sign with the key rotated "
+                    f"out: retire it in {wait} s",
+                    retry_after=wait,
+                )
             kept = ring.retire(kid)
             try:
                 KeyringItem(pk=item.pk).update(

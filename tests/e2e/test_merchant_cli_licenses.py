@@ -7,6 +7,7 @@ import pytest
 
 from infra.merchant import cli
 from shared.adapters import merchants as merchant_store
+from tests.support import poll
 
 pytestmark = pytest.mark.e2e
 
@@ -72,7 +73,11 @@ def test_licenses_are_listed_shown_revoked_reinstated_reissued_and_keys_rotated_
     assert after["current"] != before["current"]
     assert [k["kid"] for k in after["keys"]] == [before["current"], after["current"]]
 
-    # The old key leaked: retired (safe to run again), then the license it signed reissued.
+    # The old key leaked: retired (safe to run again) once every process has seen the rotation (1 s +
+    # 2 s here), then the license it signed reissued.
+    code, out, err = run(shop, "license-keys", "retire", before["current"], key=key)
+    assert code == 1 and "license_key_recent" in err, err
+    poll(lambda: run(shop, "license-keys", "retire", before["current"], key=key)[0] == 0 or None, deadline=10)
     for _ in range(2):
         code, out, err = run(shop, "license-keys", "retire", before["current"], key=key)
         assert code == 0, err

@@ -108,6 +108,6 @@ class FakeLicenseKeys(Hooked):
         self.rings[merchant_id] = self.signing(merchant_id).rotate()
         return self.rings[merchant_id]
 
-    def retire(self, merchant_id: str, kid: str) -> Keyring:
+    def retire(self, merchant_id: str, kid: str, now: datetime) -> Keyring:
         self.rings[merchant_id] = self.signing(merchant_id).retire(kid)
         return self.rings[merchant_id]

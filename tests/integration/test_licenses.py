@@ -24,7 +24,7 @@ from shared.licenses import (
     verify_license,
 )
 from shared.licenses.text import decode, encode
-from tests.support import stored_order
+from tests.support import poll, stored_order
 
 THREADS = 50
 
@@ -378,8 +378,9 @@ def test_a_keyring_made_rotated_or_retired_by_a_write_whose_answer_was_lost_chan
     stored = LicenseKeyStore(cipher).keyring(merchant, fresh=True)
     assert stored.kids == (ring.current, rotated.current)  # one rotation, not two
     assert stored.current == rotated.current
+    a_minute_on = datetime.now(UTC) + timedelta(minutes=1)  # every process has seen the rotation
     with lost_answer("UpdateItem", keyring) as retired_fault:
-        LicenseKeyStore(cipher).retire(merchant, ring.current, datetime.now(UTC))
+        LicenseKeyStore(cipher).retire(merchant, ring.current, a_minute_on)
     assert (retired_fault.hits, retired_fault.seen) == (1, 2)
     assert LicenseKeyStore(cipher).keyring(merchant, fresh=True).kids == (rotated.current,)
     assert list(LicenseKeyStore(cipher).retired(merchant)) == [ring.current]  # retired once
@@ -447,6 +448,13 @@ def test_a_leaked_key_retired_stops_what_it_signed_and_a_reissue_gives_the_buyer
     assert theirs.json() == nobodys.json()
     assert verify_license(text, Keyring.from_jwks(_jwks(shop, merchant)), now=datetime.now(UTC)).kid == leaked
 
+    # Right after the rotation a process may still sign with the leaked key: not yet (1 s + 2 s here).
+    early = shop.merchant("POST", f"/merchant/license-keys/{leaked}/retire", key=key)
+    assert _error(early) == (409, "license_key_recent") and int(early.headers["Retry-After"]) <= 3
+    poll(
+        lambda: shop.merchant("POST", f"/merchant/license-keys/{leaked}/retire", key=key).ok or None,
+        deadline=10,
+    )
     for _ in range(2):  # sent again, changes nothing
         retired = shop.merchant("POST", f"/merchant/license-keys/{leaked}/retire", key=key)
         assert retired.status_code == 200, retired.text
@@ -479,3 +487,29 @@ def test_a_leaked_key_retired_stops_what_it_signed_and_a_reissue_gives_the_buyer
     assert (again.status_code, again.json()["activations"]) == (200, 1)
     reissues = [e for e in stored_order(order["order_id"]).history if e.type == "license.reissued"]
     assert [e.data for e in reissues] == [{"license_id": license["license_id"], "kid": fresh}]
+
+
+def test_a_reissue_signs_with_the_key_current_now_not_one_its_process_kept(shop):
+    import dataclasses
+
+    from functions.merchant.reissue import reissue_license
+    from shared.adapters import cipher, merchants, ports
+    from shared.store.license_keys import LicenseKeyStore
+
+    merchant, key = merchants().create_merchant("Stale keyring")
+    order, (text,) = _bought(shop, _license_product(shop, key=key, max_machines=1))
+    kept = LicenseKeyStore(cipher)  # a container that read the keys before the rotation, for 30 s
+    leaked = kept.signing(merchant).current
+    elsewhere = LicenseKeyStore(cipher, cache_seconds=0)
+    fresh = elsewhere.rotate(merchant).current
+    elsewhere.retire(merchant, leaked, datetime.now(UTC) + timedelta(minutes=1))
+    assert kept.signing(merchant).current == leaked  # what this process would still sign with
+
+    (license_id,) = stored_order(order["order_id"]).history[-1].data["licenses"]
+    now = datetime.now(UTC)
+    record = reissue_license(merchant, license_id, dataclasses.replace(ports(), license_keys=kept), now)
+
+    (shown,) = [item["code"] for item in shop.wait_for(order, "DELIVERED")["items"]]
+    assert record.kid == fresh and shown != text
+    published = Keyring.from_jwks(elsewhere.keyring(merchant, fresh=True).jwks())
+    assert verify_license(shown, published, now=now).kid == fresh

@@ -63,7 +63,9 @@ def buy(
         caps=caps,
         token_secret="test-token-secret-0001",
         unpaid_units=unpaid_units,
-        made=lambda product_id: (made or {}).get(product_id, 0),  # codes a capped product made
+        left=lambda product: (
+            None if product.cap is None else product.cap - (made or {}).get(product.product_id, 0)
+        ),
     )
 
 

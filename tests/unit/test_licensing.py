@@ -28,7 +28,7 @@ from shared.licensing import (
 )
 from shared.orders import Order, Status
 from shared.refunds import confirm_refund
-from tests.fakes import MERCHANT_ID, FakePorts, fake_ports, raises, stored
+from tests.fakes import MERCHANT_ID, FakePorts, fake_ports, history, raises, stored
 from tests.fakes.licenses import FakeLicenseKeys, FakeLicenses
 
 
@@ -192,7 +192,7 @@ def _leaked(fakes: FakePorts) -> tuple[str, Keyring]:
     """The merchant's first key leaked: rotated out and retired. (its id, the keyring now)"""
     old = fakes.license_keys.signing(MERCHANT_ID).current
     fakes.license_keys.rotate(MERCHANT_ID)
-    return old, fakes.license_keys.retire(MERCHANT_ID, old)
+    return old, fakes.license_keys.retire(MERCHANT_ID, old, fakes.clock())
 
 
 def test_a_reissued_license_is_the_same_license_under_the_current_key_and_the_order_shows_it(fakes):
@@ -244,3 +244,19 @@ def test_a_reissue_is_refused_for_a_revoked_license_a_refunded_order_and_another
     with pytest.raises(LicenseRevoked):
         reissue_license(MERCHANT_ID, kept, fakes, fakes.clock())
     assert _shown(fakes, order) == shown
+
+
+def test_a_license_whose_order_is_no_longer_delivered_is_not_reissued(fakes):
+    order = _delivered_sealed(fakes, quantity=1)
+    license_id = license_id_for(order.order_id, 0)
+    fakes.licenses.before("revoke", raises(RuntimeError("throttled")))  # the refund's revocation fails
+    refund_order(MERCHANT_ID, order.order_id, "asked", fakes, fakes.clock())
+    assert (
+        stored(fakes, order).status == Status.REFUNDING
+        and fakes.licenses.records[license_id].status == "active"
+    )
+    shown = _shown(fakes, order)
+    with pytest.raises(StateConflict) as refused:
+        reissue_license(MERCHANT_ID, license_id, fakes, fakes.clock())
+    assert refused.value.code == "order_not_delivered"
+    assert _shown(fakes, order) == shown and "license.reissued" not in history(fakes, order)
