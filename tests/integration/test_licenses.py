@@ -513,3 +513,34 @@ def test_a_reissue_signs_with_the_key_current_now_not_one_its_process_kept(shop)
     assert record.kid == fresh and shown != text
     published = Keyring.from_jwks(elsewhere.keyring(merchant, fresh=True).jwks())
     assert verify_license(shown, published, now=now).kid == fresh
+
+
+def test_a_rotation_racing_a_retirement_still_makes_a_fresh_key(runtime):
+    from shared.adapters import cipher, merchants
+    from shared.store.license_keys import KeyringItem, LicenseKeyStore
+
+    class Interleaved(LicenseKeyStore):
+        """Runs `between` once, after the rotation read the keyring and before it writes."""
+
+        def __init__(self, between) -> None:
+            super().__init__(cipher, cache_seconds=0)
+            self._between = between
+
+        def _open(self, merchant_id: str, item: KeyringItem):
+            ring = super()._open(merchant_id, item)
+            between, self._between = self._between, None
+            if between is not None:
+                between()
+            return ring
+
+    merchant, _ = merchants().create_merchant("Rotation racing a retirement")
+    other = LicenseKeyStore(cipher, cache_seconds=0)
+    first = other.signing(merchant).current
+    second = other.rotate(merchant).current
+    a_minute_on = datetime.now(UTC) + timedelta(minutes=1)
+
+    third = Interleaved(lambda: other.retire(merchant, first, a_minute_on)).rotate(merchant).current
+
+    stored = other.keyring(merchant, fresh=True)
+    assert third not in (first, second) and stored.current == third  # rotated, not taken for done
+    assert stored.kids == (second, third) and list(other.retired(merchant)) == [first]
