@@ -16,7 +16,9 @@ smallest standard alphabet that holds the whole key, over the shortest block the
 So base64url of 16 random bytes (22 symbols: 132) and hex of 16 random bytes (32 digits: 128) pass,
 and so do longer ones; `order-1`, `12345`, a timestamp, a counter or a UUID do not (a v4 has 122
 random bits; a v1, v6 or v7 is mostly a clock, and a v3 or v5 a hash of a name). A UUID written
-without its hyphens is 32 hex digits and passes: from the key alone it cannot be told apart. A key must also vary: its characters,
+without its hyphens is 32 hex digits and passes: from the key alone it cannot be told apart. (Hex of 16
+random bytes that happens to hold only 0-9, 1 time in 3.4 million, reads as a decimal number, 106 bits,
+and is refused: the client sends another key.) A key must also vary: its characters,
 and the steps between neighbouring ones, each spread over at least VARIETY_BITS (length × the entropy
 of their own distribution), so `aaaa…b` and `abcdefgh…` are refused however long they are. Random
 keys clear that floor: a UUID's spread is ~115 bits, base64url of 16 bytes ~90 (none under 70 in

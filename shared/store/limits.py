@@ -30,6 +30,7 @@ import json
 import random
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
@@ -46,10 +47,11 @@ from shared.store.errors import condition_failed
 
 MAX_COUNTED = 1000  # payments (or look-ups) one counter counts in its day (or hour)
 HOLD_SK = "units"  # the sort key of a client's unit holds on a product; a Ticket with it names one
-# Read-and-write rounds a hold tries when the same client's checkouts collide (buyers behind one
-# address in a flash sale), each after a jittered pause growing to HOLD_PAUSE_SECONDS: colliding
-# writers spread out instead of meeting again, and each round lets at least one of them through.
-HOLD_ATTEMPTS = 16
+# How long a hold tries read-and-write rounds when the same client's checkouts collide (buyers behind
+# one address in a flash sale), each after a jittered pause growing to HOLD_PAUSE_SECONDS: colliding
+# writers spread out instead of meeting again, and each round lets at least one of them through. A
+# time, not a count of rounds: on a loaded machine (or a slow store) rounds take longer, not fewer win.
+HOLD_SECONDS = 3.0
 HOLD_PAUSE_SECONDS = 0.05
 
 
@@ -191,8 +193,7 @@ class LimitStore:
         The entry is the call's own (`<order>#<call>`): twin checkouts with one Idempotency-Key each
         hold theirs, and the one that does not create the order gives back only its own."""
         mail, entry = buyer_key("email", email), f"{order_id}#{call}"
-        for attempt in range(HOLD_ATTEMPTS):
-            _pause(attempt)
+        for _ in _rounds():
             held = self.holds(product_id, client, int(time.time()))
             if entry in held.entries:  # this very write, retried by the SDK after its answer was lost
                 return hold_ticket(product_id, client)
@@ -206,8 +207,7 @@ class LimitStore:
 
     def _unhold(self, pk: str, order_id: str, call: str | None) -> None:
         """Remove the order's entries (only the call's own, given `call`), expired ones with them."""
-        for attempt in range(HOLD_ATTEMPTS):
-            _pause(attempt)
+        for _ in _rounds():
             try:
                 item = HoldsItem.get(pk, HOLD_SK, consistent_read=True)
             except HoldsItem.DoesNotExist:
@@ -279,10 +279,16 @@ class LimitStore:
         return _add_within(count, limit, (hour + 2) * 3600)
 
 
-def _pause(attempt: int) -> None:
-    """Before a hold's next round (none before the first): a random pause, longer each round."""
-    if attempt:
-        time.sleep(random.uniform(0, min(HOLD_PAUSE_SECONDS, 0.005 * 2**attempt)))  # noqa: S311 - jitter
+def _rounds() -> Iterator[int]:
+    """A hold's rounds until HOLD_SECONDS have passed (at least one), each but the first after a random
+    pause, longer each round."""
+    deadline = time.monotonic() + HOLD_SECONDS
+    attempt = 0
+    while attempt == 0 or time.monotonic() < deadline:
+        if attempt:
+            time.sleep(random.uniform(0, min(HOLD_PAUSE_SECONDS, 0.005 * 2**attempt)))  # noqa: S311 - jitter
+        yield attempt
+        attempt += 1
 
 
 def _add_within(count: DailyCount, limit: int, expires: int, take_back_on_error: bool = True) -> bool:
