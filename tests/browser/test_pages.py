@@ -5,17 +5,15 @@ arrive without a reload, copy and download it, the sold-out and expired states, 
 import http.server
 import re
 import threading
-from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
 
-from functions.reconcile.expiry import expire_reservations
-from shared.adapters import allocation, orders
+from shared.adapters import orders
 from shared.orders import utcnow
 from tests.browser.conftest import snap
 from tests.integration.test_buyer_mail import wait_for_mail
-from tests.support import new_codes
+from tests.support import expire_all, new_codes
 
 pytestmark = pytest.mark.e2e
 
@@ -123,7 +121,7 @@ def test_an_order_that_expires_while_its_page_is_open_says_so(shop, browse):
     page.goto(f"{shop.url}/o/{order['order_id']}#token={order['access_token']}")
     expect(page.locator("#status")).to_have_text("等待付款")
 
-    expire_reservations(orders(), allocation(), utcnow() + timedelta(minutes=16))
+    expire_all()
 
     expect(page.locator("#status")).to_have_text("已过期", timeout=20_000)
     expect(page.locator("#explain")).to_have_text("订单未在时限内付款，已过期，未扣款。")

@@ -10,16 +10,15 @@ from datetime import timedelta
 import pytest
 
 from functions.reconcile.audit import audit_stock
-from functions.reconcile.expiry import expire_reservations
 from functions.reconcile.run import reconcile as reconcile_run
 from shared import faults
-from shared.adapters import allocation, orders, stock_upkeep
+from shared.adapters import orders, stock_upkeep
 from shared.adapters import products as product_store
 from shared.orders import utcnow
 from shared.settings import settings
 from tests.integration.test_reconcile import lose_every_redrive
 from tests.integration.test_refunds import paid_not_delivered, refund
-from tests.support import new_codes, poll, stored_order
+from tests.support import expire_all, new_codes, poll, stored_order
 
 pytestmark = pytest.mark.e2e
 GRACE = timedelta(minutes=6)
@@ -60,7 +59,7 @@ def giving_back(shop):
     and dies while giving the fresh piece back."""
     product_id = shop.new_product(new_codes(1), shards=1, max_per_order=2, sales_per_code=2)
     shop.buy(product_id)
-    expire_reservations(orders(), allocation(), now=utcnow() + timedelta(minutes=16))  # copy 0 to the pool
+    expire_all()  # copy 0 to the pool
     assert shop.checkout(product_id, 2).status_code == 500
     settle(timedelta(minutes=20))  # the fresh copy it held comes back
     for _ in range(2):
@@ -74,7 +73,7 @@ def late_payment(shop):
     """Paid after its reservation expired: re-reserved from other stock, across a crash."""
     product_id = shop.new_product(new_codes(3), shards=1)
     order = shop.buy(product_id)
-    expire_reservations(orders(), allocation(), now=utcnow() + timedelta(minutes=16))
+    expire_all()
     payment = shop.payment_event(order)
     assert shop.callback(payment).status_code == 500
     assert shop.callback(payment).json()["outcome"] == "applied"  # the provider's retry

@@ -8,14 +8,13 @@ from datetime import timedelta
 
 import pytest
 
-from functions.reconcile.expiry import expire_reservations
 from functions.reconcile.run import reconcile
-from shared.adapters import allocation, orders, payment_events
+from shared.adapters import payment_events
 from shared.orders import utcnow
 from shared.settings import settings
 from tests.providers import Callback
 from tests.providers.sandbox import Kit as SandboxKit
-from tests.support import new_codes, poll, stored_order
+from tests.support import expire_all, new_codes, poll, stored_order
 
 pytestmark = pytest.mark.e2e
 
@@ -221,7 +220,7 @@ def test_a_lost_callback_is_found_by_asking_the_provider_and_counts_once(shop, k
 def test_a_payment_that_cannot_be_fulfilled_is_refunded_through_its_provider_once(shop, kit):
     product_id = shop.new_product(new_codes(1), shards=1, currency=kit.currency)
     order = {**shop.checkout(product_id, provider=kit.name).json(), "product_id": product_id}
-    expire_reservations(orders(), allocation(), now=utcnow() + timedelta(minutes=16))
+    expire_all()
     assert shop.checkout(product_id).status_code == 201  # the only code goes to someone else
     paid = post(shop, kit, kit.paid(order))  # the buyer paid just as the reservation ran out
     assert kit.acknowledged(paid.status_code, paid.content), paid.text

@@ -4,10 +4,9 @@ of open orders, and claims younger than the grace period, are never taken."""
 from datetime import timedelta
 
 from functions.reconcile.burned import GRACE_SECONDS, return_burned_slots
-from functions.reconcile.expiry import expire_reservations
 from shared.adapters import allocation, orders, stock_upkeep
 from shared.orders import utcnow
-from tests.support import new_codes, stored_order
+from tests.support import expire_all, new_codes, stored_order
 
 T0 = utcnow()  # one clock for the whole test: an audit over many products can take seconds
 
@@ -43,9 +42,7 @@ def test_a_burned_slot_returns_after_the_grace_period_and_open_orders_keep_their
 def test_a_returned_slot_claimed_by_a_checkout_that_died_comes_back(shop):
     product_id = shop.new_product(new_codes(2), shards=1, max_per_order=2)
     abandoned = shop.buy(product_id)
-    expire_reservations(
-        orders(), allocation(), now=utcnow() + timedelta(minutes=16)
-    )  # its slot goes to the pool
+    expire_all()  # its slot goes to the pool
     # A checkout for 2 takes the pooled slot and the fresh one, then dies before writing its order.
     pieces = allocation().claim(product_id, 1, 2, order_id="ord_" + "e" * 20)
     assert sum(p.count for p in pieces) == 2

@@ -4,16 +4,15 @@ from stock if any is left, else the order goes to REFUNDING with the payment kep
 import threading
 from datetime import timedelta
 
-from functions.reconcile.expiry import expire_reservations
-from shared.adapters import allocation, orders, payment_events
+from shared.adapters import allocation, payment_events
 from shared.orders import utcnow
-from tests.support import new_codes, stored_order
+from tests.support import expire_all, new_codes, stored_order
 
 AFTER_EXPIRY = timedelta(minutes=16)
 
 
 def expire_now() -> tuple[int, int]:
-    return expire_reservations(orders(), allocation(), now=utcnow() + AFTER_EXPIRY)
+    return expire_all(utcnow() + AFTER_EXPIRY)
 
 
 def levels(shop, product_id):

@@ -9,21 +9,18 @@ never assumed: a count is bounded by the time the calls took, a change is polled
 import math
 import threading
 import time
-from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from functions.notify import webhooks
-from functions.reconcile.expiry import expire_reservations
 from shared import notify
-from shared.adapters import allocation, orders
 from shared.adapters import merchants as merchant_store
 from shared.adapters import webhooks as webhook_store
 from shared.orders import utcnow
 from shared.settings import settings
 from tests.faults_aws import on_table, watched
-from tests.support import new_codes, poll
+from tests.support import expire_all, new_codes, poll
 
 N = 20
 
@@ -38,8 +35,7 @@ def expire_afterwards(runtime):
     """These tests leave many unpaid orders; expire them, so a later test's one expiry run (100 orders
     at most, oldest first) still reaches its own."""
     yield
-    while expire_reservations(orders(), allocation(), now=utcnow() + timedelta(minutes=16))[0]:
-        pass
+    expire_all()
 
 
 def at_most_once_per_ttl(elapsed: float, seconds: float) -> int:

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 
 import boto3
 
-from functions.reconcile.expiry import expire_reservations
 from functions.reconcile.lost_payments import recover_payments
 from functions.reconcile.redrive import redrive_paid
 from functions.reconcile.run import reconcile
@@ -22,7 +21,7 @@ from shared.providers.registry import provider
 from shared.settings import settings
 from shared.settlement import apply_payment
 from tests.integration.test_deliver import mark_paid_without_enqueueing
-from tests.support import new_codes, poll, stored_order
+from tests.support import expire_all, new_codes, poll, stored_order
 
 
 class LostQueue:
@@ -277,7 +276,7 @@ def test_the_same_late_payment_reported_twice_is_owed_back_once(runtime, shop):
     order = shop.buy(product_id)
     shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY", callback=False)
     (payment_id,) = shop.runtime.sandbox.payments_for(order["order_id"])
-    expire_reservations(orders(), allocation(), now=utcnow() + timedelta(minutes=16))
+    expire_all()
     shop.buy(product_id)  # the only code goes to someone else
     (found,) = provider("sandbox").query(order["order_id"])
 
@@ -302,7 +301,7 @@ def test_a_provider_that_does_not_answer_is_asked_once_per_run_and_the_run_goes_
 
     now = utcnow() + timedelta(minutes=16)
     recovered, _ = recover_payments(orders(), lambda _: Down(), apply_recovered, now)
-    expired, _ = expire_reservations(orders(), allocation(), now)
+    expired, _ = expire_all(now)
 
     assert recovered == 0 and len(asked) == 1
     assert all(stored_order(o["order_id"]).status == "EXPIRED" for o in unpaid)

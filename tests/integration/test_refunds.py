@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 
-from functions.reconcile.expiry import expire_reservations
 from functions.reconcile.run import reconcile
 from functions.storefront.checkout import CheckoutRequest, checkout
 from shared import faults
@@ -19,14 +18,14 @@ from shared.orders import Payment, utcnow
 from shared.providers import ProviderUnavailable
 from shared.refunds import MAX_REFUND_ATTEMPTS, refund_id_for
 from shared.settings import settings
-from tests.support import new_codes, poll, stored_order
+from tests.support import expire_all, new_codes, poll, stored_order
 
 
 def paid_after_it_sold_out(shop) -> tuple[dict, str]:
     """An order paid after its reservation expired and its only code went to someone else: REFUNDING."""
     product_id = shop.new_product(new_codes(1), shards=1)
     order = shop.buy(product_id)
-    expire_reservations(orders(), allocation(), now=utcnow() + timedelta(minutes=16))
+    expire_all()
     shop.buy(product_id)  # the code goes to another buyer
     assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
     (payment_id,) = shop.runtime.sandbox.payments_for(order["order_id"])

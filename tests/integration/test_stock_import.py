@@ -12,15 +12,14 @@ import requests
 
 from functions.merchant.stock import EXPORT_AUDIT
 from functions.reconcile.audit import audit_stock
-from functions.reconcile.expiry import expire_reservations
-from shared.adapters import allocation, ops, orders, stock_changes, stock_upkeep
 from shared.adapters import merchants as merchant_store
+from shared.adapters import ops, orders, stock_changes, stock_upkeep
 from shared.adapters import products as product_store
 from shared.orders import utcnow
 from shared.store.stock.changes import StockChanges
 from shared.store.stock.items import NewCode
 from shared.store.stock.removal import StockRemoval
-from tests.support import new_codes
+from tests.support import expire_all, new_codes
 
 AFTER_EXPIRY = timedelta(minutes=16)
 
@@ -272,7 +271,7 @@ def test_a_returned_code_can_be_removed_where_it_lies(shop):
     shop.buy(product_id)
     [fresh] = export(shop, product_id)
     [pooled] = set(codes) - {fresh}
-    expire_reservations(orders(), allocation(), now=utcnow() + AFTER_EXPIRY)
+    expire_all(utcnow() + AFTER_EXPIRY)
     assert sorted(export(shop, product_id)) == sorted(codes)  # back in stock, in the returned pool
 
     assert remove(shop, product_id, [pooled]).json() == {"removed": 1, "not_found": [], "not_available": []}
