@@ -514,28 +514,20 @@ def test_shop_set_refuses_to_undo_a_change_made_since_it_read_and_says_how_to_re
 
 
 def test_stock_levels_of_a_generated_product_show_its_cap_made_and_left(shop):
-    created = shop.merchant(
-        "POST",
-        "/merchant/products",
-        json={
-            "name": "Gift card",
-            "price": {"amount": 500, "currency": "CNY"},
-            "delivery": "generated",
-            "generated": {"pattern": "GIFT-XXXX-XXXX-XXXX", "cap": 4},
-        },
-    )
-    assert created.status_code == 201, created.text
-    order = shop.buy(created.json()["id"], 3)
+    from tests.integration.test_generated import generated_product
+
+    product_id = generated_product(shop, "GIFT-XXXX-XXXX-XXXX", cap=4)
+    order = shop.buy(product_id, 3)
     assert shop.runtime.sandbox.pay(order["order_id"], order["total"]["amount"], "CNY")
     shop.wait_for(order, "DELIVERED")
-    code, out, _ = run(shop, "stock", "levels", "--product", created.json()["id"])
+    code, out, _ = run(shop, "stock", "levels", "--product", product_id)
     assert code == 0
     assert out.splitlines() == [f"{'cap':<10} {4:>10}", f"{'made':<10} {3:>10}", f"{'left':<10} {1:>10}"]
     uncapped = shop.merchant(
         "PATCH",
-        f"/merchant/products/{created.json()['id']}",
+        f"/merchant/products/{product_id}",
         json={"generated": {"pattern": "GIFT-XXXX-XXXX-XXXX"}},
     )
     assert uncapped.status_code == 200, uncapped.text
-    code, out, _ = run(shop, "stock", "levels", "--product", created.json()["id"])
+    code, out, _ = run(shop, "stock", "levels", "--product", product_id)
     assert (code, out.strip()) == (0, "codes are made per order, without a cap: never sold out")
